@@ -1,0 +1,132 @@
+// The FederatedJob spec: one typed, validated value parsed from the job file.
+//
+// The job file is the user's contract: the same YAML is `kubectl apply`-ed and
+// run with `braid run`. Every consumer (CLI, aggregator, worker, operator) reads
+// it through ParseJobFile/ParseJobYaml, so defaults and validation live here
+// only.
+#ifndef BRAID_CORE_SPEC_H_
+#define BRAID_CORE_SPEC_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace braid::spec {
+
+// One validation problem, with the path of the offending field in the job,
+// e.g. {"spec.tenants[1].data.path", "no such file: data/x.csv"}.
+struct FieldError {
+  std::string path;
+  std::string message;
+  std::string ToString() const { return path + ": " + message; }
+};
+
+// Where a tenant's (or the pooled evaluation) data lives. Exactly one of
+// `path` or `claim_name` is set. Relative paths are resolved against the
+// directory of the job file (see ResolvedPath).
+struct DataSource {
+  std::string path;        // local file; "" when a PVC is used
+  std::string claim_name;  // persistentVolumeClaim.claimName (Kubernetes only)
+  std::string sub_path;    // persistentVolumeClaim.subPath (optional)
+};
+
+struct Tenant {
+  std::string name;       // DNS-1123 label, unique within the job
+  std::string namespace_; // Kubernetes namespace; "" = the job's namespace
+  int replicas = 1;       // workers for this tenant; each trains on a 1/replicas shard
+  DataSource data;
+};
+
+struct MlpModel {
+  std::vector<int> hidden = {64, 64};  // hidden layer widths; each 1..65536
+  int num_classes = 2;                 // >= 2
+};
+
+struct Model {
+  std::string kind = "mlp";  // "mlp" (llama, gpt2 come later)
+  MlpModel mlp;
+};
+
+// How worker processes read their tabular data.
+struct DataSchema {
+  std::string format = "csv";          // only "csv"
+  std::vector<std::string> features;   // column names, non-empty, unique
+  std::string label = "label";         // integer class column, 0..num_classes-1
+  double eval_fraction = 0.2;          // (0, 0.9]: local eval split of each tenant
+};
+
+struct Strategy {
+  std::string name = "fedavg";   // only "fedavg"
+  int rounds = 10;               // 1..100000
+  int min_clients = 1;           // >= 1; <= total replicas
+  double fraction_fit = 1.0;     // (0, 1]
+  double round_timeout_seconds = 300;  // "30s", "5m", "1h30m" in YAML; > 0
+};
+
+struct Training {
+  int local_epochs = 1;          // 1..10000
+  int batch_size = 32;           // 1..1048576
+  double learning_rate = 0.01;   // (0, 10]
+  std::string optimizer = "sgd"; // "sgd" | "adam"
+  int64_t seed = 0;              // makes init, shuffling and splits reproducible
+};
+
+struct Evaluation {
+  DataSource pooled;             // optional pooled held-out set (path empty = none)
+};
+
+struct JobSpec {
+  std::string api_version;       // "braid.dev/v1alpha1"
+  std::string kind;              // "FederatedJob"
+  std::string name;              // metadata.name, DNS-1123 label
+  std::string namespace_;        // metadata.namespace, default "default"
+  std::string base_dir;          // directory of the job file; "" for in-memory YAML
+  Model model;
+  DataSchema data;
+  Strategy strategy;
+  Training training;
+  Evaluation evaluation;
+  std::vector<Tenant> tenants;   // non-empty, names unique
+
+  // Total worker processes: the sum of tenants[*].replicas.
+  int TotalReplicas() const;
+};
+
+// Options for parsing.
+struct ParseOptions {
+  // When true (the default), local data paths must exist and be readable
+  // files; the operator sets false because paths are resolved in pods.
+  bool check_files = true;
+};
+
+// `path` made absolute against `job.base_dir` when it is relative.
+std::string ResolvedPath(const JobSpec& job, const std::string& path);
+
+// Parses and validates YAML text. On success returns the spec with defaults
+// applied. On failure returns InvalidArgument whose message lists every
+// problem found, one "path: message" per line (all problems at once, not the
+// first). Never crashes or allocates without bound: input larger than
+// kMaxJobBytes, nesting deeper than the YAML library's guard, alias bombs and
+// oversized lists are refused with an error. `base_dir` resolves relative paths.
+absl::StatusOr<JobSpec> ParseJobYaml(std::string_view yaml, std::string_view base_dir,
+                                     const ParseOptions& options = {});
+
+// Reads `file` and calls ParseJobYaml with its directory as base_dir. A missing
+// or unreadable file is NotFound/InvalidArgument naming the file.
+absl::StatusOr<JobSpec> ParseJobFile(const std::string& file,
+                                     const ParseOptions& options = {});
+
+// The same problems as a list, for callers that print them one per line or
+// set conditions. Empty when the YAML is valid.
+std::vector<FieldError> ValidateJobYaml(std::string_view yaml, std::string_view base_dir,
+                                        const ParseOptions& options = {});
+
+inline constexpr size_t kMaxJobBytes = 1 << 20;  // 1 MiB
+inline constexpr int kMaxTenants = 1000;
+
+}  // namespace braid::spec
+
+#endif  // BRAID_CORE_SPEC_H_
