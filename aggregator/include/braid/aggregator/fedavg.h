@@ -1,0 +1,23 @@
+// FedAvg arithmetic on flat float32 buffers: the aggregator's hot loop.
+#ifndef BRAID_AGGREGATOR_FEDAVG_H_
+#define BRAID_AGGREGATOR_FEDAVG_H_
+
+#include <cstddef>
+
+namespace braid::aggregator {
+
+// sum[i] += weight * update[i] for i in [0, n), in one pass that also
+// returns sum over i of update[i]^2 (accumulated in double) so the update's
+// L2 norm costs no second pass. Memory-bound: reads update and sum once,
+// writes sum once. Buffers must not overlap. Thread-compatible: callers
+// serialize writers of the same `sum`.
+double FoldWeighted(float* sum, const float* update, size_t n, float weight);
+
+// out[i] = base[i] + sum[i] * scale for i in [0, n): turns a weighted sum of
+// deltas into the next global weights (scale = 1 / total weight). `out` may
+// alias `sum` or `base`.
+void ApplyAverage(float* out, const float* base, const float* sum, size_t n, double scale);
+
+}  // namespace braid::aggregator
+
+#endif  // BRAID_AGGREGATOR_FEDAVG_H_
