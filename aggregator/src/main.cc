@@ -1,1 +1,146 @@
-int main() { return 1; }  // replaced by the real entry point
+// braid-aggregator: serves one FederatedJob's rounds over gRPC.
+//
+// Exit status: 0 the job succeeded, 3 it failed (reason in the log and in
+// <checkpoint-dir>/state.json), 2 bad arguments or job file, 1 other errors.
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "braid/aggregator/checkpoint.h"
+#include "braid/aggregator/federation_service.h"
+#include "braid/aggregator/metrics.h"
+#include "braid/aggregator/round_engine.h"
+#include "braid/core/spec.h"
+#include "braid/core/wire_limits.h"
+
+ABSL_FLAG(std::string, job, "", "FederatedJob file (required)");
+ABSL_FLAG(std::string, checkpoint_dir, "", "directory for the checkpoint (required)");
+ABSL_FLAG(std::string, initial_model, "",
+          "safetensors file with the initial weights (when the checkpoint is empty)");
+ABSL_FLAG(std::string, listen, "127.0.0.1:0", "gRPC address; port 0 picks a free one");
+ABSL_FLAG(std::string, port_file, "", "write the bound gRPC port here");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:0", "Prometheus address; empty disables");
+ABSL_FLAG(std::string, metrics_port_file, "", "write the bound metrics port here");
+ABSL_FLAG(absl::Duration, heartbeat_interval, absl::Seconds(2), "how often workers heartbeat");
+ABSL_FLAG(absl::Duration, heartbeat_timeout, absl::Seconds(10),
+          "a worker silent this long is declared lost");
+ABSL_FLAG(absl::Duration, start_grace, absl::Seconds(10),
+          "how long a round waits for all workers before starting with minClients");
+ABSL_FLAG(int, upload_slots, 2, "updates received at once (each holds one model-sized buffer)");
+ABSL_FLAG(absl::Duration, linger, absl::Seconds(5),
+          "after the job ends, keep answering so workers learn it");
+
+namespace {
+
+volatile std::sig_atomic_t g_stop = 0;
+void OnSignal(int) { g_stop = 1; }
+
+bool WriteText(const std::string& path, const std::string& text) {
+  if (path.empty()) return true;
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << text << "\n";
+    if (!out) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+int Run() {
+  using namespace braid;
+  const std::string job_file = absl::GetFlag(FLAGS_job);
+  const std::string dir = absl::GetFlag(FLAGS_checkpoint_dir);
+  if (job_file.empty() || dir.empty()) {
+    std::cerr << "braid-aggregator: --job and --checkpoint-dir are required\n";
+    return 2;
+  }
+  spec::ParseOptions parse_options;
+  parse_options.check_files = false;  // data stays with the tenants
+  absl::StatusOr<spec::JobSpec> job = spec::ParseJobFile(job_file, parse_options);
+  if (!job.ok()) {
+    std::cerr << "braid-aggregator: " << job_file << ":\n" << job.status().message() << "\n";
+    return 2;
+  }
+  absl::StatusOr<aggregator::Checkpoint> checkpoint =
+      aggregator::Checkpoint::Open(dir, job->name, absl::GetFlag(FLAGS_initial_model));
+  if (!checkpoint.ok()) {
+    std::cerr << "braid-aggregator: " << checkpoint.status().message() << "\n";
+    return 2;
+  }
+  if (!checkpoint->state().history.empty()) {
+    std::cerr << "aggregator: resuming job " << job->name << " after round "
+              << checkpoint->state().history.back().round << " from " << dir << "\n";
+  }
+
+  aggregator::AggregatorMetrics metrics(job->name);
+  if (const std::string addr = absl::GetFlag(FLAGS_metrics_listen); !addr.empty()) {
+    absl::StatusOr<int> port = metrics.Serve(addr);
+    if (!port.ok()) {
+      std::cerr << "braid-aggregator: " << port.status().message() << "\n";
+      return 1;
+    }
+    WriteText(absl::GetFlag(FLAGS_metrics_port_file), std::to_string(*port));
+  }
+
+  aggregator::EngineOptions options;
+  options.job = job->name;
+  options.rounds = job->strategy.rounds;
+  options.min_clients = job->strategy.min_clients;
+  options.fraction_fit = job->strategy.fraction_fit;
+  options.expected_clients = job->TotalReplicas();
+  options.round_timeout = absl::Seconds(job->strategy.round_timeout_seconds);
+  options.heartbeat_timeout = absl::GetFlag(FLAGS_heartbeat_timeout);
+  options.start_grace = absl::GetFlag(FLAGS_start_grace);
+  options.upload_slots = absl::GetFlag(FLAGS_upload_slots);
+  options.seed = static_cast<uint64_t>(job->training.seed);
+  aggregator::RoundEngine engine(options, &*checkpoint, &metrics);
+  aggregator::FederationService service(job->name, &engine, &metrics,
+                                        absl::GetFlag(FLAGS_heartbeat_interval));
+
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    std::cerr << "braid-aggregator: cannot listen on " << absl::GetFlag(FLAGS_listen) << "\n";
+    return 1;
+  }
+  WriteText(absl::GetFlag(FLAGS_port_file), std::to_string(port));
+  std::cerr << "aggregator: job " << job->name << " serving on port " << port << "\n";
+
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  absl::Time ended = absl::InfiniteFuture();
+  while (!g_stop) {
+    engine.Tick();
+    if (engine.Finished() && ended == absl::InfiniteFuture()) ended = absl::Now();
+    if (absl::Now() - ended > absl::GetFlag(FLAGS_linger)) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  const aggregator::EngineStatus status = engine.Status();
+  std::cerr << "aggregator: " << status.phase << " " << status.reason << ": " << status.message
+            << "\n";
+  if (status.phase == "Failed") return 3;
+  return status.phase == "Succeeded" ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("braid-aggregator --job FILE --checkpoint-dir DIR [flags]");
+  absl::ParseCommandLine(argc, argv);
+  return Run();
+}

@@ -1,0 +1,81 @@
+// The aggregator's durable state in one directory:
+//   model.safetensors  the global weights after the last aggregated round
+//   state.json         job name, phase and the history of rounds
+// Both are replaced atomically (write, fsync, rename), so a killed
+// aggregator restarts from the last complete round and loses none.
+#ifndef BRAID_AGGREGATOR_CHECKPOINT_H_
+#define BRAID_AGGREGATOR_CHECKPOINT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "braid/core/safetensors.h"
+
+namespace braid::aggregator {
+
+// One round as the summary, status and dashboard show it.
+struct RoundRecord {
+  int round = 0;
+  int sampled = 0;
+  int participants = 0;            // FIT updates folded in
+  std::vector<std::string> tenants;  // tenants that contributed, sorted, unique
+  double train_loss = 0;           // weighted by examples
+  double eval_loss = 0;            // of the aggregated model, weighted by examples
+  double eval_accuracy = 0;
+  int64_t eval_examples = 0;       // 0 until evaluation has finished
+  bool evaluated = false;
+  double seconds = 0;              // from the round's start to its evaluation
+  int64_t bytes_up = 0;
+  int64_t bytes_down = 0;
+  double update_norm_mean = 0;     // mean L2 norm of the clients' deltas
+};
+
+struct CheckpointState {
+  std::string job;
+  std::string phase = "Pending";  // Pending | Running | Succeeded | Failed
+  std::string reason;
+  std::string message;
+  std::vector<RoundRecord> history;  // rounds 1..n in order
+};
+
+// The on-disk model plus its layout. Not thread-safe for writers; readers
+// open their own file descriptors (ReadAt), so a writer's rename never
+// disturbs a stream in progress: it keeps reading the version it opened.
+class Checkpoint {
+ public:
+  // Opens `dir` (created if missing). If it holds a checkpoint for a
+  // different job, FailedPrecondition. If it holds none, seeds it from
+  // `initial_model` (a safetensors file of F32 tensors); if that is empty
+  // too, FailedPrecondition saying what to pass.
+  static absl::StatusOr<Checkpoint> Open(const std::string& dir, const std::string& job,
+                                         const std::string& initial_model);
+
+  const std::string& model_path() const { return model_path_; }
+  const safetensors::Index& index() const { return index_; }
+  uint64_t model_bytes() const { return model_bytes_; }
+  const CheckpointState& state() const { return state_; }
+
+  // Reads `len` bytes of the flat weights (the data section) at `offset`.
+  absl::Status ReadWeights(uint64_t offset, void* out, uint64_t len) const;
+
+  // Replaces the weights with `data` (model_bytes() bytes, same layout).
+  absl::Status WriteWeights(const void* data);
+  // Replaces state.json.
+  absl::Status WriteState(const CheckpointState& state);
+
+ private:
+  std::string dir_;
+  std::string model_path_;
+  std::string state_path_;
+  safetensors::Index index_;
+  uint64_t model_bytes_ = 0;
+  std::string header_;  // the model file's bytes before its data section
+  CheckpointState state_;
+};
+
+}  // namespace braid::aggregator
+
+#endif  // BRAID_AGGREGATOR_CHECKPOINT_H_

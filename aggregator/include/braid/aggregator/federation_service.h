@@ -1,0 +1,46 @@
+// proto/braid/v1 Federation served over a RoundEngine (gRPC sync API: one
+// thread per call in flight; FIT uploads in flight are bounded by the
+// engine's upload slots, so memory is bounded however many clients wait).
+#ifndef BRAID_AGGREGATOR_FEDERATION_SERVICE_H_
+#define BRAID_AGGREGATOR_FEDERATION_SERVICE_H_
+
+#include "absl/time/time.h"
+#include "braid/aggregator/metrics.h"
+#include "braid/aggregator/round_engine.h"
+#include "braid/v1/federation.grpc.pb.h"
+
+namespace braid::aggregator {
+
+class FederationService final : public v1::Federation::Service {
+ public:
+  // `engine` and `metrics` (nullable) must outlive the service.
+  FederationService(std::string job, RoundEngine* engine, AggregatorMetrics* metrics,
+                    absl::Duration heartbeat_interval);
+
+  grpc::Status Join(grpc::ServerContext* ctx, const v1::JoinRequest* req,
+                    v1::JoinResponse* resp) override;
+  grpc::Status GetTask(grpc::ServerContext* ctx, const v1::TaskRequest* req,
+                       grpc::ServerWriter<v1::TaskMessage>* writer) override;
+  grpc::Status PutUpdate(grpc::ServerContext* ctx, grpc::ServerReader<v1::UpdateMessage>* reader,
+                         v1::UpdateAck* ack) override;
+  grpc::Status Heartbeat(grpc::ServerContext* ctx, const v1::HeartbeatRequest* req,
+                         v1::HeartbeatResponse* resp) override;
+  grpc::Status GetStatus(grpc::ServerContext* ctx, const v1::StatusRequest* req,
+                         v1::JobStatus* resp) override;
+
+ private:
+  grpc::Status ReceiveFit(grpc::ServerContext* ctx, const v1::UpdateHeader& header,
+                          grpc::ServerReader<v1::UpdateMessage>* reader);
+
+  const std::string job_;
+  RoundEngine* const engine_;
+  AggregatorMetrics* const metrics_;
+  const absl::Duration heartbeat_interval_;
+};
+
+// absl::Status to grpc::Status, keeping code and message.
+grpc::Status ToGrpc(const absl::Status& status);
+
+}  // namespace braid::aggregator
+
+#endif  // BRAID_AGGREGATOR_FEDERATION_SERVICE_H_

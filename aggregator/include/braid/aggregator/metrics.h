@@ -1,0 +1,53 @@
+// The aggregator's Prometheus metrics, served on /metrics. Families are
+// built once at start-up; label values are bounded (job only).
+#ifndef BRAID_AGGREGATOR_METRICS_H_
+#define BRAID_AGGREGATOR_METRICS_H_
+
+#include <memory>
+#include <string>
+
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "absl/status/statusor.h"
+
+namespace braid::aggregator {
+
+class AggregatorMetrics {
+ public:
+  explicit AggregatorMetrics(const std::string& job);
+
+  // Serves /metrics on `address` ("127.0.0.1:0" picks a free port). Returns
+  // the bound port. Unavailable if the address cannot be bound.
+  absl::StatusOr<int> Serve(const std::string& address);
+
+  void RoundCompleted(double seconds, int participants);
+  void UpdateReceived(double bytes, double l2_norm);
+  void UpdateRejected();
+  void BytesSent(double bytes);
+  void SetClients(int n);
+  void SetRound(int round);
+
+  prometheus::Registry& registry() { return *registry_; }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  prometheus::Counter* rounds_;
+  prometheus::Gauge* participants_;
+  prometheus::Gauge* clients_;
+  prometheus::Gauge* round_;
+  prometheus::Counter* bytes_in_;
+  prometheus::Counter* bytes_out_;
+  prometheus::Counter* updates_;
+  prometheus::Counter* rejected_;
+  prometheus::Histogram* round_seconds_;
+  prometheus::Histogram* update_norm_;
+};
+
+}  // namespace braid::aggregator
+
+#endif  // BRAID_AGGREGATOR_METRICS_H_

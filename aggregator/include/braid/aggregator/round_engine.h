@@ -1,0 +1,180 @@
+// The synchronous round engine: who trains in which round, when a round
+// closes, FedAvg, and checkpoints. No gRPC here; the service translates.
+//
+// A round has two phases. FIT: a sample of the live clients (fractionFit,
+// at least minClients) trains on the global weights and uploads deltas; each
+// accepted delta is folded into a running weighted sum as it completes, so
+// memory is O(model) whatever the number of clients. The phase closes when
+// every sampled client has reported or been lost (no heartbeat within the
+// heartbeat timeout), or at the round deadline. With >= minClients updates
+// the new global = global + sum / total examples is checkpointed; with fewer
+// the job fails with reason RoundFailed. EVALUATE: every live client
+// evaluates the new global on its local eval split; metrics are averaged
+// weighted by examples and the round is recorded.
+//
+// Thread-safe: every public method may be called from any thread.
+#ifndef BRAID_AGGREGATOR_ROUND_ENGINE_H_
+#define BRAID_AGGREGATOR_ROUND_ENGINE_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "braid/aggregator/checkpoint.h"
+#include "braid/aggregator/metrics.h"
+#include "braid/aggregator/upload.h"
+
+namespace braid::aggregator {
+
+struct EngineOptions {
+  std::string job;
+  int rounds = 1;
+  int min_clients = 1;
+  double fraction_fit = 1.0;
+  // Workers the job starts (sum of replicas). A round starts as soon as this
+  // many are live, or with >= min_clients once start_grace has passed.
+  int expected_clients = 1;
+  absl::Duration round_timeout = absl::Minutes(5);
+  absl::Duration heartbeat_timeout = absl::Seconds(15);
+  absl::Duration start_grace = absl::Seconds(10);
+  // FIT uploads received at once; each holds one model-sized buffer.
+  int upload_slots = 2;
+  uint64_t seed = 0;
+};
+
+enum class TaskKind { kWait, kFit, kEvaluate, kDone };
+
+struct Task {
+  TaskKind kind = TaskKind::kWait;
+  int round = 0;
+  int total_rounds = 0;
+  std::string reason;  // kDone: why the job ended
+};
+
+struct ClientMetrics {
+  double loss = 0;
+  double accuracy = 0;
+  int64_t num_examples = 0;
+};
+
+struct EngineStatus {
+  std::string phase;  // Pending | Running | Succeeded | Failed
+  std::string reason;
+  std::string message;
+  int rounds_completed = 0;
+  int total_rounds = 0;
+  int live_clients = 0;
+  std::vector<RoundRecord> history;
+};
+
+class RoundEngine {
+ public:
+  // `checkpoint` and `metrics` (nullable) must outlive the engine. Resumes
+  // from the checkpoint's history: a round aggregated but not yet evaluated
+  // is evaluated first; then the next round starts.
+  RoundEngine(EngineOptions options, Checkpoint* checkpoint, AggregatorMetrics* metrics,
+              std::function<absl::Time()> clock = [] { return absl::Now(); });
+  RoundEngine(const RoundEngine&) = delete;
+  RoundEngine& operator=(const RoundEngine&) = delete;
+
+  // Registers a worker; returns its client id. FailedPrecondition once the
+  // job has ended.
+  absl::StatusOr<std::string> Join(const std::string& tenant, int replica,
+                                   int64_t num_examples);
+  // Marks the client alive. NotFound if unknown or declared lost (re-Join).
+  absl::Status Touch(const std::string& client_id);
+
+  // The client's next task, waiting up to `wait` for one (kWait if none).
+  absl::StatusOr<Task> NextTask(const std::string& client_id, absl::Duration wait);
+
+  // Starts receiving a FIT update. Waits up to `wait` for a free upload
+  // slot (Unavailable after). NotFound: unknown client; Aborted: the round
+  // is not (or no longer) this client's FIT round; InvalidArgument: sizes.
+  absl::StatusOr<std::unique_ptr<Upload>> BeginFit(const std::string& client_id, int round,
+                                                   uint64_t total_bytes, int64_t num_examples,
+                                                   absl::Duration wait);
+  // Folds a complete upload into the round. Aborted if the round closed
+  // meanwhile; InvalidArgument if the upload is incomplete.
+  absl::Status CommitFit(std::unique_ptr<Upload> upload, const ClientMetrics& train);
+  // Records an EVALUATE result.
+  absl::Status ReportEval(const std::string& client_id, int round, const ClientMetrics& eval);
+
+  // Accounts model bytes streamed to a client for `round`.
+  void AddBytesDown(int round, int64_t bytes);
+  // Applies deadlines, heartbeat losses and the start of rounds. Call
+  // periodically (the service does, every 100 ms).
+  void Tick();
+
+  EngineStatus Status() const;
+  bool Finished() const;
+  const Checkpoint& checkpoint() const { return *checkpoint_; }
+
+ private:
+  enum class Phase { kWaiting, kFit, kEvaluate, kSucceeded, kFailed };
+  struct Client {
+    std::string tenant;
+    int replica = 0;
+    int64_t num_examples = 0;
+    absl::Time last_seen;
+    bool lost = false;
+  };
+
+  Task TaskFor(const std::string& client_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int LiveClients() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<std::string> LiveClientIds() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Advance() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MarkLostClients() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool PhaseComplete() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartFit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartEvaluate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CloseFit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CloseEvaluate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Fail(const std::string& reason, const std::string& message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Persist() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string DescribeMissing() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const EngineOptions options_;
+  Checkpoint* const checkpoint_;
+  AggregatorMetrics* const metrics_;
+  const std::function<absl::Time()> clock_;
+  UploadPool pool_;
+
+  mutable absl::Mutex mu_;
+  Phase phase_ ABSL_GUARDED_BY(mu_) = Phase::kWaiting;
+  std::string reason_ ABSL_GUARDED_BY(mu_);
+  std::string message_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Client> clients_ ABSL_GUARDED_BY(mu_);
+  int64_t next_client_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<RoundRecord> history_ ABSL_GUARDED_BY(mu_);
+  int round_ ABSL_GUARDED_BY(mu_) = 1;  // the round being run or awaited
+  std::set<std::string> selected_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> reported_ ABSL_GUARDED_BY(mu_);
+  absl::Time waiting_since_ ABSL_GUARDED_BY(mu_);
+  absl::Time round_started_ ABSL_GUARDED_BY(mu_);
+  absl::Time deadline_ ABSL_GUARDED_BY(mu_);
+  RoundRecord record_ ABSL_GUARDED_BY(mu_);  // the round in progress
+  // FIT accumulation: the weighted sum of deltas and its weights.
+  std::vector<float> sum_ ABSL_GUARDED_BY(mu_);
+  double total_weight_ ABSL_GUARDED_BY(mu_) = 0;
+  double train_loss_sum_ ABSL_GUARDED_BY(mu_) = 0;
+  double norm_sum_ ABSL_GUARDED_BY(mu_) = 0;
+  std::set<std::string> contributors_ ABSL_GUARDED_BY(mu_);
+  // EVALUATE accumulation.
+  double eval_loss_sum_ ABSL_GUARDED_BY(mu_) = 0;
+  double eval_acc_sum_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t eval_examples_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace braid::aggregator
+
+#endif  // BRAID_AGGREGATOR_ROUND_ENGINE_H_

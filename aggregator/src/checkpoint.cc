@@ -1,0 +1,167 @@
+#include "braid/aggregator/checkpoint.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "braid/core/file_io.h"
+#include "braid/core/status_macros.h"
+
+namespace braid::aggregator {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+json RecordToJson(const RoundRecord& r) {
+  return json{{"round", r.round},
+              {"sampled", r.sampled},
+              {"participants", r.participants},
+              {"tenants", r.tenants},
+              {"train_loss", r.train_loss},
+              {"eval_loss", r.eval_loss},
+              {"eval_accuracy", r.eval_accuracy},
+              {"eval_examples", r.eval_examples},
+              {"evaluated", r.evaluated},
+              {"seconds", r.seconds},
+              {"bytes_up", r.bytes_up},
+              {"bytes_down", r.bytes_down},
+              {"update_norm_mean", r.update_norm_mean}};
+}
+
+RoundRecord RecordFromJson(const json& j) {
+  RoundRecord r;
+  r.round = j.at("round").get<int>();
+  r.sampled = j.value("sampled", 0);
+  r.participants = j.value("participants", 0);
+  r.tenants = j.value("tenants", std::vector<std::string>{});
+  r.train_loss = j.value("train_loss", 0.0);
+  r.eval_loss = j.value("eval_loss", 0.0);
+  r.eval_accuracy = j.value("eval_accuracy", 0.0);
+  r.eval_examples = j.value("eval_examples", int64_t{0});
+  r.evaluated = j.value("evaluated", false);
+  r.seconds = j.value("seconds", 0.0);
+  r.bytes_up = j.value("bytes_up", int64_t{0});
+  r.bytes_down = j.value("bytes_down", int64_t{0});
+  r.update_norm_mean = j.value("update_norm_mean", 0.0);
+  return r;
+}
+
+absl::StatusOr<CheckpointState> ReadState(const std::string& path) {
+  BRAID_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(path, 64 << 20));
+  CheckpointState state;
+  try {
+    json j = json::parse(text);
+    state.job = j.at("job").get<std::string>();
+    state.phase = j.value("phase", "Pending");
+    state.reason = j.value("reason", "");
+    state.message = j.value("message", "");
+    for (const json& r : j.value("history", json::array())) {
+      state.history.push_back(RecordFromJson(r));
+    }
+  } catch (const json::exception& e) {
+    return absl::DataLossError(
+        absl::StrCat(path, ": corrupt checkpoint state (", e.what(),
+                     "); move the checkpoint directory away to start the job afresh"));
+  }
+  for (size_t i = 0; i < state.history.size(); ++i) {
+    if (state.history[i].round != static_cast<int>(i) + 1) {
+      return absl::DataLossError(absl::StrCat(path, ": history entry ", i, " is round ",
+                                              state.history[i].round, ", expected ", i + 1));
+    }
+  }
+  return state;
+}
+
+}  // namespace
+
+absl::StatusOr<Checkpoint> Checkpoint::Open(const std::string& dir, const std::string& job,
+                                            const std::string& initial_model) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat(dir, ": cannot create: ", ec.message()));
+  Checkpoint cp;
+  cp.dir_ = dir;
+  cp.model_path_ = (fs::path(dir) / "model.safetensors").string();
+  cp.state_path_ = (fs::path(dir) / "state.json").string();
+
+  const bool have_model = fs::exists(cp.model_path_);
+  const bool have_state = fs::exists(cp.state_path_);
+  if (have_state) {
+    BRAID_ASSIGN_OR_RETURN(cp.state_, ReadState(cp.state_path_));
+    if (cp.state_.job != job) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(dir, " holds a checkpoint of job '", cp.state_.job, "', not '", job,
+                       "'; use another checkpoint directory"));
+    }
+    if (!have_model) {
+      return absl::DataLossError(absl::StrCat(cp.model_path_, ": missing beside ", cp.state_path_));
+    }
+  } else {
+    if (initial_model.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(dir, " holds no checkpoint; pass --initial-model (a safetensors file, "
+                            "e.g. from `braid-worker init`)"));
+    }
+    BRAID_ASSIGN_OR_RETURN(std::string bytes, ReadSmallFile(initial_model, uint64_t{1} << 40));
+    BRAID_ASSIGN_OR_RETURN(safetensors::File parsed, safetensors::Parse(bytes, initial_model));
+    for (const Tensor& t : parsed.tensors) {
+      if (t.dtype != DType::kF32) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            initial_model, ": tensor '", t.name, "' is ", std::string(DTypeName(t.dtype)),
+            "; the aggregator averages F32 weights only"));
+      }
+    }
+    BRAID_RETURN_IF_ERROR(WriteFileAtomically(cp.model_path_, {std::string_view(bytes)}));
+    cp.state_.job = job;
+    BRAID_RETURN_IF_ERROR(cp.WriteState(cp.state_));
+  }
+  BRAID_ASSIGN_OR_RETURN(cp.index_, safetensors::ReadIndex(cp.model_path_));
+  for (const safetensors::Entry& e : cp.index_.entries) {
+    if (e.dtype != DType::kF32) {
+      return absl::DataLossError(absl::StrCat(cp.model_path_, ": tensor '", e.name, "' is ",
+                                              std::string(DTypeName(e.dtype)), ", expected F32"));
+    }
+    cp.model_bytes_ += e.nbytes;
+  }
+  // Keep the header bytes so WriteWeights can write the same layout.
+  BRAID_ASSIGN_OR_RETURN(cp.header_, ReadFileRange(cp.model_path_, 0, cp.index_.data_begin));
+  return cp;
+}
+
+absl::Status Checkpoint::ReadWeights(uint64_t offset, void* out, uint64_t len) const {
+  if (offset + len > model_bytes_) {
+    return absl::OutOfRangeError(absl::StrCat("read past the model's ", model_bytes_, " bytes"));
+  }
+  return ReadFileInto(model_path_, index_.data_begin + offset, out, len);
+}
+
+absl::Status Checkpoint::WriteWeights(const void* data) {
+  return WriteFileAtomically(
+      model_path_, {std::string_view(header_),
+                    std::string_view(static_cast<const char*>(data), model_bytes_)});
+}
+
+absl::Status Checkpoint::WriteState(const CheckpointState& state) {
+  json history = json::array();
+  for (const RoundRecord& r : state.history) history.push_back(RecordToJson(r));
+  json j{{"job", state.job},
+         {"phase", state.phase},
+         {"reason", state.reason},
+         {"message", state.message},
+         {"history", history}};
+  BRAID_RETURN_IF_ERROR(WriteFileAtomically(state_path_, {j.dump(2)}));
+  state_ = state;
+  return absl::OkStatus();
+}
+
+}  // namespace braid::aggregator

@@ -1,0 +1,217 @@
+#include "braid/aggregator/federation_service.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "braid/core/file_io.h"
+#include "braid/core/wire_limits.h"
+
+namespace braid::aggregator {
+namespace {
+
+constexpr absl::Duration kMaxTaskWait = absl::Seconds(30);
+constexpr absl::Duration kUploadSlotWait = absl::Minutes(5);
+
+v1::TaskKind ToProto(TaskKind kind) {
+  switch (kind) {
+    case TaskKind::kWait: return v1::TASK_KIND_WAIT;
+    case TaskKind::kFit: return v1::TASK_KIND_FIT;
+    case TaskKind::kEvaluate: return v1::TASK_KIND_EVALUATE;
+    case TaskKind::kDone: return v1::TASK_KIND_DONE;
+  }
+  return v1::TASK_KIND_UNSPECIFIED;
+}
+
+ClientMetrics FromProto(const v1::Metrics& m) {
+  return ClientMetrics{m.loss(), m.accuracy(), m.num_examples()};
+}
+
+}  // namespace
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+FederationService::FederationService(std::string job, RoundEngine* engine,
+                                     AggregatorMetrics* metrics,
+                                     absl::Duration heartbeat_interval)
+    : job_(std::move(job)),
+      engine_(engine),
+      metrics_(metrics),
+      heartbeat_interval_(heartbeat_interval) {}
+
+grpc::Status FederationService::Join(grpc::ServerContext*, const v1::JoinRequest* req,
+                                     v1::JoinResponse* resp) {
+  if (req->job() != job_) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("this aggregator runs job '", job_, "', not '", req->job(),
+                                     "'; check the worker's --aggregator address"));
+  }
+  if (req->tenant().empty() || req->replica() < 0 || req->num_examples() < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "join needs a tenant name, replica >= 0 and num_examples >= 0");
+  }
+  absl::StatusOr<std::string> id = engine_->Join(req->tenant(), req->replica(),
+                                                 req->num_examples());
+  if (!id.ok()) return ToGrpc(id.status());
+  resp->set_client_id(*id);
+  resp->set_heartbeat_interval_seconds(absl::ToDoubleSeconds(heartbeat_interval_));
+  return grpc::Status::OK;
+}
+
+grpc::Status FederationService::GetTask(grpc::ServerContext* ctx, const v1::TaskRequest* req,
+                                        grpc::ServerWriter<v1::TaskMessage>* writer) {
+  const absl::Duration wait =
+      std::clamp(absl::Seconds(req->wait_seconds()), absl::ZeroDuration(), kMaxTaskWait);
+  absl::StatusOr<Task> task = engine_->NextTask(req->client_id(), wait);
+  if (!task.ok()) return ToGrpc(task.status());
+
+  const Checkpoint& cp = engine_->checkpoint();
+  v1::TaskMessage msg;
+  v1::TaskHeader* header = msg.mutable_header();
+  header->set_kind(ToProto(task->kind));
+  header->set_round(task->round);
+  header->set_total_rounds(task->total_rounds);
+  header->set_reason(task->reason);
+  const bool with_weights = task->kind == TaskKind::kFit || task->kind == TaskKind::kEvaluate;
+  if (!with_weights) {
+    writer->Write(msg);
+    return grpc::Status::OK;
+  }
+  for (const safetensors::Entry& e : cp.index().entries) {
+    v1::TensorSpec* spec = header->add_layout();
+    spec->set_name(e.name);
+    spec->set_dtype(std::string(DTypeName(e.dtype)));
+    for (int64_t d : e.shape) spec->add_shape(d);
+  }
+  header->set_total_bytes(static_cast<int64_t>(cp.model_bytes()));
+  header->set_update_encoding(v1::ENCODING_FP32);
+  if (!writer->Write(msg)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+
+  // One open file for the whole stream: a checkpoint written meanwhile
+  // replaces the path, not the version this stream reads.
+  absl::StatusOr<FileReader> file = FileReader::Open(cp.model_path());
+  if (!file.ok()) return ToGrpc(file.status());
+  v1::TaskMessage chunk_msg;
+  v1::Chunk* chunk = chunk_msg.mutable_chunk();
+  std::string* data = chunk->mutable_data();
+  const uint64_t total = cp.model_bytes();
+  const uint64_t base = cp.index().data_begin;
+  int64_t sent = 0;
+  for (uint64_t off = 0; off < total; off += kChunkDataBytes) {
+    if (ctx->IsCancelled()) break;
+    const uint64_t len = std::min<uint64_t>(kChunkDataBytes, total - off);
+    data->resize(len);
+    if (absl::Status s = file->ReadAt(base + off, data->data(), len); !s.ok()) return ToGrpc(s);
+    chunk->set_offset(static_cast<int64_t>(off));
+    if (!writer->Write(chunk_msg)) break;
+    sent += static_cast<int64_t>(len);
+  }
+  engine_->AddBytesDown(task->round, sent);
+  if (static_cast<uint64_t>(sent) != total) {
+    return grpc::Status(grpc::StatusCode::CANCELLED, "client went away mid-stream");
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status FederationService::PutUpdate(grpc::ServerContext* ctx,
+                                          grpc::ServerReader<v1::UpdateMessage>* reader,
+                                          v1::UpdateAck* ack) {
+  v1::UpdateMessage msg;
+  if (!reader->Read(&msg) || !msg.has_header()) {
+    if (metrics_) metrics_->UpdateRejected();
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "an update stream must start with an UpdateHeader");
+  }
+  const v1::UpdateHeader header = msg.header();
+  grpc::Status status;
+  if (header.kind() == v1::TASK_KIND_FIT) {
+    status = ReceiveFit(ctx, header, reader);
+  } else if (header.kind() == v1::TASK_KIND_EVALUATE) {
+    status = ToGrpc(engine_->ReportEval(header.client_id(), header.round(),
+                                        FromProto(header.eval())));
+  } else {
+    status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "update kind must be TASK_KIND_FIT or TASK_KIND_EVALUATE");
+  }
+  if (!status.ok() && metrics_) metrics_->UpdateRejected();
+  ack->set_accepted(status.ok());
+  ack->set_message(status.error_message());
+  return status;
+}
+
+grpc::Status FederationService::ReceiveFit(grpc::ServerContext* ctx,
+                                           const v1::UpdateHeader& header,
+                                           grpc::ServerReader<v1::UpdateMessage>* reader) {
+  if (header.encoding() != v1::ENCODING_FP32) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "this aggregator accepts ENCODING_FP32 updates only");
+  }
+  if (header.total_bytes() < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "total_bytes must be >= 0");
+  }
+  absl::StatusOr<std::unique_ptr<Upload>> upload =
+      engine_->BeginFit(header.client_id(), header.round(),
+                        static_cast<uint64_t>(header.total_bytes()), header.num_examples(),
+                        kUploadSlotWait);
+  if (!upload.ok()) return ToGrpc(upload.status());
+  v1::UpdateMessage msg;
+  int chunks = 0;
+  while (reader->Read(&msg)) {
+    if (!msg.has_chunk()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second header in the stream");
+    }
+    const v1::Chunk& chunk = msg.chunk();
+    if (chunk.offset() < 0) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "negative chunk offset");
+    }
+    absl::Status s = (*upload)->Write(static_cast<uint64_t>(chunk.offset()), chunk.data().data(),
+                                      chunk.data().size());
+    if (!s.ok()) return ToGrpc(s);
+    // Long uploads count as signs of life.
+    if (++chunks % 16 == 0) (void)engine_->Touch(header.client_id());
+  }
+  if (ctx->IsCancelled()) {
+    return grpc::Status(grpc::StatusCode::CANCELLED, "the worker cancelled the upload");
+  }
+  return ToGrpc(engine_->CommitFit(*std::move(upload), FromProto(header.train())));
+}
+
+grpc::Status FederationService::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* req,
+                                          v1::HeartbeatResponse* resp) {
+  resp->set_known(engine_->Touch(req->client_id()).ok());
+  return grpc::Status::OK;
+}
+
+grpc::Status FederationService::GetStatus(grpc::ServerContext*, const v1::StatusRequest*,
+                                          v1::JobStatus* resp) {
+  const EngineStatus s = engine_->Status();
+  resp->set_job(job_);
+  resp->set_phase(s.phase);
+  resp->set_reason(s.reason);
+  resp->set_message(s.message);
+  resp->set_round(s.rounds_completed);
+  resp->set_total_rounds(s.total_rounds);
+  resp->set_clients(s.live_clients);
+  resp->set_model_path(engine_->checkpoint().model_path());
+  for (const RoundRecord& r : s.history) {
+    if (!r.evaluated) continue;
+    v1::RoundRecord* out = resp->add_rounds();
+    out->set_round(r.round);
+    out->set_participants(r.participants);
+    out->set_sampled(r.sampled);
+    out->set_train_loss(r.train_loss);
+    out->set_eval_loss(r.eval_loss);
+    out->set_eval_accuracy(r.eval_accuracy);
+    out->set_seconds(r.seconds);
+    out->set_bytes_up(r.bytes_up);
+    out->set_bytes_down(r.bytes_down);
+    for (const std::string& t : r.tenants) out->add_tenants(t);
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace braid::aggregator

@@ -1,0 +1,427 @@
+#include "braid/aggregator/round_engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "braid/aggregator/fedavg.h"
+
+namespace braid::aggregator {
+namespace {
+
+constexpr uint64_t kApplyChunkBytes = 1 << 20;
+
+std::string PhaseName(bool finished, bool failed, bool started) {
+  if (failed) return "Failed";
+  if (finished) return "Succeeded";
+  return started ? "Running" : "Pending";
+}
+
+}  // namespace
+
+RoundEngine::RoundEngine(EngineOptions options, Checkpoint* checkpoint,
+                         AggregatorMetrics* metrics, std::function<absl::Time()> clock)
+    : options_(std::move(options)),
+      checkpoint_(checkpoint),
+      metrics_(metrics),
+      clock_(std::move(clock)),
+      pool_(std::max(1, options_.upload_slots), checkpoint->model_bytes() / sizeof(float)) {
+  absl::MutexLock lock(&mu_);
+  const CheckpointState& state = checkpoint_->state();
+  history_ = state.history;
+  waiting_since_ = clock_();
+  if (state.phase == "Failed") {
+    phase_ = Phase::kFailed;
+    reason_ = state.reason;
+    message_ = state.message;
+    return;
+  }
+  if (!history_.empty() && !history_.back().evaluated) {
+    round_ = history_.back().round;  // aggregated, evaluation pending
+    record_ = history_.back();
+    round_started_ = clock_();
+  } else {
+    round_ = static_cast<int>(history_.size()) + 1;
+  }
+  if (round_ > options_.rounds || state.phase == "Succeeded") {
+    phase_ = Phase::kSucceeded;
+    reason_ = "RoundsCompleted";
+    message_ = absl::StrCat("all ", history_.size(), " rounds completed");
+  }
+}
+
+absl::StatusOr<std::string> RoundEngine::Join(const std::string& tenant, int replica,
+                                              int64_t num_examples) {
+  absl::MutexLock lock(&mu_);
+  if (phase_ == Phase::kSucceeded || phase_ == Phase::kFailed) {
+    return absl::FailedPreconditionError(absl::StrCat("job ", options_.job, " has ended (",
+                                                      reason_, "): ", message_));
+  }
+  // A replica that joins again replaces its previous registration.
+  for (auto& [id, c] : clients_) {
+    if (c.tenant == tenant && c.replica == replica) c.lost = true;
+  }
+  const std::string id = absl::StrCat(tenant, "/", replica, "#", ++next_client_);
+  clients_[id] = Client{tenant, replica, num_examples, clock_(), false};
+  if (metrics_) metrics_->SetClients(LiveClients());
+  Advance();
+  return id;
+}
+
+absl::Status RoundEngine::Touch(const std::string& client_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = clients_.find(client_id);
+  if (it == clients_.end() || it->second.lost) {
+    return absl::NotFoundError(absl::StrCat("unknown client ", client_id,
+                                            " (the aggregator restarted or declared it lost); "
+                                            "join again"));
+  }
+  it->second.last_seen = clock_();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Task> RoundEngine::NextTask(const std::string& client_id, absl::Duration wait) {
+  if (absl::Status s = Touch(client_id); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return TaskFor(client_id).kind != TaskKind::kWait;
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&ready), wait);
+  return TaskFor(client_id);
+}
+
+Task RoundEngine::TaskFor(const std::string& client_id) const {
+  Task task;
+  task.total_rounds = options_.rounds;
+  task.round = round_;
+  auto it = clients_.find(client_id);
+  if (phase_ == Phase::kSucceeded || phase_ == Phase::kFailed) {
+    task.kind = TaskKind::kDone;
+    task.reason = absl::StrCat(reason_, ": ", message_);
+  } else if (it == clients_.end() || it->second.lost) {
+    task.kind = TaskKind::kDone;
+    task.reason = "ClientLost: join again";
+  } else if ((phase_ == Phase::kFit || phase_ == Phase::kEvaluate) &&
+             selected_.count(client_id) && !reported_.count(client_id)) {
+    task.kind = phase_ == Phase::kFit ? TaskKind::kFit : TaskKind::kEvaluate;
+  }
+  return task;
+}
+
+absl::StatusOr<std::unique_ptr<Upload>> RoundEngine::BeginFit(const std::string& client_id,
+                                                              int round, uint64_t total_bytes,
+                                                              int64_t num_examples,
+                                                              absl::Duration wait) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = clients_.find(client_id);
+    if (it == clients_.end() || it->second.lost) {
+      return absl::NotFoundError(absl::StrCat("unknown client ", client_id, "; join again"));
+    }
+    it->second.last_seen = clock_();
+    if (phase_ != Phase::kFit || round != round_ || !selected_.count(client_id) ||
+        reported_.count(client_id)) {
+      return absl::AbortedError(absl::StrCat("round ", round, " does not accept an update from ",
+                                             client_id, " (now round ", round_,
+                                             "); fetch the next task"));
+    }
+    if (total_bytes != checkpoint_->model_bytes()) {
+      return absl::InvalidArgumentError(absl::StrCat("update of ", total_bytes,
+                                                     " bytes, but the model has ",
+                                                     checkpoint_->model_bytes()));
+    }
+    if (num_examples <= 0) {
+      return absl::InvalidArgumentError("an update must report num_examples > 0");
+    }
+  }
+  auto buffer = pool_.Acquire(wait);
+  if (!buffer.ok()) return buffer.status();
+  return std::make_unique<Upload>(&pool_, *std::move(buffer), client_id, round, num_examples);
+}
+
+absl::Status RoundEngine::CommitFit(std::unique_ptr<Upload> upload, const ClientMetrics& train) {
+  if (!upload->complete()) {
+    return absl::InvalidArgumentError(absl::StrCat("update ended after ", upload->received(),
+                                                   " of ", upload->total_bytes(), " bytes"));
+  }
+  absl::MutexLock lock(&mu_);
+  const std::string& id = upload->client_id();
+  auto it = clients_.find(id);
+  if (phase_ != Phase::kFit || upload->round() != round_ || it == clients_.end() ||
+      it->second.lost || !selected_.count(id) || reported_.count(id)) {
+    return absl::AbortedError(absl::StrCat("round ", upload->round(),
+                                           " closed before the update from ", id,
+                                           " was complete"));
+  }
+  if (sum_.empty()) sum_.assign(checkpoint_->model_bytes() / sizeof(float), 0.0f);
+  const auto weight = static_cast<double>(upload->num_examples());
+  const double sq = FoldWeighted(sum_.data(), upload->data(), sum_.size(),
+                                 static_cast<float>(weight));
+  const double norm = std::sqrt(sq);
+  total_weight_ += weight;
+  train_loss_sum_ += train.loss * weight;
+  norm_sum_ += norm;
+  record_.bytes_up += static_cast<int64_t>(upload->total_bytes());
+  reported_.insert(id);
+  contributors_.insert(it->second.tenant);
+  it->second.last_seen = clock_();
+  if (metrics_) metrics_->UpdateReceived(static_cast<double>(upload->total_bytes()), norm);
+  Advance();
+  return absl::OkStatus();
+}
+
+absl::Status RoundEngine::ReportEval(const std::string& client_id, int round,
+                                     const ClientMetrics& eval) {
+  absl::MutexLock lock(&mu_);
+  auto it = clients_.find(client_id);
+  if (it == clients_.end() || it->second.lost) {
+    return absl::NotFoundError(absl::StrCat("unknown client ", client_id, "; join again"));
+  }
+  it->second.last_seen = clock_();
+  if (phase_ != Phase::kEvaluate || round != round_ || !selected_.count(client_id) ||
+      reported_.count(client_id)) {
+    return absl::AbortedError(absl::StrCat("round ", round, " is not evaluating (now round ",
+                                           round_, "); fetch the next task"));
+  }
+  if (eval.num_examples < 0 || !std::isfinite(eval.loss) || !std::isfinite(eval.accuracy)) {
+    return absl::InvalidArgumentError("evaluation metrics must be finite, examples >= 0");
+  }
+  const auto w = static_cast<double>(eval.num_examples);
+  eval_loss_sum_ += eval.loss * w;
+  eval_acc_sum_ += eval.accuracy * w;
+  eval_examples_ += eval.num_examples;
+  reported_.insert(client_id);
+  Advance();
+  return absl::OkStatus();
+}
+
+void RoundEngine::AddBytesDown(int round, int64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  if (round == record_.round) record_.bytes_down += bytes;
+  if (metrics_) metrics_->BytesSent(static_cast<double>(bytes));
+}
+
+void RoundEngine::Tick() {
+  absl::MutexLock lock(&mu_);
+  Advance();
+}
+
+int RoundEngine::LiveClients() const {
+  int n = 0;
+  for (const auto& [id, c] : clients_) n += c.lost ? 0 : 1;
+  return n;
+}
+
+std::vector<std::string> RoundEngine::LiveClientIds() const {
+  std::vector<std::string> ids;
+  for (const auto& [id, c] : clients_) {
+    if (!c.lost) ids.push_back(id);
+  }
+  return ids;
+}
+
+void RoundEngine::MarkLostClients() {
+  const absl::Time now = clock_();
+  bool changed = false;
+  for (auto& [id, c] : clients_) {
+    if (!c.lost && now - c.last_seen > options_.heartbeat_timeout) {
+      c.lost = true;
+      changed = true;
+      std::cerr << "aggregator: client " << id << " lost (no heartbeat for "
+                << absl::FormatDuration(options_.heartbeat_timeout) << ")\n";
+    }
+  }
+  if (changed && metrics_) metrics_->SetClients(LiveClients());
+}
+
+bool RoundEngine::PhaseComplete() const {
+  for (const std::string& id : selected_) {
+    if (reported_.count(id)) continue;
+    auto it = clients_.find(id);
+    if (it != clients_.end() && !it->second.lost) return false;
+  }
+  return true;
+}
+
+// The state machine's one step function; called after every event.
+void RoundEngine::Advance() {
+  MarkLostClients();
+  const absl::Time now = clock_();
+  switch (phase_) {
+    case Phase::kSucceeded:
+    case Phase::kFailed:
+      return;
+    case Phase::kWaiting: {
+      const bool evaluate_first = !history_.empty() && !history_.back().evaluated &&
+                                  history_.back().round == round_;
+      const int needed = evaluate_first ? 1 : options_.min_clients;
+      const int live = LiveClients();
+      if (live >= options_.expected_clients ||
+          (live >= needed && now - waiting_since_ >= options_.start_grace)) {
+        evaluate_first ? StartEvaluate() : StartFit();
+      } else if (now - waiting_since_ > options_.round_timeout) {
+        Fail("NotEnoughClients",
+             absl::StrCat("round ", round_, ": ", live, " of ", options_.expected_clients,
+                          " workers alive after waiting ",
+                          absl::FormatDuration(options_.round_timeout), "; ", needed,
+                          " needed (strategy.minClients)"));
+      }
+      return;
+    }
+    case Phase::kFit:
+      if (PhaseComplete() || now >= deadline_) CloseFit();
+      return;
+    case Phase::kEvaluate:
+      if (PhaseComplete() || now >= deadline_) CloseEvaluate();
+      return;
+  }
+}
+
+void RoundEngine::StartFit() {
+  std::vector<std::string> live = LiveClientIds();
+  const int wanted = static_cast<int>(std::ceil(options_.fraction_fit * live.size()));
+  const int k = std::min<int>(live.size(), std::max(options_.min_clients, wanted));
+  std::mt19937_64 rng(options_.seed * 1000003u + static_cast<uint64_t>(round_));
+  std::shuffle(live.begin(), live.end(), rng);
+  selected_ = std::set<std::string>(live.begin(), live.begin() + k);
+  reported_.clear();
+  contributors_.clear();
+  if (!sum_.empty()) std::fill(sum_.begin(), sum_.end(), 0.0f);
+  total_weight_ = train_loss_sum_ = norm_sum_ = 0;
+  record_ = RoundRecord{};
+  record_.round = round_;
+  record_.sampled = k;
+  round_started_ = clock_();
+  deadline_ = round_started_ + options_.round_timeout;
+  phase_ = Phase::kFit;
+  if (metrics_) metrics_->SetRound(round_);
+  std::cerr << "aggregator: round " << round_ << "/" << options_.rounds << " started with " << k
+            << " of " << LiveClients() << " clients\n";
+}
+
+std::string RoundEngine::DescribeMissing() const {
+  std::vector<std::string> missing;
+  for (const std::string& id : selected_) {
+    if (reported_.count(id)) continue;
+    auto it = clients_.find(id);
+    const bool lost = it == clients_.end() || it->second.lost;
+    missing.push_back(absl::StrCat(id, lost ? " (lost: no heartbeat)" : " (no update in time)"));
+  }
+  return absl::StrJoin(missing, ", ");
+}
+
+void RoundEngine::CloseFit() {
+  const int got = static_cast<int>(reported_.size());
+  if (got < options_.min_clients) {
+    Fail("RoundFailed",
+         absl::StrCat("round ", round_, ": ", got, " of ", selected_.size(),
+                      " sampled clients sent an update before the round closed; ",
+                      options_.min_clients, " needed (strategy.minClients). Missing: ",
+                      DescribeMissing()));
+    return;
+  }
+  // global = global + sum / total_weight, a chunk of the old global at a time.
+  std::vector<float> base(kApplyChunkBytes / sizeof(float));
+  const uint64_t bytes = checkpoint_->model_bytes();
+  for (uint64_t off = 0; off < bytes; off += kApplyChunkBytes) {
+    const uint64_t len = std::min(kApplyChunkBytes, bytes - off);
+    if (absl::Status s = checkpoint_->ReadWeights(off, base.data(), len); !s.ok()) {
+      Fail("CheckpointFailed", s.ToString());
+      return;
+    }
+    float* dst = sum_.data() + off / sizeof(float);
+    ApplyAverage(dst, base.data(), dst, len / sizeof(float), 1.0 / total_weight_);
+  }
+  if (absl::Status s = checkpoint_->WriteWeights(sum_.data()); !s.ok()) {
+    Fail("CheckpointFailed", s.ToString());
+    return;
+  }
+  record_.participants = got;
+  record_.tenants.assign(contributors_.begin(), contributors_.end());
+  record_.train_loss = train_loss_sum_ / total_weight_;
+  record_.update_norm_mean = norm_sum_ / got;
+  record_.evaluated = false;
+  history_.push_back(record_);
+  Persist();
+  StartEvaluate();
+}
+
+void RoundEngine::StartEvaluate() {
+  std::vector<std::string> live = LiveClientIds();
+  selected_ = std::set<std::string>(live.begin(), live.end());
+  reported_.clear();
+  eval_loss_sum_ = eval_acc_sum_ = 0;
+  eval_examples_ = 0;
+  deadline_ = clock_() + options_.round_timeout;
+  phase_ = Phase::kEvaluate;
+}
+
+void RoundEngine::CloseEvaluate() {
+  record_.evaluated = true;
+  record_.eval_examples = eval_examples_;
+  if (eval_examples_ > 0) {
+    record_.eval_loss = eval_loss_sum_ / static_cast<double>(eval_examples_);
+    record_.eval_accuracy = eval_acc_sum_ / static_cast<double>(eval_examples_);
+  }
+  record_.seconds = absl::ToDoubleSeconds(clock_() - round_started_);
+  history_.back() = record_;
+  if (metrics_) metrics_->RoundCompleted(record_.seconds, record_.participants);
+  selected_.clear();
+  reported_.clear();
+  ++round_;
+  if (round_ > options_.rounds) {
+    phase_ = Phase::kSucceeded;
+    reason_ = "RoundsCompleted";
+    message_ = absl::StrCat("all ", options_.rounds, " rounds completed");
+  } else {
+    phase_ = Phase::kWaiting;
+    waiting_since_ = clock_();
+  }
+  Persist();
+  if (phase_ == Phase::kWaiting) Advance();
+}
+
+void RoundEngine::Fail(const std::string& reason, const std::string& message) {
+  phase_ = Phase::kFailed;
+  reason_ = reason;
+  message_ = message;
+  selected_.clear();
+  std::cerr << "aggregator: job failed: " << reason << ": " << message << "\n";
+  Persist();
+}
+
+void RoundEngine::Persist() {
+  CheckpointState state;
+  state.job = options_.job;
+  state.phase = PhaseName(phase_ == Phase::kSucceeded, phase_ == Phase::kFailed, true);
+  state.reason = reason_;
+  state.message = message_;
+  state.history = history_;
+  if (absl::Status s = checkpoint_->WriteState(state); !s.ok()) {
+    std::cerr << "aggregator: cannot write checkpoint state: " << s << "\n";
+  }
+}
+
+EngineStatus RoundEngine::Status() const {
+  absl::MutexLock lock(&mu_);
+  EngineStatus s;
+  const bool started = !history_.empty() || phase_ == Phase::kFit || phase_ == Phase::kEvaluate;
+  s.phase = PhaseName(phase_ == Phase::kSucceeded, phase_ == Phase::kFailed, started);
+  s.reason = reason_;
+  s.message = message_;
+  s.total_rounds = options_.rounds;
+  s.live_clients = LiveClients();
+  s.history = history_;
+  for (const RoundRecord& r : history_) s.rounds_completed += r.evaluated ? 1 : 0;
+  return s;
+}
+
+bool RoundEngine::Finished() const {
+  absl::MutexLock lock(&mu_);
+  return phase_ == Phase::kSucceeded || phase_ == Phase::kFailed;
+}
+
+}  // namespace braid::aggregator

@@ -1,0 +1,70 @@
+// The worker's side of proto/braid/v1 Federation, without LibTorch: join,
+// fetch a task with its weights, upload an update, heartbeat, status.
+// Weights and updates are braid::TensorLists streamed in chunks of at most
+// kChunkDataBytes, so no message nears gRPC's limits.
+//
+// Thread-safe: gRPC stubs may be used from several threads (the worker's
+// heartbeat thread shares the client with its main loop).
+#ifndef BRAID_WORKER_FEDERATION_CLIENT_H_
+#define BRAID_WORKER_FEDERATION_CLIENT_H_
+
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "braid/core/tensor.h"
+#include "braid/v1/federation.grpc.pb.h"
+
+namespace braid::worker {
+
+struct JoinResult {
+  std::string client_id;
+  absl::Duration heartbeat_interval;
+};
+
+struct ReceivedTask {
+  v1::TaskHeader header;
+  TensorList weights;  // empty for WAIT and DONE
+  int64_t bytes = 0;   // weight bytes received
+};
+
+struct UpdateMetrics {
+  double loss = 0;
+  double accuracy = 0;
+  int64_t num_examples = 0;
+};
+
+// gRPC status turned into absl::Status, keeping the code and message.
+absl::Status FromGrpc(const grpc::Status& status, const std::string& what);
+
+class FederationClient {
+ public:
+  // A client for the aggregator at `address` (host:port, plaintext). Does not
+  // connect until the first call.
+  explicit FederationClient(const std::string& address);
+
+  absl::StatusOr<JoinResult> Join(const std::string& job, const std::string& tenant,
+                                  int replica, int64_t num_examples);
+  // Waits up to `wait` server-side for a task; validates the streamed
+  // weights against the header (layout sizes, contiguous offsets, total).
+  absl::StatusOr<ReceivedTask> GetTask(const std::string& client_id, absl::Duration wait);
+  // Streams a FIT update: `delta` in the task's layout order.
+  absl::Status PutFit(const std::string& client_id, int round, const TensorList& delta,
+                      int64_t num_examples, const UpdateMetrics& train);
+  absl::Status PutEval(const std::string& client_id, int round, const UpdateMetrics& eval);
+  // OK if known; NotFound if the aggregator no longer knows the client.
+  absl::Status Heartbeat(const std::string& client_id);
+  absl::StatusOr<v1::JobStatus> GetStatus(absl::Duration timeout = absl::Seconds(5));
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Federation::Stub> stub_;
+};
+
+}  // namespace braid::worker
+
+#endif  // BRAID_WORKER_FEDERATION_CLIENT_H_
