@@ -1,1 +1,117 @@
-int main() { return 1; }  // replaced by the real entry point
+// braid: the command line.
+//
+//   braid validate FILE       print every problem of a job file; exit 2 if any
+//   braid run FILE [--workdir DIR] [--summary PATH] [--baselines]
+//                             run the job on this machine as local processes
+//
+// Exit status of run: 0 the job succeeded, 1 it failed, 2 invalid job file,
+// 130 interrupted.
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_format.h"
+#include "braid/core/file_io.h"
+#include "braid/core/spec.h"
+#include "braid/operator/local_runtime.h"
+#include "braid/operator/subprocess.h"
+
+ABSL_FLAG(std::string, workdir, "", "run: working directory (default .braid/<job name>)");
+ABSL_FLAG(std::string, summary, "", "run: write the JSON summary here (default <workdir>/summary.json)");
+ABSL_FLAG(bool, baselines, false,
+          "run: also train each tenant's local-only model with the same budget");
+
+namespace {
+
+namespace fs = std::filesystem;
+std::atomic<bool> g_interrupted{false};
+
+void OnSignal(int) { g_interrupted = true; }
+
+constexpr char kUsage[] =
+    "usage:\n"
+    "  braid validate FILE\n"
+    "  braid run FILE [--workdir DIR] [--summary PATH] [--baselines]\n";
+
+int Validate(const std::string& file) {
+  absl::StatusOr<std::string> text = braid::ReadSmallFile(file, braid::spec::kMaxJobBytes);
+  if (!text.ok()) {
+    std::cerr << text.status().message() << "\n";
+    return 2;
+  }
+  const std::string dir = fs::absolute(file).parent_path().string();
+  const std::vector<braid::spec::FieldError> errors = braid::spec::ValidateJobYaml(*text, dir);
+  for (const auto& e : errors) std::cout << file << ": " << e.ToString() << "\n";
+  if (!errors.empty()) {
+    std::cout << errors.size() << (errors.size() == 1 ? " problem\n" : " problems\n");
+    return 2;
+  }
+  std::cout << file << ": valid\n";
+  return 0;
+}
+
+void PrintComparison(const nlohmann::json& s) {
+  if (!s.contains("final")) return;
+  const double fed = s["final"]["pooled"].value("eval_accuracy", 0.0);
+  std::cout << absl::StrFormat("pooled held-out accuracy: federated %.4f (loss %.4f)\n", fed,
+                               s["final"]["pooled"].value("eval_loss", 0.0));
+  if (!s.contains("baselines")) return;
+  for (const auto& [tenant, b] : s["baselines"].items()) {
+    const double acc = b["pooled"].value("eval_accuracy", 0.0);
+    std::cout << absl::StrFormat("  local-only %-16s %.4f (loss %.4f)  federated %s by %+.4f\n",
+                                 tenant, acc, b["pooled"].value("eval_loss", 0.0),
+                                 fed > acc ? "ahead" : "BEHIND", fed - acc);
+  }
+}
+
+int Run(const std::string& file) {
+  absl::StatusOr<braid::spec::JobSpec> job = braid::spec::ParseJobFile(file);
+  if (!job.ok()) {
+    std::cerr << file << ":\n" << job.status().message() << "\n";
+    return 2;
+  }
+  braid::op::LocalRunOptions options;
+  options.job_file = fs::absolute(file).string();
+  options.workdir = absl::GetFlag(FLAGS_workdir);
+  if (options.workdir.empty()) options.workdir = (fs::path(".braid") / job->name).string();
+  options.bin_dir = braid::op::SelfDir();
+  options.baselines = absl::GetFlag(FLAGS_baselines);
+  options.interrupted = &g_interrupted;
+  options.progress = &std::cout;
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGHUP, OnSignal);
+
+  absl::StatusOr<nlohmann::json> summary = braid::op::RunLocal(*job, options);
+  if (!summary.ok()) {
+    std::cerr << "braid run: " << summary.status().message() << "\n";
+    return g_interrupted ? 130 : 1;
+  }
+  std::string path = absl::GetFlag(FLAGS_summary);
+  if (path.empty()) path = (fs::path(options.workdir) / "summary.json").string();
+  std::ofstream(path) << summary->dump(2) << "\n";
+  const std::string phase = (*summary)["phase"];
+  std::cout << "job " << job->name << ": " << phase << " (" << (*summary)["reason"].get<std::string>()
+            << ") " << (*summary)["message"].get<std::string>() << "\n";
+  PrintComparison(*summary);
+  if (summary->contains("model")) std::cout << "model: " << (*summary)["model"].get<std::string>() << "\n";
+  std::cout << "summary: " << path << "\n";
+  if (g_interrupted) return 130;
+  return phase == "Succeeded" ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(kUsage);
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  if (args.size() == 3 && std::string(args[1]) == "validate") return Validate(args[2]);
+  if (args.size() == 3 && std::string(args[1]) == "run") return Run(args[2]);
+  std::cerr << kUsage;
+  return 2;
+}

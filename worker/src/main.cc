@@ -1,1 +1,332 @@
-int main() { return 1; }  // replaced by the real entry point
+// braid-worker: one tenant replica's trainer, plus the single-process tools
+// `braid run` uses (initial model, pooled evaluation, local-only baseline).
+//
+//   braid-worker run --job F --tenant T --replica I --aggregator HOST:PORT
+//   braid-worker init --job F --out MODEL.safetensors
+//   braid-worker evaluate --job F --model M --data CSV   (JSON on stdout)
+//   braid-worker local --job F --tenant T --out M        (JSON on stdout)
+//
+// Exit status: 0 done, 2 bad arguments/job/data, 1 other errors.
+#include <atomic>
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "braid/core/safetensors.h"
+#include "braid/core/spec.h"
+#include "braid/core/status_macros.h"
+#include "braid/worker/federation_client.h"
+#include "braid/worker/local_trainer.h"
+#include "braid/worker/tabular_data.h"
+
+ABSL_FLAG(std::string, job, "", "FederatedJob file");
+ABSL_FLAG(std::string, tenant, "", "tenant name (run, local)");
+ABSL_FLAG(int, replica, 0, "replica index within the tenant (run)");
+ABSL_FLAG(std::string, aggregator, "", "aggregator address host:port (run)");
+ABSL_FLAG(std::string, out, "", "output safetensors file (init, local)");
+ABSL_FLAG(std::string, model, "", "model safetensors file (evaluate)");
+ABSL_FLAG(std::string, data, "", "CSV file to evaluate on (evaluate)");
+ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads");
+ABSL_FLAG(absl::Duration, give_up, absl::Minutes(2),
+          "exit when the aggregator stays unreachable this long");
+
+namespace braid::worker {
+namespace {
+
+using nlohmann::json;
+
+absl::StatusOr<spec::JobSpec> LoadJob() {
+  const std::string file = absl::GetFlag(FLAGS_job);
+  if (file.empty()) return absl::InvalidArgumentError("--job is required");
+  return spec::ParseJobFile(file);
+}
+
+absl::StatusOr<const spec::Tenant*> FindTenant(const spec::JobSpec& job, const std::string& name) {
+  for (const spec::Tenant& t : job.tenants) {
+    if (t.name == name) return &t;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("--tenant: job ", job.name,
+                                                 " has no tenant named '", name, "'"));
+}
+
+absl::StatusOr<TabularData> ReadTenantData(const spec::JobSpec& job, const spec::Tenant& t) {
+  return ReadCsv(spec::ResolvedPath(job, t.data.path), job.data, job.model.mlp.num_classes);
+}
+
+// delta = local - global, tensor by tensor (same layout).
+TensorList Delta(const TensorList& local, const TensorList& global) {
+  TensorList delta = local;
+  for (size_t i = 0; i < delta.size(); ++i) {
+    float* d = delta[i].f32();
+    const float* g = global[i].f32();
+    const int64_t n = delta[i].NumElements();
+    for (int64_t j = 0; j < n; ++j) d[j] -= g[j];
+  }
+  return delta;
+}
+
+json EvalJson(const EvalResult& r) {
+  return json{{"eval_loss", r.loss}, {"eval_accuracy", r.accuracy},
+              {"num_examples", r.num_examples}};
+}
+
+absl::Status Init() {
+  BRAID_ASSIGN_OR_RETURN(spec::JobSpec job, LoadJob());
+  BRAID_ASSIGN_OR_RETURN(auto trainer, LocalTrainer::Create(job, job.data.features.size()));
+  const std::string out = absl::GetFlag(FLAGS_out);
+  if (out.empty()) return absl::InvalidArgumentError("--out is required");
+  return safetensors::Write(out, trainer->Weights(), {{"job", job.name}, {"format", "pt"}});
+}
+
+absl::Status Evaluate() {
+  BRAID_ASSIGN_OR_RETURN(spec::JobSpec job, LoadJob());
+  BRAID_ASSIGN_OR_RETURN(safetensors::File model, safetensors::Read(absl::GetFlag(FLAGS_model)));
+  BRAID_ASSIGN_OR_RETURN(
+      TabularData data, ReadCsv(absl::GetFlag(FLAGS_data), job.data, job.model.mlp.num_classes));
+  BRAID_ASSIGN_OR_RETURN(auto trainer, LocalTrainer::Create(job, job.data.features.size()));
+  BRAID_RETURN_IF_ERROR(trainer->SetWeights(model.tensors));
+  std::cout << EvalJson(trainer->Evaluate(data)).dump() << std::endl;
+  return absl::OkStatus();
+}
+
+// The local-only baseline: the same model, the same budget (rounds x local
+// epochs over the tenant's whole training split), no federation.
+absl::Status Local() {
+  BRAID_ASSIGN_OR_RETURN(spec::JobSpec job, LoadJob());
+  BRAID_ASSIGN_OR_RETURN(const spec::Tenant* tenant, FindTenant(job, absl::GetFlag(FLAGS_tenant)));
+  BRAID_ASSIGN_OR_RETURN(TabularData data, ReadTenantData(job, *tenant));
+  Split split = SplitForEval(data, job.data.eval_fraction, job.training.seed);
+  BRAID_ASSIGN_OR_RETURN(auto trainer, LocalTrainer::Create(job, job.data.features.size()));
+  FitResult fit;
+  for (int round = 1; round <= job.strategy.rounds; ++round) {
+    BRAID_ASSIGN_OR_RETURN(fit, trainer->Fit(split.train, job.training.local_epochs, round));
+  }
+  if (const std::string out = absl::GetFlag(FLAGS_out); !out.empty()) {
+    BRAID_RETURN_IF_ERROR(safetensors::Write(out, trainer->Weights(),
+                                             {{"job", job.name}, {"tenant", tenant->name}}));
+  }
+  json result = EvalJson(trainer->Evaluate(split.eval));
+  result["train_loss"] = fit.loss;
+  std::cout << result.dump() << std::endl;
+  return absl::OkStatus();
+}
+
+// The federated loop of one replica.
+class Replica {
+ public:
+  Replica(spec::JobSpec job, const spec::Tenant& tenant, int replica, std::string address)
+      : job_(std::move(job)),
+        tenant_(tenant.name),
+        replica_(replica),
+        name_(absl::StrCat(tenant.name, "/", replica)),
+        client_(address) {}
+
+  absl::Status Run(const Split& split, LocalTrainer& trainer) {
+    BRAID_RETURN_IF_ERROR(JoinWithRetry(split.train.size()));
+    std::thread heartbeat([this] { HeartbeatLoop(); });
+    absl::Status status = TaskLoop(split, trainer);
+    stop_.Notify();
+    heartbeat.join();
+    return status;
+  }
+
+ private:
+  std::string client_id() const {
+    absl::MutexLock lock(&mu_);
+    return client_id_;
+  }
+
+  absl::Status JoinWithRetry(int64_t num_examples) {
+    num_examples_ = num_examples;
+    const absl::Time give_up = absl::Now() + absl::GetFlag(FLAGS_give_up);
+    absl::Duration backoff = absl::Milliseconds(200);
+    while (true) {
+      absl::StatusOr<JoinResult> joined = client_.Join(job_.name, tenant_, replica_, num_examples);
+      if (joined.ok()) {
+        absl::MutexLock lock(&mu_);
+        client_id_ = joined->client_id;
+        heartbeat_interval_ = joined->heartbeat_interval;
+        std::cerr << "worker " << name_ << ": joined as " << client_id_ << "\n";
+        return absl::OkStatus();
+      }
+      if (!absl::IsUnavailable(joined.status()) && !absl::IsDeadlineExceeded(joined.status())) {
+        return joined.status();
+      }
+      if (absl::Now() > give_up) {
+        return absl::UnavailableError(absl::StrCat("aggregator unreachable for ",
+                                                   absl::FormatDuration(absl::GetFlag(FLAGS_give_up)),
+                                                   ": ", joined.status().message()));
+      }
+      absl::SleepFor(backoff);
+      backoff = std::min(backoff * 2, absl::Seconds(2));
+    }
+  }
+
+  void HeartbeatLoop() {
+    absl::Duration interval;
+    {
+      absl::MutexLock lock(&mu_);
+      interval = heartbeat_interval_ > absl::ZeroDuration() ? heartbeat_interval_
+                                                              : absl::Seconds(2);
+    }
+    while (!stop_.WaitForNotificationWithTimeout(interval)) {
+      (void)client_.Heartbeat(client_id());  // failures surface in the task loop
+    }
+  }
+
+  absl::Status TaskLoop(const Split& split, LocalTrainer& trainer) {
+    absl::Time unreachable_since = absl::InfiniteFuture();
+    while (true) {
+      absl::StatusOr<ReceivedTask> task = client_.GetTask(client_id(), absl::Seconds(10));
+      if (!task.ok()) {
+        if (absl::IsNotFound(task.status())) {  // the aggregator restarted
+          std::cerr << "worker " << name_ << ": " << task.status().message() << "\n";
+          BRAID_RETURN_IF_ERROR(JoinWithRetry(num_examples_));
+          continue;
+        }
+        if (absl::IsUnavailable(task.status()) || absl::IsDeadlineExceeded(task.status())) {
+          if (unreachable_since == absl::InfiniteFuture()) unreachable_since = absl::Now();
+          if (absl::Now() - unreachable_since > absl::GetFlag(FLAGS_give_up)) return task.status();
+          absl::SleepFor(absl::Milliseconds(500));
+          continue;
+        }
+        return task.status();
+      }
+      unreachable_since = absl::InfiniteFuture();
+      const v1::TaskHeader& h = task->header;
+      switch (h.kind()) {
+        case v1::TASK_KIND_DONE:
+          std::cerr << "worker " << name_ << ": job ended: " << h.reason() << "\n";
+          if (absl::StartsWith(h.reason(), "ClientLost")) {
+            BRAID_RETURN_IF_ERROR(JoinWithRetry(num_examples_));
+            continue;
+          }
+          return absl::OkStatus();
+        case v1::TASK_KIND_FIT:
+          BRAID_RETURN_IF_ERROR(Fit(h.round(), task->weights, split, trainer));
+          break;
+        case v1::TASK_KIND_EVALUATE:
+          BRAID_RETURN_IF_ERROR(Evaluate(h.round(), task->weights, split, trainer));
+          break;
+        default:
+          break;  // WAIT: ask again
+      }
+    }
+  }
+
+  // Results the aggregator refuses because the round moved on are dropped;
+  // a restarted aggregator is joined again. Other errors end the worker.
+  absl::Status Tolerate(const absl::Status& s, int round) {
+    if (s.ok() || absl::IsAborted(s) || absl::IsUnavailable(s)) {
+      if (!s.ok()) std::cerr << "worker " << name_ << ": round " << round << ": " << s << "\n";
+      return absl::OkStatus();
+    }
+    if (absl::IsNotFound(s)) return JoinWithRetry(num_examples_);
+    return s;
+  }
+
+  absl::Status Fit(int round, const TensorList& global, const Split& split,
+                   LocalTrainer& trainer) {
+    const absl::Time start = absl::Now();
+    BRAID_RETURN_IF_ERROR(trainer.SetWeights(global));
+    BRAID_ASSIGN_OR_RETURN(FitResult fit,
+                           trainer.Fit(split.train, job_.training.local_epochs,
+                                       round * 1000 + replica_));
+    const TensorList delta = Delta(trainer.Weights(), global);
+    UpdateMetrics train{fit.loss, 0, fit.num_examples};
+    absl::Status s = client_.PutFit(client_id(), round, delta, fit.num_examples, train);
+    std::cerr << "worker " << name_ << ": round " << round << " fit: loss " << fit.loss << " on "
+              << fit.num_examples << " examples in "
+              << absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1)))
+              << "\n";
+    return Tolerate(s, round);
+  }
+
+  absl::Status Evaluate(int round, const TensorList& global, const Split& split,
+                        LocalTrainer& trainer) {
+    BRAID_RETURN_IF_ERROR(trainer.SetWeights(global));
+    const EvalResult r = trainer.Evaluate(split.eval);
+    return Tolerate(client_.PutEval(client_id(), round, {r.loss, r.accuracy, r.num_examples}),
+                    round);
+  }
+
+  const spec::JobSpec job_;
+  const std::string tenant_;
+  const int replica_;
+  const std::string name_;
+  FederationClient client_;
+  int64_t num_examples_ = 0;
+  absl::Notification stop_;
+  mutable absl::Mutex mu_;
+  std::string client_id_ ABSL_GUARDED_BY(mu_);
+  absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_);
+};
+
+absl::Status RunReplica() {
+  BRAID_ASSIGN_OR_RETURN(spec::JobSpec job, LoadJob());
+  BRAID_ASSIGN_OR_RETURN(const spec::Tenant* tenant, FindTenant(job, absl::GetFlag(FLAGS_tenant)));
+  const int replica = absl::GetFlag(FLAGS_replica);
+  if (replica < 0 || replica >= tenant->replicas) {
+    return absl::InvalidArgumentError(absl::StrCat("--replica must be in [0, ", tenant->replicas,
+                                                   ") for tenant ", tenant->name));
+  }
+  if (absl::GetFlag(FLAGS_aggregator).empty()) {
+    return absl::InvalidArgumentError("--aggregator is required");
+  }
+  BRAID_ASSIGN_OR_RETURN(TabularData data, ReadTenantData(job, *tenant));
+  // The eval split is taken from the tenant's data before sharding, so each
+  // replica holds a disjoint part of both.
+  Split whole = SplitForEval(data, job.data.eval_fraction, job.training.seed);
+  Split split{Shard(whole.train, replica, tenant->replicas),
+              Shard(whole.eval, replica, tenant->replicas)};
+  BRAID_ASSIGN_OR_RETURN(auto trainer, LocalTrainer::Create(job, job.data.features.size()));
+  Replica worker(job, *tenant, replica, absl::GetFlag(FLAGS_aggregator));
+  return worker.Run(split, *trainer);
+}
+
+int Main(const std::string& command) {
+  torch::set_num_threads(std::max(1, absl::GetFlag(FLAGS_threads)));
+  absl::Status status;
+  if (command == "run") {
+    status = RunReplica();
+  } else if (command == "init") {
+    status = Init();
+  } else if (command == "evaluate") {
+    status = Evaluate();
+  } else if (command == "local") {
+    status = Local();
+  } else {
+    std::cerr << "braid-worker: unknown command '" << command
+              << "'; use run, init, evaluate or local\n";
+    return 2;
+  }
+  if (status.ok()) return 0;
+  std::cerr << "braid-worker " << command << ": " << status.message() << "\n";
+  return absl::IsInvalidArgument(status) || absl::IsNotFound(status) ? 2 : 1;
+}
+
+}  // namespace
+}  // namespace braid::worker
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "braid-worker run|init|evaluate|local --job FILE [flags]; see --help");
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  if (args.size() != 2) {
+    std::cerr << "usage: braid-worker run|init|evaluate|local --job FILE [flags]\n";
+    return 2;
+  }
+  return braid::worker::Main(args[1]);
+}

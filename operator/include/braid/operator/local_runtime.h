@@ -1,0 +1,44 @@
+// The local runtime behind `braid run`: the job's desired workloads as child
+// processes on loopback (braid-aggregator, one braid-worker per tenant
+// replica), progress from the aggregator's status, and the JSON summary.
+#ifndef BRAID_OPERATOR_LOCAL_RUNTIME_H_
+#define BRAID_OPERATOR_LOCAL_RUNTIME_H_
+
+#include <atomic>
+#include <ostream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+#include "braid/core/spec.h"
+
+namespace braid::op {
+
+struct LocalRunOptions {
+  std::string job_file;  // the job's YAML (passed on to the children)
+  std::string workdir;   // checkpoint/, logs/, model.safetensors, summary.json
+  std::string bin_dir;   // where braid-aggregator and braid-worker are
+  bool baselines = false;  // also train each tenant alone with the same budget
+  // Set (e.g. by a SIGINT handler) to stop the run; the summary then says
+  // phase Failed, reason Interrupted.
+  const std::atomic<bool>* interrupted = nullptr;
+  std::ostream* progress = nullptr;  // one line per round; nullptr = quiet
+};
+
+// Runs the job to its end and returns the summary:
+//   {"job", "phase": "Succeeded"|"Failed", "reason", "message",
+//    "rounds": [{"round", "participants", "sampled", "tenants", "train_loss",
+//                "eval_loss", "eval_accuracy", "seconds", "bytes_up",
+//                "bytes_down"}],
+//    "final": {"pooled": {"eval_loss", "eval_accuracy", "num_examples"}},
+//    "baselines": {"<tenant>": {"pooled": {...}, "local": {...}}},
+//    "model": "<workdir>/model.safetensors", "workdir", "logs"}
+// A checkpoint of an unfinished run of the same job in `workdir` is resumed;
+// one of a finished run is replaced. Errors (not job failures, which are in
+// the summary) are returned as Status: children that cannot start, etc.
+absl::StatusOr<nlohmann::json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& options);
+
+}  // namespace braid::op
+
+#endif  // BRAID_OPERATOR_LOCAL_RUNTIME_H_

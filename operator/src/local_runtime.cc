@@ -1,0 +1,288 @@
+#include "braid/operator/local_runtime.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "braid/core/file_io.h"
+#include "braid/core/status_macros.h"
+#include "braid/operator/desired_set.h"
+#include "braid/operator/subprocess.h"
+#include "braid/v1/federation.grpc.pb.h"
+
+namespace braid::op {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr absl::Duration kStartTimeout = absl::Seconds(60);
+constexpr absl::Duration kToolTimeout = absl::Minutes(30);
+
+// Paths of one run's working directory.
+struct Workdir {
+  explicit Workdir(const std::string& root)
+      : root(fs::absolute(root).string()),
+        checkpoint((fs::path(this->root) / "checkpoint").string()),
+        logs((fs::path(this->root) / "logs").string()),
+        initial_model((fs::path(this->root) / "initial.safetensors").string()),
+        model((fs::path(this->root) / "model.safetensors").string()),
+        port_file((fs::path(this->root) / "aggregator.port").string()),
+        metrics_port_file((fs::path(this->root) / "metrics.port").string()) {}
+  std::string Log(const std::string& name) const { return (fs::path(logs) / (name + ".log")).string(); }
+  std::string root, checkpoint, logs, initial_model, model, port_file, metrics_port_file;
+};
+
+// A checkpoint of a finished run is set aside so the job starts afresh; an
+// unfinished one is resumed.
+absl::Status PrepareWorkdir(const Workdir& dir, std::ostream* progress) {
+  std::error_code ec;
+  fs::create_directories(dir.logs, ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat(dir.logs, ": ", ec.message()));
+  const std::string state = (fs::path(dir.checkpoint) / "state.json").string();
+  if (fs::exists(state)) {
+    absl::StatusOr<std::string> text = ReadSmallFile(state, 64 << 20);
+    const json j = text.ok() ? json::parse(*text, nullptr, false) : json();
+    const std::string phase = j.is_object() ? j.value("phase", "") : "";
+    if (phase == "Succeeded" || phase == "Failed") {
+      fs::remove_all(dir.checkpoint, ec);
+    } else if (progress && j.is_object()) {
+      *progress << "resuming from " << dir.checkpoint << " after round "
+                << j.value("history", json::array()).size() << "\n";
+    }
+  }
+  fs::remove(dir.port_file, ec);
+  fs::remove(dir.metrics_port_file, ec);
+  return absl::OkStatus();
+}
+
+// Waits for the aggregator to write its port; fails if it exits first.
+absl::StatusOr<int> AwaitPort(Subprocess& aggregator, const Workdir& dir) {
+  const absl::Time deadline = absl::Now() + kStartTimeout;
+  while (absl::Now() < deadline) {
+    if (std::optional<int> code = aggregator.Poll()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("braid-aggregator exited with ", *code, " at start; see ",
+                       dir.Log("aggregator")));
+    }
+    std::ifstream in(dir.port_file);
+    int port = 0;
+    if (in >> port && port > 0) return port;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return absl::DeadlineExceededError("braid-aggregator did not start listening within 60s");
+}
+
+json RoundJson(const v1::RoundRecord& r) {
+  return json{{"round", r.round()},
+              {"participants", r.participants()},
+              {"sampled", r.sampled()},
+              {"tenants", std::vector<std::string>(r.tenants().begin(), r.tenants().end())},
+              {"train_loss", r.train_loss()},
+              {"eval_loss", r.eval_loss()},
+              {"eval_accuracy", r.eval_accuracy()},
+              {"seconds", r.seconds()},
+              {"bytes_up", r.bytes_up()},
+              {"bytes_down", r.bytes_down()}};
+}
+
+std::string ProgressLine(const v1::RoundRecord& r, int total) {
+  return absl::StrFormat(
+      "round %d/%d  participants %d/%d  train_loss %.4f  eval_loss %.4f  eval_accuracy %.4f  "
+      "%.1fs",
+      r.round(), total, r.participants(), r.sampled(), r.train_loss(), r.eval_loss(),
+      r.eval_accuracy(), r.seconds());
+}
+
+// Evaluates a model file on the job's pooled held-out set.
+absl::StatusOr<json> EvaluatePooled(const LocalRunOptions& o, const spec::JobSpec& job,
+                                    const Workdir& dir, const std::string& model,
+                                    const std::string& log_name) {
+  const std::string worker = (fs::path(o.bin_dir) / "braid-worker").string();
+  BRAID_ASSIGN_OR_RETURN(
+      std::string out,
+      RunForOutput({worker, "evaluate", "--job", o.job_file, "--model", model, "--data",
+                    spec::ResolvedPath(job, job.evaluation.pooled.path)},
+                   dir.Log(log_name), kToolTimeout));
+  json j = json::parse(out, nullptr, false);
+  if (j.is_discarded()) return absl::InternalError("braid-worker evaluate printed no JSON");
+  return j;
+}
+
+// Each tenant's local-only model with the federated budget, evaluated on
+// its own eval split and on the pooled set.
+absl::StatusOr<json> RunBaselines(const LocalRunOptions& o, const spec::JobSpec& job,
+                                  const Workdir& dir) {
+  const std::string worker = (fs::path(o.bin_dir) / "braid-worker").string();
+  const fs::path base_dir = fs::path(dir.root) / "baselines";
+  fs::create_directories(base_dir);
+  // Two at a time: enough for two cores, each trainer is single-threaded.
+  struct Running {
+    std::string tenant, model, out_path;
+    Subprocess proc;
+  };
+  json baselines = json::object();
+  std::vector<Running> running;
+  auto finish = [&](Running& r) -> absl::Status {
+    const int code = r.proc.Wait(kToolTimeout);
+    if (code != 0) {
+      return absl::InternalError(absl::StrCat("local-only baseline of ", r.tenant,
+                                              " failed; see ", dir.Log("baseline-" + r.tenant)));
+    }
+    std::ifstream in(r.out_path);
+    json local = json::parse(in, nullptr, false);
+    json entry{{"local", local}};
+    if (!job.evaluation.pooled.path.empty()) {
+      BRAID_ASSIGN_OR_RETURN(entry["pooled"],
+                             EvaluatePooled(o, job, dir, r.model, "baseline-" + r.tenant + "-eval"));
+    }
+    baselines[r.tenant] = entry;
+    return absl::OkStatus();
+  };
+  for (const spec::Tenant& t : job.tenants) {
+    if (running.size() == 2) {
+      BRAID_RETURN_IF_ERROR(finish(running.front()));
+      running.erase(running.begin());
+    }
+    if (o.interrupted && *o.interrupted) return absl::CancelledError("interrupted");
+    const std::string model = (base_dir / (t.name + ".safetensors")).string();
+    const std::string out_path = (base_dir / (t.name + ".json")).string();
+    BRAID_ASSIGN_OR_RETURN(
+        Subprocess proc,
+        Subprocess::Start({worker, "local", "--job", o.job_file, "--tenant", t.name, "--out", model},
+                          dir.Log("baseline-" + t.name), out_path));
+    running.push_back(Running{t.name, model, out_path, std::move(proc)});
+  }
+  for (Running& r : running) BRAID_RETURN_IF_ERROR(finish(r));
+  return baselines;
+}
+
+}  // namespace
+
+absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o) {
+  const Workdir dir(o.workdir);
+  BRAID_RETURN_IF_ERROR(PrepareWorkdir(dir, o.progress));
+  const std::string aggregator_bin = (fs::path(o.bin_dir) / "braid-aggregator").string();
+  const std::string worker_bin = (fs::path(o.bin_dir) / "braid-worker").string();
+  for (const std::string& bin : {aggregator_bin, worker_bin}) {
+    if (!fs::exists(bin)) {
+      return absl::NotFoundError(absl::StrCat(bin, ": not found; build Braid first (make build)"));
+    }
+  }
+  auto interrupted = [&] { return o.interrupted && o.interrupted->load(); };
+
+  if (!fs::exists(fs::path(dir.checkpoint) / "model.safetensors")) {
+    BRAID_RETURN_IF_ERROR(
+        RunForOutput({worker_bin, "init", "--job", o.job_file, "--out", dir.initial_model},
+                     dir.Log("init"), kToolTimeout)
+            .status());
+  }
+
+  std::map<std::string, Subprocess> procs;
+  int port = 0;
+  for (const Workload& w : DesiredWorkloads(job)) {
+    std::vector<std::string> argv;
+    if (w.role == Workload::Role::kAggregator) {
+      argv = {aggregator_bin, "--job", o.job_file, "--checkpoint-dir", dir.checkpoint,
+              "--initial-model", dir.initial_model, "--port-file", dir.port_file,
+              "--metrics-port-file", dir.metrics_port_file};
+      BRAID_ASSIGN_OR_RETURN(Subprocess p, Subprocess::Start(argv, dir.Log(w.name)));
+      procs.emplace(w.name, std::move(p));
+      BRAID_ASSIGN_OR_RETURN(port, AwaitPort(procs.at(w.name), dir));
+      std::ifstream metrics_port(dir.metrics_port_file);
+      int mport = 0;
+      if (o.progress && metrics_port >> mport) {
+        *o.progress << "job " << job.name << ": aggregator on 127.0.0.1:" << port
+                    << ", metrics on http://127.0.0.1:" << mport << "/metrics, logs in "
+                    << dir.logs << "\n";
+      }
+      continue;
+    }
+    argv = {worker_bin, "run", "--job", o.job_file, "--tenant", w.tenant, "--replica",
+            std::to_string(w.replica), "--aggregator", absl::StrCat("127.0.0.1:", port)};
+    BRAID_ASSIGN_OR_RETURN(Subprocess p, Subprocess::Start(argv, dir.Log(w.name)));
+    procs.emplace(w.name, std::move(p));
+  }
+
+  // Follow the aggregator's status until the job ends.
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::Federation::NewStub(channel);
+  v1::JobStatus status;
+  status.set_phase("Pending");
+  int printed = 0;
+  std::map<std::string, bool> reported_exit;
+  std::string runtime_reason, runtime_message;
+  while (true) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::JobStatus fresh;
+    if (stub->GetStatus(&ctx, v1::StatusRequest(), &fresh).ok()) status = fresh;
+    for (const v1::RoundRecord& r : status.rounds()) {
+      if (r.round() <= printed) continue;
+      if (o.progress) *o.progress << ProgressLine(r, status.total_rounds()) << std::endl;
+      printed = r.round();
+    }
+    if (status.phase() == "Succeeded" || status.phase() == "Failed") break;
+    if (interrupted()) {
+      runtime_reason = "Interrupted";
+      runtime_message = "stopped by the user (Ctrl-C); run again to resume from the checkpoint";
+      break;
+    }
+    for (auto& [name, proc] : procs) {
+      std::optional<int> code = proc.Poll();
+      if (!code || reported_exit[name]) continue;
+      reported_exit[name] = true;
+      if (name == "aggregator") {
+        runtime_reason = "AggregatorExited";
+        runtime_message = absl::StrCat("braid-aggregator exited with ", *code, "; see ",
+                                       dir.Log(name));
+      } else if (o.progress && *code != 0) {
+        *o.progress << name << " exited with " << *code << "; see " << dir.Log(name) << "\n";
+      }
+    }
+    if (!runtime_reason.empty()) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  // Let the workers hear DONE, then stop everything (aggregator last).
+  for (auto& [name, proc] : procs) {
+    if (name != "aggregator") proc.Wait(runtime_reason.empty() ? absl::Seconds(3) : absl::ZeroDuration());
+  }
+  for (auto& [name, proc] : procs) proc.Terminate();
+
+  json summary{{"job", job.name},
+               {"phase", runtime_reason.empty() ? status.phase() : "Failed"},
+               {"reason", runtime_reason.empty() ? status.reason() : runtime_reason},
+               {"message", runtime_reason.empty() ? status.message() : runtime_message},
+               {"rounds", json::array()},
+               {"workdir", dir.root},
+               {"logs", dir.logs}};
+  for (const v1::RoundRecord& r : status.rounds()) summary["rounds"].push_back(RoundJson(r));
+
+  const std::string checkpoint_model = (fs::path(dir.checkpoint) / "model.safetensors").string();
+  if (summary["phase"] == "Succeeded") {
+    std::error_code ec;
+    fs::copy_file(checkpoint_model, dir.model, fs::copy_options::overwrite_existing, ec);
+    if (ec) return absl::InternalError(absl::StrCat(dir.model, ": ", ec.message()));
+    summary["model"] = dir.model;
+    if (!job.evaluation.pooled.path.empty()) {
+      BRAID_ASSIGN_OR_RETURN(json pooled, EvaluatePooled(o, job, dir, dir.model, "final-eval"));
+      summary["final"] = json{{"pooled", pooled}};
+    }
+    if (o.baselines && !interrupted()) {
+      if (o.progress) *o.progress << "training local-only baselines...\n";
+      BRAID_ASSIGN_OR_RETURN(summary["baselines"], RunBaselines(o, job, dir));
+    }
+  }
+  return summary;
+}
+
+}  // namespace braid::op
