@@ -40,6 +40,11 @@ struct Split {
 };
 Split SplitForEval(const TabularData& data, double eval_fraction, int64_t seed);
 
+// A permutation of 0..n-1 that depends only on (n, seed): the same on every
+// machine and LibTorch version (own PRNG and Fisher-Yates; neither torch's
+// nor the standard library's generators are used). n >= 0.
+std::vector<int64_t> SeededPermutation(int64_t n, uint64_t seed);
+
 }  // namespace braid::worker
 
 #endif  // BRAID_WORKER_TABULAR_DATA_H_

@@ -1,0 +1,33 @@
+# Braid's front doors. Each target installs what it needs first (idempotent),
+# so on a fresh machine `make demo` and `make test` are the only set-up.
+#   make demo    run the example federated job on this machine
+#   make test    build and run every test (ctest; labels unit, e2e)
+#   make bench   run the benchmarks and rewrite docs/benchmarks.md
+BUILD_DIR ?= build
+JOBS ?= 2
+CMAKE_FLAGS ?=
+
+.PHONY: deps configure build demo test bench clean
+
+deps:
+	@bash scripts/deps.sh
+
+$(BUILD_DIR)/build.ninja: | deps
+	cmake -S . -B $(BUILD_DIR) -G Ninja $(CMAKE_FLAGS)
+
+configure: deps $(BUILD_DIR)/build.ninja
+
+build: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+demo: build
+	$(BUILD_DIR)/bin/braid run examples/tabular.yaml --baselines --workdir .braid/demo
+
+test: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+bench: build
+	bash scripts/bench.sh $(BUILD_DIR)
+
+clean:
+	rm -rf $(BUILD_DIR) .braid
