@@ -19,6 +19,7 @@
 #include "braid/aggregator/federation_service.h"
 #include "braid/aggregator/metrics.h"
 #include "braid/aggregator/round_engine.h"
+#include "braid/core/cli_flags.h"
 #include "braid/core/spec.h"
 #include "braid/core/wire_limits.h"
 
@@ -141,6 +142,6 @@ int Run() {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("braid-aggregator --job FILE --checkpoint-dir DIR [flags]");
-  absl::ParseCommandLine(argc, argv);
+  braid::ParseFlags(argc, argv);
   return Run();
 }

@@ -23,15 +23,15 @@ SEED = 20261123
 
 # Per site: class mix (sums to 1), feature offset and scale.
 SITES = {
-    "st-mary": {"mix": [0.47, 0.47, 0.03, 0.03], "offset": 0.4, "scale": 1.0},
-    "charite": {"mix": [0.03, 0.47, 0.47, 0.03], "offset": -0.3, "scale": 1.15},
-    "karolinska": {"mix": [0.03, 0.03, 0.47, 0.47], "offset": 0.1, "scale": 0.9},
+    "st-mary": {"mix": [0.49, 0.49, 0.01, 0.01], "offset": 0.4, "scale": 1.0},
+    "charite": {"mix": [0.01, 0.49, 0.49, 0.01], "offset": -0.3, "scale": 1.15},
+    "karolinska": {"mix": [0.01, 0.01, 0.49, 0.49], "offset": 0.1, "scale": 0.9},
 }
 
 
 def class_means(rng):
     """One mean vector per class; classes overlap enough to need all data."""
-    return [[rng.uniform(-1.6, 1.6) for _ in range(FEATURES)] for _ in range(CLASSES)]
+    return [[rng.uniform(-1.3, 1.3) for _ in range(FEATURES)] for _ in range(CLASSES)]
 
 
 def sample(rng, means, label, site):

@@ -16,6 +16,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
+#include "braid/core/cli_flags.h"
 #include "braid/core/file_io.h"
 #include "braid/core/spec.h"
 #include "braid/operator/local_runtime.h"
@@ -109,9 +110,9 @@ int Run(const std::string& file) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
-  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
-  if (args.size() == 3 && std::string(args[1]) == "validate") return Validate(args[2]);
-  if (args.size() == 3 && std::string(args[1]) == "run") return Run(args[2]);
+  const std::vector<std::string> args = braid::ParseFlags(argc, argv);
+  if (args.size() == 3 && args[1] == "validate") return Validate(args[2]);
+  if (args.size() == 3 && args[1] == "run") return Run(args[2]);
   std::cerr << kUsage;
   return 2;
 }

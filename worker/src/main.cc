@@ -24,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "braid/core/cli_flags.h"
 #include "braid/core/safetensors.h"
 #include "braid/core/spec.h"
 #include "braid/core/status_macros.h"
@@ -323,7 +324,7 @@ int Main(const std::string& command) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "braid-worker run|init|evaluate|local --job FILE [flags]; see --help");
-  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  std::vector<std::string> args = braid::ParseFlags(argc, argv);
   if (args.size() != 2) {
     std::cerr << "usage: braid-worker run|init|evaluate|local --job FILE [flags]\n";
     return 2;
