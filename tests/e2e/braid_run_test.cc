@@ -64,7 +64,7 @@ TEST(BraidRun, ExampleJobBeatsEveryLocalOnlyBaseline) {
   }
   // No child left behind: nothing listens on the aggregator's port.
   const int port = std::stoi(ReadFile(dir + "/work/aggregator.port"));
-  auto probe = StartAggregator(SourcePath("examples/tabular.yaml"), dir + "/probe",
+  auto probe = StartAggregator(SourcePath("examples/tabular.yaml"), FreshDir("probe"),
                                s["model"].get<std::string>(), port);
   EXPECT_TRUE(probe.ok()) << "port " << port << " still taken: " << probe.status();
 }

@@ -28,12 +28,12 @@ std::string WriteProtocolJob(const std::string& dir, int tenants, int min_client
   std::string yaml = absl::StrCat(
       "apiVersion: braid.dev/v1alpha1\nkind: FederatedJob\nmetadata: {name: proto}\n"
       "spec:\n  model: {kind: mlp, mlp: {hidden: [4], numClasses: 2}}\n"
-      "  data: {features: [a], label: y}\n"
+      "  data: {features: [a], label: cls}\n"
       "  strategy: {rounds: 1, minClients: ", min_clients, ", roundTimeout: ", round_timeout,
       "}\n  tenants:\n");
   for (int i = 0; i < tenants; ++i) {
     absl::StrAppend(&yaml, "  - {name: t", i, ", data: {path: t", i, ".csv}}\n");
-    WriteFile(absl::StrCat(dir, "/t", i, ".csv"), "a,y\n1,0\n");
+    WriteFile(absl::StrCat(dir, "/t", i, ".csv"), "a,cls\n1,0\n");
   }
   WriteFile(dir + "/job.yaml", yaml);
   return dir + "/job.yaml";

@@ -11,11 +11,15 @@ namespace braid::aggregator {
 // L2 norm costs no second pass. Memory-bound: reads update and sum once,
 // writes sum once. Buffers must not overlap. Thread-compatible: callers
 // serialize writers of the same `sum`.
+// (Precision: squares are summed in float within blocks of 1024 elements,
+// 16 lanes of 64 terms each, and the block sums in double: relative error
+// ~1e-8 on random data, at most ~4e-6 in theory.)
 double FoldWeighted(float* sum, const float* update, size_t n, float weight);
 
 // out[i] = base[i] + sum[i] * scale for i in [0, n): turns a weighted sum of
 // deltas into the next global weights (scale = 1 / total weight). `out` may
-// alias `sum` or `base`.
+// alias `sum` or `base` (the same pointer; partially overlapping ranges are
+// not supported). Computed in double and rounded once to float.
 void ApplyAverage(float* out, const float* base, const float* sum, size_t n, double scale);
 
 }  // namespace braid::aggregator

@@ -35,14 +35,14 @@ struct DataSource {
 
 struct Tenant {
   std::string name;       // DNS-1123 label, unique within the job
-  std::string namespace_; // Kubernetes namespace; "" = the job's namespace
-  int replicas = 1;       // workers for this tenant; each trains on a 1/replicas shard
+  std::string namespace_; // Kubernetes namespace (DNS-1123 label); "" = the job's namespace
+  int replicas = 1;       // 1..1000 workers for this tenant; each trains on a 1/replicas shard
   DataSource data;
 };
 
 struct MlpModel {
-  std::vector<int> hidden = {64, 64};  // hidden layer widths; each 1..65536
-  int num_classes = 2;                 // >= 2
+  std::vector<int> hidden = {64, 64};  // hidden layer widths; each 1..65536, at most 64 layers
+  int num_classes = 2;                 // 2..100000
 };
 
 struct Model {
@@ -53,8 +53,9 @@ struct Model {
 // How worker processes read their tabular data.
 struct DataSchema {
   std::string format = "csv";          // only "csv"
-  std::vector<std::string> features;   // column names, non-empty, unique
-  std::string label = "label";         // integer class column, 0..num_classes-1
+  std::vector<std::string> features;   // column names, 1..65536 of them, unique; each
+                                       // 1..256 bytes without ',', '"' or line breaks
+  std::string label = "label";         // integer class column, 0..num_classes-1; not a feature
   double eval_fraction = 0.2;          // (0, 0.9]: local eval split of each tenant
 };
 
@@ -63,7 +64,8 @@ struct Strategy {
   int rounds = 10;               // 1..100000
   int min_clients = 1;           // >= 1; <= total replicas
   double fraction_fit = 1.0;     // (0, 1]
-  double round_timeout_seconds = 300;  // "30s", "5m", "1h30m" in YAML; > 0
+  // "30s", "5m", "1h30m", "250ms" or a number of seconds in YAML; (0, 168h].
+  double round_timeout_seconds = 300;
 };
 
 struct Training {
@@ -71,7 +73,7 @@ struct Training {
   int batch_size = 32;           // 1..1048576
   double learning_rate = 0.01;   // (0, 10]
   std::string optimizer = "sgd"; // "sgd" | "adam"
-  int64_t seed = 0;              // makes init, shuffling and splits reproducible
+  int64_t seed = 0;              // >= 0; makes init, shuffling and splits reproducible
 };
 
 struct Evaluation {
@@ -89,7 +91,7 @@ struct JobSpec {
   Strategy strategy;
   Training training;
   Evaluation evaluation;
-  std::vector<Tenant> tenants;   // non-empty, names unique
+  std::vector<Tenant> tenants;   // 1..kMaxTenants, names unique
 
   // Total worker processes: the sum of tenants[*].replicas.
   int TotalReplicas() const;
@@ -98,24 +100,37 @@ struct JobSpec {
 // Options for parsing.
 struct ParseOptions {
   // When true (the default), local data paths must exist and be readable
-  // files; the operator sets false because paths are resolved in pods.
+  // regular files, and persistentVolumeClaim data sources are errors (only
+  // Kubernetes can mount them); the operator sets false because paths are
+  // resolved in pods.
   bool check_files = true;
 };
 
-// `path` made absolute against `job.base_dir` when it is relative.
+// `path` made absolute against `job.base_dir` when it is relative (and
+// lexically normalized). Absolute paths, and any path when base_dir is "",
+// are returned unchanged.
 std::string ResolvedPath(const JobSpec& job, const std::string& path);
 
 // Parses and validates YAML text. On success returns the spec with defaults
 // applied. On failure returns InvalidArgument whose message lists every
 // problem found, one "path: message" per line (all problems at once, not the
-// first). Never crashes or allocates without bound: input larger than
+// first), in document order where possible. Problems with the text as a whole
+// (size, encoding, YAML syntax with "line L, column C", not exactly one
+// document) have the path "<file>" and are reported alone. At most 100
+// problems are listed; a last line "<file>: N more errors not shown" counts
+// the rest. Never crashes or allocates without bound: input larger than
 // kMaxJobBytes, nesting deeper than the YAML library's guard, alias bombs and
-// oversized lists are refused with an error. `base_dir` resolves relative paths.
+// oversized lists or strings are refused with an error. `base_dir` resolves
+// relative paths. Unknown fields are errors, except top-level `status` and
+// the ObjectMeta fields the API server writes (labels, annotations, uid, ...),
+// which are ignored. Thread-safe: no shared state.
 absl::StatusOr<JobSpec> ParseJobYaml(std::string_view yaml, std::string_view base_dir,
                                      const ParseOptions& options = {});
 
-// Reads `file` and calls ParseJobYaml with its directory as base_dir. A missing
-// or unreadable file is NotFound/InvalidArgument naming the file.
+// Reads `file` and calls ParseJobYaml with its absolute directory as
+// base_dir. A missing file is NotFound naming the file; a directory, an
+// unreadable file or one larger than kMaxJobBytes (refused after reading
+// kMaxJobBytes + 1 bytes) is InvalidArgument naming the file.
 absl::StatusOr<JobSpec> ParseJobFile(const std::string& file,
                                      const ParseOptions& options = {});
 

@@ -30,6 +30,8 @@ struct Tensor {
   std::vector<uint8_t> data;
 
   int64_t NumElements() const;  // product of shape; 1 for a scalar
+                                // (-1 if a dim is negative or the product
+                                // overflows int64; Validate says which)
   absl::Status Validate() const;
 
   // Views of the bytes as floats; precondition dtype == kF32.

@@ -1,0 +1,138 @@
+// Update ingest over gRPC on loopback: N clients each upload a P-parameter
+// fp32 update to a real braid-aggregator process at once (no training).
+// Prints GB/s of update bytes ingested and the aggregator's peak RSS as a
+// multiple of one model's bytes.
+//
+//   braid_ingest_bench [--clients 10] [--params 10000000] [--upload-slots 2]
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/barrier.h"
+#include "absl/time/clock.h"
+#include "braid/core/safetensors.h"
+#include "braid/worker/federation_client.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string SelfDir() { return fs::read_symlink("/proc/self/exe").parent_path().string(); }
+
+long PeakRssKiB(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+  }
+  return -1;
+}
+
+int Arg(int argc, char** argv, const std::string& name, int fallback) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (argv[i] == "--" + name) return std::atoi(argv[i + 1]);
+  }
+  return fallback;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace braid;
+  const int clients = Arg(argc, argv, "clients", 10);
+  const int params = Arg(argc, argv, "params", 10'000'000);
+  const int slots = Arg(argc, argv, "upload-slots", 2);
+  const fs::path dir = fs::temp_directory_path() / absl::StrCat("braid-ingest-", ::getpid());
+  fs::create_directories(dir);
+  std::ofstream(dir / "t.csv") << "a,cls\n1,0\n";
+  std::ofstream(dir / "job.yaml") << absl::StrCat(
+      "apiVersion: braid.dev/v1alpha1\nkind: FederatedJob\nmetadata: {name: ingest}\n"
+      "spec:\n  model: {kind: mlp, mlp: {hidden: [4], numClasses: 2}}\n"
+      "  data: {features: [a], label: cls}\n"
+      "  strategy: {rounds: 1, minClients: ", clients, ", roundTimeout: 10m}\n"
+      "  tenants:\n  - {name: t, replicas: ", clients, ", data: {path: t.csv}}\n");
+  const TensorList model = {Tensor::F32("w", {params}, std::vector<float>(params, 0.0f))};
+  if (auto s = safetensors::Write((dir / "init.safetensors").string(), model); !s.ok()) {
+    std::cerr << s << "\n";
+    return 1;
+  }
+  const uint64_t model_bytes = TotalBytes(model);
+
+  const std::string port_file = (dir / "port").string();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const std::string bin = SelfDir() + "/braid-aggregator";
+    const std::string slots_flag = absl::StrCat("--upload-slots=", slots);
+    ::execl(bin.c_str(), bin.c_str(), "--job", (dir / "job.yaml").c_str(), "--checkpoint-dir",
+            (dir / "ckpt").c_str(), "--initial-model", (dir / "init.safetensors").c_str(),
+            "--port-file", port_file.c_str(), "--metrics-listen=", "--start-grace=10m",
+            slots_flag.c_str(), "--linger=0s", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int port = 0;
+  for (int i = 0; i < 600 && port == 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+    std::ifstream in(port_file);
+    in >> port;
+  }
+  if (port == 0) {
+    std::cerr << "braid-aggregator did not start\n";
+    return 1;
+  }
+  const std::string address = absl::StrCat("127.0.0.1:", port);
+
+  const TensorList delta = {Tensor::F32("w", {params}, std::vector<float>(params, 0.001f))};
+  absl::Barrier* joined = new absl::Barrier(clients + 1);
+  absl::Barrier* downloaded = new absl::Barrier(clients + 1);
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int i = 0; i < clients; ++i) {
+    threads.emplace_back([&, i] {
+      worker::FederationClient client(address);
+      auto j = client.Join("ingest", "t", i, 100);
+      if (joined->Block()) delete joined;
+      if (!j.ok()) { ++failures; std::cerr << j.status() << "\n"; }
+      auto task = j.ok() ? client.GetTask(j->client_id, absl::Seconds(30))
+                         : absl::StatusOr<worker::ReceivedTask>(j.status());
+      if (!task.ok() || task->header.kind() != v1::TASK_KIND_FIT) ++failures;
+      if (downloaded->Block()) delete downloaded;
+      if (task.ok() && task->header.kind() == v1::TASK_KIND_FIT) {
+        auto s = client.PutFit(j->client_id, 1, delta, 100, {0.1, 0, 100});
+        if (!s.ok()) { ++failures; std::cerr << s << "\n"; }
+      }
+    });
+  }
+  if (joined->Block()) delete joined;
+  const absl::Time download_start = absl::Now();
+  if (downloaded->Block()) delete downloaded;
+  const absl::Time upload_start = absl::Now();
+  for (std::thread& t : threads) t.join();
+  const absl::Time end = absl::Now();
+  const long peak_kib = PeakRssKiB(pid);
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  fs::remove_all(dir);
+  if (failures > 0) {
+    std::cerr << failures << " clients failed\n";
+    return 1;
+  }
+  const double gb = static_cast<double>(model_bytes) * clients / 1e9;
+  const double up_s = absl::ToDoubleSeconds(end - upload_start);
+  const double down_s = absl::ToDoubleSeconds(upload_start - download_start);
+  const double peak_bytes = static_cast<double>(peak_kib) * 1024;
+  std::cout << absl::StrFormat(
+      "| %d | %d | %.1f | %.2f | %.2f | %.2f | %.0f | %.2fx |\n", clients, params,
+      static_cast<double>(model_bytes) / 1e6, gb / up_s, gb / down_s, up_s, peak_bytes / 1e6,
+      peak_bytes / static_cast<double>(model_bytes));
+  return 0;
+}

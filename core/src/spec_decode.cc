@@ -1,0 +1,302 @@
+// The job's top level, metadata and the spec sections other than tenants.
+#include "spec_decode.h"
+
+#include <limits>
+#include <string>
+#include <unordered_map>
+
+#include "absl/strings/str_cat.h"
+
+namespace braid::spec::internal {
+namespace {
+
+constexpr int kMaxHiddenLayers = 64;
+constexpr int kMaxLayerWidth = 65536;
+constexpr int kMaxClasses = 100000;
+constexpr size_t kMaxFeatures = 65536;
+constexpr size_t kMaxColumnBytes = 256;
+constexpr int kMaxRounds = 100000;
+constexpr int kMaxMinClients = kMaxTenants * 1000;
+constexpr double kMaxRoundTimeoutSeconds = 7 * 24 * 3600;
+constexpr int kMaxEpochs = 10000;
+constexpr int kMaxBatchSize = 1048576;
+
+// ObjectMeta fields that kubectl and the API server write; accepted so that
+// `kubectl get -o yaml` output runs as is, and never read.
+const std::vector<std::string_view> kObjectMetaIgnored = {
+    "labels",          "annotations",       "uid",
+    "resourceVersion", "generation",        "creationTimestamp",
+    "managedFields",   "finalizers",        "ownerReferences",
+    "generateName",    "deletionTimestamp", "deletionGracePeriodSeconds",
+    "selfLink"};
+
+// Lower case, runs of other characters as one '-', trimmed to a label.
+std::string SuggestLabel(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    if (alnum) {
+      out.push_back(c);
+    } else if (!out.empty() && out.back() != '-') {
+      out.push_back('-');
+    }
+    if (out.size() >= 63) break;
+  }
+  while (!out.empty() && out.back() == '-') out.pop_back();
+  return out;
+}
+
+// A CSV column name: non-empty and free of what the CSV reader splits on.
+bool ReadColumn(const YAML::Node& node, const std::string& path, Errors* errors,
+                std::string* out) {
+  if (!ReadString(node, path, errors, out, kMaxColumnBytes)) return false;
+  if (out->empty()) {
+    errors->Add(path, "must be a column name, got \"\"");
+    return false;
+  }
+  if (out->find_first_of(",\"\r\n") != std::string::npos) {
+    errors->Add(path, "must be a CSV column name without ',', '\"' or line breaks, got " +
+                          Quote(*out));
+    return false;
+  }
+  return true;
+}
+
+void DecodeMlp(const YAML::Node& node, const std::string& path, MlpModel* mlp,
+               Errors* errors) {
+  MapReader m(node, path, {"hidden", "numClasses"}, errors);
+  if (const YAML::Node* hidden = m.Find("hidden")) {
+    if (CheckList(*hidden, m.Path("hidden"), 0, kMaxHiddenLayers, "layer widths", errors)) {
+      mlp->hidden.clear();
+      size_t i = 0;
+      for (auto it = hidden->begin(); it != hidden->end(); ++it, ++i) {
+        int width = 0;
+        if (ReadInt(*it, IndexPath(m.Path("hidden"), i), 1, kMaxLayerWidth, errors, &width)) {
+          mlp->hidden.push_back(width);
+        }
+      }
+    }
+  }
+  if (const YAML::Node* n = m.Find("numClasses")) {
+    ReadInt(*n, m.Path("numClasses"), 2, kMaxClasses, errors, &mlp->num_classes);
+  }
+}
+
+void DecodeModel(const YAML::Node& node, Model* model, Errors* errors) {
+  // One section per kind; only mlp exists today.
+  MapReader m(node, "spec.model", {"kind", "mlp", "llama", "gpt2"}, errors);
+  if (!m.ok()) return;
+  bool kind_ok = true;
+  if (const YAML::Node* n = m.Find("kind")) {
+    std::string kind;
+    kind_ok = ReadString(*n, m.Path("kind"), errors, &kind);
+    if (kind_ok && kind != "mlp") {
+      kind_ok = false;
+      if (kind == "llama" || kind == "gpt2") {
+        errors->Add(m.Path("kind"), Quote(kind) + " is not supported yet; use \"mlp\"");
+      } else {
+        errors->Add(m.Path("kind"), "must be \"mlp\", got " + Quote(kind));
+      }
+    }
+  }
+  if (!kind_ok) return;
+  for (std::string_view other : {"llama", "gpt2"}) {
+    if (m.Find(other) != nullptr) {
+      errors->Add(m.Path(other), "set only with kind: " + std::string(other) +
+                                     "; this model's kind is \"mlp\"");
+    }
+  }
+  if (const YAML::Node* n = m.Find("mlp")) DecodeMlp(*n, m.Path("mlp"), &model->mlp, errors);
+}
+
+void DecodeData(const YAML::Node& node, DataSchema* data, Errors* errors) {
+  MapReader m(node, "spec.data", {"format", "features", "label", "evalFraction"}, errors);
+  if (!m.ok()) return;
+  if (const YAML::Node* n = m.Find("format")) {
+    ReadEnum(*n, m.Path("format"), {"csv"}, errors, &data->format);
+  }
+  const std::string features_path = m.Path("features");
+  bool features_ok = false;
+  if (const YAML::Node* features =
+          m.Require("features", "list the feature columns of the CSV files, e.g. [x0, x1]")) {
+    features_ok = CheckList(*features, features_path, 1, kMaxFeatures, "column names", errors);
+    if (features_ok) {
+      std::unordered_map<std::string, size_t> first;
+      size_t i = 0;
+      for (auto it = features->begin(); it != features->end(); ++it, ++i) {
+        std::string name;
+        const std::string path = IndexPath(features_path, i);
+        if (!ReadColumn(*it, path, errors, &name)) {
+          features_ok = false;
+          continue;
+        }
+        auto [where, inserted] = first.emplace(name, i);
+        if (!inserted) {
+          errors->Add(path, "duplicate column " + Quote(name) + " (also " +
+                                IndexPath(features_path, where->second) + ")");
+          features_ok = false;
+          continue;
+        }
+        data->features.push_back(std::move(name));
+      }
+    }
+  }
+  bool label_ok = true;
+  if (const YAML::Node* n = m.Find("label")) {
+    label_ok = ReadColumn(*n, m.Path("label"), errors, &data->label);
+  }
+  if (features_ok && label_ok) {
+    for (size_t i = 0; i < data->features.size(); ++i) {
+      if (data->features[i] == data->label) {
+        errors->Add(m.Path("label"), "column " + Quote(data->label) + " is also listed as " +
+                                         IndexPath(features_path, i) +
+                                         "; the label must not be a feature");
+      }
+    }
+  }
+  if (const YAML::Node* n = m.Find("evalFraction")) {
+    ReadNumber(*n, m.Path("evalFraction"), {0, true, 0.9, false}, errors, &data->eval_fraction);
+  }
+}
+
+// Returns true when minClients is valid (given or default).
+bool DecodeStrategy(const YAML::Node& node, Strategy* strategy, Errors* errors) {
+  MapReader m(node, "spec.strategy",
+              {"name", "rounds", "minClients", "fractionFit", "roundTimeout"}, errors);
+  if (!m.ok()) return false;
+  if (const YAML::Node* n = m.Find("name")) {
+    ReadEnum(*n, m.Path("name"), {"fedavg"}, errors, &strategy->name);
+  }
+  if (const YAML::Node* n = m.Find("rounds")) {
+    ReadInt(*n, m.Path("rounds"), 1, kMaxRounds, errors, &strategy->rounds);
+  }
+  bool min_clients_ok = true;
+  if (const YAML::Node* n = m.Find("minClients")) {
+    min_clients_ok =
+        ReadInt(*n, m.Path("minClients"), 1, kMaxMinClients, errors, &strategy->min_clients);
+  }
+  if (const YAML::Node* n = m.Find("fractionFit")) {
+    ReadNumber(*n, m.Path("fractionFit"), {0, true, 1, false}, errors, &strategy->fraction_fit);
+  }
+  if (const YAML::Node* n = m.Find("roundTimeout")) {
+    ReadDuration(*n, m.Path("roundTimeout"), kMaxRoundTimeoutSeconds, errors,
+                 &strategy->round_timeout_seconds);
+  }
+  return min_clients_ok;
+}
+
+void DecodeTraining(const YAML::Node& node, Training* training, Errors* errors) {
+  MapReader m(node, "spec.training",
+              {"localEpochs", "batchSize", "learningRate", "optimizer", "seed"}, errors);
+  if (const YAML::Node* n = m.Find("localEpochs")) {
+    ReadInt(*n, m.Path("localEpochs"), 1, kMaxEpochs, errors, &training->local_epochs);
+  }
+  if (const YAML::Node* n = m.Find("batchSize")) {
+    ReadInt(*n, m.Path("batchSize"), 1, kMaxBatchSize, errors, &training->batch_size);
+  }
+  if (const YAML::Node* n = m.Find("learningRate")) {
+    ReadNumber(*n, m.Path("learningRate"), {0, true, 10, false}, errors,
+               &training->learning_rate);
+  }
+  if (const YAML::Node* n = m.Find("optimizer")) {
+    ReadEnum(*n, m.Path("optimizer"), {"sgd", "adam"}, errors, &training->optimizer);
+  }
+  if (const YAML::Node* n = m.Find("seed")) {
+    ReadInt(*n, m.Path("seed"), int64_t{0}, std::numeric_limits<int64_t>::max(), errors,
+            &training->seed);
+  }
+}
+
+void DecodeEvaluation(const YAML::Node& node, const ParseOptions& options, JobSpec* job,
+                      Errors* errors) {
+  MapReader m(node, "spec.evaluation", {"pooled"}, errors);
+  if (const YAML::Node* n = m.Find("pooled")) {
+    DecodeDataSource(*n, m.Path("pooled"), options, *job, &job->evaluation.pooled, errors);
+  }
+}
+
+void DecodeSpec(const YAML::Node& node, const ParseOptions& options, JobSpec* job,
+                Errors* errors) {
+  MapReader m(node, "spec", {"model", "data", "strategy", "training", "evaluation", "tenants"},
+              errors);
+  if (!m.ok()) return;
+  if (const YAML::Node* n = m.Find("model")) DecodeModel(*n, &job->model, errors);
+  if (const YAML::Node* n =
+          m.Require("data", "give the CSV schema: data: {features: [x0, x1], label: label}")) {
+    DecodeData(*n, &job->data, errors);
+  }
+  bool min_clients_ok = true;
+  if (const YAML::Node* n = m.Find("strategy")) {
+    min_clients_ok = DecodeStrategy(*n, &job->strategy, errors);
+  }
+  if (const YAML::Node* n = m.Find("training")) DecodeTraining(*n, &job->training, errors);
+  if (const YAML::Node* n = m.Find("evaluation")) {
+    DecodeEvaluation(*n, options, job, errors);
+  }
+  bool replicas_known = false;
+  if (const YAML::Node* n = m.Require(
+          "tenants", "list at least one tenant, e.g. [{name: a, data: {path: a.csv}}]")) {
+    replicas_known = DecodeTenants(*n, m.Path("tenants"), options, job, errors);
+  }
+  if (min_clients_ok && replicas_known && job->strategy.min_clients > job->TotalReplicas()) {
+    errors->Add("spec.strategy.minClients",
+                absl::StrCat("must be at most the total replicas across tenants (",
+                             job->TotalReplicas(), "), got ", job->strategy.min_clients));
+  }
+}
+
+void DecodeMetadata(const YAML::Node& node, JobSpec* job, Errors* errors) {
+  MapReader m(node, "metadata", {"name", "namespace"}, errors, kObjectMetaIgnored);
+  if (const YAML::Node* n = m.Require("name", "a DNS-1123 label such as \"tabular-demo\"")) {
+    ReadName(*n, m.Path("name"), errors, &job->name);
+  }
+  if (const YAML::Node* n = m.Find("namespace")) {
+    ReadName(*n, m.Path("namespace"), errors, &job->namespace_);
+  }
+}
+
+}  // namespace
+
+bool ReadName(const YAML::Node& node, const std::string& path, Errors* errors,
+              std::string* out) {
+  std::string name;
+  if (!ReadString(node, path, errors, &name)) return false;
+  if (IsDns1123Label(name)) {
+    *out = std::move(name);
+    return true;
+  }
+  std::string message =
+      "must be a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a "
+      "letter or digit, at most 63 characters), got " +
+      Quote(name);
+  if (std::string hint = SuggestLabel(name); !hint.empty()) {
+    message += " (try " + Quote(hint) + ")";
+  }
+  errors->Add(path, std::move(message));
+  return false;
+}
+
+void DecodeJob(const YAML::Node& root, const ParseOptions& options, JobSpec* job,
+               Errors* errors) {
+  if (!root.IsMap()) {
+    errors->Add(kFilePath,
+                "a job file must be a YAML map with apiVersion, kind, metadata and spec; got " +
+                    Describe(root));
+    return;
+  }
+  // Operators write `status`; it is accepted and ignored.
+  MapReader top(root, "", {"apiVersion", "kind", "metadata", "spec"}, errors, {"status"});
+  if (const YAML::Node* n = top.Require("apiVersion", "set it to \"braid.dev/v1alpha1\"")) {
+    ReadEnum(*n, "apiVersion", {kApiVersion}, errors, &job->api_version);
+  }
+  if (const YAML::Node* n = top.Require("kind", "set it to \"FederatedJob\"")) {
+    ReadEnum(*n, "kind", {kKind}, errors, &job->kind);
+  }
+  if (const YAML::Node* n = top.Require("metadata", "give at least metadata: {name: my-job}")) {
+    DecodeMetadata(*n, job, errors);
+  }
+  if (const YAML::Node* n = top.Require("spec")) DecodeSpec(*n, options, job, errors);
+}
+
+}  // namespace braid::spec::internal

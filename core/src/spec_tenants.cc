@@ -1,0 +1,174 @@
+// spec.tenants and data sources, including the local file checks.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <string>
+#include <system_error>
+#include <unordered_map>
+
+#include "absl/strings/str_cat.h"
+#include "spec_decode.h"
+
+namespace braid::spec::internal {
+namespace {
+
+constexpr int kMaxReplicas = 1000;
+
+std::string ErrnoText(int error) { return std::generic_category().message(error); }
+
+// `resolved` for messages: absolute even when the job had no base_dir.
+std::string Shown(const std::string& resolved) {
+  std::error_code ec;
+  std::filesystem::path absolute = std::filesystem::absolute(resolved, ec);
+  return ec ? resolved : absolute.lexically_normal().string();
+}
+
+// The file a local run will read must exist, be a regular file and be
+// readable by this process.
+void CheckLocalFile(const std::string& resolved, const std::string& path, Errors* errors) {
+  struct stat st;
+  if (stat(resolved.c_str(), &st) != 0) {
+    const int error = errno;
+    if (error == ENOENT || error == ENOTDIR) {
+      errors->Add(path, "no such file: " + Shown(resolved));
+    } else {
+      errors->Add(path, "cannot access " + Shown(resolved) + ": " + ErrnoText(error));
+    }
+    return;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    errors->Add(path, "not a regular file: " + Shown(resolved) +
+                          (S_ISDIR(st.st_mode) ? " (a directory)" : ""));
+    return;
+  }
+  if (access(resolved.c_str(), R_OK) != 0) {
+    errors->Add(path, "not readable: " + Shown(resolved) + ": " + ErrnoText(errno));
+  }
+}
+
+// Kubernetes' rule for volume subPaths: relative, no ".." component.
+bool IsSafeSubPath(const std::string& sub_path) {
+  std::filesystem::path p(sub_path);
+  if (p.is_absolute()) return false;
+  for (const auto& part : p) {
+    if (part == "..") return false;
+  }
+  return true;
+}
+
+void DecodeClaim(const YAML::Node& node, const std::string& path, DataSource* out,
+                 Errors* errors) {
+  MapReader m(node, path, {"claimName", "subPath"}, errors);
+  if (const YAML::Node* n =
+          m.Require("claimName", "the name of a PersistentVolumeClaim in the tenant's namespace")) {
+    std::string claim;
+    if (ReadString(*n, m.Path("claimName"), errors, &claim)) {
+      if (IsDns1123Subdomain(claim)) {
+        out->claim_name = std::move(claim);
+      } else {
+        errors->Add(m.Path("claimName"),
+                    "must be a Kubernetes object name (lowercase letters, digits, '-' and '.', "
+                    "at most 253 characters), got " +
+                        Quote(claim));
+      }
+    }
+  }
+  if (const YAML::Node* n = m.Find("subPath")) {
+    std::string sub_path;
+    if (ReadString(*n, m.Path("subPath"), errors, &sub_path)) {
+      if (IsSafeSubPath(sub_path)) {
+        out->sub_path = std::move(sub_path);
+      } else {
+        errors->Add(m.Path("subPath"),
+                    "must be a relative path inside the volume without \"..\", got " +
+                        Quote(sub_path));
+      }
+    }
+  }
+}
+
+// Returns true when the tenant's replica count is known (valid or default).
+bool DecodeTenant(const YAML::Node& node, const std::string& path, const ParseOptions& options,
+                  const JobSpec& job, Tenant* tenant, Errors* errors) {
+  MapReader m(node, path, {"name", "namespace", "replicas", "data"}, errors);
+  if (!m.ok()) return false;
+  if (const YAML::Node* n = m.Require("name", "a DNS-1123 label such as \"st-mary\"")) {
+    ReadName(*n, m.Path("name"), errors, &tenant->name);
+  }
+  if (const YAML::Node* n = m.Find("namespace")) {
+    ReadName(*n, m.Path("namespace"), errors, &tenant->namespace_);
+  }
+  bool replicas_ok = true;
+  if (const YAML::Node* n = m.Find("replicas")) {
+    replicas_ok = ReadInt(*n, m.Path("replicas"), 1, kMaxReplicas, errors, &tenant->replicas);
+  }
+  if (const YAML::Node* n =
+          m.Require("data", "give data: {path: file.csv} or data: {persistentVolumeClaim: ...}")) {
+    DecodeDataSource(*n, m.Path("data"), options, job, &tenant->data, errors);
+  }
+  return replicas_ok;
+}
+
+}  // namespace
+
+void DecodeDataSource(const YAML::Node& node, const std::string& path,
+                      const ParseOptions& options, const JobSpec& job, DataSource* out,
+                      Errors* errors) {
+  MapReader m(node, path, {"path", "persistentVolumeClaim"}, errors);
+  if (!m.ok()) return;
+  const YAML::Node* local = m.Find("path");
+  const YAML::Node* claim = m.Find("persistentVolumeClaim");
+  if (local != nullptr && claim != nullptr) {
+    errors->Add(path, "set exactly one of path or persistentVolumeClaim, not both");
+    return;
+  }
+  if (local == nullptr && claim == nullptr) {
+    errors->Add(path, "set path (a local file) or persistentVolumeClaim (on Kubernetes)");
+    return;
+  }
+  if (local != nullptr) {
+    const std::string local_path = m.Path("path");
+    if (!ReadString(*local, local_path, errors, &out->path)) return;
+    if (out->path.empty()) {
+      errors->Add(local_path, "must be a file path, got \"\"");
+      return;
+    }
+    if (options.check_files) CheckLocalFile(ResolvedPath(job, out->path), local_path, errors);
+    return;
+  }
+  const std::string claim_path = m.Path("persistentVolumeClaim");
+  DecodeClaim(*claim, claim_path, out, errors);
+  if (options.check_files) {
+    errors->Add(claim_path,
+                "needs Kubernetes: a local run cannot mount a PersistentVolumeClaim; set path to "
+                "a local file instead, or run the job with the operator");
+  }
+}
+
+bool DecodeTenants(const YAML::Node& node, const std::string& path,
+                   const ParseOptions& options, JobSpec* job, Errors* errors) {
+  if (!CheckList(node, path, 1, kMaxTenants, "tenants", errors)) return false;
+  bool replicas_known = true;
+  std::unordered_map<std::string, size_t> first;  // tenant name -> index
+  job->tenants.reserve(node.size());
+  size_t i = 0;
+  for (auto it = node.begin(); it != node.end(); ++it, ++i) {
+    const std::string tenant_path = IndexPath(path, i);
+    Tenant tenant;
+    if (!DecodeTenant(*it, tenant_path, options, *job, &tenant, errors)) replicas_known = false;
+    if (!tenant.name.empty()) {
+      auto [where, inserted] = first.emplace(tenant.name, i);
+      if (!inserted) {
+        errors->Add(FieldPath(tenant_path, "name"),
+                    "duplicate tenant " + Quote(tenant.name) + " (also " +
+                        IndexPath(path, where->second) + ")");
+      }
+    }
+    job->tenants.push_back(std::move(tenant));
+  }
+  return replicas_known;
+}
+
+}  // namespace braid::spec::internal
