@@ -115,6 +115,7 @@ int main(int argc, char** argv) {
   const absl::Time download_start = absl::Now();
   if (downloaded->Block()) delete downloaded;
   const absl::Time upload_start = absl::Now();
+  const long download_peak_kib = PeakRssKiB(pid);
   for (std::thread& t : threads) t.join();
   const absl::Time end = absl::Now();
   const long peak_kib = PeakRssKiB(pid);
@@ -131,8 +132,9 @@ int main(int argc, char** argv) {
   const double down_s = absl::ToDoubleSeconds(upload_start - download_start);
   const double peak_bytes = static_cast<double>(peak_kib) * 1024;
   std::cout << absl::StrFormat(
-      "| %d | %d | %.1f | %.2f | %.2f | %.2f | %.0f | %.2fx |\n", clients, params,
-      static_cast<double>(model_bytes) / 1e6, gb / up_s, gb / down_s, up_s, peak_bytes / 1e6,
+      "| %d | %d | %.1f | %.2f | %.2f | %.2f | %.0f | %.0f | %.2fx |\n", clients, params,
+      static_cast<double>(model_bytes) / 1e6, gb / up_s, gb / down_s, up_s,
+      static_cast<double>(download_peak_kib) * 1024 / 1e6, peak_bytes / 1e6,
       peak_bytes / static_cast<double>(model_bytes));
   return 0;
 }

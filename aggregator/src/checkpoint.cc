@@ -112,16 +112,17 @@ absl::StatusOr<Checkpoint> Checkpoint::Open(const std::string& dir, const std::s
           absl::StrCat(dir, " holds no checkpoint; pass --initial-model (a safetensors file, "
                             "e.g. from `braid-worker init`)"));
     }
-    BRAID_ASSIGN_OR_RETURN(std::string bytes, ReadSmallFile(initial_model, uint64_t{1} << 40));
-    BRAID_ASSIGN_OR_RETURN(safetensors::File parsed, safetensors::Parse(bytes, initial_model));
-    for (const Tensor& t : parsed.tensors) {
-      if (t.dtype != DType::kF32) {
+    // Validate the header against the file, then copy it in chunks: the
+    // model is never held in memory whole.
+    BRAID_ASSIGN_OR_RETURN(safetensors::Index initial, safetensors::ReadIndex(initial_model));
+    for (const safetensors::Entry& e : initial.entries) {
+      if (e.dtype != DType::kF32) {
         return absl::InvalidArgumentError(absl::StrCat(
-            initial_model, ": tensor '", t.name, "' is ", std::string(DTypeName(t.dtype)),
+            initial_model, ": tensor '", e.name, "' is ", std::string(DTypeName(e.dtype)),
             "; the aggregator averages F32 weights only"));
       }
     }
-    BRAID_RETURN_IF_ERROR(WriteFileAtomically(cp.model_path_, {std::string_view(bytes)}));
+    BRAID_RETURN_IF_ERROR(CopyFileAtomically(initial_model, cp.model_path_));
     cp.state_.job = job;
     BRAID_RETURN_IF_ERROR(cp.WriteState(cp.state_));
   }

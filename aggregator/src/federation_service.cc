@@ -37,11 +37,12 @@ grpc::Status ToGrpc(const absl::Status& status) {
 
 FederationService::FederationService(std::string job, RoundEngine* engine,
                                      AggregatorMetrics* metrics,
-                                     absl::Duration heartbeat_interval)
+                                     absl::Duration heartbeat_interval, int download_slots)
     : job_(std::move(job)),
       engine_(engine),
       metrics_(metrics),
-      heartbeat_interval_(heartbeat_interval) {}
+      heartbeat_interval_(heartbeat_interval),
+      download_slots_(std::max(1, download_slots)) {}
 
 grpc::Status FederationService::Join(grpc::ServerContext*, const v1::JoinRequest* req,
                                      v1::JoinResponse* resp) {
@@ -91,6 +92,25 @@ grpc::Status FederationService::GetTask(grpc::ServerContext* ctx, const v1::Task
   header->set_update_encoding(v1::ENCODING_FP32);
   if (!writer->Write(msg)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
 
+  // Wait for a download slot, keeping the client alive meanwhile.
+  {
+    absl::MutexLock lock(&download_mu_);
+    auto free = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(download_mu_) {
+      return downloads_ < download_slots_;
+    };
+    while (!download_mu_.AwaitWithTimeout(absl::Condition(&free), absl::Seconds(1))) {
+      if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+      (void)engine_->Touch(req->client_id());
+    }
+    ++downloads_;
+  }
+  struct Release {
+    FederationService* self;
+    ~Release() {
+      absl::MutexLock lock(&self->download_mu_);
+      --self->downloads_;
+    }
+  } release{this};
   // One open file for the whole stream: a checkpoint written meanwhile
   // replaces the path, not the version this stream reads.
   absl::StatusOr<FileReader> file = FileReader::Open(cp.model_path());

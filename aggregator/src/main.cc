@@ -2,6 +2,8 @@
 //
 // Exit status: 0 the job succeeded, 3 it failed (reason in the log and in
 // <checkpoint-dir>/state.json), 2 bad arguments or job file, 1 other errors.
+#include <malloc.h>
+
 #include <csignal>
 #include <fstream>
 #include <iostream>
@@ -36,7 +38,10 @@ ABSL_FLAG(absl::Duration, heartbeat_timeout, absl::Seconds(10),
           "a worker silent this long is declared lost");
 ABSL_FLAG(absl::Duration, start_grace, absl::Seconds(10),
           "how long a round waits for all workers before starting with minClients");
-ABSL_FLAG(int, upload_slots, 2, "updates received at once (each holds one model-sized buffer)");
+ABSL_FLAG(int, upload_slots, 1, "updates received at once (each holds one model-sized buffer)");
+ABSL_FLAG(int, download_slots, 4, "weight downloads streamed at once");
+ABSL_FLAG(int, stream_window_kib, 256,
+          "HTTP/2 receive window per stream: what a queued upload may buffer, in KiB");
 ABSL_FLAG(absl::Duration, linger, absl::Seconds(5),
           "after the job ends, keep answering so workers learn it");
 
@@ -105,7 +110,8 @@ int Run() {
   options.seed = static_cast<uint64_t>(job->training.seed);
   aggregator::RoundEngine engine(options, &*checkpoint, &metrics);
   aggregator::FederationService service(job->name, &engine, &metrics,
-                                        absl::GetFlag(FLAGS_heartbeat_interval));
+                                        absl::GetFlag(FLAGS_heartbeat_interval),
+                                        absl::GetFlag(FLAGS_download_slots));
 
   grpc::ServerBuilder builder;
   int port = 0;
@@ -113,6 +119,13 @@ int Run() {
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   builder.RegisterService(&service);
+  // Bound what the transport buffers for streams the service has not read
+  // yet (clients queued for an upload slot): a fixed per-stream window
+  // instead of gRPC's adaptive one, which grows to megabytes per stream and
+  // makes memory grow with the number of clients.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES,
+                             absl::GetFlag(FLAGS_stream_window_kib) << 10);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
     std::cerr << "braid-aggregator: cannot listen on " << absl::GetFlag(FLAGS_listen) << "\n";
@@ -141,6 +154,11 @@ int Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Chunk-sized buffers (1 MiB) come and go on many gRPC threads. A fixed
+  // mmap threshold returns them to the system when freed; glibc's adaptive
+  // one would move them into per-thread arenas that keep the memory.
+  mallopt(M_MMAP_THRESHOLD, 256 << 10);
+  mallopt(M_ARENA_MAX, 2);
   absl::SetProgramUsageMessage("braid-aggregator --job FILE --checkpoint-dir DIR [flags]");
   braid::ParseFlags(argc, argv);
   return Run();

@@ -137,7 +137,15 @@ absl::StatusOr<std::unique_ptr<Upload>> RoundEngine::BeginFit(const std::string&
       return absl::InvalidArgumentError("an update must report num_examples > 0");
     }
   }
-  auto buffer = pool_.Acquire(wait);
+  // Wait for a slot in short steps: a client whose stream the server is
+  // holding in the queue is alive, whatever its heartbeats say.
+  const absl::Time give_up = clock_() + wait;
+  absl::StatusOr<std::unique_ptr<std::vector<float>>> buffer =
+      pool_.Acquire(std::min(wait, absl::Seconds(1)));
+  while (absl::IsUnavailable(buffer.status()) && clock_() < give_up) {
+    if (absl::Status s = Touch(client_id); !s.ok()) return s;
+    buffer = pool_.Acquire(absl::Seconds(1));
+  }
   if (!buffer.ok()) return buffer.status();
   return std::make_unique<Upload>(&pool_, *std::move(buffer), client_id, round, num_examples);
 }

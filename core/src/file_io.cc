@@ -151,4 +151,30 @@ absl::Status WriteFileAtomically(const std::string& path,
   return absl::OkStatus();
 }
 
+absl::Status CopyFileAtomically(const std::string& from, const std::string& to) {
+  Fd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
+  if (in.get() < 0) return ErrnoStatus(from, "cannot open");
+  const std::string tmp = to + ".tmp";
+  {
+    Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (out.get() < 0) return ErrnoStatus(tmp, "cannot create");
+    std::string buf(1 << 20, '\0');
+    while (true) {
+      ssize_t n = ::read(in.get(), buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoStatus(from, "read");
+      if (n == 0) break;
+      for (ssize_t done = 0; done < n;) {
+        ssize_t w = ::write(out.get(), buf.data() + done, static_cast<size_t>(n - done));
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return ErrnoStatus(tmp, "write");
+        done += w;
+      }
+    }
+    if (::fsync(out.get()) != 0) return ErrnoStatus(tmp, "fsync");
+  }
+  if (::rename(tmp.c_str(), to.c_str()) != 0) return ErrnoStatus(to, "rename");
+  return absl::OkStatus();
+}
+
 }  // namespace braid

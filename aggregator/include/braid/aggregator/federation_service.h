@@ -4,6 +4,7 @@
 #ifndef BRAID_AGGREGATOR_FEDERATION_SERVICE_H_
 #define BRAID_AGGREGATOR_FEDERATION_SERVICE_H_
 
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "braid/aggregator/metrics.h"
 #include "braid/aggregator/round_engine.h"
@@ -14,8 +15,11 @@ namespace braid::aggregator {
 class FederationService final : public v1::Federation::Service {
  public:
   // `engine` and `metrics` (nullable) must outlive the service.
+  // At most `download_slots` weight downloads stream at once; the others
+  // wait their turn (their clients are kept alive meanwhile), so send
+  // buffers do not grow with the number of clients.
   FederationService(std::string job, RoundEngine* engine, AggregatorMetrics* metrics,
-                    absl::Duration heartbeat_interval);
+                    absl::Duration heartbeat_interval, int download_slots = 4);
 
   grpc::Status Join(grpc::ServerContext* ctx, const v1::JoinRequest* req,
                     v1::JoinResponse* resp) override;
@@ -36,6 +40,9 @@ class FederationService final : public v1::Federation::Service {
   RoundEngine* const engine_;
   AggregatorMetrics* const metrics_;
   const absl::Duration heartbeat_interval_;
+  const int download_slots_;
+  absl::Mutex download_mu_;
+  int downloads_ ABSL_GUARDED_BY(download_mu_) = 0;
 };
 
 // absl::Status to grpc::Status, keeping code and message.

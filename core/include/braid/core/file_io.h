@@ -45,6 +45,10 @@ class FileReader {
 absl::Status WriteFileAtomically(const std::string& path,
                                  std::initializer_list<std::string_view> parts);
 
+// Copies `from` to `to` in bounded chunks, with WriteFileAtomically's
+// guarantees for `to`.
+absl::Status CopyFileAtomically(const std::string& from, const std::string& to);
+
 }  // namespace braid
 
 #endif  // BRAID_CORE_FILE_IO_H_
