@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs Braid's benchmarks and rewrites docs/benchmarks.md with their figures
+# and the commands that made them.   usage: scripts/bench.sh [BUILD_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build="${1:-build}"
+bin="$build/bin"
+out=docs/benchmarks.md
+tmp=$(mktemp)
+
+{
+  echo "# Benchmarks"
+  echo
+  echo "Written by \`make bench\` (scripts/bench.sh) on $(date -u +%Y-%m-%d), $(nproc) cores,"
+  echo "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m). Figures are from one run; the"
+  echo "machine is shared, so compare ratios within a table rather than across runs."
+  echo
+  echo "## (a) Folding updates into the running sum"
+  echo
+  echo "Target: FoldWeighted >= 70% of a plain memory-bandwidth loop over the same buffers."
+  echo
+  "$bin/braid_fold_bench"
+  echo
+  echo "## (b) Update ingest over gRPC and aggregator memory"
+  echo
+  echo "N clients (threads of one process, one connection each) join a real"
+  echo "braid-aggregator on loopback, download the 10M-parameter model, then all"
+  echo "upload a 10M-parameter fp32 update (40 MB) at once; no training."
+  echo "Ingest GB/s = update bytes / seconds from the start of the uploads until the"
+  echo "last is acknowledged. Peak RSS is the aggregator's VmHWM (whole run; after"
+  echo "the downloads only in its own column). Targets: >= 1 GB/s ingest; peak RSS"
+  echo "<= 3x one model's bytes, flat in the number of clients."
+  echo
+  echo "| clients | params | model MB | ingest GB/s | download GB/s | upload s | peak RSS after downloads MB | peak RSS MB | peak / model |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for clients in 10 50; do
+    "$bin/braid_ingest_bench" --clients "$clients" 2>/dev/null
+  done
+  echo
+  echo "commands: \`$bin/braid_ingest_bench --clients 10\`, \`$bin/braid_ingest_bench --clients 50\`"
+} > "$tmp"
+
+# Keep the hand-written analysis below the marker, if any.
+if [[ -f "$out" ]] && grep -q '^<!-- analysis -->' "$out"; then
+  sed -n '/^<!-- analysis -->/,$p' "$out" >> "$tmp"
+fi
+mv "$tmp" "$out"
+echo "wrote $out"
