@@ -120,7 +120,7 @@ absl::Status FileReader::ReadAt(uint64_t offset, void* out, uint64_t len) const 
 }
 
 absl::Status WriteFileAtomically(const std::string& path,
-                                 std::initializer_list<std::string_view> parts) {
+                                 const std::vector<std::string_view>& parts) {
   const std::string tmp = path + ".tmp";
   {
     Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));

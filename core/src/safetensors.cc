@@ -1,5 +1,7 @@
 #include "braid/core/safetensors.h"
 
+#include "braid/core/file_io.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -503,30 +505,11 @@ absl::StatusOr<std::string> Serialize(const TensorList& tensors,
 absl::Status Write(const std::string& path, const TensorList& tensors,
                    const std::map<std::string, std::string>& metadata) {
   BRAID_ASSIGN_OR_RETURN(const std::string header, BuildHeader(tensors, metadata));
-  const std::string tmp = path + ".tmp";
-  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (fd.get() < 0) return ErrnoError(tmp, "open for writing");
-  absl::Status status = WriteFully(fd.get(), header.data(), header.size(), tmp);
-  for (size_t i = 0; status.ok() && i < tensors.size(); ++i) {
-    status = WriteFully(fd.get(), tensors[i].data.data(), tensors[i].data.size(), tmp);
+  std::vector<std::string_view> parts = {header};
+  for (const Tensor& t : tensors) {
+    parts.emplace_back(reinterpret_cast<const char*>(t.data.data()), t.data.size());
   }
-  if (status.ok() && ::fsync(fd.get()) != 0) status = ErrnoError(tmp, "fsync");
-  if (::close(fd.Release()) != 0 && status.ok()) status = ErrnoError(tmp, "close");
-  if (status.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
-    status = ErrnoError(path, absl::StrCat("rename from ", tmp));
-  }
-  if (!status.ok()) {
-    ::unlink(tmp.c_str());
-    return status;
-  }
-  // Make the rename itself durable.
-  const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-  Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir_fd.get() >= 0 && ::fsync(dir_fd.get()) != 0 && errno != EINVAL) {
-    return ErrnoError(dir, "fsync directory");
-  }
-  return absl::OkStatus();
+  return WriteFileAtomically(path, parts);
 }
 
 }  // namespace braid::safetensors

@@ -368,6 +368,17 @@ TEST(ParseJobYamlTest, DeepNestingIsAnErrorNotACrash) {
   }
 }
 
+TEST(ParseJobYamlTest, StrayCommaIsASyntaxErrorNotAHang) {
+  // yaml-cpp 0.7's LoadAll loops forever on these (jbeder/yaml-cpp#1040).
+  for (const std::string& yaml : {std::string(","), Job() + "---\n,\n", std::string(", a: 1\n")}) {
+    absl::StatusOr<JobSpec> job = ParseJobYaml(yaml, kGoodDir);
+    EXPECT_THAT(Message(job.status()),
+                testing::MatchesRegex("<file>: line [0-9]+, column 1: YAML syntax error: "
+                                      "unexpected \",\""))
+        << yaml;
+  }
+}
+
 TEST(ParseJobYamlTest, OversizedInputIsRefusedBeforeParsing) {
   // Unbalanced brackets: parsing would fail differently.
   absl::StatusOr<JobSpec> job = ParseJobYaml(std::string(kMaxJobBytes + 1, '['), "");

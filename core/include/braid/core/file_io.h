@@ -3,9 +3,9 @@
 #define BRAID_CORE_FILE_IO_H_
 
 #include <cstdint>
-#include <initializer_list>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -43,7 +43,7 @@ class FileReader {
 // beside it, fsync, rename over `path`, fsync of the directory. Readers see
 // the old or the new content, never a mix; a crash leaves the old one.
 absl::Status WriteFileAtomically(const std::string& path,
-                                 std::initializer_list<std::string_view> parts);
+                                 const std::vector<std::string_view>& parts);
 
 // Copies `from` to `to` in bounded chunks, with WriteFileAtomically's
 // guarantees for `to`.
