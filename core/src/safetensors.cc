@@ -317,7 +317,6 @@ class Fd {
     if (fd_ >= 0) ::close(fd_);
   }
   int get() const { return fd_; }
-  int Release() { return std::exchange(fd_, -1); }
   void Reset(int fd) {
     if (fd_ >= 0) ::close(fd_);
     fd_ = fd;
@@ -382,18 +381,14 @@ absl::StatusOr<Index> OpenAndReadHeader(const std::string& path, OpenFile* file)
   return ParseHeader(header, file->size, path);
 }
 
-absl::Status WriteFully(int fd, const void* buf, size_t n, absl::string_view what) {
-  const char* p = static_cast<const char*>(buf);
-  while (n > 0) {
-    const ssize_t put = ::write(fd, p, std::min<size_t>(n, 1u << 30));
-    if (put < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoError(what, "write");
-    }
-    p += put;
-    n -= static_cast<size_t>(put);
-  }
-  return absl::OkStatus();
+// A tensor with `e`'s name, dtype and shape and room for its bytes.
+Tensor EmptyTensorFor(Entry& e) {
+  Tensor t;
+  t.name = std::move(e.name);
+  t.dtype = e.dtype;
+  t.shape = std::move(e.shape);
+  t.data.resize(e.nbytes);
+  return t;
 }
 
 // The length prefix plus the space-padded JSON header for `tensors`.
@@ -447,12 +442,8 @@ absl::StatusOr<File> Parse(std::string_view bytes, std::string_view what_std) {
   file.metadata = std::move(index.metadata);
   file.tensors.reserve(index.entries.size());
   for (Entry& e : index.entries) {
-    Tensor t;
-    t.name = std::move(e.name);
-    t.dtype = e.dtype;
-    t.shape = std::move(e.shape);
-    const auto* begin = reinterpret_cast<const uint8_t*>(bytes.data()) + e.file_offset;
-    t.data.assign(begin, begin + e.nbytes);
+    Tensor t = EmptyTensorFor(e);
+    if (e.nbytes > 0) std::memcpy(t.data.data(), bytes.data() + e.file_offset, e.nbytes);
     file.tensors.push_back(std::move(t));
   }
   return file;
@@ -467,11 +458,7 @@ absl::StatusOr<File> Read(const std::string& path) {
   // Entries are contiguous in file order, so the data streams sequentially;
   // each allocation is bounded by the validated file size.
   for (Entry& e : index.entries) {
-    Tensor t;
-    t.name = std::move(e.name);
-    t.dtype = e.dtype;
-    t.shape = std::move(e.shape);
-    t.data.resize(e.nbytes);
+    Tensor t = EmptyTensorFor(e);
     BRAID_RETURN_IF_ERROR(ReadFully(f.fd.get(), t.data.data(), e.nbytes, &f.pos, f.size, path));
     file.tensors.push_back(std::move(t));
   }

@@ -16,6 +16,8 @@
 #include "absl/strings/str_join.h"
 #include "braid/core/status_macros.h"
 #include "braid/worker/mlp.h"
+#include "precondition.h"
+#include "seeded_random.h"
 
 // braid::Tensor bytes are little-endian; parameters are copied byte for byte.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
@@ -26,18 +28,6 @@ namespace {
 
 // Rows per forward pass in Evaluate, to bound memory on large sets.
 constexpr int64_t kEvalChunk = 8192;
-
-[[noreturn]] void PreconditionFailed(const std::string& what) {
-  std::fprintf(stderr, "braid::worker: precondition failed: %s\n", what.c_str());
-  std::abort();
-}
-
-uint64_t SplitMix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
 
 // A seed for the shuffle of one epoch, from (job seed, caller's seed, epoch).
 uint64_t EpochSeed(int64_t job_seed, int64_t shuffle_seed, int epoch) {

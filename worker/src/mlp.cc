@@ -3,18 +3,10 @@
 #include <cmath>
 #include <cstdint>
 
+#include "seeded_random.h"
+
 namespace braid::worker {
 namespace {
-
-// SplitMix64 (Steele, Lea, Flood 2014): a tiny, well-mixed, fully specified
-// generator, so the initial model is bit-identical across machines and
-// LibTorch builds.
-uint64_t SplitMix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
 
 // Fills the contiguous float32 `t` with values uniform in [-bound, bound).
 void FillUniform(torch::Tensor& t, double bound, uint64_t& state) {

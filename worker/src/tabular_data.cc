@@ -17,37 +17,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "precondition.h"
+#include "seeded_random.h"
 
 namespace braid::worker {
 namespace {
-
-// A violated precondition is a programming error in the caller: say what it
-// was and stop, as a CHECK would.
-[[noreturn]] void PreconditionFailed(const std::string& what) {
-  std::fprintf(stderr, "braid::worker: precondition failed: %s\n", what.c_str());
-  std::abort();
-}
-
-uint64_t SplitMix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-// Uniform in [0, range), range >= 1, without modulo bias (Lemire 2019).
-uint64_t UniformBelow(uint64_t& state, uint64_t range) {
-  unsigned __int128 m = static_cast<unsigned __int128>(SplitMix64(state)) * range;
-  uint64_t low = static_cast<uint64_t>(m);
-  if (low < range) {
-    const uint64_t threshold = (0 - range) % range;
-    while (low < threshold) {
-      m = static_cast<unsigned __int128>(SplitMix64(state)) * range;
-      low = static_cast<uint64_t>(m);
-    }
-  }
-  return static_cast<uint64_t>(m >> 64);
-}
 
 // Salt that separates the eval-split stream from other uses of the same seed.
 constexpr uint64_t kSplitSalt = 0x5EED5B1170000001ULL;
