@@ -71,16 +71,30 @@ absl::StatusOr<std::string> RoundEngine::Join(const std::string& tenant, int rep
   return id;
 }
 
-absl::Status RoundEngine::Touch(const std::string& client_id) {
-  absl::MutexLock lock(&mu_);
+RoundEngine::Client* RoundEngine::FindLive(const std::string& client_id) {
   auto it = clients_.find(client_id);
-  if (it == clients_.end() || it->second.lost) {
+  return it == clients_.end() || it->second.lost ? nullptr : &it->second;
+}
+
+absl::StatusOr<RoundEngine::Client*> RoundEngine::Seen(const std::string& client_id) {
+  Client* client = FindLive(client_id);
+  if (client == nullptr) {
     return absl::NotFoundError(absl::StrCat("unknown client ", client_id,
                                             " (the aggregator restarted or declared it lost); "
                                             "join again"));
   }
-  it->second.last_seen = clock_();
-  return absl::OkStatus();
+  client->last_seen = clock_();
+  return client;
+}
+
+bool RoundEngine::AwaitsResult(const std::string& client_id, Phase phase, int round) const {
+  return phase_ == phase && round == round_ && selected_.count(client_id) &&
+         !reported_.count(client_id);
+}
+
+absl::Status RoundEngine::Touch(const std::string& client_id) {
+  absl::MutexLock lock(&mu_);
+  return Seen(client_id).status();
 }
 
 absl::StatusOr<Task> RoundEngine::NextTask(const std::string& client_id, absl::Duration wait) {
@@ -104,9 +118,10 @@ Task RoundEngine::TaskFor(const std::string& client_id) const {
   } else if (it == clients_.end() || it->second.lost) {
     task.kind = TaskKind::kDone;
     task.reason = "ClientLost: join again";
-  } else if ((phase_ == Phase::kFit || phase_ == Phase::kEvaluate) &&
-             selected_.count(client_id) && !reported_.count(client_id)) {
-    task.kind = phase_ == Phase::kFit ? TaskKind::kFit : TaskKind::kEvaluate;
+  } else if (AwaitsResult(client_id, Phase::kFit, round_)) {
+    task.kind = TaskKind::kFit;
+  } else if (AwaitsResult(client_id, Phase::kEvaluate, round_)) {
+    task.kind = TaskKind::kEvaluate;
   }
   return task;
 }
@@ -117,13 +132,8 @@ absl::StatusOr<std::unique_ptr<Upload>> RoundEngine::BeginFit(const std::string&
                                                               absl::Duration wait) {
   {
     absl::MutexLock lock(&mu_);
-    auto it = clients_.find(client_id);
-    if (it == clients_.end() || it->second.lost) {
-      return absl::NotFoundError(absl::StrCat("unknown client ", client_id, "; join again"));
-    }
-    it->second.last_seen = clock_();
-    if (phase_ != Phase::kFit || round != round_ || !selected_.count(client_id) ||
-        reported_.count(client_id)) {
+    if (absl::Status s = Seen(client_id).status(); !s.ok()) return s;
+    if (!AwaitsResult(client_id, Phase::kFit, round)) {
       return absl::AbortedError(absl::StrCat("round ", round, " does not accept an update from ",
                                              client_id, " (now round ", round_,
                                              "); fetch the next task"));
@@ -157,9 +167,8 @@ absl::Status RoundEngine::CommitFit(std::unique_ptr<Upload> upload, const Client
   }
   absl::MutexLock lock(&mu_);
   const std::string& id = upload->client_id();
-  auto it = clients_.find(id);
-  if (phase_ != Phase::kFit || upload->round() != round_ || it == clients_.end() ||
-      it->second.lost || !selected_.count(id) || reported_.count(id)) {
+  Client* client = FindLive(id);
+  if (client == nullptr || !AwaitsResult(id, Phase::kFit, upload->round())) {
     return absl::AbortedError(absl::StrCat("round ", upload->round(),
                                            " closed before the update from ", id,
                                            " was complete"));
@@ -174,8 +183,8 @@ absl::Status RoundEngine::CommitFit(std::unique_ptr<Upload> upload, const Client
   norm_sum_ += norm;
   record_.bytes_up += static_cast<int64_t>(upload->total_bytes());
   reported_.insert(id);
-  contributors_.insert(it->second.tenant);
-  it->second.last_seen = clock_();
+  contributors_.insert(client->tenant);
+  client->last_seen = clock_();
   if (metrics_) metrics_->UpdateReceived(static_cast<double>(upload->total_bytes()), norm);
   Advance();
   return absl::OkStatus();
@@ -184,13 +193,8 @@ absl::Status RoundEngine::CommitFit(std::unique_ptr<Upload> upload, const Client
 absl::Status RoundEngine::ReportEval(const std::string& client_id, int round,
                                      const ClientMetrics& eval) {
   absl::MutexLock lock(&mu_);
-  auto it = clients_.find(client_id);
-  if (it == clients_.end() || it->second.lost) {
-    return absl::NotFoundError(absl::StrCat("unknown client ", client_id, "; join again"));
-  }
-  it->second.last_seen = clock_();
-  if (phase_ != Phase::kEvaluate || round != round_ || !selected_.count(client_id) ||
-      reported_.count(client_id)) {
+  if (absl::Status s = Seen(client_id).status(); !s.ok()) return s;
+  if (!AwaitsResult(client_id, Phase::kEvaluate, round)) {
     return absl::AbortedError(absl::StrCat("round ", round, " is not evaluating (now round ",
                                            round_, "); fetch the next task"));
   }

@@ -49,7 +49,7 @@ int Validate(const std::string& file) {
   const std::vector<braid::spec::FieldError> errors = braid::spec::ValidateJobYaml(*text, dir);
   for (const auto& e : errors) std::cout << file << ": " << e.ToString() << "\n";
   if (!errors.empty()) {
-    std::cout << errors.size() << (errors.size() == 1 ? " problem\n" : " problems\n");
+    std::cout << file << ": invalid\n";
     return 2;
   }
   std::cout << file << ": valid\n";

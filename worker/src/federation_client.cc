@@ -17,6 +17,23 @@ absl::StatusCode ToAbslCode(grpc::StatusCode code) {
   return static_cast<absl::StatusCode>(static_cast<int>(code));
 }
 
+// The UpdateMessage that opens an upload stream.
+v1::UpdateMessage UpdateHeaderMessage(const std::string& client_id, int round,
+                                      v1::TaskKind kind) {
+  v1::UpdateMessage msg;
+  v1::UpdateHeader* header = msg.mutable_header();
+  header->set_client_id(client_id);
+  header->set_round(round);
+  header->set_kind(kind);
+  return msg;
+}
+
+void SetMetrics(const UpdateMetrics& from, v1::Metrics* to) {
+  to->set_loss(from.loss);
+  to->set_accuracy(from.accuracy);
+  to->set_num_examples(from.num_examples);
+}
+
 }  // namespace
 
 absl::Status FromGrpc(const grpc::Status& status, const std::string& what) {
@@ -145,17 +162,12 @@ absl::Status FederationClient::PutFit(const std::string& client_id, int round,
   ctx.set_deadline(Deadline(absl::Minutes(30)));
   v1::UpdateAck ack;
   auto writer = stub_->PutUpdate(&ctx, &ack);
-  v1::UpdateMessage msg;
+  v1::UpdateMessage msg = UpdateHeaderMessage(client_id, round, v1::TASK_KIND_FIT);
   v1::UpdateHeader* header = msg.mutable_header();
-  header->set_client_id(client_id);
-  header->set_round(round);
-  header->set_kind(v1::TASK_KIND_FIT);
   header->set_encoding(v1::ENCODING_FP32);
   header->set_total_bytes(static_cast<int64_t>(TotalBytes(delta)));
   header->set_num_examples(num_examples);
-  header->mutable_train()->set_loss(train.loss);
-  header->mutable_train()->set_accuracy(train.accuracy);
-  header->mutable_train()->set_num_examples(train.num_examples);
+  SetMetrics(train, header->mutable_train());
   bool open = writer->Write(msg);
   // Pack the tensors' bytes back to back into chunks.
   v1::UpdateMessage chunk_msg;
@@ -193,14 +205,8 @@ absl::Status FederationClient::PutEval(const std::string& client_id, int round,
   ctx.set_deadline(Deadline(absl::Minutes(1)));
   v1::UpdateAck ack;
   auto writer = stub_->PutUpdate(&ctx, &ack);
-  v1::UpdateMessage msg;
-  v1::UpdateHeader* header = msg.mutable_header();
-  header->set_client_id(client_id);
-  header->set_round(round);
-  header->set_kind(v1::TASK_KIND_EVALUATE);
-  header->mutable_eval()->set_loss(eval.loss);
-  header->mutable_eval()->set_accuracy(eval.accuracy);
-  header->mutable_eval()->set_num_examples(eval.num_examples);
+  v1::UpdateMessage msg = UpdateHeaderMessage(client_id, round, v1::TASK_KIND_EVALUATE);
+  SetMetrics(eval, msg.mutable_header()->mutable_eval());
   writer->Write(msg);
   writer->WritesDone();
   return FromGrpc(writer->Finish(), absl::StrCat("evaluation report of round ", round));

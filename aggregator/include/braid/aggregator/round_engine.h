@@ -128,6 +128,14 @@ class RoundEngine {
     bool lost = false;
   };
 
+  // The client if joined and not lost, else nullptr.
+  Client* FindLive(const std::string& client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // FindLive, marked seen now; NotFound (join again) if unknown or lost.
+  absl::StatusOr<Client*> Seen(const std::string& client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether the client was sampled for `phase` of `round`, which is the
+  // current one, and has not reported yet.
+  bool AwaitsResult(const std::string& client_id, Phase phase, int round) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Task TaskFor(const std::string& client_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int LiveClients() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<std::string> LiveClientIds() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
