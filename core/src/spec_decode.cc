@@ -218,9 +218,11 @@ void DecodeEvaluation(const YAML::Node& node, const ParseOptions& options, JobSp
 
 void DecodeSpec(const YAML::Node& node, const ParseOptions& options, JobSpec* job,
                 Errors* errors) {
-  MapReader m(node, "spec", {"model", "data", "strategy", "training", "evaluation", "tenants"},
+  MapReader m(node, "spec",
+              {"suspend", "model", "data", "strategy", "training", "evaluation", "tenants"},
               errors);
   if (!m.ok()) return;
+  if (const YAML::Node* n = m.Find("suspend")) ReadBool(*n, m.Path("suspend"), errors, &job->suspend);
   if (const YAML::Node* n = m.Find("model")) DecodeModel(*n, &job->model, errors);
   if (const YAML::Node* n =
           m.Require("data", "give the CSV schema: data: {features: [x0, x1], label: label}")) {

@@ -162,7 +162,7 @@ TEST(ParseJobFileTest, QuotedStringsAndRangeEdgesAreAccepted) {
   EXPECT_THAT(job->data.features, ElementsAre("1", "y", "x0"));
   EXPECT_EQ(job->data.label, "no");
   EXPECT_TRUE(job->model.mlp.hidden.empty());
-  EXPECT_DOUBLE_EQ(job->strategy.round_timeout_seconds, 0.5);
+  EXPECT_DOUBLE_EQ(job->strategy.round_timeout_seconds, 1);
   EXPECT_EQ(job->training.batch_size, 1048576);
   EXPECT_EQ(job->tenants[0].replicas, 1000);
 }
@@ -285,10 +285,24 @@ TEST(ParseJobYamlTest, NullValuesCountAsAbsent) {
   EXPECT_EQ(job->strategy.min_clients, 1);
 }
 
+TEST(ParseJobYamlTest, SuspendIsABoolean) {
+  absl::StatusOr<JobSpec> job = ParseJobYaml(Job("  suspend: true\n"), kGoodDir);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_TRUE(job->suspend);
+  job = ParseJobYaml(Job(""), kGoodDir);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_FALSE(job->suspend);
+  for (const std::string text : {"yes", "\"true\"", "1", "[true]"}) {
+    std::vector<FieldError> errors = ValidateJobYaml(Job("  suspend: " + text + "\n"), kGoodDir);
+    ASSERT_EQ(errors.size(), 1u) << text;
+    EXPECT_EQ(errors[0].path, "spec.suspend") << text;
+  }
+}
+
 TEST(ParseJobYamlTest, DurationsInEveryAcceptedForm) {
   const std::vector<std::pair<std::string, double>> good = {
       {"30s", 30},      {"5m", 300},   {"1h30m", 5400}, {"250ms", 0.25},
-      {"1.5h", 5400},   {"45", 45},    {"2.5", 2.5},    {"\"90s\"", 90},
+      {"1.5h", 5400},   {"45", 45},    {"\"2.5s\"", 2.5}, {"\"90s\"", 90},
       {"1m30s", 90},    {"168h", 604800}};
   for (const auto& [text, seconds] : good) {
     absl::StatusOr<JobSpec> job =
@@ -297,7 +311,7 @@ TEST(ParseJobYamlTest, DurationsInEveryAcceptedForm) {
     EXPECT_DOUBLE_EQ(job->strategy.round_timeout_seconds, seconds) << text;
   }
   for (const std::string text :
-       {"5x", "-1s", "0", "0s", "\"\"", "s", "1h-30m", "\"5\"", "1e3s", ".5.5s", "169h", "true",
+       {"5x", "2.5", "-1s", "0", "0s", "\"\"", "s", "1h-30m", "\"5\"", "1e3s", ".5.5s", "169h", "true",
         "[5s]", "1 h", "-5"}) {
     std::vector<FieldError> errors =
         ValidateJobYaml(Job("  strategy: {roundTimeout: " + text + "}\n"), kGoodDir);

@@ -331,7 +331,7 @@ bool ReadDuration(const YAML::Node& node, const std::string& path, double max_se
   if (node.IsScalar()) {
     double seconds = -1;
     ScalarKind kind = Classify(node);
-    if (kind == ScalarKind::kInt || kind == ScalarKind::kFloat) {
+    if (kind == ScalarKind::kInt) {
       seconds = ParseDouble(node.Scalar());
     } else if (kind == ScalarKind::kString) {
       absl::StatusOr<double> parsed = ParseDurationSeconds(node.Scalar());
@@ -343,8 +343,18 @@ bool ReadDuration(const YAML::Node& node, const std::string& path, double max_se
     }
   }
   errors->Add(path, absl::StrCat("must be a positive duration of at most ", max_seconds / 3600,
-                                 "h, like \"30s\", \"5m\", \"1h30m\" or a number of seconds; got ",
+                                 "h, like \"30s\", \"5m\", \"1h30m\" or a whole number of seconds; got ",
                                  Describe(node)));
+  return false;
+}
+
+bool ReadBool(const YAML::Node& node, const std::string& path, Errors* errors, bool* out) {
+  if (node.IsScalar() && Classify(node) == ScalarKind::kBool) {
+    const char first = node.Scalar()[0];
+    *out = first == 't' || first == 'T';
+    return true;
+  }
+  errors->Add(path, "must be true or false, got " + Describe(node) + QuotedHint(node));
   return false;
 }
 

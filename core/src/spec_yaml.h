@@ -105,10 +105,15 @@ struct NumberRange {
 bool ReadNumber(const YAML::Node& node, const std::string& path, NumberRange range,
                 Errors* errors, double* out);
 
-// A duration string (see ParseDurationSeconds) or a plain number of seconds,
-// in (0, max_seconds].
+// A duration string (see ParseDurationSeconds) or a whole number of seconds,
+// in (0, max_seconds]. Fractions need the string form ("1.5s"), as in the
+// CRD's int-or-string schema.
 bool ReadDuration(const YAML::Node& node, const std::string& path, double max_seconds,
                   Errors* errors, double* out);
+
+// true or false (YAML 1.1 words such as yes/on are refused: Kubernetes and
+// YAML 1.2 disagree about them).
+bool ReadBool(const YAML::Node& node, const std::string& path, Errors* errors, bool* out);
 
 // A string that is one of `allowed`, with a hint for near misses ("SGD").
 bool ReadEnum(const YAML::Node& node, const std::string& path,

@@ -76,6 +76,10 @@ int Run(const std::string& file) {
     std::cerr << file << ":\n" << job.status().message() << "\n";
     return 2;
   }
+  if (job->suspend) {
+    std::cerr << file << ": spec.suspend is true; set it to false to run the job\n";
+    return 2;
+  }
   braid::op::LocalRunOptions options;
   options.job_file = fs::absolute(file).string();
   options.workdir = absl::GetFlag(FLAGS_workdir);

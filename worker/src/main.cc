@@ -38,7 +38,9 @@ ABSL_FLAG(int, replica, 0, "replica index within the tenant (run)");
 ABSL_FLAG(std::string, aggregator, "", "aggregator address host:port (run)");
 ABSL_FLAG(std::string, out, "", "output safetensors file (init, local)");
 ABSL_FLAG(std::string, model, "", "model safetensors file (evaluate)");
-ABSL_FLAG(std::string, data, "", "CSV file to evaluate on (evaluate)");
+ABSL_FLAG(std::string, data, "",
+          "CSV file to evaluate on (evaluate); for run and local, the tenant's data file in "
+          "place of the job's data source (on Kubernetes: inside the mounted claim)");
 ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads");
 ABSL_FLAG(absl::Duration, give_up, absl::Minutes(2),
           "exit when the aggregator stays unreachable this long");
@@ -51,7 +53,11 @@ using nlohmann::json;
 absl::StatusOr<spec::JobSpec> LoadJob() {
   const std::string file = absl::GetFlag(FLAGS_job);
   if (file.empty()) return absl::InvalidArgumentError("--job is required");
-  return spec::ParseJobFile(file);
+  spec::ParseOptions options;
+  // With --data the job's own data sources (perhaps claims that only the
+  // operator mounts) are not read from here.
+  options.check_files = absl::GetFlag(FLAGS_data).empty();
+  return spec::ParseJobFile(file, options);
 }
 
 absl::StatusOr<const spec::Tenant*> FindTenant(const spec::JobSpec& job, const std::string& name) {
@@ -63,7 +69,9 @@ absl::StatusOr<const spec::Tenant*> FindTenant(const spec::JobSpec& job, const s
 }
 
 absl::StatusOr<TabularData> ReadTenantData(const spec::JobSpec& job, const spec::Tenant& t) {
-  return ReadCsv(spec::ResolvedPath(job, t.data.path), job.data, job.model.mlp.num_classes);
+  std::string path = absl::GetFlag(FLAGS_data);
+  if (path.empty()) path = spec::ResolvedPath(job, t.data.path);
+  return ReadCsv(path, job.data, job.model.mlp.num_classes);
 }
 
 // delta = local - global, tensor by tensor (same layout).

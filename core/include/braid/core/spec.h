@@ -65,7 +65,7 @@ struct Strategy {
   int min_clients = 1;           // >= 1; <= total replicas
   double fraction_fit = 1.0;     // (0, 1]
   // "30s", "5m", "1h30m", "250ms" or a number of seconds in YAML; (0, 168h].
-  double round_timeout_seconds = 300;
+  double round_timeout_seconds = 300;  // whole seconds when given as a number
 };
 
 struct Training {
@@ -86,6 +86,10 @@ struct JobSpec {
   std::string name;              // metadata.name, DNS-1123 label
   std::string namespace_;        // metadata.namespace, default "default"
   std::string base_dir;          // directory of the job file; "" for in-memory YAML
+  // spec.suspend: on Kubernetes the operator keeps (or scales) the job's pods
+  // at zero while true and resumes from the last checkpoint when cleared;
+  // `braid run` refuses a suspended job.
+  bool suspend = false;
   Model model;
   DataSchema data;
   Strategy strategy;
