@@ -50,13 +50,15 @@ namespace {
 
 using nlohmann::json;
 
-absl::StatusOr<spec::JobSpec> LoadJob() {
+// Parses --job. Commands that read the tenant's data from the job's data
+// source (not from --data) check that the files exist; the others (init,
+// evaluate, and pods whose claim is mounted at --data) do not, since a job
+// for Kubernetes names claims that only the operator can mount.
+absl::StatusOr<spec::JobSpec> LoadJob(bool reads_job_data_sources) {
   const std::string file = absl::GetFlag(FLAGS_job);
   if (file.empty()) return absl::InvalidArgumentError("--job is required");
   spec::ParseOptions options;
-  // With --data the job's own data sources (perhaps claims that only the
-  // operator mounts) are not read from here.
-  options.check_files = absl::GetFlag(FLAGS_data).empty();
+  options.check_files = reads_job_data_sources && absl::GetFlag(FLAGS_data).empty();
   return spec::ParseJobFile(file, options);
 }
 
@@ -92,7 +94,7 @@ json EvalJson(const EvalResult& r) {
 }
 
 absl::Status Init() {
-  BRAID_ASSIGN_OR_RETURN(spec::JobSpec job, LoadJob());
+  BRAID_ASSIGN_OR_RETURN(spec::JobSpec job, LoadJob(/*reads_job_data_sources=*/false));
   BRAID_ASSIGN_OR_RETURN(auto trainer, LocalTrainer::Create(job, job.data.features.size()));
   const std::string out = absl::GetFlag(FLAGS_out);
   if (out.empty()) return absl::InvalidArgumentError("--out is required");
@@ -100,7 +102,7 @@ absl::Status Init() {
 }
 
 absl::Status Evaluate() {
-  BRAID_ASSIGN_OR_RETURN(spec::JobSpec job, LoadJob());
+  BRAID_ASSIGN_OR_RETURN(spec::JobSpec job, LoadJob(/*reads_job_data_sources=*/false));
   BRAID_ASSIGN_OR_RETURN(safetensors::File model, safetensors::Read(absl::GetFlag(FLAGS_model)));
   BRAID_ASSIGN_OR_RETURN(
       TabularData data, ReadCsv(absl::GetFlag(FLAGS_data), job.data, job.model.mlp.num_classes));
@@ -113,7 +115,7 @@ absl::Status Evaluate() {
 // The local-only baseline: the same model, the same budget (rounds x local
 // epochs over the tenant's whole training split), no federation.
 absl::Status Local() {
-  BRAID_ASSIGN_OR_RETURN(spec::JobSpec job, LoadJob());
+  BRAID_ASSIGN_OR_RETURN(spec::JobSpec job, LoadJob(/*reads_job_data_sources=*/true));
   BRAID_ASSIGN_OR_RETURN(const spec::Tenant* tenant, FindTenant(job, absl::GetFlag(FLAGS_tenant)));
   BRAID_ASSIGN_OR_RETURN(TabularData data, ReadTenantData(job, *tenant));
   Split split = SplitForEval(data, job.data.eval_fraction, job.training.seed);
@@ -284,7 +286,7 @@ class Replica {
 };
 
 absl::Status RunReplica() {
-  BRAID_ASSIGN_OR_RETURN(spec::JobSpec job, LoadJob());
+  BRAID_ASSIGN_OR_RETURN(spec::JobSpec job, LoadJob(/*reads_job_data_sources=*/true));
   BRAID_ASSIGN_OR_RETURN(const spec::Tenant* tenant, FindTenant(job, absl::GetFlag(FLAGS_tenant)));
   const int replica = absl::GetFlag(FLAGS_replica);
   if (replica < 0 || replica >= tenant->replicas) {

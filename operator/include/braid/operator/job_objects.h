@@ -1,0 +1,81 @@
+// The Kubernetes objects a FederatedJob needs: a pure function of the job,
+// the tenants' namespaces and the operator's settings, rendered from the
+// same DesiredWorkloads() list that `braid run` starts as local processes.
+//
+// In the job's namespace: the aggregator Deployment and Service, the job file
+// as a ConfigMap, and a NetworkPolicy that admits only this job's workers
+// (and the operator) to the gRPC port. In each tenant's namespace: one worker
+// Deployment per replica mounting only that tenant's claim, read-only, at
+// the file the job names; the job file as a ConfigMap; a NetworkPolicy that
+// lets workers reach only the aggregator and DNS and nothing reach them.
+//
+// Objects in the job's namespace carry an owner reference to the job, so
+// Kubernetes' garbage collector removes them with it. Objects in tenant
+// namespaces cannot (owners are namespace-local); they carry the job's
+// labels, and the operator's finalizer deletes them (see JobSelector()).
+#ifndef BRAID_OPERATOR_JOB_OBJECTS_H_
+#define BRAID_OPERATOR_JOB_OBJECTS_H_
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "braid/core/spec.h"
+
+namespace braid::op {
+
+inline constexpr int kAggregatorGrpcPort = 7070;
+inline constexpr int kAggregatorMetricsPort = 9090;
+inline constexpr char kFinalizer[] = "braid.dev/cleanup";
+inline constexpr char kFieldManager[] = "braid-operator";
+inline constexpr char kJobUidLabel[] = "braid.dev/job-uid";
+
+// What the objects depend on besides the spec.
+struct JobObjectsContext {
+  std::string job_uid;          // metadata.uid of the FederatedJob (owner references, labels)
+  std::string job_yaml;         // the job file the pods read (spec as applied)
+  std::string aggregator_image;
+  std::string worker_image;
+  std::string image_pull_policy = "IfNotPresent";
+  std::string operator_namespace;  // may reach the aggregator's gRPC port (status polling)
+  // Tenant name -> the namespace its workers run in (from its Tenant object).
+  std::map<std::string, std::string> tenant_namespaces;
+  bool run_aggregator = true;   // false while suspended: replicas 0, checkpoint kept
+  bool run_workers = true;      // false while suspended or once the job has ended
+};
+
+// A DNS-1123 label made from `base`: unchanged when it is one already;
+// otherwise prefixed so it starts with a letter and, if longer than 63
+// characters, cut to 54 plus "-" and 8 hex digits of a hash of the whole.
+std::string DnsLabel(const std::string& base);
+
+// Name of an object for `job` with `suffix`, placed in `object_namespace`.
+// Names in the job's own namespace are "<job>-<suffix>"; names in other
+// namespaces also carry the job's namespace ("<jobns>-<job>-<suffix>") so
+// that two jobs of the same name in different namespaces never collide.
+std::string ObjectName(const spec::JobSpec& job, const std::string& object_namespace,
+                       const std::string& suffix);
+
+// The aggregator's Service name and in-cluster gRPC address.
+std::string AggregatorServiceName(const spec::JobSpec& job);
+std::string AggregatorAddress(const spec::JobSpec& job);
+
+// The namespace tenant `tenant` runs in under `context` ("" if unknown).
+std::string TenantNamespace(const JobObjectsContext& context, const std::string& tenant);
+
+// Label selector ("k=v,k=v") matching every object made for the job with
+// this uid, in any namespace.
+std::string JobSelector(const std::string& job_uid);
+
+// Every object the job needs, each a complete manifest for server-side
+// apply (apiVersion, kind, metadata.name/namespace/labels, spec). Order:
+// job-namespace objects first, then tenant namespaces in tenant order.
+// Precondition: every tenant has a namespace in context.tenant_namespaces.
+std::vector<nlohmann::json> DesiredObjects(const spec::JobSpec& job,
+                                           const JobObjectsContext& context);
+
+}  // namespace braid::op
+
+#endif  // BRAID_OPERATOR_JOB_OBJECTS_H_

@@ -1,0 +1,86 @@
+// The FederatedJob reconciler: level-triggered and idempotent. Each call
+// reads the job and what it owns, computes the desired objects (a pure
+// function, job_objects.h), applies them with server-side apply, and writes
+// the status once, only if it changed.
+#ifndef BRAID_OPERATOR_RECONCILER_H_
+#define BRAID_OPERATOR_RECONCILER_H_
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "braid/kube/client.h"
+#include "braid/kube/events.h"
+#include "braid/operator/aggregator_status.h"
+
+namespace braid::op {
+
+struct ReconcilerOptions {
+  std::string aggregator_image = "braid/aggregator:0.1.0";
+  std::string worker_image = "braid/worker:0.1.0";
+  std::string image_pull_policy = "IfNotPresent";
+  // The operator's own namespace: the aggregator admits it to the gRPC port.
+  std::string operator_namespace;
+  // Where to reach a job's aggregator for status; "{name}" and
+  // "{namespace}" are replaced by the job's. Empty: the aggregator Service
+  // in the cluster (<job>-aggregator.<ns>.svc:7070). Tests and operators
+  // running outside the cluster point it elsewhere.
+  std::string aggregator_address_template;
+  absl::Duration status_interval = absl::Seconds(2);  // poll period while a job runs
+  absl::Duration status_timeout = absl::Seconds(2);   // one GetStatus call
+};
+
+// Read-only views of the informers' caches the reconciler consults.
+struct ClusterView {
+  // Tenant objects by metadata.name.
+  std::function<std::map<std::string, nlohmann::json>()> tenants;
+  // The Deployment ns/name from the cache, or null JSON if absent.
+  std::function<nlohmann::json(const std::string& ns, const std::string& name)> deployment;
+};
+
+class Reconciler {
+ public:
+  // Borrowed pointers must outlive the reconciler.
+  Reconciler(kube::Client* client, ClusterView view, AggregatorStatusSource* status_source,
+             kube::EventRecorder* events, ReconcilerOptions options);
+  Reconciler(const Reconciler&) = delete;
+  Reconciler& operator=(const Reconciler&) = delete;
+
+  // Reconciles the FederatedJob ns/name. Returns how long until it should be
+  // looked at again without any change (absl::InfiniteDuration() when
+  // nothing is pending), or an error (the caller retries with backoff).
+  // Thread-safe for different jobs; the caller never runs one job twice at
+  // once.
+  absl::StatusOr<absl::Duration> Reconcile(const std::string& ns, const std::string& name);
+
+  // The phase last written for each job ("ns/name" -> phase); for metrics.
+  std::map<std::string, std::string> Phases() const;
+
+ private:
+  absl::StatusOr<absl::Duration> Finalize(const nlohmann::json& job);
+  absl::Status ApplyAll(const std::string& uid, const std::vector<nlohmann::json>& objects);
+  std::string StatusAddress(const std::string& ns, const std::string& name,
+                            const std::string& in_cluster) const;
+
+  kube::Client* const client_;
+  const ClusterView view_;
+  AggregatorStatusSource* const status_source_;
+  kube::EventRecorder* const events_;
+  const ReconcilerOptions options_;
+
+  mutable absl::Mutex mu_;
+  // Job uid -> hash of the objects last applied, to skip identical applies.
+  std::map<std::string, size_t> applied_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> phases_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace braid::op
+
+#endif  // BRAID_OPERATOR_RECONCILER_H_

@@ -1,0 +1,41 @@
+// Matching a FederatedJob's tenants to the cluster's Tenant objects: where
+// each tenant's workers run and whether the tenant allows what the job asks.
+// A pure function, so the rules are unit-tested without a cluster.
+#ifndef BRAID_OPERATOR_TENANT_RESOLUTION_H_
+#define BRAID_OPERATOR_TENANT_RESOLUTION_H_
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "braid/core/spec.h"
+
+namespace braid::op {
+
+struct TenantProblem {
+  std::string path;     // e.g. "spec.tenants[1].data.persistentVolumeClaim.claimName"
+  std::string reason;   // CamelCase: TenantNotFound, NamespaceMismatch, NeedsClaim,
+                        // ClaimNotAllowed, ModelNotAllowed, TooManyRounds
+  std::string message;  // for people: what is wrong and what to do
+};
+
+struct TenantResolution {
+  std::map<std::string, std::string> namespaces;  // tenant name -> namespace, for resolved ones
+  std::vector<TenantProblem> problems;            // empty when every tenant may run
+};
+
+// `tenants` maps Tenant metadata.name to the Tenant object (JSON as the API
+// server returns it). For each job tenant, in order: the Tenant must exist;
+// the job's tenant namespace, when given, must equal Tenant.spec.namespace;
+// the data must be a persistentVolumeClaim with a subPath (the CSV file in
+// the claim) and the claim must be one of Tenant.spec.dataSources; the
+// Tenant's policy must allow the model kind (policy.allowedModels) and the
+// number of rounds (policy.maxRounds).
+TenantResolution ResolveTenants(const spec::JobSpec& job,
+                                const std::map<std::string, nlohmann::json>& tenants);
+
+}  // namespace braid::op
+
+#endif  // BRAID_OPERATOR_TENANT_RESOLUTION_H_

@@ -1,0 +1,73 @@
+#include "braid/operator/aggregator_status.h"
+
+#include <map>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "braid/v1/federation.grpc.pb.h"
+
+namespace braid::op {
+namespace {
+
+AggregatorReport FromProto(const braid::v1::JobStatus& s) {
+  AggregatorReport r;
+  r.phase = s.phase();
+  r.reason = s.reason();
+  r.message = s.message();
+  r.round = s.round();
+  r.total_rounds = s.total_rounds();
+  r.clients = s.clients();
+  for (const braid::v1::RoundRecord& round : s.rounds()) {
+    for (const std::string& tenant : round.tenants()) r.tenant_last_round[tenant] = round.round();
+  }
+  if (s.rounds_size() > 0) {
+    const braid::v1::RoundRecord& last = s.rounds(s.rounds_size() - 1);
+    r.participants = last.participants();
+    r.train_loss = last.train_loss();
+    r.eval_loss = last.eval_loss();
+    r.eval_accuracy = last.eval_accuracy();
+  }
+  return r;
+}
+
+class GrpcAggregatorStatusSource final : public AggregatorStatusSource {
+ public:
+  absl::StatusOr<AggregatorReport> Poll(const std::string& address,
+                                        absl::Duration timeout) override {
+    braid::v1::Federation::Stub* stub = StubFor(address);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    braid::v1::StatusRequest request;
+    braid::v1::JobStatus reply;
+    grpc::Status status = stub->GetStatus(&context, request, &reply);
+    if (!status.ok()) {
+      return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                          "aggregator " + address + ": " + status.error_message());
+    }
+    return FromProto(reply);
+  }
+
+ private:
+  braid::v1::Federation::Stub* StubFor(const std::string& address) {
+    absl::MutexLock lock(&mu_);
+    auto& stub = stubs_[address];
+    if (stub == nullptr) {
+      stub = braid::v1::Federation::NewStub(
+          grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    }
+    return stub.get();
+  }
+
+  absl::Mutex mu_;
+  std::map<std::string, std::unique_ptr<braid::v1::Federation::Stub>> stubs_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+std::unique_ptr<AggregatorStatusSource> NewGrpcAggregatorStatusSource() {
+  return std::make_unique<GrpcAggregatorStatusSource>();
+}
+
+}  // namespace braid::op

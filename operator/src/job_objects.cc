@@ -1,0 +1,344 @@
+#include "braid/operator/job_objects.h"
+
+#include <cstdint>
+#include <cstdio>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "braid/operator/desired_set.h"
+
+namespace braid::op {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kJobFileDir[] = "/etc/braid";
+constexpr char kJobFile[] = "/etc/braid/job.yaml";
+constexpr char kCheckpointDir[] = "/var/braid/checkpoint";
+constexpr char kDataDir[] = "/var/braid/data";
+
+bool IsDnsLabel(const std::string& s) {
+  if (s.empty() || s.size() > 63) return false;
+  for (char c : s) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  }
+  return s.front() >= 'a' && s.front() <= 'z' && s.back() != '-';
+}
+
+uint32_t Fnv1a(const std::string& s) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  return h;
+}
+
+json Labels(const spec::JobSpec& job, const JobObjectsContext& context, const std::string& role) {
+  return {{"app.kubernetes.io/name", "braid-" + role},
+          {"app.kubernetes.io/component", role},
+          {"app.kubernetes.io/part-of", "braid"},
+          {"app.kubernetes.io/managed-by", "braid-operator"},
+          {"braid.dev/job", job.name},
+          {"braid.dev/job-namespace", job.namespace_},
+          {kJobUidLabel, context.job_uid},
+          {"braid.dev/role", role}};
+}
+
+json Metadata(const std::string& name, const std::string& ns, json labels,
+              const spec::JobSpec& job, const JobObjectsContext& context) {
+  json meta = {{"name", name}, {"namespace", ns}, {"labels", std::move(labels)}};
+  if (ns == job.namespace_) {
+    meta["ownerReferences"] = json::array({{{"apiVersion", "braid.dev/v1alpha1"},
+                                            {"kind", "FederatedJob"},
+                                            {"name", job.name},
+                                            {"uid", context.job_uid},
+                                            {"controller", true},
+                                            {"blockOwnerDeletion", true}}});
+  }
+  return meta;
+}
+
+json RestrictedSecurityContext() {
+  return {{"allowPrivilegeEscalation", false},
+          {"readOnlyRootFilesystem", true},
+          {"runAsNonRoot", true},
+          {"capabilities", {{"drop", json::array({"ALL"})}}}};
+}
+
+json PodSecurityContext() {
+  return {{"runAsNonRoot", true},
+          {"runAsUser", 65532},
+          {"runAsGroup", 65532},
+          {"fsGroup", 65532},
+          {"seccompProfile", {{"type", "RuntimeDefault"}}}};
+}
+
+json JobFileVolume(const std::string& config_map) {
+  return {{"name", "job"}, {"configMap", {{"name", config_map}}}};
+}
+
+json JobFileMount() { return {{"name", "job"}, {"mountPath", kJobFileDir}, {"readOnly", true}}; }
+
+json JobConfigMap(const std::string& name, const std::string& ns, const std::string& role,
+                  const spec::JobSpec& job, const JobObjectsContext& context) {
+  return {{"apiVersion", "v1"},
+          {"kind", "ConfigMap"},
+          {"metadata", Metadata(name, ns, Labels(job, context, role), job, context)},
+          {"data", {{"job.yaml", context.job_yaml}}}};
+}
+
+json Deployment(json metadata, json selector, int replicas, json pod_spec) {
+  json template_labels = metadata["labels"];
+  return {{"apiVersion", "apps/v1"},
+          {"kind", "Deployment"},
+          {"metadata", std::move(metadata)},
+          {"spec",
+           {{"replicas", replicas},
+            {"strategy", {{"type", "Recreate"}}},
+            {"selector", {{"matchLabels", std::move(selector)}}},
+            {"template",
+             {{"metadata", {{"labels", std::move(template_labels)}}},
+              {"spec", std::move(pod_spec)}}}}}};
+}
+
+json AggregatorDeployment(const spec::JobSpec& job, const JobObjectsContext& context) {
+  const std::string name = ObjectName(job, job.namespace_, "aggregator");
+  json labels = Labels(job, context, "aggregator");
+  json selector = {{kJobUidLabel, context.job_uid}, {"braid.dev/role", "aggregator"}};
+  const std::string initial_model = std::string(kCheckpointDir) + "/initial.safetensors";
+  json init = {{"name", "init-model"},
+               {"image", context.worker_image},
+               {"imagePullPolicy", context.image_pull_policy},
+               {"args", {"init", std::string("--job=") + kJobFile, "--out=" + initial_model}},
+               {"securityContext", RestrictedSecurityContext()},
+               {"volumeMounts", {JobFileMount(), {{"name", "checkpoint"},
+                                                  {"mountPath", kCheckpointDir}}}}};
+  json aggregator = {
+      {"name", "aggregator"},
+      {"image", context.aggregator_image},
+      {"imagePullPolicy", context.image_pull_policy},
+      {"args",
+       {std::string("--job=") + kJobFile, std::string("--checkpoint-dir=") + kCheckpointDir,
+        "--initial-model=" + initial_model,
+        absl::StrCat("--listen=0.0.0.0:", kAggregatorGrpcPort),
+        absl::StrCat("--metrics-listen=0.0.0.0:", kAggregatorMetricsPort),
+        // Keep serving status and the final model after the last round.
+        "--linger=87600h"}},
+      {"ports",
+       {{{"name", "grpc"}, {"containerPort", kAggregatorGrpcPort}, {"protocol", "TCP"}},
+        {{"name", "metrics"}, {"containerPort", kAggregatorMetricsPort}, {"protocol", "TCP"}}}},
+      {"readinessProbe", {{"tcpSocket", {{"port", "grpc"}}}, {"periodSeconds", 5}}},
+      {"securityContext", RestrictedSecurityContext()},
+      {"volumeMounts",
+       {JobFileMount(), {{"name", "checkpoint"}, {"mountPath", kCheckpointDir}}}}};
+  json pod = {{"automountServiceAccountToken", false},
+              {"enableServiceLinks", false},
+              {"securityContext", PodSecurityContext()},
+              {"initContainers", {init}},
+              {"containers", {aggregator}},
+              {"volumes",
+               {JobFileVolume(ObjectName(job, job.namespace_, "job")),
+                {{"name", "checkpoint"}, {"emptyDir", json::object()}}}}};
+  return Deployment(Metadata(name, job.namespace_, labels, job, context), selector,
+                    context.run_aggregator ? 1 : 0, pod);
+}
+
+json AggregatorService(const spec::JobSpec& job, const JobObjectsContext& context) {
+  return {{"apiVersion", "v1"},
+          {"kind", "Service"},
+          {"metadata", Metadata(AggregatorServiceName(job), job.namespace_,
+                                Labels(job, context, "aggregator"), job, context)},
+          {"spec",
+           {{"type", "ClusterIP"},
+            {"selector", {{kJobUidLabel, context.job_uid}, {"braid.dev/role", "aggregator"}}},
+            {"ports",
+             {{{"name", "grpc"}, {"port", kAggregatorGrpcPort}, {"targetPort", "grpc"}},
+              {{"name", "metrics"},
+               {"port", kAggregatorMetricsPort},
+               {"targetPort", "metrics"}}}}}}};
+}
+
+json NamespaceIs(const std::string& ns) {
+  return {{"matchLabels", {{"kubernetes.io/metadata.name", ns}}}};
+}
+
+// Admits this job's workers (from their namespaces) and the operator to the
+// gRPC port; the metrics port stays open to scrapers.
+json AggregatorNetworkPolicy(const spec::JobSpec& job, const JobObjectsContext& context,
+                             const std::set<std::string>& tenant_namespaces) {
+  json from = json::array();
+  for (const std::string& ns : tenant_namespaces) {
+    json workers = {{"matchLabels",
+                     {{kJobUidLabel, context.job_uid}, {"braid.dev/role", "worker"}}}};
+    from.push_back({{"namespaceSelector", NamespaceIs(ns)}, {"podSelector", workers}});
+  }
+  if (!context.operator_namespace.empty()) {
+    from.push_back({{"namespaceSelector", NamespaceIs(context.operator_namespace)}});
+  }
+  return {{"apiVersion", "networking.k8s.io/v1"},
+          {"kind", "NetworkPolicy"},
+          {"metadata", Metadata(ObjectName(job, job.namespace_, "aggregator"), job.namespace_,
+                                Labels(job, context, "aggregator"), job, context)},
+          {"spec",
+           {{"podSelector",
+             {{"matchLabels", {{kJobUidLabel, context.job_uid}, {"braid.dev/role", "aggregator"}}}}},
+            {"policyTypes", {"Ingress"}},
+            {"ingress",
+             {{{"from", from}, {"ports", {{{"protocol", "TCP"}, {"port", kAggregatorGrpcPort}}}}},
+              {{"ports", {{{"protocol", "TCP"}, {"port", kAggregatorMetricsPort}}}}}}}}}};
+}
+
+// Nothing may reach this job's workers in `ns`; they may reach only the
+// aggregator's gRPC port and cluster DNS.
+json WorkerNetworkPolicy(const spec::JobSpec& job, const JobObjectsContext& context,
+                         const std::string& ns) {
+  json aggregator_peer = {
+      {"namespaceSelector", NamespaceIs(job.namespace_)},
+      {"podSelector",
+       {{"matchLabels", {{kJobUidLabel, context.job_uid}, {"braid.dev/role", "aggregator"}}}}}};
+  json dns_peer = {{"namespaceSelector", json::object()},
+                   {"podSelector", {{"matchLabels", {{"k8s-app", "kube-dns"}}}}}};
+  return {{"apiVersion", "networking.k8s.io/v1"},
+          {"kind", "NetworkPolicy"},
+          {"metadata", Metadata(ObjectName(job, ns, "workers"), ns, Labels(job, context, "worker"),
+                                job, context)},
+          {"spec",
+           {{"podSelector",
+             {{"matchLabels", {{kJobUidLabel, context.job_uid}, {"braid.dev/role", "worker"}}}}},
+            {"policyTypes", {"Ingress", "Egress"}},
+            {"ingress", json::array()},
+            {"egress",
+             {{{"to", {aggregator_peer}},
+               {"ports", {{{"protocol", "TCP"}, {"port", kAggregatorGrpcPort}}}}},
+              {{"to", {dns_peer}},
+               {"ports",
+                {{{"protocol", "UDP"}, {"port", 53}}, {{"protocol", "TCP"}, {"port", 53}}}}}}}}}};
+}
+
+std::string BaseName(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+json WorkerDeployment(const spec::JobSpec& job, const JobObjectsContext& context,
+                      const spec::Tenant& tenant, int replica) {
+  const std::string ns = TenantNamespace(context, tenant.name);
+  json labels = Labels(job, context, "worker");
+  labels["braid.dev/tenant"] = tenant.name;
+  labels["braid.dev/replica"] = std::to_string(replica);
+  json selector = {{kJobUidLabel, context.job_uid},
+                   {"braid.dev/role", "worker"},
+                   {"braid.dev/tenant", tenant.name},
+                   {"braid.dev/replica", std::to_string(replica)}};
+  // Only the one file the job names is mounted, read-only.
+  const std::string data_file =
+      std::string(kDataDir) + "/" + BaseName(tenant.data.sub_path);
+  json worker = {
+      {"name", "worker"},
+      {"image", context.worker_image},
+      {"imagePullPolicy", context.image_pull_policy},
+      {"args",
+       {"run", std::string("--job=") + kJobFile, "--tenant=" + tenant.name,
+        absl::StrCat("--replica=", replica), "--aggregator=" + AggregatorAddress(job),
+        "--data=" + data_file}},
+      {"securityContext", RestrictedSecurityContext()},
+      {"volumeMounts",
+       {JobFileMount(),
+        {{"name", "data"},
+         {"mountPath", data_file},
+         {"subPath", tenant.data.sub_path},
+         {"readOnly", true}}}}};
+  json pod = {{"automountServiceAccountToken", false},
+              {"enableServiceLinks", false},
+              {"securityContext", PodSecurityContext()},
+              {"containers", {worker}},
+              {"volumes",
+               {JobFileVolume(ObjectName(job, ns, "job")),
+                {{"name", "data"},
+                 {"persistentVolumeClaim",
+                  {{"claimName", tenant.data.claim_name}, {"readOnly", true}}}}}}};
+  return Deployment(Metadata(ObjectName(job, ns, absl::StrCat(tenant.name, "-", replica)), ns,
+                             labels, job, context),
+                    selector, context.run_workers ? 1 : 0, pod);
+}
+
+}  // namespace
+
+std::string DnsLabel(const std::string& base) {
+  if (IsDnsLabel(base)) return base;
+  std::string name;
+  for (char c : base) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    name += ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) ? c : '-';
+  }
+  if (name.empty() || !(name.front() >= 'a' && name.front() <= 'z')) name = "b-" + name;
+  if (name.size() > 63 || name != base) {
+    char hash[9];
+    std::snprintf(hash, sizeof(hash), "%08x", Fnv1a(base));
+    if (name.size() > 54) name.resize(54);
+    while (!name.empty() && name.back() == '-') name.pop_back();
+    name += std::string("-") + hash;
+  }
+  return name;
+}
+
+std::string ObjectName(const spec::JobSpec& job, const std::string& object_namespace,
+                       const std::string& suffix) {
+  if (object_namespace == job.namespace_) return DnsLabel(job.name + "-" + suffix);
+  return DnsLabel(job.namespace_ + "-" + job.name + "-" + suffix);
+}
+
+std::string AggregatorServiceName(const spec::JobSpec& job) {
+  return ObjectName(job, job.namespace_, "aggregator");
+}
+
+std::string AggregatorAddress(const spec::JobSpec& job) {
+  return absl::StrCat(AggregatorServiceName(job), ".", job.namespace_, ".svc:",
+                      kAggregatorGrpcPort);
+}
+
+std::string TenantNamespace(const JobObjectsContext& context, const std::string& tenant) {
+  auto it = context.tenant_namespaces.find(tenant);
+  return it == context.tenant_namespaces.end() ? "" : it->second;
+}
+
+std::string JobSelector(const std::string& job_uid) {
+  return absl::StrCat(kJobUidLabel, "=", job_uid, ",app.kubernetes.io/managed-by=braid-operator");
+}
+
+std::vector<json> DesiredObjects(const spec::JobSpec& job, const JobObjectsContext& context) {
+  std::vector<json> objects;
+  std::set<std::string> tenant_namespaces;
+  for (const spec::Tenant& tenant : job.tenants) {
+    tenant_namespaces.insert(TenantNamespace(context, tenant.name));
+  }
+  objects.push_back(JobConfigMap(ObjectName(job, job.namespace_, "job"), job.namespace_,
+                                 "aggregator", job, context));
+  objects.push_back(AggregatorService(job, context));
+  objects.push_back(AggregatorNetworkPolicy(job, context, tenant_namespaces));
+  // The one list both runtimes start from: the aggregator, then each
+  // tenant's replicas.
+  std::set<std::string> namespaces_done;
+  for (const Workload& workload : DesiredWorkloads(job)) {
+    if (workload.role == Workload::Role::kAggregator) {
+      objects.push_back(AggregatorDeployment(job, context));
+      continue;
+    }
+    const spec::Tenant* tenant = nullptr;
+    for (const spec::Tenant& t : job.tenants) {
+      if (t.name == workload.tenant) tenant = &t;
+    }
+    const std::string ns = TenantNamespace(context, tenant->name);
+    if (ns != job.namespace_ && namespaces_done.insert(ns).second) {
+      objects.push_back(JobConfigMap(ObjectName(job, ns, "job"), ns, "worker", job, context));
+    }
+    if (namespaces_done.insert("policy:" + ns).second) {
+      objects.push_back(WorkerNetworkPolicy(job, context, ns));
+    }
+    objects.push_back(WorkerDeployment(job, context, *tenant, workload.replica));
+  }
+  return objects;
+}
+
+}  // namespace braid::op

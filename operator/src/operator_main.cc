@@ -1,0 +1,162 @@
+// braid-operator: reconciles FederatedJobs into aggregator and worker
+// Deployments. Runs in the cluster (service-account credentials) or beside
+// it (--kubeconfig, KUBECONFIG). With --leader-elect only the replica that
+// holds the Lease reconciles; losing the lease ends the process, so a
+// restarted replica starts clean (as controller-runtime does).
+#include <unistd.h>
+
+#include <csignal>
+#include <iostream>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "braid/core/cli_flags.h"
+#include "braid/kube/cancel.h"
+#include "braid/kube/client.h"
+#include "braid/kube/config.h"
+#include "braid/kube/leader_election.h"
+#include "braid/operator/aggregator_status.h"
+#include "braid/operator/controller.h"
+#include "braid/operator/operator_metrics.h"
+
+ABSL_FLAG(std::string, kubeconfig, "",
+          "kubeconfig file; default $KUBECONFIG, then in-cluster credentials, then ~/.kube/config");
+ABSL_FLAG(std::string, context, "", "kubeconfig context (default: current-context)");
+ABSL_FLAG(std::string, namespace, "",
+          "the operator's namespace (its Lease; admitted to aggregators); default: the "
+          "service account's or the kubeconfig context's");
+ABSL_FLAG(bool, leader_elect, false, "hold a coordination.k8s.io Lease before reconciling");
+ABSL_FLAG(std::string, lease_name, "braid-operator", "name of the leader-election Lease");
+ABSL_FLAG(std::string, identity, "", "this replica's name in the Lease (default: hostname-pid)");
+ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9090", "serve /metrics, /healthz, /readyz here");
+ABSL_FLAG(std::string, metrics_port_file, "", "write the bound metrics port here");
+ABSL_FLAG(std::string, aggregator_image, "braid/aggregator:0.1.0", "aggregator container image");
+ABSL_FLAG(std::string, worker_image, "braid/worker:0.1.0", "worker container image");
+ABSL_FLAG(std::string, image_pull_policy, "IfNotPresent", "Always | IfNotPresent | Never");
+ABSL_FLAG(absl::Duration, status_interval, absl::Seconds(2),
+          "how often a running job's aggregator is asked for progress");
+ABSL_FLAG(int, workers, 2, "jobs reconciled at once");
+ABSL_FLAG(std::string, aggregator_address_template, "",
+          "reach aggregators here for status instead of their Service, e.g. "
+          "\"127.0.0.1:7070\" or \"{name}-aggregator.{namespace}.example:7070\" (for an operator "
+          "outside the cluster)");
+
+namespace {
+
+braid::kube::CancelToken* g_stop = nullptr;
+
+void OnSignal(int) {
+  if (g_stop != nullptr) g_stop->Cancel();
+}
+
+std::string DefaultIdentity() {
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  return absl::StrCat(host, "-", getpid());
+}
+
+int Main() {
+  using namespace braid;
+  absl::StatusOr<kube::Config> config =
+      kube::LoadDefault(absl::GetFlag(FLAGS_kubeconfig), absl::GetFlag(FLAGS_context));
+  if (!config.ok()) {
+    std::cerr << "braid-operator: " << config.status().message() << "\n";
+    return 2;
+  }
+  absl::StatusOr<std::unique_ptr<kube::Client>> client = kube::NewClientForConfig(*config);
+  if (!client.ok()) {
+    std::cerr << "braid-operator: " << client.status().message() << "\n";
+    return 2;
+  }
+  std::string ns = absl::GetFlag(FLAGS_namespace);
+  if (ns.empty()) ns = config->default_namespace;
+
+  op::OperatorMetrics metrics;
+  absl::StatusOr<int> port = metrics.Serve(absl::GetFlag(FLAGS_metrics_listen));
+  if (!port.ok()) {
+    std::cerr << "braid-operator: " << port.status().message() << "\n";
+    return 2;
+  }
+  if (const std::string file = absl::GetFlag(FLAGS_metrics_port_file); !file.empty()) {
+    FILE* f = std::fopen(file.c_str(), "w");
+    if (f != nullptr) {
+      std::fprintf(f, "%d\n", *port);
+      std::fclose(f);
+    }
+  }
+
+  op::ControllerOptions options;
+  options.workers = absl::GetFlag(FLAGS_workers);
+  options.reconciler.aggregator_image = absl::GetFlag(FLAGS_aggregator_image);
+  options.reconciler.worker_image = absl::GetFlag(FLAGS_worker_image);
+  options.reconciler.image_pull_policy = absl::GetFlag(FLAGS_image_pull_policy);
+  options.reconciler.operator_namespace = ns;
+  options.reconciler.status_interval = absl::GetFlag(FLAGS_status_interval);
+  options.reconciler.aggregator_address_template =
+      absl::GetFlag(FLAGS_aggregator_address_template);
+  std::unique_ptr<op::AggregatorStatusSource> status = op::NewGrpcAggregatorStatusSource();
+  op::Controller controller(client->get(), status.get(), &metrics, options);
+
+  kube::CancelToken stop;
+  g_stop = &stop;
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
+  std::cerr << "braid-operator: using " << config->source << "; namespace " << ns
+            << "; metrics on port " << *port << "\n";
+
+  int exit_code = 0;
+  if (!absl::GetFlag(FLAGS_leader_elect)) {
+    controller.Start();
+    metrics.SetLeader(true);
+    stop.WaitFor(absl::InfiniteDuration());
+  } else {
+    kube::LeaderElectionConfig election;
+    election.lease_namespace = ns;
+    election.lease_name = absl::GetFlag(FLAGS_lease_name);
+    election.identity = absl::GetFlag(FLAGS_identity).empty() ? DefaultIdentity()
+                                                               : absl::GetFlag(FLAGS_identity);
+    election.on_started_leading = [&] {
+      std::cerr << "braid-operator: " << election.identity << " leads; reconciling\n";
+      metrics.SetLeader(true);
+      controller.Start();
+    };
+    election.on_stopped_leading = [&] {
+      metrics.SetLeader(false);
+      if (!stop.cancelled()) {
+        std::cerr << "braid-operator: lost the lease; exiting so a fresh process takes over\n";
+        exit_code = 1;
+        stop.Cancel();
+      }
+    };
+    election.on_error = [](const absl::Status& error) {
+      std::cerr << "braid-operator: leader election: " << error.message() << "\n";
+    };
+    kube::LeaderElector elector(client->get(), election);
+    std::cerr << "braid-operator: " << election.identity << " waiting for lease " << ns << "/"
+              << election.lease_name << "\n";
+    // Returns when `stop` is cancelled (signal or lost lease); releases the
+    // lease if held.
+    absl::Status run = elector.Run(&stop);
+    if (!run.ok()) std::cerr << "braid-operator: " << run.message() << "\n";
+  }
+  controller.Stop();
+  std::cerr << "braid-operator: stopped\n";
+  return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "braid-operator [--kubeconfig FILE] [--leader-elect] [--metrics-listen ADDR] ...\n"
+      "Reconciles braid.dev/v1alpha1 FederatedJobs into aggregator and worker Deployments.");
+  const std::vector<std::string> args = braid::ParseFlags(argc, argv);
+  if (args.size() != 1) {
+    std::cerr << "braid-operator takes no arguments, only flags (see --help)\n";
+    return 2;
+  }
+  return Main();
+}

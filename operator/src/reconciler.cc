@@ -1,0 +1,245 @@
+#include "braid/operator/reconciler.h"
+
+#include <functional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "braid/core/spec.h"
+#include "braid/core/status_macros.h"
+#include "braid/operator/job_objects.h"
+#include "braid/operator/job_status.h"
+#include "braid/operator/tenant_resolution.h"
+
+namespace braid::op {
+namespace {
+
+using nlohmann::json;
+
+// Every kind the operator creates for a job, for apply and clean-up.
+const kube::ResourceRef* RefForKind(const std::string& kind) {
+  if (kind == "ConfigMap") return &kube::kConfigMap;
+  if (kind == "Service") return &kube::kService;
+  if (kind == "NetworkPolicy") return &kube::kNetworkPolicy;
+  if (kind == "Deployment") return &kube::kDeployment;
+  if (kind == "Secret") return &kube::kSecret;
+  return nullptr;
+}
+const kube::ResourceRef* const kOwnedKinds[] = {&kube::kDeployment, &kube::kService,
+                                                &kube::kNetworkPolicy, &kube::kConfigMap,
+                                                &kube::kSecret};
+
+bool HasFinalizer(const json& job) {
+  for (const json& f : job["metadata"].value("finalizers", json::array())) {
+    if (f == kFinalizer) return true;
+  }
+  return false;
+}
+
+// The job as its file: what core/spec parses and what the pods read. JSON
+// is YAML, so the API server's object serves as the file unchanged.
+std::string JobFileText(const json& job) {
+  json file = {{"apiVersion", job.value("apiVersion", "")},
+               {"kind", job.value("kind", "")},
+               {"metadata",
+                {{"name", job["metadata"].value("name", "")},
+                 {"namespace", job["metadata"].value("namespace", "")}}}};
+  if (job.contains("spec")) file["spec"] = job["spec"];
+  return file.dump(2);
+}
+
+int ReadyReplicas(const json& deployment) {
+  if (!deployment.is_object()) return 0;
+  return deployment.value("/status/readyReplicas"_json_pointer, 0);
+}
+
+std::string Key(const std::string& ns, const std::string& name) { return ns + "/" + name; }
+
+}  // namespace
+
+Reconciler::Reconciler(kube::Client* client, ClusterView view,
+                       AggregatorStatusSource* status_source, kube::EventRecorder* events,
+                       ReconcilerOptions options)
+    : client_(client),
+      view_(std::move(view)),
+      status_source_(status_source),
+      events_(events),
+      options_(std::move(options)) {}
+
+std::map<std::string, std::string> Reconciler::Phases() const {
+  absl::MutexLock lock(&mu_);
+  return phases_;
+}
+
+std::string Reconciler::StatusAddress(const std::string& ns, const std::string& name,
+                                      const std::string& in_cluster) const {
+  if (options_.aggregator_address_template.empty()) return in_cluster;
+  return absl::StrReplaceAll(options_.aggregator_address_template,
+                             {{"{name}", name}, {"{namespace}", ns}});
+}
+
+absl::Status Reconciler::ApplyAll(const std::string& uid, const std::vector<json>& objects) {
+  std::string all;
+  for (const json& o : objects) all += o.dump();
+  const size_t hash = std::hash<std::string>{}(all);
+  bool all_present = true;
+  for (const json& o : objects) {
+    if (o["kind"] == "Deployment" &&
+        view_.deployment(o["metadata"]["namespace"], o["metadata"]["name"]).is_null()) {
+      all_present = false;
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = applied_.find(uid);
+    if (all_present && it != applied_.end() && it->second == hash) return absl::OkStatus();
+  }
+  for (const json& o : objects) {
+    const kube::ResourceRef* ref = RefForKind(o["kind"]);
+    absl::StatusOr<json> applied = client_->Apply(*ref, o, kFieldManager, /*force=*/true);
+    if (!applied.ok()) {
+      return absl::Status(applied.status().code(),
+                          absl::StrCat("apply ", o["kind"].get<std::string>(), " ",
+                                       o["metadata"]["namespace"].get<std::string>(), "/",
+                                       o["metadata"]["name"].get<std::string>(), ": ",
+                                       applied.status().message()));
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  applied_[uid] = hash;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<absl::Duration> Reconciler::Finalize(const json& job) {
+  const std::string ns = job["metadata"]["namespace"];
+  const std::string name = job["metadata"]["name"];
+  const std::string uid = job["metadata"]["uid"];
+  if (!HasFinalizer(job)) return absl::InfiniteDuration();
+  // Everything labelled with the job's uid, in every namespace: the
+  // tenants' objects have no owner reference to collect them.
+  for (const kube::ResourceRef* ref : kOwnedKinds) {
+    kube::ListOptions list_options;
+    list_options.label_selector = JobSelector(uid);
+    BRAID_ASSIGN_OR_RETURN(json list, client_->List(*ref, "", list_options));
+    for (const json& item : list.value("items", json::array())) {
+      absl::Status deleted = client_->Delete(*ref, item["metadata"].value("namespace", ""),
+                                             item["metadata"]["name"]);
+      if (!deleted.ok() && !absl::IsNotFound(deleted)) return deleted;
+    }
+  }
+  json finalizers = json::array();
+  for (const json& f : job["metadata"].value("finalizers", json::array())) {
+    if (f != kFinalizer) finalizers.push_back(f);
+  }
+  json patch = {{"metadata",
+                 {{"finalizers", finalizers},
+                  {"resourceVersion", job["metadata"]["resourceVersion"]}}}};
+  absl::StatusOr<json> patched = client_->MergePatch(kube::kFederatedJob, ns, name, patch);
+  if (!patched.ok() && !absl::IsNotFound(patched.status())) return patched.status();
+  {
+    absl::MutexLock lock(&mu_);
+    applied_.erase(uid);
+    phases_.erase(Key(ns, name));
+  }
+  return absl::InfiniteDuration();
+}
+
+absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
+                                                     const std::string& name) {
+  absl::StatusOr<json> got = client_->Get(kube::kFederatedJob, ns, name);
+  if (absl::IsNotFound(got.status())) {
+    absl::MutexLock lock(&mu_);
+    phases_.erase(Key(ns, name));
+    return absl::InfiniteDuration();
+  }
+  BRAID_RETURN_IF_ERROR(got.status());
+  json job = std::move(*got);
+  const json& meta = job["metadata"];
+  if (meta.contains("deletionTimestamp")) return Finalize(job);
+
+  if (!HasFinalizer(job)) {
+    json finalizers = meta.value("finalizers", json::array());
+    finalizers.push_back(kFinalizer);
+    json patch = {{"metadata",
+                   {{"finalizers", finalizers}, {"resourceVersion", meta["resourceVersion"]}}}};
+    BRAID_ASSIGN_OR_RETURN(job, client_->MergePatch(kube::kFederatedJob, ns, name, patch));
+  }
+  const std::string uid = job["metadata"]["uid"];
+  const json previous = job.value("status", json::object());
+
+  ObservedJob observed;
+  observed.generation = job["metadata"].value("generation", int64_t{0});
+  const std::string job_file = JobFileText(job);
+  spec::ParseOptions parse_options;
+  parse_options.check_files = false;  // data lives in the tenants' claims
+  spec::JobSpec spec;
+  observed.spec_errors = spec::ValidateJobYaml(job_file, "", parse_options);
+  if (observed.spec_errors.empty()) {
+    absl::StatusOr<spec::JobSpec> parsed = spec::ParseJobYaml(job_file, "", parse_options);
+    if (!parsed.ok()) return parsed.status();  // not expected: validated just above
+    spec = *std::move(parsed);
+    observed.suspended = spec.suspend;
+    observed.rounds = spec.strategy.rounds;
+    TenantResolution tenants = ResolveTenants(spec, view_.tenants());
+    observed.tenant_problems = tenants.problems;
+    if (tenants.problems.empty()) {
+      JobObjectsContext context;
+      context.job_uid = uid;
+      context.job_yaml = job_file;
+      context.aggregator_image = options_.aggregator_image;
+      context.worker_image = options_.worker_image;
+      context.image_pull_policy = options_.image_pull_policy;
+      context.operator_namespace = options_.operator_namespace;
+      context.tenant_namespaces = tenants.namespaces;
+      context.run_aggregator = !spec.suspend;
+      context.run_workers = !spec.suspend && !EndedByAggregator(previous);
+      BRAID_RETURN_IF_ERROR(ApplyAll(uid, DesiredObjects(spec, context)));
+
+      const std::string aggregator = ObjectName(spec, ns, "aggregator");
+      observed.aggregator_ready = ReadyReplicas(view_.deployment(ns, aggregator));
+      observed.aggregator_endpoint = AggregatorAddress(spec);
+      for (const spec::Tenant& t : spec.tenants) {
+        WorkerCounts& counts = observed.workers[t.name];
+        counts.namespace_ = TenantNamespace(context, t.name);
+        counts.desired = context.run_workers ? t.replicas : 0;
+        for (int r = 0; r < t.replicas; ++r) {
+          counts.ready += ReadyReplicas(view_.deployment(
+              counts.namespace_, ObjectName(spec, counts.namespace_, absl::StrCat(t.name, "-", r))));
+        }
+      }
+      if (!spec.suspend && !EndedByAggregator(previous) && observed.aggregator_ready > 0) {
+        absl::StatusOr<AggregatorReport> report = status_source_->Poll(
+            StatusAddress(ns, name, observed.aggregator_endpoint), options_.status_timeout);
+        if (report.ok()) observed.report = *std::move(report);
+      }
+    }
+  }
+
+  json status = ComputeStatus(observed, previous, NowRfc3339());
+  const std::string phase = status["phase"];
+  if (status != previous) {
+    json patch = {{"apiVersion", job["apiVersion"]},
+                  {"kind", job["kind"]},
+                  {"metadata", {{"name", name}, {"namespace", ns}}},
+                  {"status", status}};
+    BRAID_RETURN_IF_ERROR(
+        client_->ApplyStatus(kube::kFederatedJob, patch, kFieldManager, /*force=*/true).status());
+    const bool changed = previous.value("phase", "") != phase ||
+                         previous.value("reason", "") != status.value("reason", "");
+    if (changed && events_ != nullptr) {
+      const bool bad = phase == "Failed" || (phase == "Pending" && status["reason"] != "WaitingForAggregator" &&
+                                             status["reason"] != "WaitingForWorkers");
+      // Best effort: a lost event must not fail the reconcile.
+      (void)events_->Record(job, bad ? kube::EventType::kWarning : kube::EventType::kNormal,
+                            status["reason"], status["message"]);
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    phases_[Key(ns, name)] = phase;
+  }
+  if (IsFinalPhase(phase) || phase == "Suspended") return absl::InfiniteDuration();
+  return options_.status_interval;
+}
+
+}  // namespace braid::op
