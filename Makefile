@@ -1,16 +1,22 @@
 # Braid's front doors. Each target installs what it needs first (idempotent),
 # so on a fresh machine `make demo` and `make test` are the only set-up.
 #   make demo    run the example federated job on this machine
-#   make test    build and run every test (ctest; labels unit, e2e)
+#   make test    build and run every test (ctest; labels unit, e2e, k8s); the
+#                first run also builds the test control plane (kube-apiserver,
+#                etcd, kwok, helm) from the Go module proxy into ~/.cache/braid
 #   make bench   run the benchmarks and rewrite docs/benchmarks.md
 BUILD_DIR ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: deps configure build demo test bench clean
+.PHONY: deps k8s-tools configure build demo test bench clean
 
 deps:
 	@bash scripts/deps.sh
+
+# The control plane for the k8s tests, built once and cached outside the repo.
+k8s-tools:
+	@bash scripts/k8s-tools.sh >/dev/null
 
 $(BUILD_DIR)/build.ninja: | deps
 	cmake -S . -B $(BUILD_DIR) -G Ninja $(CMAKE_FLAGS)
@@ -23,7 +29,7 @@ build: configure
 demo: build
 	$(BUILD_DIR)/bin/braid run examples/tabular.yaml --baselines --workdir .braid/demo
 
-test: build
+test: build k8s-tools
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
 
 bench: build

@@ -38,6 +38,21 @@ tmp=$(mktemp)
   done
   echo
   echo "commands: \`$bin/braid_ingest_bench --clients 10\`, \`$bin/braid_ingest_bench --clients 50\`"
+  echo
+  echo "## (c) Operator: 100 jobs x 3 tenants applied at once"
+  echo
+  echo "A fresh test control plane (tests/k8s/cluster.sh), three Tenants, then 100"
+  echo "FederatedJobs with 3 tenants each applied one request per job; seconds from"
+  echo "the first apply until all 13 objects of every job exist (4 Deployments, 4"
+  echo "ConfigMaps, 4 NetworkPolicies, 1 Service, counted with kubectl), and"
+  echo "braid-operator's peak RSS (VmHWM). The API server, etcd, scheduler,"
+  echo "controller-manager and kwok share the same 2 cores."
+  echo
+  echo "| jobs | objects | seconds | reconciles | operator peak RSS MiB |"
+  echo "|---:|---:|---:|---:|---:|"
+  bash bench/operator_bench.sh "$build" 100
+  echo
+  echo "command: \`bench/operator_bench.sh $build 100\`"
 } > "$tmp"
 
 # Keep the hand-written analysis below the marker, if any.

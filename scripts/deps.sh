@@ -8,6 +8,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libtorch-dev libyaml-cpp-dev prometheus-cpp-dev nlohmann-json3-dev
   libcurl4-openssl-dev libabsl-dev libgtest-dev libgmock-dev libsodium-dev
+  curl openssl  # the k8s tests: cluster certificates, metrics scrapes
 )
 
 missing=()

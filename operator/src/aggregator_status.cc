@@ -13,6 +13,7 @@ namespace {
 
 AggregatorReport FromProto(const braid::v1::JobStatus& s) {
   AggregatorReport r;
+  r.job = s.job();
   r.phase = s.phase();
   r.reason = s.reason();
   r.message = s.message();

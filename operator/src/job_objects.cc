@@ -273,14 +273,13 @@ std::string DnsLabel(const std::string& base) {
     name += ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) ? c : '-';
   }
   if (name.empty() || !(name.front() >= 'a' && name.front() <= 'z')) name = "b-" + name;
-  if (name.size() > 63 || name != base) {
-    char hash[9];
-    std::snprintf(hash, sizeof(hash), "%08x", Fnv1a(base));
-    if (name.size() > 54) name.resize(54);
-    while (!name.empty() && name.back() == '-') name.pop_back();
-    name += std::string("-") + hash;
-  }
-  return name;
+  // Always hashed from here: `base` was not a label (too long, a character
+  // replaced, or a trailing '-'), and the hash keeps distinct bases apart.
+  char hash[9];
+  std::snprintf(hash, sizeof(hash), "%08x", Fnv1a(base));
+  if (name.size() > 54) name.resize(54);
+  while (!name.empty() && name.back() == '-') name.pop_back();
+  return name + "-" + hash;
 }
 
 std::string ObjectName(const spec::JobSpec& job, const std::string& object_namespace,

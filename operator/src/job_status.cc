@@ -96,14 +96,15 @@ json ComputeStatus(const ObservedJob& o, const json& previous, const std::string
     desired_workers += counts.desired;
   }
 
-  if (!valid) {
-    phase = "Failed";
-    reason = "InvalidSpec";
-    message = JoinSpecErrors(o.spec_errors);
-  } else if (ended) {
+  if (ended) {
+    // Final even if the spec or a Tenant changed since: the run is over.
     phase = prev.value("phase", "");
     reason = prev.value("reason", "");
     message = prev.value("message", "");
+  } else if (!valid) {
+    phase = "Failed";
+    reason = "InvalidSpec";
+    message = JoinSpecErrors(o.spec_errors);
   } else if (report_final) {
     phase = o.report->phase;
     reason = o.report->reason;
@@ -141,6 +142,10 @@ json ComputeStatus(const ObservedJob& o, const json& previous, const std::string
     conditions.push_back(
         {"WorkersReady", workers_ready, workers_ready ? "WorkersAvailable" : "WorkersNotReady",
          absl::StrCat(ready_workers, " of ", desired_workers, " workers ready")});
+  }
+  // Kept once true whatever else is wrong now: EndedByAggregator() reads it,
+  // and without it a finished job would be revived (workers restarted).
+  if (tenants_ok || ended) {
     const bool complete = ended || report_final;
     conditions.push_back({"Complete", complete, complete ? reason : "NotFinished",
                           complete ? message : "the job has not ended"});

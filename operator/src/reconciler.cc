@@ -1,6 +1,7 @@
 #include "braid/operator/reconciler.h"
 
 #include <functional>
+#include <iostream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -22,12 +23,10 @@ const kube::ResourceRef* RefForKind(const std::string& kind) {
   if (kind == "Service") return &kube::kService;
   if (kind == "NetworkPolicy") return &kube::kNetworkPolicy;
   if (kind == "Deployment") return &kube::kDeployment;
-  if (kind == "Secret") return &kube::kSecret;
   return nullptr;
 }
 const kube::ResourceRef* const kOwnedKinds[] = {&kube::kDeployment, &kube::kService,
-                                                &kube::kNetworkPolicy, &kube::kConfigMap,
-                                                &kube::kSecret};
+                                                &kube::kNetworkPolicy, &kube::kConfigMap};
 
 bool HasFinalizer(const json& job) {
   for (const json& f : job["metadata"].value("finalizers", json::array())) {
@@ -89,13 +88,38 @@ absl::Status Reconciler::ApplyAll(const std::string& uid, const std::vector<json
       all_present = false;
     }
   }
+  const absl::Time now = absl::Now();
   {
     absl::MutexLock lock(&mu_);
     auto it = applied_.find(uid);
-    if (all_present && it != applied_.end() && it->second == hash) return absl::OkStatus();
+    if (all_present && it != applied_.end() && it->second.hash == hash &&
+        now - it->second.at < options_.reapply_interval) {
+      return absl::OkStatus();
+    }
   }
   for (const json& o : objects) {
     const kube::ResourceRef* ref = RefForKind(o["kind"]);
+    const std::string ns = o["metadata"]["namespace"];
+    const std::string name = o["metadata"]["name"];
+    // Names join job, namespace and tenant with '-', which the parts may
+    // contain too; never take over an object another job made.
+    absl::StatusOr<json> existing = client_->Get(*ref, ns, name);
+    if (existing.ok()) {
+      const std::string owner =
+          (*existing)["metadata"].value("labels", json::object()).value(kJobUidLabel, "");
+      if (owner != uid) {
+        const json labels = (*existing)["metadata"].value("labels", json::object());
+        return absl::FailedPreconditionError(absl::StrCat(
+            "NameConflict: ", o["kind"].get<std::string>(), " ", ns, "/", name,
+            " already exists and belongs to ",
+            owner.empty() ? std::string("no Braid job")
+                          : "job " + labels.value("braid.dev/job-namespace", std::string()) +
+                                "/" + labels.value("braid.dev/job", std::string()),
+            "; rename the job or delete that object"));
+      }
+    } else if (!absl::IsNotFound(existing.status())) {
+      return existing.status();
+    }
     absl::StatusOr<json> applied = client_->Apply(*ref, o, kFieldManager, /*force=*/true);
     if (!applied.ok()) {
       return absl::Status(applied.status().code(),
@@ -106,7 +130,7 @@ absl::Status Reconciler::ApplyAll(const std::string& uid, const std::vector<json
     }
   }
   absl::MutexLock lock(&mu_);
-  applied_[uid] = hash;
+  applied_[uid] = Applied{hash, now};
   return absl::OkStatus();
 }
 
@@ -210,7 +234,15 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
       if (!spec.suspend && !EndedByAggregator(previous) && observed.aggregator_ready > 0) {
         absl::StatusOr<AggregatorReport> report = status_source_->Poll(
             StatusAddress(ns, name, observed.aggregator_endpoint), options_.status_timeout);
-        if (report.ok()) observed.report = *std::move(report);
+        // An address that leads to another job's aggregator (a stale
+        // Service, a wrong template) must not lend this job its progress.
+        if (report.ok() && report->job == name) {
+          observed.report = *std::move(report);
+        } else if (report.ok()) {
+          std::cerr << "braid-operator: " << ns << "/" << name << ": the aggregator at "
+                    << StatusAddress(ns, name, observed.aggregator_endpoint) << " runs job "
+                    << report->job << "; ignoring its status\n";
+        }
       }
     }
   }

@@ -22,6 +22,7 @@ void WorkQueue::AddAfter(const std::string& key, absl::Duration delay) {
   const absl::Time due = absl::Now() + delay;
   auto [it, inserted] = delayed_.emplace(key, due);
   if (!inserted) it->second = std::min(it->second, due);
+  ++delay_changes_;
 }
 
 void WorkQueue::PromoteDue(absl::Time now) {
@@ -40,8 +41,6 @@ void WorkQueue::PromoteDue(absl::Time now) {
   }
 }
 
-bool WorkQueue::Ready() const { return shut_down_ || !queue_.empty(); }
-
 std::optional<std::string> WorkQueue::Get() {
   absl::MutexLock lock(&mu_);
   while (true) {
@@ -50,8 +49,12 @@ std::optional<std::string> WorkQueue::Get() {
     if (!queue_.empty()) break;
     absl::Time next = absl::InfiniteFuture();
     for (const auto& [key, due] : delayed_) next = std::min(next, due);
-    // Wakes on Add/ShutDown, or when the earliest delayed key is due.
-    mu_.AwaitWithDeadline(absl::Condition(this, &WorkQueue::Ready),
+    // Wakes on Add/AddAfter/ShutDown, or when the earliest delayed key is due.
+    const int64_t seen = delay_changes_;
+    auto woken = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return shut_down_ || !queue_.empty() || delay_changes_ != seen;
+    };
+    mu_.AwaitWithDeadline(absl::Condition(&woken),
                           std::min(next, absl::Now() + absl::Seconds(1)));
   }
   std::string key = queue_.front();

@@ -41,12 +41,18 @@ std::string Env(const char* name) {
   return v == nullptr ? std::string() : std::string(v);
 }
 
+// yaml-cpp throws when asked the type of a missing node; these don't.
+bool IsMap(const YAML::Node& n) { return n.IsDefined() && n.IsMap(); }
+bool IsSeq(const YAML::Node& n) { return n.IsDefined() && n.IsSequence(); }
+bool IsScalar(const YAML::Node& n) { return n.IsDefined() && n.IsScalar(); }
+bool Present(const YAML::Node& n) { return n.IsDefined() && !n.IsNull(); }
+
 // A string-valued field of a mapping; nullopt if absent or null.
 absl::StatusOr<std::optional<std::string>> StringField(const Where& w, const YAML::Node& map,
                                                        const std::string& key,
                                                        const std::string& field) {
   const YAML::Node n = map[key];
-  if (!n.IsDefined() || n.IsNull()) return std::optional<std::string>();
+  if (!Present(n)) return std::optional<std::string>();
   if (!n.IsScalar()) return w.Invalid(field, "must be a string");
   return std::optional<std::string>(n.Scalar());
 }
@@ -54,7 +60,7 @@ absl::StatusOr<std::optional<std::string>> StringField(const Where& w, const YAM
 absl::StatusOr<bool> BoolField(const Where& w, const YAML::Node& map, const std::string& key,
                                const std::string& field) {
   const YAML::Node n = map[key];
-  if (!n.IsDefined() || n.IsNull()) return false;
+  if (!Present(n)) return false;
   bool value = false;
   if (!n.IsScalar() || !YAML::convert<bool>::decode(n, value)) {
     return w.Invalid(field, "must be true or false");
@@ -68,15 +74,15 @@ absl::StatusOr<size_t> FindNamed(const Where& w, const YAML::Node& root,
                                  const std::string& list_key, const std::string& name,
                                  const std::string& referrer) {
   const YAML::Node list = root[list_key];
-  if (list.IsDefined() && !list.IsNull() && !list.IsSequence()) {
+  if (Present(list) && !list.IsSequence()) {
     return w.Invalid(list_key, "must be a list");
   }
-  if (list.IsSequence()) {
+  if (IsSeq(list)) {
     for (size_t i = 0; i < list.size(); ++i) {
       const YAML::Node entry = list[i];
-      if (!entry.IsMap()) return w.Invalid(absl::StrCat(list_key, "[", i, "]"), "must be a mapping");
+      if (!IsMap(entry)) return w.Invalid(absl::StrCat(list_key, "[", i, "]"), "must be a mapping");
       const YAML::Node n = entry["name"];
-      if (n.IsScalar() && n.Scalar() == name) return i;
+      if (IsScalar(n) && n.Scalar() == name) return i;
     }
   }
   return w.Invalid(referrer, absl::StrCat("no entry named \"", name, "\" in ", list_key));
@@ -160,7 +166,7 @@ absl::StatusOr<Config> ParseKubeconfig(const Where& w, const std::string& text,
                   context_name.empty() ? "current-context" : absl::StrCat("context \"", context, "\"")));
     const std::string cprefix = absl::StrCat("contexts[", ci, "].context");
     const YAML::Node ctx = root["contexts"][ci]["context"];
-    if (!ctx.IsMap()) return w.Invalid(cprefix, "missing or not a mapping");
+    if (!IsMap(ctx)) return w.Invalid(cprefix, "missing or not a mapping");
     BRAID_ASSIGN_OR_RETURN(std::optional<std::string> cluster_name,
                            StringField(w, ctx, "cluster", cprefix + ".cluster"));
     if (!cluster_name.has_value() || cluster_name->empty()) {
@@ -179,7 +185,7 @@ absl::StatusOr<Config> ParseKubeconfig(const Where& w, const std::string& text,
                            FindNamed(w, root, "clusters", *cluster_name, cprefix + ".cluster"));
     const std::string lprefix = absl::StrCat("clusters[", li, "].cluster");
     const YAML::Node cluster = root["clusters"][li]["cluster"];
-    if (!cluster.IsMap()) return w.Invalid(lprefix, "missing or not a mapping");
+    if (!IsMap(cluster)) return w.Invalid(lprefix, "missing or not a mapping");
     BRAID_ASSIGN_OR_RETURN(std::optional<std::string> server,
                            StringField(w, cluster, "server", lprefix + ".server"));
     config.server = server.value_or("");
@@ -198,16 +204,16 @@ absl::StatusOr<Config> ParseKubeconfig(const Where& w, const std::string& text,
                              FindNamed(w, root, "users", *user_name, cprefix + ".user"));
       const std::string uprefix = absl::StrCat("users[", ui, "].user");
       const YAML::Node user = root["users"][ui]["user"];
-      if (user.IsDefined() && !user.IsNull() && !user.IsMap()) {
+      if (Present(user) && !user.IsMap()) {
         return w.Invalid(uprefix, "must be a mapping");
       }
-      if (user.IsMap()) {
-        if (user["exec"].IsDefined() && !user["exec"].IsNull()) {
+      if (IsMap(user)) {
+        if (Present(user["exec"])) {
           return w.Invalid(uprefix + ".exec",
                            "exec credential plugins are not supported; use token, tokenFile or "
                            "a client certificate");
         }
-        if (user["auth-provider"].IsDefined() && !user["auth-provider"].IsNull()) {
+        if (Present(user["auth-provider"])) {
           return w.Invalid(uprefix + ".auth-provider",
                            "auth providers are not supported; use token, tokenFile or a client "
                            "certificate");

@@ -47,8 +47,9 @@ struct JobObjectsContext {
 };
 
 // A DNS-1123 label made from `base`: unchanged when it is one already;
-// otherwise prefixed so it starts with a letter and, if longer than 63
-// characters, cut to 54 plus "-" and 8 hex digits of a hash of the whole.
+// otherwise lowercased, other characters made '-', prefixed "b-" unless it
+// starts with a letter, cut to at most 54 characters, and ended with "-" and
+// 8 hex digits of a hash of the whole `base` (so distinct bases stay apart).
 std::string DnsLabel(const std::string& base);
 
 // Name of an object for `job` with `suffix`, placed in `object_namespace`.

@@ -26,6 +26,7 @@ namespace braid::op {
 
 // What the aggregator said when polled (its GetStatus answer).
 struct AggregatorReport {
+  std::string job;      // the job the aggregator runs (must be the one asked about)
   std::string phase;    // Pending | Running | Succeeded | Failed
   std::string reason;   // CamelCase
   std::string message;

@@ -35,6 +35,11 @@ struct ReconcilerOptions {
   std::string aggregator_address_template;
   absl::Duration status_interval = absl::Seconds(2);  // poll period while a job runs
   absl::Duration status_timeout = absl::Seconds(2);   // one GetStatus call
+  // A job's objects are applied again at least this often even when nothing
+  // changed, so the controller's resync restores what was edited or deleted
+  // by hand (a NetworkPolicy, a ConfigMap). Between such times an unchanged
+  // desired set is not re-sent. ZeroDuration: apply on every reconcile.
+  absl::Duration reapply_interval = absl::Minutes(10);
 };
 
 // Read-only views of the informers' caches the reconciler consults.
@@ -76,8 +81,12 @@ class Reconciler {
   const ReconcilerOptions options_;
 
   mutable absl::Mutex mu_;
-  // Job uid -> hash of the objects last applied, to skip identical applies.
-  std::map<std::string, size_t> applied_ ABSL_GUARDED_BY(mu_);
+  struct Applied {
+    size_t hash = 0;  // of the objects last applied
+    absl::Time at;    // when
+  };
+  // Job uid -> what was last applied, to skip identical applies.
+  std::map<std::string, Applied> applied_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> phases_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -5,6 +5,7 @@
 #ifndef BRAID_OPERATOR_WORK_QUEUE_H_
 #define BRAID_OPERATOR_WORK_QUEUE_H_
 
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <optional>
@@ -37,7 +38,6 @@ class WorkQueue {
   size_t Pending() const;
 
  private:
-  bool Ready() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PromoteDue(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable absl::Mutex mu_;
@@ -46,6 +46,9 @@ class WorkQueue {
   std::set<std::string> processing_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> dirty_ ABSL_GUARDED_BY(mu_);       // added while processing
   std::map<std::string, absl::Time> delayed_ ABSL_GUARDED_BY(mu_);
+  // Bumped when a delayed key may fall due sooner than before, so that a
+  // Get() already waiting recomputes its wake-up time.
+  int64_t delay_changes_ ABSL_GUARDED_BY(mu_) = 0;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 };
 

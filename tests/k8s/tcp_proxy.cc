@@ -1,0 +1,110 @@
+#include "tests/k8s/tcp_proxy.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace braid::k8s {
+
+TcpProxy::TcpProxy(std::string upstream_host, int upstream_port)
+    : upstream_host_(std::move(upstream_host)), upstream_port_(upstream_port) {
+  listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  ::listen(listen_fd_, 64);
+  socklen_t len = sizeof(addr);
+  ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+  port_ = ntohs(addr.sin_port);
+  acceptor_ = std::thread([this] { AcceptLoop(); });
+}
+
+TcpProxy::~TcpProxy() {
+  stopping_ = true;
+  ::shutdown(listen_fd_, SHUT_RDWR);
+  ::close(listen_fd_);
+  acceptor_.join();
+  CutAll();
+  std::vector<std::thread> pipes;
+  {
+    absl::MutexLock lock(&mu_);
+    pipes.swap(pipes_);
+  }
+  for (std::thread& t : pipes) t.join();
+}
+
+int TcpProxy::CutAll() {
+  absl::MutexLock lock(&mu_);
+  const int n = static_cast<int>(open_.size()) / 2;
+  for (int fd : open_) ::shutdown(fd, SHUT_RDWR);
+  open_.clear();
+  return n;
+}
+
+void TcpProxy::AcceptLoop() {
+  while (!stopping_) {
+    pollfd p{listen_fd_, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    const int client = ::accept(listen_fd_, nullptr, nullptr);
+    if (client < 0) continue;
+    if (refusing_) {
+      ::close(client);
+      continue;
+    }
+    const int upstream = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(upstream_port_);
+    ::inet_pton(AF_INET, upstream_host_.c_str(), &addr.sin_addr);
+    if (::connect(upstream, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      ::close(client);
+      ::close(upstream);
+      continue;
+    }
+    absl::MutexLock lock(&mu_);
+    open_.insert(client);
+    open_.insert(upstream);
+    pipes_.emplace_back([this, client, upstream] { Pipe(client, upstream); });
+  }
+}
+
+// Copies both ways until either side closes, then closes both.
+void TcpProxy::Pipe(int a, int b) {
+  char buf[64 * 1024];
+  pollfd fds[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
+  bool open = true;
+  while (open && !stopping_) {
+    if (::poll(fds, 2, 200) < 0) break;
+    for (int i = 0; i < 2 && open; ++i) {
+      if (fds[i].revents == 0) continue;
+      const ssize_t n = ::read(fds[i].fd, buf, sizeof(buf));
+      if (n <= 0) {
+        open = false;
+        break;
+      }
+      ssize_t sent = 0;
+      while (sent < n) {
+        const ssize_t w = ::write(fds[1 - i].fd, buf + sent, n - sent);
+        if (w <= 0) {
+          open = false;
+          break;
+        }
+        sent += w;
+      }
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    open_.erase(a);
+    open_.erase(b);
+  }
+  ::close(a);
+  ::close(b);
+}
+
+}  // namespace braid::k8s
