@@ -58,7 +58,13 @@ Controller::Controller(kube::Client* client, AggregatorStatusSource* status_sour
   ClusterView view;
   view.tenants = [this] {
     std::map<std::string, json> out;
-    for (json& t : tenants_->Snapshot()) out[t["metadata"].value("name", "")] = std::move(t);
+    for (json& t : tenants_->Snapshot()) {
+      // Named first: json's operator= takes its argument by value, so
+      // moving `t` in the same expression would empty it before the name
+      // is read.
+      std::string name = t.value("/metadata/name"_json_pointer, std::string());
+      out[std::move(name)] = std::move(t);
+    }
     return out;
   };
   view.deployment = [this](const std::string& ns, const std::string& name) {

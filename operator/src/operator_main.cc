@@ -5,9 +5,12 @@
 // restarted replica starts clean (as controller-runtime does).
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <csignal>
 #include <iostream>
 #include <string>
+#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/usage.h"
@@ -46,10 +49,19 @@ ABSL_FLAG(std::string, aggregator_address_template, "",
 
 namespace {
 
-braid::kube::CancelToken* g_stop = nullptr;
-
-void OnSignal(int) {
-  if (g_stop != nullptr) g_stop->Cancel();
+// SIGINT and SIGTERM are blocked in every thread and taken by one thread
+// with sigwait, which may lock mutexes (a signal handler may not).
+void StopOnSignal(braid::kube::CancelToken* stop) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::thread([stop, signals] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    stop->Cancel();
+  }).detach();
 }
 
 std::string DefaultIdentity() {
@@ -60,6 +72,8 @@ std::string DefaultIdentity() {
 
 int Main() {
   using namespace braid;
+  kube::CancelToken stop;
+  StopOnSignal(&stop);  // before any thread starts, so all inherit the mask
   absl::StatusOr<kube::Config> config =
       kube::LoadDefault(absl::GetFlag(FLAGS_kubeconfig), absl::GetFlag(FLAGS_context));
   if (!config.ok()) {
@@ -100,10 +114,6 @@ int Main() {
   std::unique_ptr<op::AggregatorStatusSource> status = op::NewGrpcAggregatorStatusSource();
   op::Controller controller(client->get(), status.get(), &metrics, options);
 
-  kube::CancelToken stop;
-  g_stop = &stop;
-  std::signal(SIGTERM, OnSignal);
-  std::signal(SIGINT, OnSignal);
   std::cerr << "braid-operator: using " << config->source << "; namespace " << ns
             << "; metrics on port " << *port << "\n";
 

@@ -59,7 +59,7 @@ ours() {
   [[ -f "${f}" ]] || return 1
   pid=$(<"${f}")
   [[ "${pid}" =~ ^[0-9]+$ ]] || return 1
-  tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null | grep -qF -- "${STATE}" || return 1
+  tr '\0' ' ' 2>/dev/null <"/proc/${pid}/cmdline" | grep -qF -- "${STATE}" || return 1
   echo "${pid}"
 }
 
@@ -140,21 +140,25 @@ wait_for() {
 
 # --- ports ------------------------------------------------------------------
 
-# port_in_use PORT: something listens on PORT (any address, v4 or v6).
+# port_in_use PORT: some socket (listening or connected, v4 or v6) uses PORT.
 port_in_use() {
   local hex
   hex=$(printf ':%04X ' "$1")
-  awk -v p="${hex}" '$4 == "0A" && index($2, p) {found=1} END {exit !found}' \
+  awk -v p="${hex}" 'index($2, p) {found=1} END {exit !found}' \
     /proc/net/tcp /proc/net/tcp6 2>/dev/null
 }
 
-# free_port VAR: set VAR to a port in 20000-59999 that nobody listens on and
-# that this run has not handed out yet.
+# free_port VAR: set VAR to an unused port that this run has not handed out
+# yet, from 20000 up to the kernel's ephemeral range (so that no outgoing
+# connection takes it between now and the bind).
 TAKEN=" "
 free_port() {
-  local p i
+  local p i lo=32768 span
+  read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  span=$((lo - 20000))
+  ((span >= 1000)) || span=30000  # odd ephemeral range: take 20000-49999
   for i in $(seq 200); do
-    p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+    p=$((20000 + (RANDOM * 32768 + RANDOM) % span))
     [[ "${TAKEN}" == *" ${p} "* ]] && continue
     port_in_use "${p}" && continue
     TAKEN+="${p} "

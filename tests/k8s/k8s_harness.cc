@@ -121,8 +121,7 @@ std::string Operator::Metrics() const {
 
 absl::StatusOr<Operator> StartOperator(const std::string& kubeconfig, const std::string& dir,
                                        const std::vector<std::string>& extra_flags) {
-  Operator op;
-  op.log = dir + "/operator.log";
+  const std::string log = dir + "/operator.log";
   const std::string port_file = dir + "/operator.port";
   fs::remove(port_file);
   std::vector<std::string> argv = {e2e::Binary("braid-operator"),
@@ -132,14 +131,12 @@ absl::StatusOr<Operator> StartOperator(const std::string& kubeconfig, const std:
                                    "--metrics-port-file=" + port_file,
                                    "--status-interval=500ms"};
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
-  absl::StatusOr<op::Subprocess> proc = op::Subprocess::Start(argv, op.log);
+  absl::StatusOr<op::Subprocess> proc = op::Subprocess::Start(argv, log);
   if (!proc.ok()) return proc.status();
-  op.proc = *std::move(proc);
   if (!WaitUntil(absl::Seconds(30), [&] { return !Slurp(port_file).empty(); })) {
-    return absl::DeadlineExceededError("braid-operator did not start; log:\n" + Slurp(op.log));
+    return absl::DeadlineExceededError("braid-operator did not start; log:\n" + Slurp(log));
   }
-  op.metrics_port = std::atoi(Slurp(port_file).c_str());
-  return op;
+  return Operator{*std::move(proc), std::atoi(Slurp(port_file).c_str()), log};
 }
 
 void CreateNamespace(const std::string& ns) {

@@ -3,6 +3,9 @@
 // the status subresource, watches with bookmarks, 410 Gone, informers and
 // leader election.
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -62,6 +65,41 @@ class KubeClientTest : public ::testing::Test {
     if (client_ != nullptr) (void)client_->Delete(kNamespace, "", ns_);
   }
 
+  // A namespaced custom resource with a status subresource. Its watch cache
+  // starts when the CRD is established, long after resourceVersion 1, so a
+  // watch from "1" is answered with 410 Gone.
+  void EnsureWidgetCrd() {
+    const Json crd = Json::parse(R"({
+      "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+      "metadata": {"name": "widgets.kubetest.braid.dev"},
+      "spec": {"group": "kubetest.braid.dev", "scope": "Namespaced",
+        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+        "versions": [{"name": "v1", "served": true, "storage": true,
+          "subresources": {"status": {}},
+          "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+            "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]}})");
+    absl::StatusOr<Json> applied = client_->Apply(kCrd, crd, "braid-test");
+    ASSERT_TRUE(applied.ok()) << applied.status();
+    ASSERT_TRUE(Eventually(absl::Seconds(30), [&] {
+      absl::StatusOr<Json> got = client_->Get(kCrd, "", "widgets.kubetest.braid.dev");
+      if (!got.ok() || !got->contains("status")) return false;
+      for (const Json& c : (*got)["status"].value("conditions", Json::array())) {
+        if (c["type"] == "Established" && c["status"] == "True") return true;
+      }
+      return false;
+    })) << "CRD widgets.kubetest.braid.dev not established";
+    // A freshly established CRD may take a moment to be served.
+    ASSERT_TRUE(Eventually(absl::Seconds(30), [&] { return client_->List(kWidget, ns_).ok(); }));
+  }
+
+  Json Widget(const std::string& name) const {
+    return {{"apiVersion", "kubetest.braid.dev/v1"},
+            {"kind", "Widget"},
+            {"metadata", {{"name", name}, {"namespace", ns_}}},
+            {"spec", {{"size", 3}}}};
+  }
+
   kube::Config config_;
   std::unique_ptr<kube::Client> client_;
   std::string ns_;
@@ -104,36 +142,11 @@ TEST_F(KubeClientTest, InvalidObjectsCarryTheServersFieldMessage) {
 }
 
 TEST_F(KubeClientTest, StatusSubresourceOfACustomResource) {
-  const Json crd = Json::parse(R"({
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.kubetest.braid.dev"},
-    "spec": {"group": "kubetest.braid.dev", "scope": "Namespaced",
-      "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-      "versions": [{"name": "v1", "served": true, "storage": true,
-        "subresources": {"status": {}},
-        "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-          "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
-          "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]}})");
-  ASSERT_TRUE(client_->Apply(kCrd, crd, "braid-test").ok());
-  ASSERT_TRUE(Eventually(absl::Seconds(30), [&] {
-    absl::StatusOr<Json> got = client_->Get(kCrd, "", "widgets.kubetest.braid.dev");
-    if (!got.ok() || !got->contains("status")) return false;
-    for (const Json& c : (*got)["status"].value("conditions", Json::array())) {
-      if (c["type"] == "Established" && c["status"] == "True") return true;
-    }
-    return false;
-  }));
-  Json widget = {{"apiVersion", "kubetest.braid.dev/v1"},
-                 {"kind", "Widget"},
-                 {"metadata", {{"name", "w"}, {"namespace", ns_}}},
-                 {"spec", {{"size", 3}}},
-                 {"status", {{"phase", "Ignored"}}}};
-  // The freshly established CRD may take a moment to be served.
-  absl::StatusOr<Json> applied;
-  ASSERT_TRUE(Eventually(absl::Seconds(30), [&] {
-    applied = client_->Apply(kWidget, widget, "braid-test");
-    return applied.ok();
-  })) << applied.status();
+  ASSERT_NO_FATAL_FAILURE(EnsureWidgetCrd());
+  Json widget = Widget("w");
+  widget["status"] = {{"phase", "Ignored"}};
+  absl::StatusOr<Json> applied = client_->Apply(kWidget, widget, "braid-test");
+  ASSERT_TRUE(applied.ok()) << applied.status();
   EXPECT_FALSE(applied->contains("status")) << "status is not written through the main resource";
 
   Json status = {{"apiVersion", "kubetest.braid.dev/v1"},
@@ -185,11 +198,17 @@ TEST_F(KubeClientTest, WatchDeliversEventsAndBookmarks) {
 }
 
 TEST_F(KubeClientTest, WatchFromAVersionTooOldIsGone) {
+  ASSERT_NO_FATAL_FAILURE(EnsureWidgetCrd());
   kube::WatchOptions options;
   options.resource_version = "1";
-  absl::Status s = client_->Watch(kube::kConfigMap, ns_, options,
-                                  [](const kube::WatchEvent&) { return true; }, nullptr);
+  options.timeout_seconds = 10;  // bounds the test should the server serve it
+  bool got_event = false;
+  absl::Status s = client_->Watch(kWidget, ns_, options, [&](const kube::WatchEvent&) {
+    got_event = true;
+    return false;
+  }, nullptr);
   EXPECT_TRUE(kube::IsGone(s)) << s;
+  EXPECT_FALSE(got_event);
 }
 
 // Forwards to a real client, except that the first watch starts from
@@ -224,15 +243,15 @@ class StaleFirstWatch final : public kube::Client {
 };
 
 TEST_F(KubeClientTest, InformerSurvivesGoneWithSyntheticDeletes) {
-  ASSERT_TRUE(client_->Create(kube::kConfigMap, ConfigMap(ns_, "stays", "v")).ok());
-  ASSERT_TRUE(client_->Create(kube::kConfigMap, ConfigMap(ns_, "goes", "v")).ok());
-  StaleFirstWatch stale(client_.get(), [&] { (void)client_->Delete(kube::kConfigMap, ns_, "goes"); });
+  ASSERT_NO_FATAL_FAILURE(EnsureWidgetCrd());
+  ASSERT_TRUE(client_->Create(kWidget, Widget("stays")).ok());
+  ASSERT_TRUE(client_->Create(kWidget, Widget("goes")).ok());
+  StaleFirstWatch stale(client_.get(), [&] { (void)client_->Delete(kWidget, ns_, "goes"); });
   absl::Mutex mu;
   std::vector<std::string> deletes;
   kube::InformerOptions options;
-  options.ref = kube::kConfigMap;
+  options.ref = kWidget;
   options.ns = ns_;
-  options.label_selector = "suite=kube";
   kube::InformerHandlers handlers;
   handlers.on_delete = [&](const Json& o) {
     absl::MutexLock lock(&mu);
@@ -247,7 +266,7 @@ TEST_F(KubeClientTest, InformerSurvivesGoneWithSyntheticDeletes) {
     EXPECT_EQ(deletes, std::vector<std::string>{"goes"});
   }
   // And it follows changes afterwards.
-  ASSERT_TRUE(client_->Create(kube::kConfigMap, ConfigMap(ns_, "later", "v")).ok());
+  ASSERT_TRUE(client_->Create(kWidget, Widget("later")).ok());
   EXPECT_TRUE(Eventually(absl::Seconds(20), [&] { return informer.Get(ns_, "later").has_value(); }));
   EXPECT_TRUE(informer.Get(ns_, "stays").has_value());
   informer.Stop();
@@ -325,6 +344,30 @@ TEST_F(KubeClientTest, BearerTokensAuthenticateAndRbacDenies) {
   EXPECT_TRUE(absl::StrContains(denied.message(),
                                 absl::StrCat("system:serviceaccount:", ns_, ":probe")))
       << denied;
+
+  // The same identity as a pod sees it: in-cluster config from a
+  // service-account directory (token file + CA) and the service env vars.
+  {
+    const std::string dir = absl::StrCat(::testing::TempDir(), "/sa-", ns_);
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir + "/token") << token;
+    std::ofstream(dir + "/ca.crt") << config_.ca_pem;
+    std::ofstream(dir + "/namespace") << ns_;
+    const std::string host_port = config_.server.substr(config_.server.find("://") + 3);
+    ::setenv("KUBERNETES_SERVICE_HOST", host_port.substr(0, host_port.rfind(':')).c_str(), 1);
+    ::setenv("KUBERNETES_SERVICE_PORT", host_port.substr(host_port.rfind(':') + 1).c_str(), 1);
+    absl::StatusOr<kube::Config> in_cluster = kube::LoadInCluster(dir);
+    ::unsetenv("KUBERNETES_SERVICE_HOST");
+    ::unsetenv("KUBERNETES_SERVICE_PORT");
+    ASSERT_TRUE(in_cluster.ok()) << in_cluster.status();
+    EXPECT_EQ(in_cluster->default_namespace, ns_);
+    absl::StatusOr<std::unique_ptr<kube::Client>> pod = kube::NewClientForConfig(*in_cluster);
+    ASSERT_TRUE(pod.ok()) << pod.status();
+    absl::Status s = (*pod)->List(kube::kPod, ns_).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << s;
+    EXPECT_TRUE(absl::StrContains(s.message(), absl::StrCat("system:serviceaccount:", ns_, ":probe")))
+        << s;
+  }
 
   as_sa.token = "not-a-token";
   absl::StatusOr<std::unique_ptr<kube::Client>> bogus = kube::NewClientForConfig(as_sa);

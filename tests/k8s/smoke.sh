@@ -32,13 +32,19 @@ die() {
 procs_of() {
   local d
   for d in /proc/[0-9]*; do
-    tr '\0' ' ' <"${d}/cmdline" 2>/dev/null | grep -qF -- "$1" && echo "${d#/proc/}"
+    tr '\0' ' ' 2>/dev/null <"${d}/cmdline" | grep -qF -- "$1" && echo "${d#/proc/}"
   done
   return 0
 }
 
 cleanup() {
-  local rc=$?
+  local rc=$? f
+  if [[ ${rc} -ne 0 && -d "${BRAID_K8S_STATE}/logs" ]]; then
+    for f in "${BRAID_K8S_STATE}"/logs/*.log; do
+      echo "----- last 15 lines of ${f##*/} -----" >&2
+      tail -n 15 "${f}" >&2
+    done
+  fi
   "${CLUSTER}" down || true
   rm -rf "${WORK}"
   exit "${rc}"

@@ -166,8 +166,8 @@ TEST_F(LeaderElectionTest, TwoElectorsHandOver) {
   const char* names[2] = {"a", "b"};
   for (int i = 0; i < 2; ++i) {
     LeaderElectionConfig config = Config(names[i]);
-    config.lease_duration = absl::Seconds(2);
-    config.renew_deadline = absl::Milliseconds(1500);
+    config.lease_duration = absl::Seconds(5);
+    config.renew_deadline = absl::Seconds(3);
     config.retry_period = absl::Milliseconds(100);
     Candidate* c = &cands[i];
     config.on_started_leading = [c] { c->leading = true; ++c->starts; };
@@ -193,8 +193,8 @@ TEST_F(LeaderElectionTest, TwoElectorsHandOver) {
     absl::SleepFor(absl::Milliseconds(5));
   }
   ASSERT_TRUE(cands[1].leading);
-  // Released, so no need to wait out the 2 s lease.
-  EXPECT_LT(absl::Now() - handover, absl::Seconds(1));
+  // Released, so no need to wait out the 5 s lease.
+  EXPECT_LT(absl::Now() - handover, absl::Seconds(3));
   EXPECT_EQ(Lease()["spec"]["holderIdentity"], "b");
   EXPECT_EQ(Lease()["spec"]["leaseTransitions"], 1);
   cands[1].cancel.Cancel();
