@@ -184,6 +184,13 @@ json ComputeStatus(const ObservedJob& o, const json& previous, const std::string
     if (o.report.has_value()) {
       auto it = o.report->tenant_last_round.find(name);
       if (it != o.report->tenant_last_round.end()) t["lastRound"] = it->second;
+    } else {
+      // Not polled (ended, or unreachable for now): keep what was known.
+      for (const json& old : prev.value("tenants", json::array())) {
+        if (old.value("name", "") == name && old.contains("lastRound")) {
+          t["lastRound"] = old["lastRound"];
+        }
+      }
     }
     tenants.push_back(std::move(t));
   }
