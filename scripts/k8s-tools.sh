@@ -10,19 +10,23 @@
 # Contract:
 #   - Output: ${XDG_CACHE_HOME:-$HOME/.cache}/braid/k8s/<KEY>/bin/ holding
 #     kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd,
-#     kwok and helm, and share/kwok-stages.yaml (kwok's "fast" Stage set,
-#     for `kwok --config`), where KEY names every pinned version below. Changing a pin
-#     (or RECIPE) builds into a new directory; old ones are left for `rm -rf`.
+#     kwok and helm, and share/kwok-stages.yaml (kwok's "fast" Stage set, for
+#     `kwok --config`), where KEY names every pinned version below. Changing a
+#     pin (or RECIPE) builds into a new directory; old ones are left for rm -rf.
 #   - Needs only Go (>= the highest `go` line of the pinned modules, 1.26 now),
-#     network access to the Go module proxy, and coreutils. No cgo, no git.
+#     network access to the Go module proxy, coreutils, sed, grep and flock.
+#     No cgo, no git, nothing from GitHub. Builds are -trimpath with fixed
+#     version stamps, so the binaries are bit-for-bit reproducible.
 #   - When everything is built, returns at once (a stamp file; no `go` call).
 #   - Each tool is built into a scratch dir and moved into bin/ only when it
 #     built, with a per-tool stamp, so an interrupted run resumes where it left.
 #   - Concurrent callers serialize on a lock file; the second one finds the
 #     stamps the first one wrote.
 #   - Progress goes to stderr; exits non-zero with the failing step named.
-#   - First build takes long (the Kubernetes binaries are most of it: ~15-25
-#     minutes on 2 cores); set BRAID_K8S_BUILD_JOBS to change `go build -p`.
+#   - A first build takes long: ~30 min on 2 busy cores with an empty Go build
+#     cache (Kubernetes ~20, kwok ~6, etcd and helm ~2.5 each), plus module
+#     downloads (~1.5 GB into GOMODCACHE). BRAID_K8S_BUILD_JOBS sets `go build -p`
+#     (default 2).
 set -euo pipefail
 
 # --- pinned versions -------------------------------------------------------
@@ -65,9 +69,9 @@ fi
 
 # Plain module-mode builds: no workspace, no vendor, no toolchain switching,
 # static binaries. The proxy (GOPROXY) is whatever the environment says.
-export GOTOOLCHAIN=local GOWORK=off GOFLAGS=-mod=mod CGO_ENABLED=0
+export GOTOOLCHAIN=local GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
 JOBS="${BRAID_K8S_BUILD_JOBS:-2}"
-SOURCE_BUILDS=(-trimpath -p "${JOBS}")
+GO_BUILD_FLAGS=(-trimpath -p "${JOBS}")
 
 # mod_info MODULE@VERSION FIELD: a field of `go mod download -json` (downloads).
 mod_info() {
@@ -134,7 +138,7 @@ build_kubernetes() {
       "-X k8s.io/${v}.gitMajor=1" "-X k8s.io/${v}.gitMinor=${minor}"
       "-X k8s.io/${v}.gitTreeState=clean" "-X k8s.io/${v}.buildDate=${date}")
   done
-  (cd "${dir}" && go build "${SOURCE_BUILDS[@]}" -ldflags "-s -w ${ldflags[*]}" \
+  (cd "${dir}" && go build "${GO_BUILD_FLAGS[@]}" -ldflags "-s -w ${ldflags[*]}" \
     -o "${dir}/out/" \
     k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \
@@ -162,7 +166,7 @@ import (
 
 func main() { etcdmain.Main(os.Args) }
 EOF
-  (cd "${dir}" && go build "${SOURCE_BUILDS[@]}" -ldflags "-s -w" -o "${dir}/out/etcd" .) \
+  (cd "${dir}" && go build "${GO_BUILD_FLAGS[@]}" -ldflags "-s -w" -o "${dir}/out/etcd" .) \
     || die "go build of etcd failed"
   install_from "${dir}/out" etcd
 }
@@ -172,7 +176,7 @@ build_kwok() {
   gomod=$(mod_info "sigs.k8s.io/kwok@${KWOK_VERSION}" GoMod)
   new_wrapper "${dir}" "$(grep -E '^go ' "${gomod}")"
   echo "require sigs.k8s.io/kwok ${KWOK_VERSION}" >>"${dir}/go.mod"
-  (cd "${dir}" && go build "${SOURCE_BUILDS[@]}" \
+  (cd "${dir}" && go build "${GO_BUILD_FLAGS[@]}" \
     -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" \
     -o "${dir}/out/kwok" sigs.k8s.io/kwok/cmd/kwok) || die "go build of kwok failed"
   install_from "${dir}/out" kwok
@@ -197,7 +201,7 @@ build_helm() {
     ldflags+=" -X helm.sh/helm/v3/${p}.k8sVersionMajor=${major}"
     ldflags+=" -X helm.sh/helm/v3/${p}.k8sVersionMinor=${minor}"
   done
-  (cd "${dir}" && go build "${SOURCE_BUILDS[@]}" -ldflags "${ldflags}" \
+  (cd "${dir}" && go build "${GO_BUILD_FLAGS[@]}" -ldflags "${ldflags}" \
     -o "${dir}/out/helm" helm.sh/helm/v3/cmd/helm) || die "go build of helm failed"
   install_from "${dir}/out" helm
 }
