@@ -63,7 +63,7 @@ YAML
 } | k apply --server-side -f - >/dev/null
 
 "${build}/bin/braid-operator" --kubeconfig="${kubeconfig}" --namespace=braid-system \
-  --metrics-listen=127.0.0.1:0 --metrics-port-file="${work}/metrics.port" --workers=2 \
+  --metrics-listen=127.0.0.1:0 --metrics-port-file="${work}/metrics.port" --workers="${WORKERS:-2}" \
   --aggregator-address-template=127.0.0.1:1 >"${work}/operator.log" 2>&1 &
 operator_pid=$!
 for _ in $(seq 100); do [[ -s "${work}/metrics.port" ]] && break; sleep 0.1; done
