@@ -55,8 +55,15 @@ class GrpcAggregatorStatusSource final : public AggregatorStatusSource {
     absl::MutexLock lock(&mu_);
     auto& stub = stubs_[address];
     if (stub == nullptr) {
+      // gRPC's default reconnect backoff grows to two minutes; an aggregator
+      // that starts (or restarts) after the first polls would then stay
+      // "unreachable" that long and its rounds go unseen. Retry within 1 s.
+      grpc::ChannelArguments args;
+      args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+      args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
+      args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
       stub = braid::v1::Federation::NewStub(
-          grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+          grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
     }
     return stub.get();
   }

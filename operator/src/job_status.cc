@@ -125,10 +125,23 @@ json ComputeStatus(const ObservedJob& o, const json& previous, const std::string
                            " rounds done; ", o.report->clients, " workers joined");
   } else {
     phase = "Pending";
-    reason = o.aggregator_ready > 0 ? "WaitingForWorkers" : "WaitingForAggregator";
-    message = o.aggregator_ready > 0
-                  ? absl::StrCat(ready_workers, " of ", desired_workers, " workers ready")
-                  : "the aggregator is not ready yet";
+    if (o.aggregator_ready == 0) {
+      reason = "WaitingForAggregator";
+      message = "the aggregator is not ready yet";
+    } else if (ready_workers < desired_workers || o.report.has_value()) {
+      reason = "WaitingForWorkers";
+      message = o.report.has_value()
+                    ? absl::StrCat(o.report->clients, " workers joined; the first round starts "
+                                                      "when enough have")
+                    : absl::StrCat(ready_workers, " of ", desired_workers, " workers ready");
+    } else {
+      // Every pod is ready, yet the operator has no answer from the
+      // aggregator: a NetworkPolicy of the cluster's own, or an operator
+      // outside the cluster.
+      reason = "AggregatorUnreachable";
+      message = "every pod is ready, but the aggregator at " + o.aggregator_endpoint +
+                " does not answer the operator";
+    }
   }
 
   if (tenants_ok) {

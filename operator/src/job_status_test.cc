@@ -121,6 +121,26 @@ TEST(ComputeStatus, PolicyRefusalFails) {
   EXPECT_EQ(Condition(s, "TenantsReady")["status"], "False");
 }
 
+TEST(ComputeStatus, AllPodsReadyButNoAnswerSaysTheAggregatorIsUnreachable) {
+  ObservedJob o = Resolved();
+  o.aggregator_ready = 1;
+  o.workers["alpha"].ready = 2;
+  o.workers["beta"].ready = 1;
+  json s = ComputeStatus(o, json(), kT1);
+  EXPECT_EQ(s["phase"], "Pending");
+  EXPECT_EQ(s["reason"], "AggregatorUnreachable");
+  EXPECT_THAT(s["message"].get<std::string>(), HasSubstr("train-aggregator.lab.svc:7070"));
+  // Answering but still gathering workers: waiting for them, with the count.
+  AggregatorReport report;
+  report.job = "train";
+  report.phase = "Pending";
+  report.clients = 2;
+  o.report = report;
+  s = ComputeStatus(o, s, kT2);
+  EXPECT_EQ(s["reason"], "WaitingForWorkers");
+  EXPECT_THAT(s["message"].get<std::string>(), HasSubstr("2 workers joined"));
+}
+
 TEST(ComputeStatus, WaitsForTheAggregatorThenTheWorkers) {
   ObservedJob o = Resolved();
   json s = ComputeStatus(o, json(), kT1);
