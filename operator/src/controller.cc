@@ -117,7 +117,9 @@ void Controller::UpdateMetrics() {
 }
 
 void Controller::Work() {
-  std::map<std::string, int> failures;  // this worker's view; keys are sticky per worker
+  // Consecutive failures per key, as this worker thread saw them (a key
+  // retried by another worker starts its backoff afresh there).
+  std::map<std::string, int> failures;
   while (std::optional<std::string> key = queue_.Get()) {
     const size_t slash = key->find('/');
     const absl::Time start = absl::Now();

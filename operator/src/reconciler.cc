@@ -178,14 +178,14 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
   }
   BRAID_RETURN_IF_ERROR(got.status());
   json job = std::move(*got);
-  const json& meta = job["metadata"];
-  if (meta.contains("deletionTimestamp")) return Finalize(job);
+  if (job["metadata"].contains("deletionTimestamp")) return Finalize(job);
 
   if (!HasFinalizer(job)) {
-    json finalizers = meta.value("finalizers", json::array());
+    json finalizers = job["metadata"].value("finalizers", json::array());
     finalizers.push_back(kFinalizer);
     json patch = {{"metadata",
-                   {{"finalizers", finalizers}, {"resourceVersion", meta["resourceVersion"]}}}};
+                   {{"finalizers", finalizers},
+                    {"resourceVersion", job["metadata"]["resourceVersion"]}}}};
     BRAID_ASSIGN_OR_RETURN(job, client_->MergePatch(kube::kFederatedJob, ns, name, patch));
   }
   const std::string uid = job["metadata"]["uid"];
@@ -196,12 +196,12 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
   const std::string job_file = JobFileText(job);
   spec::ParseOptions parse_options;
   parse_options.check_files = false;  // data lives in the tenants' claims
-  spec::JobSpec spec;
-  observed.spec_errors = spec::ValidateJobYaml(job_file, "", parse_options);
-  if (observed.spec_errors.empty()) {
-    absl::StatusOr<spec::JobSpec> parsed = spec::ParseJobYaml(job_file, "", parse_options);
-    if (!parsed.ok()) return parsed.status();  // not expected: validated just above
-    spec = *std::move(parsed);
+  // Parsed once; only an invalid spec is parsed again, for its error list.
+  absl::StatusOr<spec::JobSpec> parsed = spec::ParseJobYaml(job_file, "", parse_options);
+  if (!parsed.ok()) {
+    observed.spec_errors = spec::ValidateJobYaml(job_file, "", parse_options);
+  } else {
+    const spec::JobSpec& spec = *parsed;
     observed.suspended = spec.suspend;
     observed.rounds = spec.strategy.rounds;
     TenantResolution tenants = ResolveTenants(spec, view_.tenants());
@@ -215,8 +215,9 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
       context.image_pull_policy = options_.image_pull_policy;
       context.operator_namespace = options_.operator_namespace;
       context.tenant_namespaces = tenants.namespaces;
+      const bool ended = EndedByAggregator(previous);
       context.run_aggregator = !spec.suspend;
-      context.run_workers = !spec.suspend && !EndedByAggregator(previous);
+      context.run_workers = !spec.suspend && !ended;
       BRAID_RETURN_IF_ERROR(ApplyAll(uid, DesiredObjects(spec, context)));
 
       const std::string aggregator = ObjectName(spec, ns, "aggregator");
@@ -231,16 +232,17 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
               counts.namespace_, ObjectName(spec, counts.namespace_, absl::StrCat(t.name, "-", r))));
         }
       }
-      if (!spec.suspend && !EndedByAggregator(previous) && observed.aggregator_ready > 0) {
-        absl::StatusOr<AggregatorReport> report = status_source_->Poll(
-            StatusAddress(ns, name, observed.aggregator_endpoint), options_.status_timeout);
+      if (!spec.suspend && !ended && observed.aggregator_ready > 0) {
+        const std::string address = StatusAddress(ns, name, observed.aggregator_endpoint);
+        absl::StatusOr<AggregatorReport> report =
+            status_source_->Poll(address, options_.status_timeout);
         // An address that leads to another job's aggregator (a stale
         // Service, a wrong template) must not lend this job its progress.
         if (report.ok() && report->job == name) {
           observed.report = *std::move(report);
         } else if (report.ok()) {
           std::cerr << "braid-operator: " << ns << "/" << name << ": the aggregator at "
-                    << StatusAddress(ns, name, observed.aggregator_endpoint) << " runs job "
+                    << address << " runs job "
                     << report->job << "; ignoring its status\n";
         }
       }
