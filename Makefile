@@ -9,7 +9,7 @@ BUILD_DIR ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: deps k8s-tools configure build demo test bench clean
+.PHONY: deps k8s-tools pyref configure build demo test bench clean
 
 deps:
 	@bash scripts/deps.sh
@@ -17,6 +17,11 @@ deps:
 # The control plane for the k8s tests, built once and cached outside the repo.
 k8s-tools:
 	@bash scripts/k8s-tools.sh >/dev/null
+
+# The Python reference stack (Hugging Face, dp-accounting) the numerics tests
+# compare against, in a venv cached outside the repo.
+pyref:
+	@bash scripts/pyref.sh >/dev/null
 
 $(BUILD_DIR)/build.ninja: | deps
 	cmake -S . -B $(BUILD_DIR) -G Ninja $(CMAKE_FLAGS)
@@ -29,7 +34,7 @@ build: configure
 demo: build
 	$(BUILD_DIR)/bin/braid run examples/tabular.yaml --baselines --workdir .braid/demo
 
-test: build k8s-tools
+test: build k8s-tools pyref
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
 
 bench: build
