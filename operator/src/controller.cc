@@ -43,6 +43,14 @@ Controller::Controller(kube::Client* client, AggregatorStatusSource* status_sour
   };
   tenants_ = std::make_unique<kube::Informer>(client_, Follow(kube::kTenant),
                                               OnChange(tenant_changed));
+  // A decision names its job: requeue it.
+  auto approval_changed = [this](const json& obj) {
+    const std::string ns = obj.value("/spec/job/namespace"_json_pointer, std::string());
+    const std::string name = obj.value("/spec/job/name"_json_pointer, std::string());
+    if (!ns.empty() && !name.empty()) queue_.Add(ns + "/" + name);
+  };
+  approvals_ = std::make_unique<kube::Informer>(client_, Follow(kube::kTenantApproval),
+                                                OnChange(approval_changed));
   // A Deployment's readiness changes the job's status: requeue its job.
   auto deployment_changed = [this](const json& obj) {
     const json labels = obj["metadata"].value("labels", json::object());
@@ -67,6 +75,7 @@ Controller::Controller(kube::Client* client, AggregatorStatusSource* status_sour
     }
     return out;
   };
+  view.approvals = [this] { return approvals_->Snapshot(); };
   view.deployment = [this](const std::string& ns, const std::string& name) {
     std::optional<json> d = deployments_->Get(ns, name);
     return d.has_value() ? *d : json();
@@ -90,8 +99,11 @@ void Controller::Start() {
   started_ = true;
   // Tenants and Deployments first, so the first reconciles see them.
   tenants_->Start();
+  approvals_->Start();
   deployments_->Start();
-  while (!tenants_->HasSynced() || !deployments_->HasSynced()) absl::SleepFor(absl::Milliseconds(20));
+  while (!tenants_->HasSynced() || !approvals_->HasSynced() || !deployments_->HasSynced()) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
   jobs_->Start();
   for (int i = 0; i < std::max(1, options_.workers); ++i) threads_.emplace_back([this] { Work(); });
 }
@@ -104,6 +116,7 @@ void Controller::Stop() {
   threads_.clear();
   jobs_->Stop();
   deployments_->Stop();
+  approvals_->Stop();
   tenants_->Stop();
 }
 
@@ -114,6 +127,7 @@ void Controller::UpdateMetrics() {
   metrics_->SetWatchRestarts("federatedjobs", jobs_->watch_restarts());
   metrics_->SetWatchRestarts("tenants", tenants_->watch_restarts());
   metrics_->SetWatchRestarts("deployments", deployments_->watch_restarts());
+  metrics_->SetWatchRestarts("tenantapprovals", approvals_->watch_restarts());
 }
 
 void Controller::Work() {

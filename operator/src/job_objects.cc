@@ -260,7 +260,9 @@ json WorkerDeployment(const spec::JobSpec& job, const JobObjectsContext& context
                   {{"claimName", tenant.data.claim_name}, {"readOnly", true}}}}}}};
   return Deployment(Metadata(ObjectName(job, ns, absl::StrCat(tenant.name, "-", replica)), ns,
                              labels, job, context),
-                    selector, context.run_workers ? 1 : 0, pod);
+                    selector,
+                    context.run_workers && !context.stopped_tenants.count(tenant.name) ? 1 : 0,
+                    pod);
 }
 
 }  // namespace

@@ -377,6 +377,23 @@ TEST(JobObjects, NotRunningWorkersOrAggregatorScalesThemToZero) {
   EXPECT_EQ(replicas(false, false), (std::map<std::string, int>{{"aggregator", 0}, {"worker", 0}}));
 }
 
+TEST(JobObjects, StoppedTenantsWorkersAreScaledToZero) {
+  const spec::JobSpec job = ParseJob(kJobYaml);
+  JobObjectsContext c = Context();
+  c.stopped_tenants = {job.tenants[0].name};
+  std::map<std::string, int> by_tenant;  // tenant -> sum of worker replicas
+  for (const json& d : OfKind(DesiredObjects(job, c), "Deployment")) {
+    if (Label(d, "braid.dev/role") == "worker") {
+      by_tenant[Label(d, "braid.dev/tenant")] += d["spec"]["replicas"].get<int>();
+    }
+  }
+  ASSERT_EQ(by_tenant.size(), job.tenants.size());
+  EXPECT_EQ(by_tenant[job.tenants[0].name], 0);
+  for (size_t i = 1; i < job.tenants.size(); ++i) {
+    EXPECT_EQ(by_tenant[job.tenants[i].name], job.tenants[i].replicas);
+  }
+}
+
 TEST_F(JobObjectsTest, PodsReadTheJobFileFromAConfigMapInTheirNamespace) {
   std::vector<json> config_maps = OfKind(objects_, "ConfigMap");
   ASSERT_EQ(config_maps.size(), 2u);  // lab and tenant-a

@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace braid::op {
 namespace {
@@ -51,6 +52,11 @@ std::string JoinSpecErrors(const std::vector<spec::FieldError>& errors) {
 
 bool IsFinalPhase(const std::string& phase) { return phase == "Succeeded" || phase == "Failed"; }
 
+bool WasAdmitted(const json& status) {
+  const json* admitted = FindCondition(status, "Admitted");
+  return admitted != nullptr && admitted->value("status", "") == "True";
+}
+
 bool EndedByAggregator(const json& status) {
   const json* complete = FindCondition(status, "Complete");
   return complete != nullptr && complete->value("status", "") == "True";
@@ -86,6 +92,21 @@ json ComputeStatus(const ObservedJob& o, const json& previous, const std::string
                           tenants_ok ? "every tenant exists and allows this job" : text});
   }
 
+  if (tenants_ok) {
+    std::vector<std::string> stopped;
+    for (const TenantConsent& c : o.consent) {
+      if (!MayRun(c.consent)) stopped.push_back(c.tenant + " (" + ConsentName(c.consent) + ")");
+    }
+    std::string text = o.admitted ? "every tenant that requires approval approved"
+                                  : o.admission.message;
+    if (o.admitted && !stopped.empty()) {
+      text = absl::StrCat("admitted; workers stopped for ", absl::StrJoin(stopped, ", "),
+                          ": consent revoked or refused");
+    }
+    conditions.push_back({"Admitted", o.admitted,
+                          o.admitted ? "Approved" : o.admission.reason, text});
+  }
+
   // The aggregator's own final word wins, once given.
   const bool ended = EndedByAggregator(prev) && IsFinalPhase(prev.value("phase", ""));
   const bool report_final = o.report.has_value() && IsFinalPhase(o.report->phase);
@@ -118,6 +139,10 @@ json ComputeStatus(const ObservedJob& o, const json& previous, const std::string
     phase = "Suspended";
     reason = "Suspended";
     message = "spec.suspend is true; the checkpoint is kept";
+  } else if (!o.admitted) {
+    phase = "AwaitingApproval";
+    reason = o.admission.reason;
+    message = o.admission.message;
   } else if (o.report.has_value() && o.report->phase == "Running") {
     phase = "Running";
     reason = "RoundsRunning";
@@ -144,7 +169,7 @@ json ComputeStatus(const ObservedJob& o, const json& previous, const std::string
     }
   }
 
-  if (tenants_ok) {
+  if (tenants_ok && o.admitted) {
     const bool aggregator_ready = o.aggregator_ready > 0;
     conditions.push_back({"AggregatorReady", aggregator_ready,
                           aggregator_ready ? "AggregatorAvailable"
@@ -182,10 +207,17 @@ json ComputeStatus(const ObservedJob& o, const json& previous, const std::string
     status["aggregator"] = {{"endpoint", o.aggregator_endpoint},
                             {"readyReplicas", o.aggregator_ready}};
   }
+  std::map<std::string, Consent> consent;
+  for (const TenantConsent& c : o.consent) consent[c.tenant] = c.consent;
   json tenants = json::array();
   for (const auto& [name, counts] : o.workers) {
     std::string tenant_phase = "Pending";
-    if (IsFinalPhase(phase)) {
+    auto c = consent.find(name);
+    if (c != consent.end() && c->second == Consent::kRefused) {
+      tenant_phase = "Refused";
+    } else if (c != consent.end() && c->second == Consent::kPending) {
+      tenant_phase = "AwaitingApproval";
+    } else if (IsFinalPhase(phase)) {
       tenant_phase = phase;
     } else if (phase == "Suspended") {
       tenant_phase = "Suspended";
@@ -194,6 +226,7 @@ json ComputeStatus(const ObservedJob& o, const json& previous, const std::string
     }
     json t = {{"name", name},         {"namespace", counts.namespace_}, {"phase", tenant_phase},
               {"replicas", counts.desired}, {"readyReplicas", counts.ready}};
+    if (c != consent.end()) t["consent"] = ConsentName(c->second);
     if (o.report.has_value()) {
       auto it = o.report->tenant_last_round.find(name);
       if (it != o.report->tenant_last_round.end()) t["lastRound"] = it->second;

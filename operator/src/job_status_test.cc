@@ -299,7 +299,7 @@ TEST(ComputeStatus, ObservedGenerationOnStatusAndEveryCondition) {
   o.generation = 7;
   const json s = ComputeStatus(o, json(), kT1);
   EXPECT_EQ(s["observedGeneration"], 7);
-  ASSERT_EQ(s["conditions"].size(), 5u);
+  ASSERT_EQ(s["conditions"].size(), 6u);
   for (const json& c : s["conditions"]) EXPECT_EQ(c["observedGeneration"], 7) << c.dump();
 }
 
@@ -311,8 +311,8 @@ TEST(ComputeStatus, ConditionsAreAListMapKeyedByType) {
     EXPECT_TRUE(c["status"] == "True" || c["status"] == "False") << c.dump();
     EXPECT_FALSE(c["reason"].get<std::string>().empty()) << c.dump();
   }
-  EXPECT_EQ(types, (std::set<std::string>{"Valid", "TenantsReady", "AggregatorReady",
-                                          "WorkersReady", "Complete"}));
+  EXPECT_EQ(types, (std::set<std::string>{"Valid", "TenantsReady", "Admitted",
+                                          "AggregatorReady", "WorkersReady", "Complete"}));
 }
 
 // The reconciler writes status only when it differs from what the API
@@ -327,6 +327,61 @@ TEST(ComputeStatus, UnchangedObservationGivesIdenticalStatus) {
     EXPECT_EQ(again.dump(), first.dump()) << first["phase"];
     EXPECT_EQ(again, stored);
   }
+}
+
+// A tenant that requires approval has not given it: the job waits, says for
+// whom, and has no aggregator or worker conditions yet.
+ObservedJob AwaitingAlpha() {
+  ObservedJob o = Resolved();
+  o.workers["alpha"].desired = 0;
+  o.workers["beta"].desired = 0;
+  o.consent = {{"alpha", Consent::kPending, "", ""}, {"beta", Consent::kNotRequired, "", ""}};
+  o.admission = {false, "AwaitingApproval", "waiting for alpha to approve"};
+  o.admitted = false;
+  return o;
+}
+
+TEST(ComputeStatus, AwaitingApprovalNamesTheTenant) {
+  const json s = ComputeStatus(AwaitingAlpha(), json(), kT1);
+  EXPECT_EQ(s["phase"], "AwaitingApproval");
+  EXPECT_EQ(s["reason"], "AwaitingApproval");
+  EXPECT_THAT(s["message"].get<std::string>(), HasSubstr("alpha"));
+  const json& admitted = Condition(s, "Admitted");
+  EXPECT_EQ(admitted["status"], "False");
+  EXPECT_EQ(admitted["reason"], "AwaitingApproval");
+  EXPECT_EQ(TenantStatus(s, "alpha")["phase"], "AwaitingApproval");
+  EXPECT_EQ(TenantStatus(s, "alpha")["consent"], "Pending");
+  EXPECT_EQ(TenantStatus(s, "beta")["consent"], "NotRequired");
+  for (const json& c : s["conditions"]) EXPECT_NE(c["type"], "AggregatorReady") << c.dump();
+  EXPECT_FALSE(WasAdmitted(s));
+  EXPECT_FALSE(s.contains("startTime"));
+}
+
+TEST(ComputeStatus, ApprovalAdmitsAndAdmissionIsKeptWhenConsentIsRevoked) {
+  const json waiting = ComputeStatus(AwaitingAlpha(), json(), kT1);
+  ObservedJob approved = Reporting("Running", 1);
+  approved.consent = {{"alpha", Consent::kApproved, "tenant-a/ok", ""},
+                      {"beta", Consent::kNotRequired, "", ""}};
+  const json running = ComputeStatus(approved, waiting, kT2);
+  EXPECT_EQ(running["phase"], "Running");
+  EXPECT_EQ(Condition(running, "Admitted")["status"], "True");
+  EXPECT_EQ(Condition(running, "Admitted")["lastTransitionTime"], kT2);
+  EXPECT_TRUE(WasAdmitted(running));
+
+  // alpha revokes: its workers stop, the job goes on with beta.
+  ObservedJob revoked = Reporting("Running", 2);
+  revoked.consent = {{"alpha", Consent::kRefused, "tenant-a/no", ""},
+                     {"beta", Consent::kNotRequired, "", ""}};
+  revoked.admission = {false, "TenantRefused", "refused by alpha"};
+  revoked.admitted = WasAdmitted(running);
+  revoked.workers["alpha"] = WorkerCounts{"tenant-a", 0, 0};
+  const json after = ComputeStatus(revoked, running, kT3);
+  EXPECT_EQ(after["phase"], "Running");
+  EXPECT_EQ(Condition(after, "Admitted")["status"], "True");
+  EXPECT_THAT(Condition(after, "Admitted")["message"].get<std::string>(),
+              HasSubstr("workers stopped for alpha (Refused)"));
+  EXPECT_EQ(TenantStatus(after, "alpha")["phase"], "Refused");
+  EXPECT_EQ(TenantStatus(after, "alpha")["replicas"], 0);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "braid/core/status_macros.h"
 #include "braid/operator/job_objects.h"
 #include "braid/operator/job_status.h"
+#include "braid/operator/tenant_approval.h"
 #include "braid/operator/tenant_resolution.h"
 
 namespace braid::op {
@@ -204,9 +205,21 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
     const spec::JobSpec& spec = *parsed;
     observed.suspended = spec.suspend;
     observed.rounds = spec.strategy.rounds;
-    TenantResolution tenants = ResolveTenants(spec, view_.tenants());
+    const std::map<std::string, json> tenant_objects = view_.tenants();
+    TenantResolution tenants = ResolveTenants(spec, tenant_objects);
     observed.tenant_problems = tenants.problems;
     if (tenants.problems.empty()) {
+      observed.consent = ResolveConsent(spec, JobRef{ns, name, uid}, tenant_objects,
+                                        view_.approvals ? view_.approvals() : std::vector<json>{});
+      observed.admission = DecideAdmission(spec, observed.consent);
+      observed.admitted = WasAdmitted(previous) || observed.admission.admit;
+    }
+    if (tenants.problems.empty() && !observed.admitted) {
+      // Nothing is created, so nothing touches any tenant's data.
+      for (const spec::Tenant& t : spec.tenants) {
+        observed.workers[t.name].namespace_ = tenants.namespaces[t.name];
+      }
+    } else if (tenants.problems.empty()) {
       JobObjectsContext context;
       context.job_uid = uid;
       context.job_yaml = job_file;
@@ -218,6 +231,9 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
       const bool ended = EndedByAggregator(previous);
       context.run_aggregator = !spec.suspend;
       context.run_workers = !spec.suspend && !ended;
+      for (const TenantConsent& c : observed.consent) {
+        if (!MayRun(c.consent)) context.stopped_tenants.insert(c.tenant);
+      }
       BRAID_RETURN_IF_ERROR(ApplyAll(uid, DesiredObjects(spec, context)));
 
       const std::string aggregator = ObjectName(spec, ns, "aggregator");
@@ -226,7 +242,8 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
       for (const spec::Tenant& t : spec.tenants) {
         WorkerCounts& counts = observed.workers[t.name];
         counts.namespace_ = TenantNamespace(context, t.name);
-        counts.desired = context.run_workers ? t.replicas : 0;
+        counts.desired =
+            context.run_workers && !context.stopped_tenants.count(t.name) ? t.replicas : 0;
         for (int r = 0; r < t.replicas; ++r) {
           counts.ready += ReadyReplicas(view_.deployment(
               counts.namespace_, ObjectName(spec, counts.namespace_, absl::StrCat(t.name, "-", r))));

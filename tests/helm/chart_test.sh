@@ -123,7 +123,7 @@ else
   [[ -z "$(doc ServiceMonitor "${WORK}/default.yaml")" ]] ||
     fail "helm template (defaults) renders a ServiceMonitor, though metrics.serviceMonitor.enabled is false"
   render "${WORK}/crds.yaml" --include-crds || fail "helm template --include-crds: $(cat "${WORK}/crds.yaml.err")"
-  for crd in federatedjobs.braid.dev tenants.braid.dev; do
+  for crd in federatedjobs.braid.dev tenants.braid.dev tenantapprovals.braid.dev; do
     grep -q "^  name: ${crd}$" "${WORK}/crds.yaml" || fail "helm template --include-crds has no CRD ${crd}"
   done
   pass "helm template (defaults) renders the operator's objects, no ServiceMonitor"

@@ -55,6 +55,7 @@ class Controller {
   WorkQueue queue_;
   std::unique_ptr<kube::Informer> jobs_;
   std::unique_ptr<kube::Informer> tenants_;
+  std::unique_ptr<kube::Informer> approvals_;  // TenantApprovals, all namespaces
   std::unique_ptr<kube::Informer> deployments_;
   std::unique_ptr<Reconciler> reconciler_;
   std::vector<std::thread> threads_;

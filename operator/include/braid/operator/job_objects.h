@@ -17,6 +17,7 @@
 #define BRAID_OPERATOR_JOB_OBJECTS_H_
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,9 @@ struct JobObjectsContext {
   std::map<std::string, std::string> tenant_namespaces;
   bool run_aggregator = true;   // false while suspended: replicas 0, checkpoint kept
   bool run_workers = true;      // false while suspended or once the job has ended
+  // Tenants whose workers are kept at 0 replicas even when run_workers:
+  // those that refused or revoked consent (see tenant_approval.h).
+  std::set<std::string> stopped_tenants;
 };
 
 // A DNS-1123 label made from `base`: unchanged when it is one already;

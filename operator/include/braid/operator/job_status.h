@@ -1,13 +1,14 @@
 // A FederatedJob's status from what the operator observed: a pure function,
 // so phases and conditions are unit-tested without a cluster.
 //
-// Phases: Pending (waiting for tenants or the aggregator), Running,
-// Succeeded, Failed, Suspended. A phase the aggregator reported as final
+// Phases: Pending (waiting for tenants or the aggregator), AwaitingApproval
+// (a tenant that requires approval has not given it), Running, Succeeded,
+// Failed, Suspended. A phase the aggregator reported as final
 // (Succeeded, or Failed with its reason) stays final; phases from the spec
 // or the tenants are recomputed every time, so fixing the cause clears them.
 // Conditions (list-map keyed by type, each with observedGeneration and a
 // lastTransitionTime that only moves when the status flips): Valid,
-// TenantsReady, AggregatorReady, WorkersReady, Complete.
+// TenantsReady, Admitted, AggregatorReady, WorkersReady, Complete.
 #ifndef BRAID_OPERATOR_JOB_STATUS_H_
 #define BRAID_OPERATOR_JOB_STATUS_H_
 
@@ -20,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "braid/core/spec.h"
+#include "braid/operator/tenant_approval.h"
 #include "braid/operator/tenant_resolution.h"
 
 namespace braid::op {
@@ -51,6 +53,12 @@ struct ObservedJob {
   int64_t generation = 0;
   std::vector<spec::FieldError> spec_errors;  // non-empty: the spec is invalid
   std::vector<TenantProblem> tenant_problems;
+  // Consent, when the tenants resolved: per tenant in spec order, what
+  // DecideAdmission() said now, and whether the job is admitted (now, or
+  // already before: admission is kept once given, see WasAdmitted()).
+  std::vector<TenantConsent> consent;
+  Admission admission;
+  bool admitted = true;  // the default: no tenant requires approval
   bool suspended = false;
   int rounds = 0;                             // spec.strategy.rounds
   std::string aggregator_endpoint;
@@ -63,6 +71,11 @@ struct ObservedJob {
 // null or empty); `now` is an RFC 3339 time for transitions.
 nlohmann::json ComputeStatus(const ObservedJob& observed, const nlohmann::json& previous,
                              const std::string& now);
+
+// True when the job was admitted before: its previous status has the
+// condition Admitted=True. Revoking consent later stops that tenant's
+// workers; it does not stop the job.
+bool WasAdmitted(const nlohmann::json& status);
 
 // True for Succeeded and Failed.
 bool IsFinalPhase(const std::string& phase);

@@ -40,6 +40,8 @@ inline const ResourceRef kLease{"coordination.k8s.io/v1", "Lease", "leases", tru
 inline const ResourceRef kFederatedJob{"braid.dev/v1alpha1", "FederatedJob", "federatedjobs",
                                        true};
 inline const ResourceRef kTenant{"braid.dev/v1alpha1", "Tenant", "tenants", false};
+inline const ResourceRef kTenantApproval{"braid.dev/v1alpha1", "TenantApproval",
+                                         "tenantapprovals", true};
 
 // Percent-encodes `s` for a path segment or query value (everything but
 // A-Z a-z 0-9 - . _ ~).
