@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "braid/aggregator/update_receiver.h"
 #include "braid/core/file_io.h"
 #include "braid/core/wire_limits.h"
 
@@ -21,10 +22,6 @@ v1::TaskKind ToProto(TaskKind kind) {
     case TaskKind::kDone: return v1::TASK_KIND_DONE;
   }
   return v1::TASK_KIND_UNSPECIFIED;
-}
-
-ClientMetrics FromProto(const v1::Metrics& m) {
-  return ClientMetrics{m.loss(), m.accuracy(), m.num_examples()};
 }
 
 }  // namespace
@@ -140,64 +137,15 @@ grpc::Status FederationService::GetTask(grpc::ServerContext* ctx, const v1::Task
 grpc::Status FederationService::PutUpdate(grpc::ServerContext* ctx,
                                           grpc::ServerReader<v1::UpdateMessage>* reader,
                                           v1::UpdateAck* ack) {
-  v1::UpdateMessage msg;
-  if (!reader->Read(&msg) || !msg.has_header()) {
-    if (metrics_) metrics_->UpdateRejected();
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "an update stream must start with an UpdateHeader");
-  }
-  const v1::UpdateHeader header = msg.header();
-  grpc::Status status;
-  if (header.kind() == v1::TASK_KIND_FIT) {
-    status = ReceiveFit(ctx, header, reader);
-  } else if (header.kind() == v1::TASK_KIND_EVALUATE) {
-    status = ToGrpc(engine_->ReportEval(header.client_id(), header.round(),
-                                        FromProto(header.eval())));
-  } else {
-    status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "update kind must be TASK_KIND_FIT or TASK_KIND_EVALUATE");
-  }
-  if (!status.ok() && metrics_) metrics_->UpdateRejected();
+  UpdateStream stream;
+  stream.read = [reader](v1::UpdateMessage* msg) { return reader->Read(msg); };
+  stream.cancelled = [ctx] { return ctx->IsCancelled(); };
+  stream.slot_wait = kUploadSlotWait;
+  const absl::Status status = ReceiveUpdate(*engine_, stream);
+  if (!status.ok() && metrics_) metrics_->UpdateRejected(status.code());
   ack->set_accepted(status.ok());
-  ack->set_message(status.error_message());
-  return status;
-}
-
-grpc::Status FederationService::ReceiveFit(grpc::ServerContext* ctx,
-                                           const v1::UpdateHeader& header,
-                                           grpc::ServerReader<v1::UpdateMessage>* reader) {
-  if (header.encoding() != v1::ENCODING_FP32) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "this aggregator accepts ENCODING_FP32 updates only");
-  }
-  if (header.total_bytes() < 0) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "total_bytes must be >= 0");
-  }
-  absl::StatusOr<std::unique_ptr<Upload>> upload =
-      engine_->BeginFit(header.client_id(), header.round(),
-                        static_cast<uint64_t>(header.total_bytes()), header.num_examples(),
-                        kUploadSlotWait);
-  if (!upload.ok()) return ToGrpc(upload.status());
-  v1::UpdateMessage msg;
-  int chunks = 0;
-  while (reader->Read(&msg)) {
-    if (!msg.has_chunk()) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second header in the stream");
-    }
-    const v1::Chunk& chunk = msg.chunk();
-    if (chunk.offset() < 0) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "negative chunk offset");
-    }
-    absl::Status s = (*upload)->Write(static_cast<uint64_t>(chunk.offset()), chunk.data().data(),
-                                      chunk.data().size());
-    if (!s.ok()) return ToGrpc(s);
-    // Long uploads count as signs of life.
-    if (++chunks % 16 == 0) (void)engine_->Touch(header.client_id());
-  }
-  if (ctx->IsCancelled()) {
-    return grpc::Status(grpc::StatusCode::CANCELLED, "the worker cancelled the upload");
-  }
-  return ToGrpc(engine_->CommitFit(*std::move(upload), FromProto(header.train())));
+  ack->set_message(std::string(status.message()));
+  return ToGrpc(status);
 }
 
 grpc::Status FederationService::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* req,

@@ -49,11 +49,16 @@ AggregatorMetrics::AggregatorMetrics(const std::string& job)
                   .Help("Updates accepted and folded into a round")
                   .Register(*registry_)
                   .Add(labels);
-  rejected_ = &BuildCounter()
-                   .Name("braid_aggregator_updates_rejected_total")
-                   .Help("Updates refused (malformed, late, non-finite, duplicate)")
-                   .Register(*registry_)
-                   .Add(labels);
+  auto& rejected = BuildCounter()
+                       .Name("braid_aggregator_updates_rejected_total")
+                       .Help("Updates refused, by reason: malformed (bad stream, size, value not "
+                             "finite), unknown_client, late (wrong round or duplicate), busy, "
+                             "cancelled, ended, other")
+                       .Register(*registry_);
+  for (const char* reason :
+       {"malformed", "unknown_client", "late", "busy", "cancelled", "ended", "other"}) {
+    rejected_[reason] = &rejected.Add({{"job", job}, {"reason", reason}});
+  }
   round_seconds_ = &BuildHistogram()
                         .Name("braid_aggregator_round_duration_seconds")
                         .Help("Seconds from a round's start to its evaluation")
@@ -90,7 +95,19 @@ void AggregatorMetrics::UpdateReceived(double bytes, double l2_norm) {
   bytes_in_->Increment(bytes);
   update_norm_->Observe(l2_norm);
 }
-void AggregatorMetrics::UpdateRejected() { rejected_->Increment(); }
+void AggregatorMetrics::UpdateRejected(absl::StatusCode code) {
+  const char* reason = "other";
+  switch (code) {
+    case absl::StatusCode::kInvalidArgument: reason = "malformed"; break;
+    case absl::StatusCode::kNotFound: reason = "unknown_client"; break;
+    case absl::StatusCode::kAborted: reason = "late"; break;
+    case absl::StatusCode::kUnavailable: reason = "busy"; break;
+    case absl::StatusCode::kCancelled: reason = "cancelled"; break;
+    case absl::StatusCode::kFailedPrecondition: reason = "ended"; break;
+    default: break;
+  }
+  rejected_.at(reason)->Increment();
+}
 void AggregatorMetrics::BytesSent(double bytes) { bytes_out_->Increment(bytes); }
 void AggregatorMetrics::SetClients(int n) { clients_->Set(n); }
 void AggregatorMetrics::SetRound(int round) { round_->Set(round); }

@@ -165,6 +165,11 @@ absl::Status RoundEngine::CommitFit(std::unique_ptr<Upload> upload, const Client
     return absl::InvalidArgumentError(absl::StrCat("update ended after ", upload->received(),
                                                    " of ", upload->total_bytes(), " bytes"));
   }
+  if (options_.max_update_norm > 0 && upload->l2_norm() > options_.max_update_norm) {
+    return absl::InvalidArgumentError(absl::StrCat("update norm ", upload->l2_norm(),
+                                                   " exceeds the job's bound ",
+                                                   options_.max_update_norm));
+  }
   absl::MutexLock lock(&mu_);
   const std::string& id = upload->client_id();
   Client* client = FindLive(id);

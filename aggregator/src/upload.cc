@@ -33,14 +33,21 @@ absl::Status Upload::Write(uint64_t offset, const void* data, uint64_t len) {
   std::memcpy(dst, data, len);
   const size_t n = len / sizeof(float);
   bool finite = true;
-  for (size_t i = 0; i < n; ++i) finite &= std::isfinite(dst[i]);
+  double sum_squares = 0;
+  for (size_t i = 0; i < n; ++i) {
+    finite &= std::isfinite(dst[i]);
+    sum_squares += static_cast<double>(dst[i]) * dst[i];
+  }
   if (!finite) {
     return absl::InvalidArgumentError(
         absl::StrCat("update holds a value that is not finite near byte ", offset));
   }
   received_ += len;
+  sum_squares_ += sum_squares;
   return absl::OkStatus();
 }
+
+double Upload::l2_norm() const { return std::sqrt(sum_squares_); }
 
 absl::StatusOr<std::unique_ptr<std::vector<float>>> UploadPool::Acquire(absl::Duration wait) {
   absl::MutexLock lock(&mu_);

@@ -33,9 +33,6 @@ class FederationService final : public v1::Federation::Service {
                          v1::JobStatus* resp) override;
 
  private:
-  grpc::Status ReceiveFit(grpc::ServerContext* ctx, const v1::UpdateHeader& header,
-                          grpc::ServerReader<v1::UpdateMessage>* reader);
-
   const std::string job_;
   RoundEngine* const engine_;
   AggregatorMetrics* const metrics_;

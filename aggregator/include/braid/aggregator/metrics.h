@@ -3,6 +3,7 @@
 #ifndef BRAID_AGGREGATOR_METRICS_H_
 #define BRAID_AGGREGATOR_METRICS_H_
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -12,6 +13,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace braid::aggregator {
@@ -26,7 +28,11 @@ class AggregatorMetrics {
 
   void RoundCompleted(double seconds, int participants);
   void UpdateReceived(double bytes, double l2_norm);
-  void UpdateRejected();
+  // An update refused with `code`: counted under the label reason =
+  // malformed (InvalidArgument), unknown_client (NotFound), late (Aborted:
+  // not the client's round, or a duplicate), busy (Unavailable), cancelled,
+  // ended (FailedPrecondition) or other.
+  void UpdateRejected(absl::StatusCode code);
   void BytesSent(double bytes);
   void SetClients(int n);
   void SetRound(int round);
@@ -43,7 +49,7 @@ class AggregatorMetrics {
   prometheus::Counter* bytes_in_;
   prometheus::Counter* bytes_out_;
   prometheus::Counter* updates_;
-  prometheus::Counter* rejected_;
+  std::map<std::string, prometheus::Counter*> rejected_;  // reason -> child
   prometheus::Histogram* round_seconds_;
   prometheus::Histogram* update_norm_;
 };

@@ -48,6 +48,9 @@ struct EngineOptions {
   absl::Duration start_grace = absl::Seconds(10);
   // FIT uploads received at once; each holds one model-sized buffer.
   int upload_slots = 2;
+  // Updates whose L2 norm exceeds this are refused (InvalidArgument) before
+  // they reach the sum; 0 = no bound.
+  double max_update_norm = 0;
   uint64_t seed = 0;
 };
 
@@ -103,7 +106,8 @@ class RoundEngine {
                                                    uint64_t total_bytes, int64_t num_examples,
                                                    absl::Duration wait);
   // Folds a complete upload into the round. Aborted if the round closed
-  // meanwhile; InvalidArgument if the upload is incomplete.
+  // meanwhile; InvalidArgument if the upload is incomplete or its norm is
+  // above options.max_update_norm.
   absl::Status CommitFit(std::unique_ptr<Upload> upload, const ClientMetrics& train);
   // Records an EVALUATE result.
   absl::Status ReportEval(const std::string& client_id, int round, const ClientMetrics& eval);

@@ -34,6 +34,10 @@ class Upload {
   // the sum).
   absl::Status Write(uint64_t offset, const void* data, uint64_t len);
 
+  // L2 norm of the values received so far (checked against the job's bound
+  // before the update is folded in).
+  double l2_norm() const;
+
   bool complete() const { return received_ == total_bytes(); }
   uint64_t received() const { return received_; }
   uint64_t total_bytes() const { return buffer_->size() * sizeof(float); }
@@ -49,6 +53,7 @@ class Upload {
   int round_;
   int64_t num_examples_;
   uint64_t received_ = 0;
+  double sum_squares_ = 0;
 };
 
 // At most `slots` model-sized buffers, allocated on first use and reused.

@@ -1,0 +1,38 @@
+// Decodes one PutUpdate stream (an UpdateHeader, then for FIT the update's
+// bytes as Chunks) into a RoundEngine. Separate from the gRPC service so the
+// decoding of what a possibly hostile worker sends is unit-tested and fuzzed
+// without sockets (aggregator/src/update_fuzz.cc).
+#ifndef BRAID_AGGREGATOR_UPDATE_RECEIVER_H_
+#define BRAID_AGGREGATOR_UPDATE_RECEIVER_H_
+
+#include <functional>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "braid/aggregator/round_engine.h"
+#include "braid/v1/federation.pb.h"
+
+namespace braid::aggregator {
+
+struct UpdateStream {
+  // Reads the next message into `msg`; false at the end of the stream.
+  std::function<bool(v1::UpdateMessage* msg)> read;
+  // True when the worker cancelled the call (checked at the end).
+  std::function<bool()> cancelled = [] { return false; };
+  // How long to wait for a free upload slot.
+  absl::Duration slot_wait = absl::Minutes(5);
+};
+
+// Receives one update into `engine`. OK when it was folded in (FIT) or
+// recorded (EVALUATE). Otherwise the update is refused and nothing of it
+// reaches the round: InvalidArgument for a malformed stream (no header
+// first, a second header, an unknown kind or encoding, a negative size or
+// offset, a gap, too many bytes, a value that is not finite, fewer bytes
+// than announced), and the engine's own codes (NotFound: unknown client;
+// Aborted: not this client's round; Unavailable: no upload slot);
+// Cancelled when the worker gave up.
+absl::Status ReceiveUpdate(RoundEngine& engine, const UpdateStream& stream);
+
+}  // namespace braid::aggregator
+
+#endif  // BRAID_AGGREGATOR_UPDATE_RECEIVER_H_

@@ -1,0 +1,56 @@
+#include "braid/aggregator/update_receiver.h"
+
+#include <memory>
+
+namespace braid::aggregator {
+namespace {
+
+ClientMetrics FromProto(const v1::Metrics& m) {
+  return ClientMetrics{m.loss(), m.accuracy(), m.num_examples()};
+}
+
+absl::Status ReceiveFit(RoundEngine& engine, const v1::UpdateHeader& header,
+                        const UpdateStream& stream) {
+  if (header.encoding() != v1::ENCODING_FP32) {
+    return absl::InvalidArgumentError("this aggregator accepts ENCODING_FP32 updates only");
+  }
+  if (header.total_bytes() < 0) return absl::InvalidArgumentError("total_bytes must be >= 0");
+  absl::StatusOr<std::unique_ptr<Upload>> upload =
+      engine.BeginFit(header.client_id(), header.round(),
+                      static_cast<uint64_t>(header.total_bytes()), header.num_examples(),
+                      stream.slot_wait);
+  if (!upload.ok()) return upload.status();
+  v1::UpdateMessage msg;
+  int chunks = 0;
+  while (stream.read(&msg)) {
+    if (!msg.has_chunk()) return absl::InvalidArgumentError("a second header in the stream");
+    const v1::Chunk& chunk = msg.chunk();
+    if (chunk.offset() < 0) return absl::InvalidArgumentError("negative chunk offset");
+    if (absl::Status s = (*upload)->Write(static_cast<uint64_t>(chunk.offset()),
+                                          chunk.data().data(), chunk.data().size());
+        !s.ok()) {
+      return s;
+    }
+    // Long uploads count as signs of life.
+    if (++chunks % 16 == 0) (void)engine.Touch(header.client_id());
+  }
+  if (stream.cancelled()) return absl::CancelledError("the worker cancelled the upload");
+  return engine.CommitFit(*std::move(upload), FromProto(header.train()));
+}
+
+}  // namespace
+
+absl::Status ReceiveUpdate(RoundEngine& engine, const UpdateStream& stream) {
+  v1::UpdateMessage msg;
+  if (!stream.read(&msg) || !msg.has_header()) {
+    return absl::InvalidArgumentError("an update stream must start with an UpdateHeader");
+  }
+  const v1::UpdateHeader header = msg.header();
+  if (header.kind() == v1::TASK_KIND_FIT) return ReceiveFit(engine, header, stream);
+  if (header.kind() == v1::TASK_KIND_EVALUATE) {
+    return engine.ReportEval(header.client_id(), header.round(), FromProto(header.eval()));
+  }
+  return absl::InvalidArgumentError("update kind must be TASK_KIND_FIT or TASK_KIND_EVALUATE");
+}
+
+}  // namespace braid::aggregator
