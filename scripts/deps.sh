@@ -7,10 +7,11 @@ packages=(
   build-essential cmake ninja-build pkg-config python3
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libtorch-dev libyaml-cpp-dev prometheus-cpp-dev nlohmann-json3-dev
-  libcurl4-openssl-dev libabsl-dev libgtest-dev libgmock-dev libsodium-dev
+  libcurl4-openssl-dev libssl-dev libabsl-dev libgtest-dev libgmock-dev libsodium-dev
   curl openssl  # the k8s tests: cluster certificates, metrics scrapes
   python3-torch python3-venv python3-numpy  # the reference stack (scripts/pyref.sh)
   libsentencepiece-dev ccache
+  clang libclang-rt-14-dev  # make sanitize / make fuzz (ASan, UBSan, libFuzzer)
 )
 
 missing=()

@@ -1,0 +1,81 @@
+// The certificates of one job's mTLS: a per-job CA, the aggregator's server
+// certificate, and one client certificate per tenant (and one for the
+// operator, which polls the aggregator's status). Made with OpenSSL's
+// libcrypto; keys are ECDSA P-256, signatures SHA-256.
+//
+// Identity lives in the subject's common name, which the aggregator reads
+// from the verified peer certificate (gRPC's x509_common_name):
+//   "tenant:<name>"  a worker of tenant <name>
+//   "operator"       braid-operator or `braid run` (status only)
+//   "aggregator"     the server
+// A worker's certificate is what lets it speak for its tenant; the
+// aggregator refuses a Join (and any later call) for another tenant.
+#ifndef BRAID_CORE_PKI_H_
+#define BRAID_CORE_PKI_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace braid::pki {
+
+struct KeyPair {
+  std::string cert_pem;
+  std::string key_pem;  // PKCS#8, unencrypted: store it 0600 or in a Secret
+};
+
+// A self-signed CA certificate (CN "braid job <job> CA"), valid from one
+// minute ago for `validity`.
+absl::StatusOr<KeyPair> MakeCa(const std::string& job, absl::Duration validity);
+
+struct CertRequest {
+  std::string common_name;               // see the identities above
+  std::vector<std::string> dns_names;    // subjectAltName DNS entries (server)
+  std::vector<std::string> ip_addresses; // subjectAltName IP entries (server), e.g. 127.0.0.1
+  bool server = false;                   // extendedKeyUsage serverAuth
+  bool client = false;                   // extendedKeyUsage clientAuth
+  absl::Duration validity = absl::Hours(24 * 30);
+};
+
+// A certificate for `request` signed by `ca`. InvalidArgument if `ca` does
+// not parse or the request names neither server nor client use or has an
+// empty common name; Internal if OpenSSL fails.
+absl::StatusOr<KeyPair> Issue(const KeyPair& ca, const CertRequest& request);
+
+// The common names of the identities.
+std::string TenantCommonName(const std::string& tenant);  // "tenant:<tenant>"
+inline constexpr char kOperatorCommonName[] = "operator";
+inline constexpr char kAggregatorCommonName[] = "aggregator";
+
+// The tenant a common name speaks for, if it is a tenant's.
+std::optional<std::string> TenantOf(const std::string& common_name);
+
+// Files of one identity, as braid-worker and braid-aggregator take them
+// (--tls-ca, --tls-cert, --tls-key).
+struct TlsFiles {
+  std::string ca;
+  std::string cert;
+  std::string key;
+  bool enabled() const { return !ca.empty(); }
+};
+
+// The three files' contents. InvalidArgument naming the flag when only some
+// are given; NotFound/InvalidArgument naming the file when one cannot be read.
+struct TlsMaterial {
+  std::string ca_pem;
+  std::string cert_pem;
+  std::string key_pem;
+};
+absl::StatusOr<TlsMaterial> ReadTlsFiles(const TlsFiles& files);
+
+// Writes `ca.crt` (the CA certificate only), `<name>.crt` and `<name>.key`
+// (mode 0600) under `dir`, returning their paths.
+absl::StatusOr<TlsFiles> WriteTlsFiles(const std::string& dir, const std::string& name,
+                                       const KeyPair& ca, const KeyPair& identity);
+
+}  // namespace braid::pki
+
+#endif  // BRAID_CORE_PKI_H_
