@@ -5,6 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "braid/aggregator/update_receiver.h"
+#include "braid/core/grpc_tls.h"
+#include "braid/core/pki.h"
 #include "braid/core/file_io.h"
 #include "braid/core/wire_limits.h"
 
@@ -34,14 +36,41 @@ grpc::Status ToGrpc(const absl::Status& status) {
 
 FederationService::FederationService(std::string job, RoundEngine* engine,
                                      AggregatorMetrics* metrics,
-                                     absl::Duration heartbeat_interval, int download_slots)
+                                     absl::Duration heartbeat_interval, int download_slots,
+                                     bool require_identity)
     : job_(std::move(job)),
       engine_(engine),
       metrics_(metrics),
       heartbeat_interval_(heartbeat_interval),
-      download_slots_(std::max(1, download_slots)) {}
+      download_slots_(std::max(1, download_slots)),
+      require_identity_(require_identity) {}
 
-grpc::Status FederationService::Join(grpc::ServerContext*, const v1::JoinRequest* req,
+absl::Status FederationService::MaySpeakFor(const grpc::ServerContext& ctx,
+                                          const std::string& tenant) const {
+  if (!require_identity_) return absl::OkStatus();
+  const std::string cn = PeerCommonName(ctx);
+  const std::optional<std::string> peer = pki::TenantOf(cn);
+  if (!peer.has_value()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "the caller's certificate (CN=", cn.empty() ? "none" : cn,
+        ") is not a tenant's; workers use their tenant's certificate"));
+  }
+  if (*peer != tenant) {
+    return absl::PermissionDeniedError(absl::StrCat("the caller's certificate speaks for tenant '",
+                                                    *peer, "', not '", tenant, "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FederationService::MayActAs(const grpc::ServerContext& ctx,
+                                         const std::string& client_id) const {
+  if (!require_identity_) return absl::OkStatus();
+  absl::StatusOr<std::string> tenant = engine_->ClientTenant(client_id);
+  if (!tenant.ok()) return tenant.status();
+  return MaySpeakFor(ctx, *tenant);
+}
+
+grpc::Status FederationService::Join(grpc::ServerContext* ctx, const v1::JoinRequest* req,
                                      v1::JoinResponse* resp) {
   if (req->job() != job_) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
@@ -52,6 +81,7 @@ grpc::Status FederationService::Join(grpc::ServerContext*, const v1::JoinRequest
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "join needs a tenant name, replica >= 0 and num_examples >= 0");
   }
+  if (absl::Status s = MaySpeakFor(*ctx, req->tenant()); !s.ok()) return ToGrpc(s);
   absl::StatusOr<std::string> id = engine_->Join(req->tenant(), req->replica(),
                                                  req->num_examples());
   if (!id.ok()) return ToGrpc(id.status());
@@ -64,6 +94,7 @@ grpc::Status FederationService::GetTask(grpc::ServerContext* ctx, const v1::Task
                                         grpc::ServerWriter<v1::TaskMessage>* writer) {
   const absl::Duration wait =
       std::clamp(absl::Seconds(req->wait_seconds()), absl::ZeroDuration(), kMaxTaskWait);
+  if (absl::Status s = MayActAs(*ctx, req->client_id()); !s.ok()) return ToGrpc(s);
   absl::StatusOr<Task> task = engine_->NextTask(req->client_id(), wait);
   if (!task.ok()) return ToGrpc(task.status());
 
@@ -141,6 +172,7 @@ grpc::Status FederationService::PutUpdate(grpc::ServerContext* ctx,
   stream.read = [reader](v1::UpdateMessage* msg) { return reader->Read(msg); };
   stream.cancelled = [ctx] { return ctx->IsCancelled(); };
   stream.slot_wait = kUploadSlotWait;
+  stream.authorize = [this, ctx](const std::string& client_id) { return MayActAs(*ctx, client_id); };
   const absl::Status status = ReceiveUpdate(*engine_, stream);
   if (!status.ok() && metrics_) metrics_->UpdateRejected(status.code());
   ack->set_accepted(status.ok());
@@ -148,8 +180,12 @@ grpc::Status FederationService::PutUpdate(grpc::ServerContext* ctx,
   return ToGrpc(status);
 }
 
-grpc::Status FederationService::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* req,
+grpc::Status FederationService::Heartbeat(grpc::ServerContext* ctx,
+                                          const v1::HeartbeatRequest* req,
                                           v1::HeartbeatResponse* resp) {
+  if (absl::Status s = MayActAs(*ctx, req->client_id()); !s.ok() && !absl::IsNotFound(s)) {
+    return ToGrpc(s);
+  }
   resp->set_known(engine_->Touch(req->client_id()).ok());
   return grpc::Status::OK;
 }

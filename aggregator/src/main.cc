@@ -22,10 +22,16 @@
 #include "braid/aggregator/metrics.h"
 #include "braid/aggregator/round_engine.h"
 #include "braid/core/cli_flags.h"
+#include "braid/core/grpc_tls.h"
 #include "braid/core/spec.h"
 #include "braid/core/wire_limits.h"
 
 ABSL_FLAG(std::string, job, "", "FederatedJob file (required)");
+ABSL_FLAG(std::string, tls_ca, "",
+          "the job's CA certificate (PEM); with --tls-cert and --tls-key the server runs mTLS "
+          "and binds each worker to the tenant its certificate names");
+ABSL_FLAG(std::string, tls_cert, "", "the aggregator's certificate (PEM)");
+ABSL_FLAG(std::string, tls_key, "", "the aggregator's private key (PEM)");
 ABSL_FLAG(std::string, checkpoint_dir, "", "directory for the checkpoint (required)");
 ABSL_FLAG(std::string, initial_model, "",
           "safetensors file with the initial weights (when the checkpoint is empty)");
@@ -109,13 +115,20 @@ int Run() {
   options.upload_slots = absl::GetFlag(FLAGS_upload_slots);
   options.seed = static_cast<uint64_t>(job->training.seed);
   aggregator::RoundEngine engine(options, &*checkpoint, &metrics);
+  absl::StatusOr<std::optional<pki::TlsMaterial>> tls = LoadTls(
+      {absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key)});
+  if (!tls.ok()) {
+    std::cerr << "braid-aggregator: " << tls.status().message() << "\n";
+    return 2;
+  }
   aggregator::FederationService service(job->name, &engine, &metrics,
                                         absl::GetFlag(FLAGS_heartbeat_interval),
-                                        absl::GetFlag(FLAGS_download_slots));
+                                        absl::GetFlag(FLAGS_download_slots),
+                                        /*require_identity=*/tls->has_value());
 
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), ServerCredentials(*tls), &port);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   builder.RegisterService(&service);

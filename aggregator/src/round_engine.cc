@@ -97,6 +97,15 @@ absl::Status RoundEngine::Touch(const std::string& client_id) {
   return Seen(client_id).status();
 }
 
+absl::StatusOr<std::string> RoundEngine::ClientTenant(const std::string& client_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = clients_.find(client_id);
+  if (it == clients_.end()) {
+    return absl::NotFoundError(absl::StrCat("unknown client ", client_id, "; join again"));
+  }
+  return it->second.tenant;
+}
+
 absl::StatusOr<Task> RoundEngine::NextTask(const std::string& client_id, absl::Duration wait) {
   if (absl::Status s = Touch(client_id); !s.ok()) return s;
   absl::MutexLock lock(&mu_);

@@ -46,6 +46,7 @@ absl::Status ReceiveUpdate(RoundEngine& engine, const UpdateStream& stream) {
     return absl::InvalidArgumentError("an update stream must start with an UpdateHeader");
   }
   const v1::UpdateHeader header = msg.header();
+  if (absl::Status s = stream.authorize(header.client_id()); !s.ok()) return s;
   if (header.kind() == v1::TASK_KIND_FIT) return ReceiveFit(engine, header, stream);
   if (header.kind() == v1::TASK_KIND_EVALUATE) {
     return engine.ReportEval(header.client_id(), header.round(), FromProto(header.eval()));

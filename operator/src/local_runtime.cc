@@ -13,8 +13,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "braid/core/file_io.h"
+#include "braid/core/grpc_tls.h"
 #include "braid/core/status_macros.h"
 #include "braid/operator/desired_set.h"
+#include "braid/operator/local_pki.h"
 #include "braid/operator/subprocess.h"
 #include "braid/v1/federation.grpc.pb.h"
 
@@ -186,6 +188,13 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
             .status());
   }
 
+  LocalPki certs;
+  std::optional<pki::TlsMaterial> cli_tls;
+  if (!o.insecure) {
+    BRAID_ASSIGN_OR_RETURN(certs, MakeLocalPki((fs::path(o.workdir) / "tls").string(), job));
+    BRAID_ASSIGN_OR_RETURN(cli_tls, pki::ReadTlsFiles(certs.cli));
+  }
+
   std::map<std::string, Subprocess> procs;
   int port = 0;
   for (const Workload& w : DesiredWorkloads(job)) {
@@ -194,6 +203,7 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
       argv = {aggregator_bin, "--job", o.job_file, "--checkpoint-dir", dir.checkpoint,
               "--initial-model", dir.initial_model, "--port-file", dir.port_file,
               "--metrics-port-file", dir.metrics_port_file};
+      for (const std::string& flag : TlsFlags(certs.aggregator)) argv.push_back(flag);
       BRAID_ASSIGN_OR_RETURN(Subprocess p, Subprocess::Start(argv, dir.Log(w.name)));
       procs.emplace(w.name, std::move(p));
       BRAID_ASSIGN_OR_RETURN(port, AwaitPort(procs.at(w.name), dir));
@@ -208,13 +218,14 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
     }
     argv = {worker_bin, "run", "--job", o.job_file, "--tenant", w.tenant, "--replica",
             std::to_string(w.replica), "--aggregator", absl::StrCat("127.0.0.1:", port)};
+    for (const std::string& flag : TlsFlags(certs.tenants[w.tenant])) argv.push_back(flag);
     BRAID_ASSIGN_OR_RETURN(Subprocess p, Subprocess::Start(argv, dir.Log(w.name)));
     procs.emplace(w.name, std::move(p));
   }
 
   // Follow the aggregator's status until the job ends.
   auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                     grpc::InsecureChannelCredentials());
+                                     ChannelCredentials(cli_tls));
   auto stub = v1::Federation::NewStub(channel);
   v1::JobStatus status;
   status.set_phase("Pending");

@@ -1,8 +1,9 @@
 // braid: the command line.
 //
 //   braid validate FILE       print every problem of a job file; exit 2 if any
-//   braid run FILE [--workdir DIR] [--summary PATH] [--baselines]
+//   braid run FILE [--workdir DIR] [--summary PATH] [--baselines] [--insecure]
 //                             run the job on this machine as local processes
+//                             (mTLS on loopback with per-run certificates)
 //
 // Exit status of run: 0 the job succeeded, 1 it failed, 2 invalid job file,
 // 130 interrupted.
@@ -26,6 +27,9 @@ ABSL_FLAG(std::string, workdir, "", "run: working directory (default .braid/<job
 ABSL_FLAG(std::string, summary, "", "run: write the JSON summary here (default <workdir>/summary.json)");
 ABSL_FLAG(bool, baselines, false,
           "run: also train each tenant's local-only model with the same budget");
+ABSL_FLAG(bool, insecure, false,
+          "run: plaintext gRPC on loopback instead of mTLS with per-run certificates "
+          "(<workdir>/tls)");
 
 namespace {
 
@@ -37,7 +41,7 @@ void OnSignal(int) { g_interrupted = true; }
 constexpr char kUsage[] =
     "usage:\n"
     "  braid validate FILE\n"
-    "  braid run FILE [--workdir DIR] [--summary PATH] [--baselines]\n";
+    "  braid run FILE [--workdir DIR] [--summary PATH] [--baselines] [--insecure]\n";
 
 int Validate(const std::string& file) {
   absl::StatusOr<std::string> text = braid::ReadSmallFile(file, braid::spec::kMaxJobBytes);
@@ -86,6 +90,7 @@ int Run(const std::string& file) {
   if (options.workdir.empty()) options.workdir = (fs::path(".braid") / job->name).string();
   options.bin_dir = braid::op::SelfDir();
   options.baselines = absl::GetFlag(FLAGS_baselines);
+  options.insecure = absl::GetFlag(FLAGS_insecure);
   options.interrupted = &g_interrupted;
   options.progress = &std::cout;
   std::signal(SIGINT, OnSignal);

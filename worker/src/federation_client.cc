@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "braid/core/grpc_tls.h"
 #include "braid/core/wire_limits.h"
 
 namespace braid::worker {
@@ -42,7 +43,8 @@ absl::Status FromGrpc(const grpc::Status& status, const std::string& what) {
                       absl::StrCat(what, ": ", status.error_message()));
 }
 
-FederationClient::FederationClient(const std::string& address) {
+FederationClient::FederationClient(const std::string& address,
+                                   const std::optional<pki::TlsMaterial>& tls) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
@@ -51,7 +53,7 @@ FederationClient::FederationClient(const std::string& address) {
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   // One connection per client, as separate worker processes would have.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  channel_ = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  channel_ = grpc::CreateCustomChannel(address, ChannelCredentials(tls), args);
   stub_ = v1::Federation::NewStub(channel_);
 }
 

@@ -25,6 +25,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "braid/core/cli_flags.h"
+#include "braid/core/grpc_tls.h"
 #include "braid/core/safetensors.h"
 #include "braid/core/spec.h"
 #include "braid/core/status_macros.h"
@@ -42,6 +43,11 @@ ABSL_FLAG(std::string, data, "",
           "CSV file to evaluate on (evaluate); for run and local, the tenant's data file in "
           "place of the job's data source (on Kubernetes: inside the mounted claim)");
 ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads");
+ABSL_FLAG(std::string, tls_ca, "",
+          "the job's CA certificate (PEM); with --tls-cert and --tls-key the worker speaks mTLS "
+          "and its certificate names the tenant it may speak for (run)");
+ABSL_FLAG(std::string, tls_cert, "", "this tenant's certificate (PEM) (run)");
+ABSL_FLAG(std::string, tls_key, "", "this tenant's private key (PEM) (run)");
 ABSL_FLAG(absl::Duration, give_up, absl::Minutes(2),
           "exit when the aggregator stays unreachable this long");
 
@@ -137,12 +143,13 @@ absl::Status Local() {
 // The federated loop of one replica.
 class Replica {
  public:
-  Replica(spec::JobSpec job, const spec::Tenant& tenant, int replica, std::string address)
+  Replica(spec::JobSpec job, const spec::Tenant& tenant, int replica, std::string address,
+          const std::optional<pki::TlsMaterial>& tls)
       : job_(std::move(job)),
         tenant_(tenant.name),
         replica_(replica),
         name_(absl::StrCat(tenant.name, "/", replica)),
-        client_(address) {}
+        client_(address, tls) {}
 
   absl::Status Run(const Split& split, LocalTrainer& trainer) {
     BRAID_RETURN_IF_ERROR(JoinWithRetry(split.train.size()));
@@ -296,6 +303,10 @@ absl::Status RunReplica() {
   if (absl::GetFlag(FLAGS_aggregator).empty()) {
     return absl::InvalidArgumentError("--aggregator is required");
   }
+  BRAID_ASSIGN_OR_RETURN(
+      std::optional<pki::TlsMaterial> tls,
+      LoadTls({absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_tls_cert),
+               absl::GetFlag(FLAGS_tls_key)}));
   BRAID_ASSIGN_OR_RETURN(TabularData data, ReadTenantData(job, *tenant));
   // The eval split is taken from the tenant's data before sharding, so each
   // replica holds a disjoint part of both.
@@ -303,7 +314,7 @@ absl::Status RunReplica() {
   Split split{Shard(whole.train, replica, tenant->replicas),
               Shard(whole.eval, replica, tenant->replicas)};
   BRAID_ASSIGN_OR_RETURN(auto trainer, LocalTrainer::Create(job, job.data.features.size()));
-  Replica worker(job, *tenant, replica, absl::GetFlag(FLAGS_aggregator));
+  Replica worker(job, *tenant, replica, absl::GetFlag(FLAGS_aggregator), tls);
   return worker.Run(split, *trainer);
 }
 

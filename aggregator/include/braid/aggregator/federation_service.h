@@ -18,8 +18,15 @@ class FederationService final : public v1::Federation::Service {
   // At most `download_slots` weight downloads stream at once; the others
   // wait their turn (their clients are kept alive meanwhile), so send
   // buffers do not grow with the number of clients.
+  //
+  // With `require_identity` (the server runs mTLS), every call for a tenant
+  // must come with that tenant's certificate (CN "tenant:<name>", see
+  // core/pki.h): Join for another tenant, or GetTask/PutUpdate/Heartbeat
+  // for another tenant's client id, is PERMISSION_DENIED. GetStatus is open
+  // to any verified peer (the operator, tenants).
   FederationService(std::string job, RoundEngine* engine, AggregatorMetrics* metrics,
-                    absl::Duration heartbeat_interval, int download_slots = 4);
+                    absl::Duration heartbeat_interval, int download_slots = 4,
+                    bool require_identity = false);
 
   grpc::Status Join(grpc::ServerContext* ctx, const v1::JoinRequest* req,
                     v1::JoinResponse* resp) override;
@@ -33,11 +40,17 @@ class FederationService final : public v1::Federation::Service {
                          v1::JobStatus* resp) override;
 
  private:
+  // OK when the peer may speak for `tenant` (always without identity).
+  absl::Status MaySpeakFor(const grpc::ServerContext& ctx, const std::string& tenant) const;
+  // OK when the peer may act as `client_id` (its tenant's certificate).
+  absl::Status MayActAs(const grpc::ServerContext& ctx, const std::string& client_id) const;
+
   const std::string job_;
   RoundEngine* const engine_;
   AggregatorMetrics* const metrics_;
   const absl::Duration heartbeat_interval_;
   const int download_slots_;
+  const bool require_identity_;
   absl::Mutex download_mu_;
   int downloads_ ABSL_GUARDED_BY(download_mu_) = 0;
 };

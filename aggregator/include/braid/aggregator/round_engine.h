@@ -95,6 +95,8 @@ class RoundEngine {
                                    int64_t num_examples);
   // Marks the client alive. NotFound if unknown or declared lost (re-Join).
   absl::Status Touch(const std::string& client_id);
+  // The tenant the client joined for. NotFound if the id was never issued.
+  absl::StatusOr<std::string> ClientTenant(const std::string& client_id) const;
 
   // The client's next task, waiting up to `wait` for one (kWait if none).
   absl::StatusOr<Task> NextTask(const std::string& client_id, absl::Duration wait);

@@ -21,6 +21,10 @@ struct UpdateStream {
   std::function<bool()> cancelled = [] { return false; };
   // How long to wait for a free upload slot.
   absl::Duration slot_wait = absl::Minutes(5);
+  // Whether the caller may send for the header's client id (its
+  // certificate's tenant is the client's); an error refuses the update.
+  std::function<absl::Status(const std::string& client_id)> authorize =
+      [](const std::string&) { return absl::OkStatus(); };
 };
 
 // Receives one update into `engine`. OK when it was folded in (FIT) or
@@ -28,7 +32,7 @@ struct UpdateStream {
 // reaches the round: InvalidArgument for a malformed stream (no header
 // first, a second header, an unknown kind or encoding, a negative size or
 // offset, a gap, too many bytes, a value that is not finite, fewer bytes
-// than announced), and the engine's own codes (NotFound: unknown client;
+// than announced), `authorize`'s error (PermissionDenied), and the engine's own codes (NotFound: unknown client;
 // Aborted: not this client's round; Unavailable: no upload slot);
 // Cancelled when the worker gave up.
 absl::Status ReceiveUpdate(RoundEngine& engine, const UpdateStream& stream);

@@ -20,6 +20,9 @@ struct LocalRunOptions {
   std::string workdir;   // checkpoint/, logs/, model.safetensors, summary.json
   std::string bin_dir;   // where braid-aggregator and braid-worker are
   bool baselines = false;  // also train each tenant alone with the same budget
+  // Plaintext gRPC on loopback instead of mTLS with per-run certificates
+  // (<workdir>/tls/, see local_pki.h).
+  bool insecure = false;
   // Set (e.g. by a SIGINT handler) to stop the run; the summary then says
   // phase Failed, reason Interrupted.
   const std::atomic<bool>* interrupted = nullptr;

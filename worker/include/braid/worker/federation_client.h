@@ -9,6 +9,7 @@
 #define BRAID_WORKER_FEDERATION_CLIENT_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <grpcpp/grpcpp.h>
@@ -17,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "braid/core/tensor.h"
+#include "braid/core/pki.h"
 #include "braid/v1/federation.grpc.pb.h"
 
 namespace braid::worker {
@@ -43,9 +45,11 @@ absl::Status FromGrpc(const grpc::Status& status, const std::string& what);
 
 class FederationClient {
  public:
-  // A client for the aggregator at `address` (host:port, plaintext). Does not
-  // connect until the first call.
-  explicit FederationClient(const std::string& address);
+  // A client for the aggregator at `address` (host:port): mTLS with `tls`
+  // (the job's CA, this tenant's certificate and key), plaintext without.
+  // Does not connect until the first call.
+  explicit FederationClient(const std::string& address,
+                            const std::optional<pki::TlsMaterial>& tls = std::nullopt);
 
   absl::StatusOr<JoinResult> Join(const std::string& job, const std::string& tenant,
                                   int replica, int64_t num_examples);
