@@ -1,15 +1,21 @@
 # Braid's front doors. Each target installs what it needs first (idempotent),
 # so on a fresh machine `make demo` and `make test` are the only set-up.
 #   make demo    run the example federated job on this machine
-#   make test    build and run every test (ctest; labels unit, e2e, k8s); the
-#                first run also builds the test control plane (kube-apiserver,
-#                etcd, kwok, helm) from the Go module proxy into ~/.cache/braid
+#   make test    build and run every test (ctest; labels unit, e2e, k8s,
+#                browser), then the unit tests again under ASan + UBSan (clang,
+#                in build-sanitize) and each fuzz target briefly. The first run
+#                also builds the test control plane (kube-apiserver, etcd,
+#                kwok, helm) from the Go module proxy into ~/.cache/braid
 #   make bench   run the benchmarks and rewrite docs/benchmarks.md
+#   make sanitize  only the unit tests under ASan + UBSan
+#   make fuzz    the libFuzzer targets, FUZZ_SECONDS each (default 60)
 BUILD_DIR ?= build
 JOBS ?= 2
+FUZZ_SECONDS ?= 60
+TEST_FUZZ_SECONDS ?= 10
 CMAKE_FLAGS ?=
 
-.PHONY: deps k8s-tools pyref configure build demo test bench clean
+.PHONY: deps k8s-tools pyref configure build demo test sanitize fuzz bench clean
 
 deps:
 	@bash scripts/deps.sh
@@ -36,9 +42,17 @@ demo: build
 
 test: build k8s-tools pyref
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+	JOBS=$(JOBS) bash scripts/sanitize.sh test
+	JOBS=$(JOBS) bash scripts/fuzz.sh $(TEST_FUZZ_SECONDS)
+
+sanitize: deps
+	JOBS=$(JOBS) bash scripts/sanitize.sh test
+
+fuzz: deps
+	JOBS=$(JOBS) bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 bench: build
 	bash scripts/bench.sh $(BUILD_DIR)
 
 clean:
-	rm -rf $(BUILD_DIR) .braid
+	rm -rf $(BUILD_DIR) build-sanitize .braid
