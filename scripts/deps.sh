@@ -11,6 +11,8 @@ packages=(
   curl openssl  # the k8s tests: cluster certificates, metrics scrapes
   python3-torch python3-venv python3-numpy  # the reference stack (scripts/pyref.sh)
   libsentencepiece-dev ccache
+  libcpp-httplib-dev  # the dashboard's HTTP server (braid run --dashboard)
+  chromium            # the browser tests (playwright-core drives /usr/bin/chromium)
 )
 
 missing=()
