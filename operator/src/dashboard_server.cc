@@ -1,6 +1,7 @@
 #include "braid/operator/dashboard_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -8,6 +9,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace braid::op {
 namespace {
@@ -56,6 +58,12 @@ class HttplibDashboard final : public DashboardServer {
   HttplibDashboard(DashboardSource* source, EventFeed* feed, int threads)
       : source_(source), feed_(feed) {
     server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    // httplib's default adds SO_REUSEPORT, which would let a second server
+    // share the port silently; keep only SO_REUSEADDR (fast restarts).
+    server_.set_socket_options([](int sock) {
+      int yes = 1;
+      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     Routes();
   }
   ~HttplibDashboard() override { Stop(); }
@@ -81,6 +89,11 @@ class HttplibDashboard final : public DashboardServer {
           absl::StrCat("--dashboard ", o.address, ": cannot listen (address in use or not local)"));
     }
     thread_ = std::thread([this] { server_.listen_after_bind(); });
+    // stop() before the loop runs would be lost and join() would hang: wait
+    // until it is accepting.
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (!server_.is_running() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+    if (!server_.is_running()) return absl::InternalError("the dashboard server did not start");
     return absl::OkStatus();
   }
 
