@@ -1,7 +1,10 @@
 # Braid's front doors. Each target installs what it needs first (idempotent),
 # so on a fresh machine `make demo` and `make test` are the only set-up.
 #   make demo    run the example federated job on this machine
-#   make test    build and run every test (ctest; labels unit, e2e, k8s); the
+#                (`build` also builds the dashboard's web app into
+#                build/share/braid/web; see docs/dashboard.md)
+#   make test    build and run every test (ctest; labels unit, e2e, k8s,
+#                browser: the dashboard in Debian's chromium); the
 #                first run also builds the test control plane (kube-apiserver,
 #                etcd, kwok, helm) from the Go module proxy into ~/.cache/braid
 #   make bench   run the benchmarks and rewrite docs/benchmarks.md
