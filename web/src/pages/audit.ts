@@ -3,7 +3,12 @@ import { h } from "../dom";
 
 function detailsText(d: Record<string, unknown>): string {
   return Object.entries(d)
-    .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+    .map(([k, v]) => {
+      if (typeof v === "string") return `${k}=${v}`;
+      // The log keeps full precision; six significant digits read better here.
+      if (typeof v === "number" && !Number.isInteger(v)) return `${k}=${Number(v.toPrecision(6))}`;
+      return `${k}=${JSON.stringify(v)}`;
+    })
     .join(" ");
 }
 
