@@ -20,7 +20,7 @@ RUN apt-get update \
       build-essential cmake ninja-build pkg-config python3 \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libtorch-dev libyaml-cpp-dev prometheus-cpp-dev nlohmann-json3-dev \
-      libcurl4-openssl-dev libabsl-dev libsodium-dev \
+      libcurl4-openssl-dev libabsl-dev libsodium-dev libcpp-httplib-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

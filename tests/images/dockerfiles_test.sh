@@ -41,7 +41,7 @@ done
 # Packages of scripts/deps.sh that only tests use: a build stage configured
 # with -DBRAID_BUILD_TESTS=OFF need not install them. Add a test-only
 # dependency here when you add it to scripts/deps.sh.
-TEST_ONLY=(libgtest-dev libgmock-dev curl openssl)
+TEST_ONLY=(libgtest-dev libgmock-dev curl openssl chromium)
 
 # Packages the base image (debian:bookworm-slim) already has and that need not
 # be named: the C library and the GCC runtime every C++ program links.
