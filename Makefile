@@ -1,11 +1,14 @@
 # Braid's front doors. Each target installs what it needs first (idempotent),
 # so on a fresh machine `make demo` and `make test` are the only set-up.
 #   make demo    run the example federated job on this machine
+#                (`build` also builds the dashboard's web app into
+#                build/share/braid/web; see docs/dashboard.md)
 #   make test    build and run every test (ctest; labels unit, e2e, k8s,
-#                browser), then the unit tests again under ASan + UBSan (clang,
-#                in build-sanitize) and each fuzz target briefly. The first run
-#                also builds the test control plane (kube-apiserver, etcd,
-#                kwok, helm) from the Go module proxy into ~/.cache/braid
+#                browser: the dashboard in Debian's chromium), then the unit
+#                tests again under ASan + UBSan (clang, in build-sanitize) and
+#                each fuzz target briefly. The first run also builds the test
+#                control plane (kube-apiserver, etcd, kwok, helm) from the Go
+#                module proxy into ~/.cache/braid
 #   make bench   run the benchmarks and rewrite docs/benchmarks.md
 #   make sanitize  only the unit tests under ASan + UBSan
 #   make fuzz    the libFuzzer targets, FUZZ_SECONDS each (default 60)

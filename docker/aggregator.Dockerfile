@@ -19,6 +19,7 @@ RUN apt-get update \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libyaml-cpp-dev prometheus-cpp-dev nlohmann-json3-dev \
       libcurl4-openssl-dev libssl-dev libabsl-dev libsodium-dev libsentencepiece-dev \
+      libcpp-httplib-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -33,7 +34,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libabsl20220623 libgrpc++1.51 libgrpc29 libprotobuf32 libyaml-cpp0.7 \
-      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libssl3 libstdc++6 \
+      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libssl3 libsodium23 libstdc++6 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/bin/braid-aggregator /usr/local/bin/braid-aggregator
 # Checkpoints go to the volume the operator mounts; the image itself stays

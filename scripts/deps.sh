@@ -12,6 +12,8 @@ packages=(
   python3-torch python3-venv python3-numpy  # the reference stack (scripts/pyref.sh)
   libsentencepiece-dev ccache
   clang libclang-rt-14-dev  # make sanitize / make fuzz (ASan, UBSan, libFuzzer)
+  libcpp-httplib-dev  # the dashboard's HTTP server (braid run --dashboard)
+  chromium            # the browser tests (playwright-core drives /usr/bin/chromium)
 )
 
 missing=()

@@ -5,6 +5,7 @@
 #include <malloc.h>
 
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -21,6 +22,7 @@
 #include "braid/aggregator/federation_service.h"
 #include "braid/aggregator/metrics.h"
 #include "braid/aggregator/round_engine.h"
+#include "braid/core/audit_log.h"
 #include "braid/core/cli_flags.h"
 #include "braid/core/grpc_tls.h"
 #include "braid/core/spec.h"
@@ -93,6 +95,26 @@ int Run() {
               << checkpoint->state().history.back().round << " from " << dir << "\n";
   }
 
+  // The audit trail beside the checkpoint; a restarted aggregator continues
+  // its chain.
+  const std::string audit_job = job->namespace_ + "/" + job->name;
+  absl::StatusOr<std::unique_ptr<audit::AuditLog>> audit_log =
+      audit::AuditLog::Open((std::filesystem::path(dir) / audit::kFileName).string());
+  absl::StatusOr<audit::Entry> started =
+      audit_log.ok() ? (*audit_log)->Append(
+                           audit::kJobStarted, "aggregator", audit_job,
+                           {{"rounds", job->strategy.rounds},
+                            {"checkpoint_phase", checkpoint->state().phase},
+                            {"resumed_after_round",
+                             checkpoint->state().history.empty()
+                                 ? 0
+                                 : checkpoint->state().history.back().round}})
+                     : absl::StatusOr<audit::Entry>(audit_log.status());
+  if (!started.ok()) {
+    std::cerr << "braid-aggregator: audit log: " << started.status().message() << "\n";
+    return 1;
+  }
+
   aggregator::AggregatorMetrics metrics(job->name);
   if (const std::string addr = absl::GetFlag(FLAGS_metrics_listen); !addr.empty()) {
     absl::StatusOr<int> port = metrics.Serve(addr);
@@ -114,6 +136,8 @@ int Run() {
   options.start_grace = absl::GetFlag(FLAGS_start_grace);
   options.upload_slots = absl::GetFlag(FLAGS_upload_slots);
   options.seed = static_cast<uint64_t>(job->training.seed);
+  options.audit = audit_log->get();
+  options.audit_job = audit_job;
   aggregator::RoundEngine engine(options, &*checkpoint, &metrics);
   absl::StatusOr<std::optional<pki::TlsMaterial>> tls = LoadTls(
       {absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key)});

@@ -394,6 +394,16 @@ void RoundEngine::CloseEvaluate() {
   }
   record_.seconds = absl::ToDoubleSeconds(clock_() - round_started_);
   history_.back() = record_;
+  Audit(audit::kRoundCompleted,
+        {{"round", record_.round},
+         {"participants", record_.participants},
+         {"sampled", record_.sampled},
+         {"tenants", record_.tenants},
+         {"train_loss", record_.train_loss},
+         {"eval_loss", record_.eval_loss},
+         {"eval_accuracy", record_.eval_accuracy},
+         {"bytes_up", record_.bytes_up},
+         {"bytes_down", record_.bytes_down}});
   if (metrics_) metrics_->RoundCompleted(record_.seconds, record_.participants);
   selected_.clear();
   reported_.clear();
@@ -402,6 +412,7 @@ void RoundEngine::CloseEvaluate() {
     phase_ = Phase::kSucceeded;
     reason_ = "RoundsCompleted";
     message_ = absl::StrCat("all ", options_.rounds, " rounds completed");
+    Audit(audit::kJobFinished, {{"phase", "Succeeded"}, {"reason", reason_}, {"message", message_}});
   } else {
     phase_ = Phase::kWaiting;
     waiting_since_ = clock_();
@@ -417,6 +428,14 @@ void RoundEngine::Fail(const std::string& reason, const std::string& message) {
   selected_.clear();
   std::cerr << "aggregator: job failed: " << reason << ": " << message << "\n";
   Persist();
+  Audit(audit::kJobFinished, {{"phase", "Failed"}, {"reason", reason_}, {"message", message_}});
+}
+
+void RoundEngine::Audit(const char* kind, nlohmann::json details) {
+  if (options_.audit == nullptr) return;
+  absl::StatusOr<audit::Entry> e =
+      options_.audit->Append(kind, "aggregator", options_.audit_job, std::move(details));
+  if (!e.ok()) std::cerr << "aggregator: cannot append to the audit log: " << e.status() << "\n";
 }
 
 void RoundEngine::Persist() {

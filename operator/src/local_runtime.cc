@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "braid/core/audit_log.h"
 #include "braid/core/file_io.h"
 #include "braid/core/grpc_tls.h"
 #include "braid/core/status_macros.h"
@@ -55,6 +56,14 @@ absl::Status PrepareWorkdir(const Workdir& dir, std::ostream* progress) {
     const json j = text.ok() ? json::parse(*text, nullptr, false) : json();
     const std::string phase = j.is_object() ? j.value("phase", "") : "";
     if (phase == "Succeeded" || phase == "Failed") {
+      // The finished run's audit trail is kept beside, not deleted.
+      const fs::path audit_log = fs::path(dir.checkpoint) / audit::kFileName;
+      if (fs::exists(audit_log)) {
+        const std::string stamp =
+            absl::FormatTime("%Y%m%dT%H%M%SZ", absl::Now(), absl::UTCTimeZone());
+        fs::rename(audit_log, fs::path(dir.root) / ("audit-" + stamp + ".jsonl"), ec);
+        if (ec) return absl::PermissionDeniedError(absl::StrCat(audit_log.string(), ": ", ec.message()));
+      }
       fs::remove_all(dir.checkpoint, ec);
     } else if (progress && j.is_object()) {
       *progress << "resuming from " << dir.checkpoint << " after round "
@@ -167,7 +176,35 @@ absl::StatusOr<json> RunBaselines(const LocalRunOptions& o, const spec::JobSpec&
   return baselines;
 }
 
+// Appends to the run's audit log; a failure is reported, the run goes on.
+void AuditLocal(const Workdir& dir, const spec::JobSpec& job, const char* kind, json details,
+                std::ostream* progress) {
+  absl::StatusOr<std::unique_ptr<audit::AuditLog>> log =
+      audit::AuditLog::Open((fs::path(dir.checkpoint) / audit::kFileName).string());
+  absl::Status s = log.status();
+  if (log.ok()) {
+    s = (*log)->Append(kind, "braid run", job.namespace_ + "/" + job.name, std::move(details))
+            .status();
+  }
+  if (!s.ok() && progress) *progress << "audit log: " << s.message() << "\n";
+}
+
+json StatusJson(const v1::JobStatus& status, const std::string& runtime_reason,
+                const std::string& runtime_message) {
+  json rounds = json::array();
+  for (const v1::RoundRecord& r : status.rounds()) rounds.push_back(RoundJson(r));
+  return json{{"phase", runtime_reason.empty() ? status.phase() : "Failed"},
+              {"reason", runtime_reason.empty() ? status.reason() : runtime_reason},
+              {"message", runtime_reason.empty() ? status.message() : runtime_message},
+              {"total_rounds", status.total_rounds()},
+              {"rounds", rounds}};
+}
+
 }  // namespace
+
+std::string LocalAuditLogPath(const std::string& workdir) {
+  return (fs::path(Workdir(workdir).checkpoint) / audit::kFileName).string();
+}
 
 absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o) {
   const Workdir dir(o.workdir);
@@ -181,6 +218,17 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
   }
   auto interrupted = [&] { return o.interrupted && o.interrupted->load(); };
 
+  if (!fs::exists(fs::path(dir.checkpoint) / "state.json")) {
+    json tenants = json::array();
+    for (const spec::Tenant& t : job.tenants) tenants.push_back(t.name);
+    AuditLocal(dir, job, audit::kJobCreated,
+               json{{"job_file", o.job_file},
+                    {"job_file_sha256", audit::FileSha256Hex(o.job_file).value_or("")},
+                    {"model", job.model.kind},
+                    {"rounds", job.strategy.rounds},
+                    {"tenants", tenants}},
+               o.progress);
+  }
   if (!fs::exists(fs::path(dir.checkpoint) / "model.safetensors")) {
     BRAID_RETURN_IF_ERROR(
         RunForOutput({worker_bin, "init", "--job", o.job_file, "--out", dir.initial_model},
@@ -230,6 +278,18 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
   v1::JobStatus status;
   status.set_phase("Pending");
   int printed = 0;
+  std::string reported_phase;
+  int reported_rounds = -1;
+  auto report = [&](const std::string& reason, const std::string& message) {
+    if (!o.on_status) return;
+    json j = StatusJson(status, reason, message);
+    if (j["phase"] == reported_phase && static_cast<int>(j["rounds"].size()) == reported_rounds) {
+      return;
+    }
+    reported_phase = j["phase"];
+    reported_rounds = static_cast<int>(j["rounds"].size());
+    o.on_status(j);
+  };
   std::map<std::string, bool> reported_exit;
   std::string runtime_reason, runtime_message;
   while (true) {
@@ -242,6 +302,7 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
       if (o.progress) *o.progress << ProgressLine(r, status.total_rounds()) << std::endl;
       printed = r.round();
     }
+    report("", "");
     if (status.phase() == "Succeeded" || status.phase() == "Failed") break;
     if (interrupted()) {
       runtime_reason = "Interrupted";
@@ -268,6 +329,7 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
     if (name != "aggregator") proc.Wait(runtime_reason.empty() ? absl::Seconds(3) : absl::ZeroDuration());
   }
   for (auto& [name, proc] : procs) proc.Terminate();
+  report(runtime_reason, runtime_message);
 
   json summary{{"job", job.name},
                {"phase", runtime_reason.empty() ? status.phase() : "Failed"},
@@ -284,6 +346,12 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
     fs::copy_file(checkpoint_model, dir.model, fs::copy_options::overwrite_existing, ec);
     if (ec) return absl::InternalError(absl::StrCat(dir.model, ": ", ec.message()));
     summary["model"] = dir.model;
+    json exported{{"path", dir.model}};
+    if (absl::StatusOr<std::string> sha = audit::FileSha256Hex(dir.model); sha.ok()) {
+      exported["sha256"] = *sha;
+    }
+    exported["bytes"] = fs::file_size(dir.model, ec);
+    AuditLocal(dir, job, audit::kModelExported, exported, o.progress);
     if (!job.evaluation.pooled.path.empty()) {
       BRAID_ASSIGN_OR_RETURN(json pooled, EvaluatePooled(o, job, dir, dir.model, "final-eval"));
       summary["final"] = json{{"pooled", pooled}};

@@ -1,12 +1,17 @@
 // braid: the command line.
 //
 //   braid validate FILE       print every problem of a job file; exit 2 if any
-//   braid run FILE [--workdir DIR] [--summary PATH] [--baselines] [--insecure]
-//                             run the job on this machine as local processes
+//   braid run FILE [--workdir DIR] [--summary PATH] [--baselines] [--dashboard ADDR]
+//             [--insecure]    run the job on this machine as local processes
 //                             (mTLS on loopback with per-run certificates)
+//   braid audit verify FILE   check an audit log's hash chain
+//   braid audit show FILE [--json]
 //
-// Exit status of run: 0 the job succeeded, 1 it failed, 2 invalid job file,
-// 130 interrupted.
+// Exit status of run: 0 the job succeeded, 1 it failed, 2 invalid job file
+// or dashboard address, 130 interrupted (during the job). With --dashboard
+// the dashboard keeps serving after the job ends until Ctrl-C; the exit
+// status is then the job's. Audit: 0 the chain verifies, 1 it is broken, 2
+// the file cannot be read.
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -17,9 +22,13 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "braid/core/cli_flags.h"
 #include "braid/core/file_io.h"
 #include "braid/core/spec.h"
+#include "braid/operator/audit_command.h"
+#include "braid/operator/dashboard_local.h"
+#include "braid/operator/dashboard_server.h"
 #include "braid/operator/local_runtime.h"
 #include "braid/operator/subprocess.h"
 
@@ -30,6 +39,14 @@ ABSL_FLAG(bool, baselines, false,
 ABSL_FLAG(bool, insecure, false,
           "run: plaintext gRPC on loopback instead of mTLS with per-run certificates "
           "(<workdir>/tls)");
+ABSL_FLAG(std::string, dashboard, "",
+          "run: serve the dashboard at HOST:PORT (e.g. 127.0.0.1:8080; port 0 picks a free one "
+          "and prints the URL). Binds only that address. The dashboard keeps serving after the "
+          "job ends until Ctrl-C");
+ABSL_FLAG(std::string, web_dir, "",
+          "run: the built web app to serve with --dashboard (default $BRAID_WEB_DIR, else "
+          "<braid's dir>/../share/braid/web)");
+ABSL_FLAG(bool, json, false, "audit show: print JSON");
 
 namespace {
 
@@ -41,7 +58,13 @@ void OnSignal(int) { g_interrupted = true; }
 constexpr char kUsage[] =
     "usage:\n"
     "  braid validate FILE\n"
-    "  braid run FILE [--workdir DIR] [--summary PATH] [--baselines] [--insecure]\n";
+    "  braid run FILE [--workdir DIR] [--summary PATH] [--baselines] [--dashboard HOST:PORT]\n"
+    "            [--insecure]\n"
+    "      --dashboard serves the dashboard (web app + /api/) while the job runs and keeps\n"
+    "      serving after it ends, until Ctrl-C\n"
+    "      --insecure runs plaintext gRPC instead of mTLS with per-run certificates\n"
+    "  braid audit verify FILE          exit 0 chain ok, 1 broken (names the entry), 2 unreadable\n"
+    "  braid audit show FILE [--json]\n";
 
 int Validate(const std::string& file) {
   absl::StatusOr<std::string> text = braid::ReadSmallFile(file, braid::spec::kMaxJobBytes);
@@ -97,6 +120,35 @@ int Run(const std::string& file) {
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGHUP, OnSignal);
 
+  // The dashboard: its own threads read a copy of the status the runtime
+  // hands over, so serving never slows the job.
+  braid::op::EventFeed feed;
+  braid::op::LocalDashboardSource source(*job, braid::op::LocalAuditLogPath(options.workdir),
+                                         &feed);
+  std::unique_ptr<braid::op::DashboardServer> dashboard;
+  if (const std::string addr = absl::GetFlag(FLAGS_dashboard); !addr.empty()) {
+    braid::op::DashboardOptions dopts;
+    dopts.address = addr;
+    dopts.static_dir = absl::GetFlag(FLAGS_web_dir);
+    if (dopts.static_dir.empty()) {
+      absl::StatusOr<std::string> dir = braid::op::FindWebDir(options.bin_dir);
+      if (!dir.ok()) {
+        std::cerr << "braid run: " << dir.status().message() << "\n";
+        return 2;
+      }
+      dopts.static_dir = *dir;
+    }
+    absl::StatusOr<std::unique_ptr<braid::op::DashboardServer>> server =
+        braid::op::DashboardServer::Start(dopts, &source, &feed);
+    if (!server.ok()) {
+      std::cerr << "braid run: " << server.status().message() << "\n";
+      return 2;
+    }
+    dashboard = *std::move(server);
+    std::cout << "dashboard: " << dashboard->url() << std::endl;
+    options.on_status = [&source](const nlohmann::json& status) { source.Update(status); };
+  }
+
   absl::StatusOr<nlohmann::json> summary = braid::op::RunLocal(*job, options);
   if (!summary.ok()) {
     std::cerr << "braid run: " << summary.status().message() << "\n";
@@ -112,7 +164,14 @@ int Run(const std::string& file) {
   if (summary->contains("model")) std::cout << "model: " << (*summary)["model"].get<std::string>() << "\n";
   std::cout << "summary: " << path << "\n";
   if (g_interrupted) return 130;
-  return phase == "Succeeded" ? 0 : 1;
+  const int code = phase == "Succeeded" ? 0 : 1;
+  if (dashboard) {
+    std::cout << "dashboard: still serving at " << dashboard->url() << "; press Ctrl-C to stop"
+              << std::endl;
+    while (!g_interrupted) absl::SleepFor(absl::Milliseconds(200));
+    dashboard->Stop();
+  }
+  return code;
 }
 
 }  // namespace
@@ -122,6 +181,12 @@ int main(int argc, char** argv) {
   const std::vector<std::string> args = braid::ParseFlags(argc, argv);
   if (args.size() == 3 && args[1] == "validate") return Validate(args[2]);
   if (args.size() == 3 && args[1] == "run") return Run(args[2]);
+  if (args.size() == 4 && args[1] == "audit" && args[2] == "verify") {
+    return braid::op::AuditVerify(args[3], std::cout, std::cerr);
+  }
+  if (args.size() == 4 && args[1] == "audit" && args[2] == "show") {
+    return braid::op::AuditShow(args[3], absl::GetFlag(FLAGS_json), std::cout, std::cerr);
+  }
   std::cerr << kUsage;
   return 2;
 }

@@ -2,6 +2,7 @@
 // through the chunked streams, dropouts, and restarts.
 #include <signal.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <thread>
@@ -11,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "braid/core/audit_log.h"
 #include "braid/core/safetensors.h"
 #include "braid/worker/federation_client.h"
 #include "tests/e2e/harness.h"
@@ -253,6 +255,27 @@ TEST(Federation, RestartedAggregatorResumesWithNoRoundLost) {
   }
   EXPECT_NE(ReadFile(dir + "/aggregator.log").find("resuming job tabular-demo after round"),
             std::string::npos);
+
+  // The restarted aggregator continued the audit chain: it verifies, says
+  // where it resumed, and records every round (a round killed between its
+  // entry and its checkpoint is redone, so it may appear twice) and the end.
+  absl::StatusOr<audit::AuditFile> log = audit::ReadAuditLog(dir + "/checkpoint/audit.jsonl");
+  ASSERT_TRUE(log.ok()) << log.status();
+  ASSERT_TRUE(log->verification.ok) << log->verification.ToString("audit.jsonl");
+  std::vector<int> starts_after, rounds;
+  for (const audit::Entry& e : log->entries) {
+    if (e.kind == audit::kJobStarted) starts_after.push_back(e.details["resumed_after_round"]);
+    if (e.kind == audit::kRoundCompleted) rounds.push_back(e.details["round"]);
+  }
+  ASSERT_EQ(starts_after.size(), 2u);
+  EXPECT_EQ(starts_after[0], 0);
+  EXPECT_GE(starts_after[1], 3);
+  ASSERT_FALSE(rounds.empty());
+  EXPECT_TRUE(std::is_sorted(rounds.begin(), rounds.end()));
+  rounds.erase(std::unique(rounds.begin(), rounds.end()), rounds.end());
+  EXPECT_EQ(rounds, (std::vector<int>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(log->entries.back().kind, audit::kJobFinished);
+  EXPECT_EQ(log->entries.back().details["phase"], "Succeeded");
 }
 
 }  // namespace

@@ -44,6 +44,7 @@ done
 TEST_ONLY=(libgtest-dev libgmock-dev curl openssl
   python3-torch python3-venv python3-numpy  # the reference stack (scripts/pyref.sh)
   clang libclang-rt-14-dev                  # make sanitize / make fuzz
+  chromium                                  # the browser tests
   ccache)                                   # faster rebuilds; CMake uses it when present
 
 # Packages the base image (debian:bookworm-slim) already has and that need not

@@ -32,6 +32,7 @@
 #include "braid/aggregator/checkpoint.h"
 #include "braid/aggregator/metrics.h"
 #include "braid/aggregator/upload.h"
+#include "braid/core/audit_log.h"
 
 namespace braid::aggregator {
 
@@ -52,6 +53,12 @@ struct EngineOptions {
   // they reach the sum; 0 = no bound.
   double max_update_norm = 0;
   uint64_t seed = 0;
+  // Where completed rounds and the job's end are recorded (round_completed,
+  // job_finished); not owned, may be null. audit_job names the job in the
+  // entries ("<namespace>/<name>"). An append that fails is reported on
+  // stderr and the job goes on.
+  audit::AuditLog* audit = nullptr;
+  std::string audit_job;
 };
 
 enum class TaskKind { kWait, kFit, kEvaluate, kDone };
@@ -155,6 +162,8 @@ class RoundEngine {
   void Fail(const std::string& reason, const std::string& message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Persist() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends an entry to options_.audit, if any.
+  void Audit(const char* kind, nlohmann::json details) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string DescribeMissing() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const EngineOptions options_;

@@ -5,6 +5,7 @@
 #define BRAID_OPERATOR_LOCAL_RUNTIME_H_
 
 #include <atomic>
+#include <functional>
 #include <ostream>
 #include <string>
 
@@ -27,7 +28,16 @@ struct LocalRunOptions {
   // phase Failed, reason Interrupted.
   const std::atomic<bool>* interrupted = nullptr;
   std::ostream* progress = nullptr;  // one line per round; nullptr = quiet
+  // Called on the runtime's thread whenever a round completes or the phase
+  // changes, and once at the end, with {"phase", "reason", "message",
+  // "total_rounds", "rounds": [as in the summary]}. Must return quickly
+  // (the dashboard copies it). Empty = not called.
+  std::function<void(const nlohmann::json&)> on_status;
 };
+
+// The job's audit trail in a run's working directory (beside the
+// aggregator's checkpoint, which appends to it).
+std::string LocalAuditLogPath(const std::string& workdir);
 
 // Runs the job to its end and returns the summary:
 //   {"job", "phase": "Succeeded"|"Failed", "reason", "message",
@@ -38,7 +48,9 @@ struct LocalRunOptions {
 //    "baselines": {"<tenant>": {"pooled": {...}, "local": {...}}},
 //    "model": "<workdir>/model.safetensors", "workdir", "logs"}
 // A checkpoint of an unfinished run of the same job in `workdir` is resumed;
-// one of a finished run is replaced. Errors (not job failures, which are in
+// one of a finished run is replaced (its audit log with it). The audit log
+// gets job_created (a fresh run) and model_exported (path, sha256) from
+// here; the aggregator appends the rounds and the job's end. Errors (not job failures, which are in
 // the summary) are returned as Status: children that cannot start, etc.
 absl::StatusOr<nlohmann::json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& options);
 

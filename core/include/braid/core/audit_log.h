@@ -1,0 +1,129 @@
+// The audit trail: an append-only, hash-chained log of what happened to a job
+// (created, tenants approved or refused, rounds completed, finished, model
+// exported), one JSON object per line ("JSON Lines").
+//
+// Each entry is {"seq", "time", "kind", "actor", "job", "details",
+// "prev_hash", "hash"}. seq counts from 1 without gaps; prev_hash is the
+// previous entry's hash (64 zeros for the first); hash is the lowercase hex
+// SHA-256 (libsodium) of the entry's canonical form: the entry without
+// "hash" as compact JSON with keys sorted, as nlohmann::json::dump() writes
+// it. Altering, deleting, reordering or inserting an entry therefore breaks
+// the chain at that entry, and VerifyAuditLog names it.
+//
+// Appends hold an exclusive flock on the file, read its tail, write one whole
+// line and fsync it, so several processes (the aggregator, `braid run`) may
+// append to the same file one after the other and a crash leaves at most one
+// torn last line. The next append cuts that torn line off and records what
+// it cut in a "log_recovered" entry, so the loss is reported in the chain
+// itself; until then VerifyAuditLog reports the file as broken.
+#ifndef BRAID_CORE_AUDIT_LOG_H_
+#define BRAID_CORE_AUDIT_LOG_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+
+namespace braid::audit {
+
+// Entry kinds. details carry, by kind:
+inline constexpr char kJobCreated[] = "job_created";          // spec summary
+inline constexpr char kJobStarted[] = "job_started";          // resumed_after_round
+inline constexpr char kTenantApproved[] = "tenant_approved";  // tenant, by
+inline constexpr char kTenantRefused[] = "tenant_refused";    // tenant, by, reason
+inline constexpr char kRoundCompleted[] = "round_completed";  // round, participants, tenants,
+                                                              // losses, epsilon if any
+inline constexpr char kJobFinished[] = "job_finished";        // phase, reason, message
+inline constexpr char kModelExported[] = "model_exported";    // path, sha256, bytes
+inline constexpr char kLogRecovered[] = "log_recovered";      // dropped_bytes, dropped_sha256
+
+// The file name the aggregator keeps in its checkpoint directory.
+inline constexpr char kFileName[] = "audit.jsonl";
+
+struct Entry {
+  int64_t seq = 0;
+  std::string time;  // RFC 3339, UTC, milliseconds: 2026-11-23T04:32:33.123Z
+  std::string kind;
+  std::string actor;  // who did it: "aggregator", "braid run", a user name
+  std::string job;    // "<namespace>/<name>"
+  nlohmann::json details = nlohmann::json::object();
+  std::string prev_hash;
+  std::string hash;
+
+  nlohmann::json ToJson() const;  // with "hash"
+};
+
+// The canonical form of `e` without its hash, and its SHA-256 in hex.
+std::string CanonicalForm(const Entry& e);
+std::string EntryHash(const Entry& e);
+
+// Lowercase hex SHA-256 of `bytes`, and of a file's contents (read in
+// chunks; NotFound / PermissionDenied naming the path).
+std::string Sha256Hex(std::string_view bytes);
+absl::StatusOr<std::string> FileSha256Hex(const std::string& path);
+
+// An appender. Thread-safe; several processes may append to one file.
+class AuditLog {
+ public:
+  // Opens (creating it and its directory if missing) the log at `path`.
+  // PermissionDenied / NotFound naming the path when it cannot be opened.
+  static absl::StatusOr<std::unique_ptr<AuditLog>> Open(const std::string& path);
+  ~AuditLog();
+  AuditLog(const AuditLog&) = delete;
+  AuditLog& operator=(const AuditLog&) = delete;
+
+  // Appends one entry after the file's current last entry and fsyncs it;
+  // returns it as written. A torn last line (a crash mid-append) is cut off
+  // first and recorded in a log_recovered entry. DataLoss naming the path
+  // and line when the last complete line is not an entry (the chain cannot
+  // be continued: verify the file); Internal on write errors.
+  absl::StatusOr<Entry> Append(const std::string& kind, const std::string& actor,
+                               const std::string& job, nlohmann::json details);
+
+  const std::string& path() const { return path_; }
+
+ private:
+  AuditLog(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  absl::StatusOr<Entry> AppendLocked(const std::string& kind, const std::string& actor,
+                                     const std::string& job, nlohmann::json details)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Mutex mu_;
+  const int fd_;
+  const std::string path_;
+};
+
+// What VerifyAuditLog found.
+struct Verification {
+  bool ok = false;
+  int64_t entries = 0;  // entries read (up to the first broken one)
+  int64_t line = 0;     // 1-based line of the first broken entry; 0 when ok
+  std::string problem;  // e.g. "hash mismatch (entry altered)"; "" when ok
+  // "<path>:<line>: <problem>" or "<path>: ok, N entries, chain verified".
+  std::string ToString(const std::string& path) const;
+};
+
+struct AuditFile {
+  std::vector<Entry> entries;  // the well-formed entries before the first broken one
+  Verification verification;
+};
+
+// Reads and verifies the log at `path`. The first broken entry stops
+// verification and is named: "not a JSON object", "missing or mistyped
+// field 'x'", "hash mismatch (entry altered)", "seq gap (expected 17, found
+// 18: entries removed or reordered)", "prev_hash does not match entry 16",
+// "truncated entry (torn last line)". NotFound / InvalidArgument (not a
+// regular file, larger than 1 GiB) when it cannot be read.
+absl::StatusOr<AuditFile> ReadAuditLog(const std::string& path);
+
+}  // namespace braid::audit
+
+#endif  // BRAID_CORE_AUDIT_LOG_H_

@@ -1,0 +1,176 @@
+#include "braid/operator/dashboard_local.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "braid/core/audit_log.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace braid::op {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr char kJob[] = R"(apiVersion: braid.dev/v1alpha1
+kind: FederatedJob
+metadata: {name: demo, namespace: lab}
+spec:
+  model: {kind: mlp}
+  data: {features: [x0, x1]}
+  strategy: {rounds: 3, minClients: 2}
+  tenants:
+  - {name: alpha, replicas: 2, data: {path: a.csv}}
+  - {name: beta, namespace: beta-ns, data: {path: b.csv}}
+)";
+
+spec::JobSpec Job() {
+  spec::ParseOptions options;
+  options.check_files = false;
+  absl::StatusOr<spec::JobSpec> job = spec::ParseJobYaml(kJob, "", options);
+  EXPECT_TRUE(job.ok()) << job.status();
+  return job.ok() ? *job : spec::JobSpec();
+}
+
+json Round(int n) {
+  return json{{"round", n},           {"participants", 3},   {"sampled", 3},
+              {"tenants", {"alpha", "beta"}}, {"train_loss", 1.0 / n}, {"eval_loss", 2.0 / n},
+              {"eval_accuracy", 0.5}, {"seconds", 0.1},      {"bytes_up", 10},
+              {"bytes_down", 20}};
+}
+
+json Status(const std::string& phase, int rounds) {
+  json r = json::array();
+  for (int i = 1; i <= rounds; ++i) r.push_back(Round(i));
+  return json{{"phase", phase}, {"reason", ""}, {"message", ""}, {"total_rounds", 3}, {"rounds", r}};
+}
+
+TEST(EventFeed, WaitsForTheNextEventAndTimesOut) {
+  EventFeed feed;
+  EXPECT_TRUE(feed.After(0, absl::Milliseconds(20)).empty());
+  std::thread publisher([&] {
+    absl::SleepFor(absl::Milliseconds(50));
+    feed.Publish(json{{"n", 1}});
+  });
+  std::vector<DashboardEvent> got = feed.After(0, absl::Seconds(10));
+  publisher.join();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, 1);
+  EXPECT_EQ(got[0].data["n"], 1);
+  feed.Publish(json{{"n", 2}});
+  feed.Publish(json{{"n", 3}});
+  EXPECT_EQ(feed.After(1, absl::ZeroDuration()).size(), 2u);
+  EXPECT_EQ(feed.last_id(), 3);
+}
+
+TEST(EventFeed, CloseWakesWaiters) {
+  EventFeed feed;
+  std::thread closer([&] {
+    absl::SleepFor(absl::Milliseconds(50));
+    feed.Close();
+  });
+  const absl::Time start = absl::Now();
+  EXPECT_TRUE(feed.After(0, absl::Minutes(1)).empty());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(30));
+  closer.join();
+  EXPECT_TRUE(feed.closed());
+}
+
+TEST(EventFeed, KeepsOnlyTheNewest) {
+  EventFeed feed(2);
+  for (int i = 0; i < 5; ++i) feed.Publish(json{{"n", i}});
+  std::vector<DashboardEvent> got = feed.After(0, absl::ZeroDuration());
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].id, 4);
+}
+
+TEST(LocalDashboardSource, ListsTheJobAndFollowsItsRounds) {
+  EventFeed feed;
+  LocalDashboardSource source(Job(), "/nonexistent/audit.jsonl", &feed);
+  json row = source.Jobs()["jobs"][0];
+  EXPECT_EQ(row["namespace"], "lab");
+  EXPECT_EQ(row["name"], "demo");
+  EXPECT_EQ(row["phase"], "Pending");
+  EXPECT_EQ(row["round"], 0);
+  EXPECT_EQ(row["total_rounds"], 3);
+  EXPECT_TRUE(row["train_loss"].is_null());
+
+  source.Update(Status("Running", 2));
+  row = source.Jobs()["jobs"][0];
+  EXPECT_EQ(row["round"], 2);
+  EXPECT_DOUBLE_EQ(row["train_loss"].get<double>(), 0.5);
+  absl::StatusOr<json> job = source.Job("lab", "demo");
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ((*job)["rounds"].size(), 2u);
+  EXPECT_EQ((*job)["spec"]["strategy"]["rounds"], 3);
+  EXPECT_EQ((*job)["spec"]["tenants"][0]["replicas"], 2);
+
+  // One event for the phase change (with the round), none for a repeat.
+  std::vector<DashboardEvent> events = feed.After(0, absl::ZeroDuration());
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].data["type"], "phase");
+  EXPECT_EQ(events[0].data["round"], 2);
+  source.Update(Status("Running", 2));
+  EXPECT_EQ(feed.last_id(), 1);
+  source.Update(Status("Running", 3));
+  events = feed.After(1, absl::ZeroDuration());
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].data["type"], "round");
+  EXPECT_EQ(events[0].data["round"], 3);
+}
+
+TEST(LocalDashboardSource, OtherJobsAreNotFound) {
+  EventFeed feed;
+  LocalDashboardSource source(Job(), "/nonexistent/audit.jsonl", &feed);
+  EXPECT_EQ(source.Job("lab", "other").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(source.Job("default", "demo").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(source.Audit("lab", "other").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(source.Audit("lab", "demo").status().code(), absl::StatusCode::kNotFound);  // no log yet
+}
+
+TEST(LocalDashboardSource, TenantsNeedNoApprovalLocally) {
+  EventFeed feed;
+  LocalDashboardSource source(Job(), "", &feed);
+  const json t = source.Tenants()["tenants"];
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(t[0]["name"], "alpha");
+  EXPECT_EQ(t[0]["namespace"], "lab");
+  EXPECT_EQ(t[1]["namespace"], "beta-ns");
+  EXPECT_EQ(t[0]["approval"], "not required");
+  EXPECT_EQ(t[0]["jobs"], json({"lab/demo"}));
+}
+
+TEST(LocalDashboardSource, AuditShowsEntriesAndTheVerification) {
+  const fs::path dir = fs::temp_directory_path() / ("braid-dash-audit-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  const std::string path = (dir / "audit.jsonl").string();
+  {
+    auto log = audit::AuditLog::Open(path);
+    ASSERT_TRUE(log.ok());
+    ASSERT_TRUE((*log)->Append(audit::kJobStarted, "aggregator", "lab/demo", json::object()).ok());
+    ASSERT_TRUE((*log)->Append(audit::kRoundCompleted, "aggregator", "lab/demo", json{{"round", 1}}).ok());
+  }
+  EventFeed feed;
+  LocalDashboardSource source(Job(), path, &feed);
+  absl::StatusOr<json> a = source.Audit("lab", "demo");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ((*a)["entries"].size(), 2u);
+  EXPECT_EQ((*a)["verification"]["ok"], true);
+  EXPECT_EQ((*a)["entries"][1]["details"]["round"], 1);
+
+  std::ofstream(path, std::ios::app) << "garbage\n";
+  a = source.Audit("lab", "demo");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ((*a)["verification"]["ok"], false);
+  EXPECT_EQ((*a)["verification"]["line"], 3);
+  EXPECT_EQ((*a)["verification"]["text"], "audit.jsonl:3: not a JSON object (garbage in the log)");
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace braid::op

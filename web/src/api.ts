@@ -1,0 +1,111 @@
+// The dashboard's JSON API (served by `braid run --dashboard`; see docs/dashboard.md).
+
+export interface JobRow {
+  namespace: string;
+  name: string;
+  phase: string;
+  reason: string;
+  message: string;
+  round: number;
+  total_rounds: number;
+  train_loss: number | null;
+  eval_loss: number | null;
+  eval_accuracy: number | null;
+  epsilon: number | null;
+  max_epsilon: number | null;
+}
+
+export interface RoundRecord {
+  round: number;
+  participants: number;
+  sampled: number;
+  tenants: string[];
+  train_loss: number;
+  eval_loss: number;
+  eval_accuracy: number;
+  seconds: number;
+  bytes_up: number;
+  bytes_down: number;
+  epsilon?: number;
+}
+
+export interface JobSpecSummary {
+  model: { kind: string; hidden?: number[]; num_classes?: number };
+  strategy: { name: string; rounds: number; min_clients: number; fraction_fit: number };
+  training: { local_epochs: number; batch_size: number; learning_rate: number; optimizer: string };
+  tenants: { name: string; replicas: number }[];
+  privacy: { maxEpsilon?: number; [k: string]: unknown } | null;
+}
+
+export interface JobDetail extends JobRow {
+  spec: JobSpecSummary;
+  rounds: RoundRecord[];
+}
+
+export interface AuditEntry {
+  seq: number;
+  time: string;
+  kind: string;
+  actor: string;
+  job: string;
+  details: Record<string, unknown>;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditLog {
+  path: string;
+  entries: AuditEntry[];
+  verification: { ok: boolean; entries: number; line: number; problem: string; text: string };
+}
+
+export interface Tenant {
+  name: string;
+  namespace: string;
+  jobs: string[];
+  replicas: number;
+  policy: Record<string, unknown> | null;
+  approval: string;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function get<T>(path: string): Promise<T> {
+  const res = await fetch(path, { headers: { Accept: "application/json" } });
+  if (!res.ok) {
+    let message = `${res.status} ${res.statusText}`;
+    try {
+      const body = (await res.json()) as { error?: string };
+      if (body.error) message = body.error;
+    } catch {
+      /* not JSON: keep the status line */
+    }
+    throw new ApiError(res.status, message);
+  }
+  return (await res.json()) as T;
+}
+
+const seg = encodeURIComponent;
+
+export const api = {
+  jobs: () => get<{ jobs: JobRow[] }>("/api/jobs").then((r) => r.jobs),
+  job: (ns: string, name: string) => get<JobDetail>(`/api/jobs/${seg(ns)}/${seg(name)}`),
+  audit: (ns: string, name: string) => get<AuditLog>(`/api/jobs/${seg(ns)}/${seg(name)}/audit`),
+  tenants: () => get<{ tenants: Tenant[] }>("/api/tenants").then((r) => r.tenants),
+};
+
+/** Calls `onEvent` for every job event; `onState` with "live" / "reconnecting". */
+export function subscribe(onEvent: (data: unknown) => void, onState: (s: string) => void): EventSource {
+  const es = new EventSource("/api/events");
+  es.onopen = () => onState("live");
+  es.onerror = () => onState("reconnecting…");
+  es.addEventListener("job", (e) => onEvent(JSON.parse((e as MessageEvent<string>).data)));
+  return es;
+}

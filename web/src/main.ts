@@ -1,0 +1,66 @@
+// The dashboard: a hash-routed single page over /api/, redrawn on every
+// Server-Sent Event so charts grow as rounds complete.
+import "./style.css";
+import { subscribe } from "./api";
+import { h } from "./dom";
+import { auditPage } from "./pages/audit";
+import { jobPage } from "./pages/job";
+import { jobsPage } from "./pages/jobs";
+import { tenantsPage } from "./pages/tenants";
+
+const app = document.getElementById("app")!;
+const live = document.getElementById("live")!;
+
+function route(): Promise<HTMLElement> {
+  const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  if (parts[0] === "tenants") return tenantsPage();
+  if (parts[0] === "jobs" && parts.length === 3) return jobPage(parts[1], parts[2]);
+  if (parts[0] === "jobs" && parts.length === 4 && parts[3] === "audit") return auditPage(parts[1], parts[2]);
+  return jobsPage();
+}
+
+let rendering = false;
+let again = false;
+let lastHash = "";
+
+async function render() {
+  if (rendering) {
+    again = true;
+    return;
+  }
+  rendering = true;
+  try {
+    const page = await route();
+    const newPage = location.hash !== lastHash;
+    // Keep open <details> open across live redraws.
+    const open = new Set([...app.querySelectorAll("figure[data-chart] details[open]")].map((d) => d.closest("figure")!.getAttribute("data-chart")));
+    for (const f of page.querySelectorAll("figure[data-chart]")) {
+      if (open.has(f.getAttribute("data-chart"))) f.querySelector("details")?.setAttribute("open", "");
+    }
+    app.replaceChildren(page);
+    if (newPage) {
+      lastHash = location.hash;
+      document.title = `${page.querySelector("h1")?.textContent ?? "Braid"} · Braid`;
+      app.focus();
+    }
+  } catch (e) {
+    app.replaceChildren(h("p", { class: "error", role: "alert" }, `Cannot load: ${(e as Error).message}`));
+  } finally {
+    rendering = false;
+    if (again) {
+      again = false;
+      void render();
+    }
+  }
+}
+
+window.addEventListener("hashchange", () => void render());
+subscribe(
+  () => void render(),
+  (state) => {
+    live.textContent = state;
+    live.setAttribute("data-state", state);
+    if (state === "live") void render(); // catch up on anything missed while disconnected
+  },
+);
+void render();
