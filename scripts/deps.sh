@@ -11,6 +11,7 @@ packages=(
   curl openssl  # the k8s tests: cluster certificates, metrics scrapes
   python3-torch python3-venv python3-numpy  # the reference stack (scripts/pyref.sh)
   libsentencepiece-dev ccache
+  libpcre2-dev libutf8proc-dev  # tokenizers: pre-tokenizer regexes, NFC
 )
 
 missing=()
