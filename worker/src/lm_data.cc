@@ -211,6 +211,15 @@ std::vector<LmExample> Pack(const std::vector<LmExample>& examples, int block) {
 
 }  // namespace
 
+LmDataOptions LmDataOptionsFromJob(const spec::JobSpec& job) {
+  LmDataOptions options;
+  options.max_length = job.data.max_length;
+  options.packing = job.data.packing;
+  options.eval_fraction = job.data.eval_fraction;
+  options.seed = static_cast<uint64_t>(job.training.seed);
+  return options;
+}
+
 int32_t PadId(const Tokenizer& tokenizer) {
   if (tokenizer.special().pad >= 0) return tokenizer.special().pad;
   if (tokenizer.special().eos >= 0) return tokenizer.special().eos;

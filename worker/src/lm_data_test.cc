@@ -271,7 +271,9 @@ TEST_F(LmDataTest, EvalSplitIsSeededExactAndStableWhenAnotherLineBreaks) {
   EXPECT_EQ(b.size(), 10u);
   EXPECT_EQ(b.count(7), 0u);
   for (int64_t line : a) {
-    if (line != 7) EXPECT_EQ(b.count(line), 1u) << line;
+    if (line != 7) {
+      EXPECT_EQ(b.count(line), 1u) << line;
+    }
   }
 }
 
@@ -331,6 +333,24 @@ TEST_F(LmDataTest, OptionsOutOfRangeAreRefused) {
   options.eval_fraction = 1.0;
   EXPECT_EQ(ReadLmJsonl(Write("{\"text\": \"a\"}\n"), *tok_, options).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(LmDataOptionsTest, TakenFromTheJobSpec) {
+  spec::ParseOptions kubernetes;
+  kubernetes.check_files = false;
+  absl::StatusOr<spec::JobSpec> job = spec::ParseJobYaml(
+      "apiVersion: braid.dev/v1alpha1\nkind: FederatedJob\nmetadata: {name: j}\nspec:\n"
+      "  model: {kind: llama, base: {path: /models/base}}\n"
+      "  data: {maxLength: 64, packing: true, evalFraction: 0.3}\n"
+      "  training: {seed: 11}\n"
+      "  tenants: [{name: a, data: {path: /data/a.jsonl}}]\n",
+      "", kubernetes);
+  ASSERT_TRUE(job.ok()) << job.status();
+  const LmDataOptions options = LmDataOptionsFromJob(*job);
+  EXPECT_EQ(options.max_length, 64);
+  EXPECT_TRUE(options.packing);
+  EXPECT_DOUBLE_EQ(options.eval_fraction, 0.3);
+  EXPECT_EQ(options.seed, 11u);
 }
 
 TEST_F(LmDataTest, TooManyTokensIsAnErrorNotUnboundedMemory) {

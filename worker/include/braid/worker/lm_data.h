@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "braid/core/spec.h"
 #include "braid/worker/tokenizer.h"
 
 namespace braid::worker {
@@ -51,6 +52,10 @@ struct LmDataOptions {
   size_t max_total_tokens = 256u << 20;    // 1 GiB of int32 ids
   size_t max_problems_kept = 100;          // problems listed; the rest are only counted
 };
+
+// The options a job asks for: spec.data.maxLength, packing and
+// evalFraction, spec.training.seed; the bounds keep their defaults.
+LmDataOptions LmDataOptionsFromJob(const spec::JobSpec& job);
 
 // One training sequence before batching.
 struct LmExample {
