@@ -129,6 +129,12 @@ TEST_F(ReferenceTokenizers, Gpt2ByteLevelMatchesHuggingFace) { ExpectSameAsHuggi
 TEST_F(ReferenceTokenizers, Gpt2WithPrefixSpaceMatchesHuggingFace) {
   ExpectSameAsHuggingFace("gpt2_prefix");
 }
+TEST_F(ReferenceTokenizers, EverySplitBehaviorMatchesHuggingFace) {
+  for (const char* name : {"split_removed", "split_merged_previous", "split_merged_next",
+                           "split_contiguous", "split_inverted"}) {
+    ExpectSameAsHuggingFace(name);
+  }
+}
 TEST_F(ReferenceTokenizers, Llama3SplitRegexMatchesHuggingFace) {
   ExpectSameAsHuggingFace("llama3");
 }

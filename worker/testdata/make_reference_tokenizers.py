@@ -11,6 +11,8 @@ plus the special token ids transformers' AutoTokenizer reports.
 
   gpt2          ByteLevel BPE (GPT-2 regex), merges as "a b" strings
   gpt2_prefix   the same with add_prefix_space: true
+  split_*       its vocabulary behind Split with each behavior (Removed,
+                MergedWithPrevious, MergedWithNext, Contiguous, inverted)
   llama3        NFC + Split(Llama-3 regex, Isolated) + ByteLevel(use_regex
                 false), special tokens, TemplateProcessing with a BOS,
                 merges as ["a", "b"] lists, ignore_merges: true
@@ -26,6 +28,7 @@ Deterministic: the trainers are single-threaded on fixed text.
 """
 import json
 import os
+import shutil
 import sys
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -39,6 +42,15 @@ LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{
                   r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}|"
                  r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+SPLIT_VARIANTS = [
+    ("split_removed", "Removed", {"String": " "}, False),
+    ("split_merged_previous", "MergedWithPrevious", {"Regex": r"\s+"}, False),
+    ("split_merged_next", "MergedWithNext", {"Regex": r"\s+"}, False),
+    ("split_contiguous", "Contiguous", {"Regex": r"\p{P}"}, False),
+    ("split_inverted", "Isolated", {"Regex": r"\p{L}+"}, True),
+]
 
 
 def samples(text):
@@ -125,6 +137,22 @@ def main():
                   unk_token="<|endoftext|>")
         rewrite_merges(os.path.join(folder, "tokenizer.json"), as_strings=True,
                        prefix_space=prefix)
+        expect_from_file(folder, texts)
+
+    # Every Split behavior (and invert), on the GPT-2 vocabulary: the files
+    # are edited, and Hugging Face tokenizes with the edited file.
+    for name, behavior, pattern, invert in SPLIT_VARIANTS:
+        folder = os.path.join(out, name)
+        shutil.copytree(os.path.join(out, "gpt2"), folder)
+        path = os.path.join(folder, "tokenizer.json")
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        data["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": pattern, "behavior": behavior, "invert": invert},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+             "use_regex": False}]}
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False)
         expect_from_file(folder, texts)
 
     # Llama-3: NFC, Split(regex) + ByteLevel without its regex, BOS template.
