@@ -12,6 +12,32 @@ std::string PcreMessage(int code) {
   return reinterpret_cast<const char*>(buffer);
 }
 
+// Oniguruma (which Hugging Face's patterns are written for) matches \s with
+// Unicode white space: U+0009..U+000D, U+0085 and Z[slp]. PCRE2's \s with
+// UCP also takes its \h list, which keeps U+180E (no longer a space since
+// Unicode 6.3). Spelling \s and \S as the White_Space property makes both
+// engines agree; escaped backslashes ("\\s") are left alone.
+std::string OnigWhiteSpace(std::string_view pattern) {
+  std::string out;
+  out.reserve(pattern.size() + 32);
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern[i] == '\\' && i + 1 < pattern.size()) {
+      const char next = pattern[i + 1];
+      if (next == 's') {
+        out += "\\p{White_Space}";
+      } else if (next == 'S') {
+        out += "\\P{White_Space}";
+      } else {
+        out += pattern.substr(i, 2);
+      }
+      ++i;
+      continue;
+    }
+    out.push_back(pattern[i]);
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<PcreRegex>> PcreRegex::Compile(std::string_view pattern,
@@ -20,7 +46,8 @@ absl::StatusOr<std::unique_ptr<PcreRegex>> PcreRegex::Compile(std::string_view p
   PCRE2_SIZE offset = 0;
   // PCRE2_LITERAL admits no UCP (nothing to classify in a literal).
   const uint32_t options = literal ? (PCRE2_UTF | PCRE2_LITERAL) : (PCRE2_UTF | PCRE2_UCP);
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+  const std::string text = literal ? std::string(pattern) : OnigWhiteSpace(pattern);
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(),
                                    options, &error, &offset, nullptr);
   if (code == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("regex does not compile at offset ", offset,

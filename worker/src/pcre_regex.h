@@ -2,6 +2,7 @@
 // properties (\p{L}, \s as Unicode white space), as Hugging Face's
 // pre-tokenizer patterns need (they are written for Oniguruma, whose syntax
 // PCRE2 shares for these patterns: classes, \p{..}, (?i:..), lookahead).
+// \s and \S are compiled as Oniguruma reads them (Unicode White_Space).
 #ifndef BRAID_WORKER_SRC_PCRE_REGEX_H_
 #define BRAID_WORKER_SRC_PCRE_REGEX_H_
 

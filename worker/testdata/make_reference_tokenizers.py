@@ -6,7 +6,8 @@ Trains, on TEXT_DIR/train.txt (multilingual and code-heavy, shipped in the
 repo), the tokenizer kinds Braid reads, and writes each into OUT_DIR/<name>/
 with its configuration files and OUT_DIR/<name>/expected.json: for every
 sample of TEXT_DIR/heldout.txt (each line, each paragraph, the whole file),
-the ids Hugging Face gives with and without special tokens, and its decoding;
+and 300 seeded random strings of characters where regex engines tend to
+disagree), the ids Hugging Face gives with and without special tokens, and its decoding;
 plus the special token ids transformers' AutoTokenizer reports.
 
   gpt2          ByteLevel BPE (GPT-2 regex), merges as "a b" strings
@@ -28,6 +29,7 @@ Deterministic: the trainers are single-threaded on fixed text.
 """
 import json
 import os
+import random
 import shutil
 import sys
 
@@ -53,11 +55,27 @@ SPLIT_VARIANTS = [
 ]
 
 
+# Characters where regex engines and normalizers tend to disagree: Unicode
+# white space (NEL, NBSP, line/paragraph separators, ideographic space),
+# digits of other scripts, combining marks, apostrophes, CJK, emoji parts.
+TRICKY = (list(" \t\n\r\x0b\x0c\x85\xa0\u1680\u2000\u2009\u200a\u2028\u2029\u202f\u205f"
+               "\u3000\u180e\u200b\ufeff") +
+          list("0123456789\u0663\u0967\uff11\u2167\u00bd\u2460") +
+          list("aZ\u00e9e\u0301\u0308\u00df\u0130\u0131\u03a3\u0416\u05d0\u0627\u4e2d\u3042"
+               "\u30a2\uac00") +
+          list("'\u2019\"`.,;:!?-_()[]{}<>/\\|@#$%^&*+=~") +
+          ["'s", "'S", "'ll", "'LL", "\U0001F600", "\U0001F44D\U0001F3FD", "\u200d", "\ufe0f",
+           "<|endoftext|>", "<|im_start|>", "<s>", "</s>"])
+
+
 def samples(text):
     out = [line for line in text.split("\n")]
     out += [p for p in text.split("\n\n")]
     out.append(text)
     out.append("")
+    rng = random.Random(20261123)
+    for _ in range(300):
+        out.append("".join(rng.choice(TRICKY) for _ in range(rng.randint(1, 40))))
     return out
 
 
