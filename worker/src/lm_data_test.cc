@@ -50,7 +50,11 @@ std::unique_ptr<Tokenizer> ByteTokenizer() {
         {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {kBos}}, {"tokens", {"<s>"}}}}}}}},
       {"decoder", {{"type", "ByteLevel"}}},
       {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array()}}}};
-  const fs::path path = fs::path(::testing::TempDir()) / "byte_tokenizer.json";
+  // Per test: ctest runs the tests as parallel processes.
+  const fs::path path =
+      fs::path(::testing::TempDir()) /
+      (std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
+       "_byte_tokenizer.json");
   std::ofstream(path) << tok.dump();
   absl::StatusOr<std::unique_ptr<Tokenizer>> loaded = LoadHfTokenizerJson(path.string());
   EXPECT_TRUE(loaded.ok()) << loaded.status();

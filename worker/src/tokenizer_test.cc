@@ -1,6 +1,9 @@
 #include "braid/worker/tokenizer.h"
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -50,6 +53,10 @@ std::string ReadText(const fs::path& path) {
 // reference stack. Fails (never skips) when the stack is missing.
 class ReferenceTokenizers : public ::testing::Test {
  protected:
+  // ctest runs every test in its own process, in parallel: the tokenizers
+  // are made once per (script, text, interpreter) into the build tree, in a
+  // private directory renamed into place, so concurrent runs never see a
+  // half-written set.
   static void SetUpTestSuite() {
     const std::string source = BRAID_SOURCE_DIR;
     CommandResult py = RunShell("bash " + source + "/scripts/pyref.sh");
@@ -60,11 +67,24 @@ class ReferenceTokenizers : public ::testing::Test {
     std::string python = py.out;
     while (!python.empty() && (python.back() == '\n' || python.back() == '\r')) python.pop_back();
     python = python.substr(python.rfind('\n') + 1);  // the last line is the interpreter
-    dir_ = fs::path(::testing::TempDir()) / "reference_tokenizers";
-    fs::remove_all(dir_);
-    CommandResult made = RunShell(python + " " + source + "/worker/testdata/make_reference_tokenizers.py " +
-                             source + "/worker/testdata/text " + dir_.string());
-    if (made.code != 0) setup_error_ = "make_reference_tokenizers.py failed:\n" + made.out;
+    const std::string script = source + "/worker/testdata/make_reference_tokenizers.py";
+    const std::string text = source + "/worker/testdata/text";
+    const size_t key = std::hash<std::string>()(ReadText(script) + ReadText(text + "/train.txt") +
+                                                ReadText(text + "/heldout.txt") + python);
+    dir_ = fs::path(BRAID_BUILD_DIR) / "testdata" / ("reference_tokenizers-" + std::to_string(key));
+    std::error_code ec;
+    if (fs::exists(dir_ / "gpt2" / "expected.json", ec)) return;
+    const fs::path tmp = dir_.string() + ".tmp." + std::to_string(getpid());
+    fs::remove_all(tmp, ec);
+    fs::create_directories(tmp.parent_path(), ec);
+    CommandResult made = RunShell(python + " " + script + " " + text + " " + tmp.string());
+    if (made.code != 0) {
+      setup_error_ = "make_reference_tokenizers.py failed:\n" + made.out;
+      fs::remove_all(tmp, ec);
+      return;
+    }
+    fs::rename(tmp, dir_, ec);  // fails harmlessly when another run got there first
+    if (ec) fs::remove_all(tmp, ec);
   }
 
   // Compares Braid with Hugging Face on every sample of `name`.
@@ -194,7 +214,10 @@ TEST_F(ReferenceTokenizers, BadInputIsAnErrorNotACrash) {
 class TokenizerFileTest : public ::testing::Test {
  protected:
   std::string Write(const std::string& name, const std::string& content) {
-    const fs::path dir = fs::path(::testing::TempDir()) / "tokenizer_file_test";
+    // One directory per test: ctest runs them as parallel processes.
+    const fs::path dir = fs::path(::testing::TempDir()) /
+                         (std::string("tokenizer_file_test_") +
+                          ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir);
     const fs::path path = dir / name;
     std::ofstream(path, std::ios::binary) << content;
