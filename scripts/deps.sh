@@ -14,6 +14,7 @@ packages=(
   clang libclang-rt-14-dev  # make sanitize / make fuzz (ASan, UBSan, libFuzzer)
   libcpp-httplib-dev  # the dashboard's HTTP server (braid run --dashboard)
   chromium            # the browser tests (playwright-core drives /usr/bin/chromium)
+  libpcre2-dev libutf8proc-dev  # tokenizers: pre-tokenizer regexes, NFC
 )
 
 missing=()
