@@ -21,7 +21,7 @@ RUN apt-get update \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libtorch-dev libyaml-cpp-dev prometheus-cpp-dev nlohmann-json3-dev \
       libcurl4-openssl-dev libssl-dev libabsl-dev libsodium-dev libsentencepiece-dev \
-      libcpp-httplib-dev \
+      libcpp-httplib-dev libpcre2-dev libutf8proc-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -37,7 +37,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libabsl20220623 libgrpc++1.51 libgrpc29 libprotobuf32 libyaml-cpp0.7 \
-      libtorch1.13 libssl3 libstdc++6 \
+      libtorch1.13 libssl3 libsentencepiece0 libstdc++6 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/bin/braid-worker /usr/local/bin/braid-worker
 # Data and the job's model files come from volumes the operator mounts.
