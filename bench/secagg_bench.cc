@@ -20,6 +20,7 @@
 // Usage: braid_secagg_bench [--clients=100] [--params=1000000]
 //          [--neighbours=-1 (auto: SecAgg+ with the smallest even k >= 2*ceil(log2 N)), 0 = complete graph]
 //          [--threshold=0 (auto: a majority of each client's share holders)] [--dropout=0,0.2]
+//          [--server_threads=1 (ServerOptions::unmask_threads)]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -75,7 +76,8 @@ struct Result {
   size_t survivors = 0;
 };
 
-Result RunOnce(uint32_t n, uint64_t params, uint32_t k, uint32_t t, double dropout) {
+Result RunOnce(uint32_t n, uint64_t params, uint32_t k, uint32_t t, double dropout,
+               int server_threads) {
   braid::secagg::RoundConfig config;
   config.round_id = 1;
   for (uint32_t i = 1; i <= n; ++i) config.clients.push_back(i);
@@ -96,7 +98,9 @@ Result RunOnce(uint32_t n, uint64_t params, uint32_t k, uint32_t t, double dropo
   std::map<ClientId, double> client_s;
   Clock::time_point t0;
 
-  auto server = Check(braid::secagg::Server::Create(config), "server");
+  braid::secagg::ServerOptions options;
+  options.unmask_threads = server_threads;
+  auto server = Check(braid::secagg::Server::Create(config, options), "server");
   std::map<ClientId, std::unique_ptr<braid::secagg::Client>> clients;
   for (ClientId id : config.clients) {
     clients[id] = Check(braid::secagg::Client::Create(config, id), "client");
@@ -216,6 +220,7 @@ std::vector<double> ParseList(const std::string& s) {
 
 int main(int argc, char** argv) {
   uint32_t n = 100, t = 0;
+  int server_threads = 1;
   uint64_t params = 1000000;
   int k = -1;
   std::vector<double> dropouts = {0.0, 0.2};
@@ -235,12 +240,14 @@ int main(int argc, char** argv) {
       k = std::atoi(v);
     } else if (const char* v = value("threshold")) {
       t = static_cast<uint32_t>(std::atoi(v));
+    } else if (const char* v = value("server_threads")) {
+      server_threads = std::atoi(v);
     } else if (const char* v = value("dropout")) {
       dropouts = ParseList(v);
     } else {
       std::fprintf(stderr,
                    "usage: %s [--clients=100] [--params=1000000] [--neighbours=-1] "
-                   "[--threshold=0] [--dropout=0,0.2]\n",
+                   "[--threshold=0] [--dropout=0,0.2] [--server_threads=1]\n",
                    argv[0]);
       return 2;
     }
@@ -252,13 +259,13 @@ int main(int argc, char** argv) {
   }
   const uint32_t holders = k == 0 ? n : static_cast<uint32_t>(k) + 1;
   if (t == 0) t = holders / 2 + 1;
-  const std::string mode =
-      k == 0 ? "SecAgg (complete graph)" : "SecAgg+ k=" + std::to_string(k);
+  std::string mode = k == 0 ? "SecAgg (complete graph)" : "SecAgg+ k=" + std::to_string(k);
+  if (server_threads > 1) mode += ", " + std::to_string(server_threads) + " unmask threads";
   std::printf("| mode | clients | params | dropout | threshold | server s | client s (median) | "
               "plaintext fold s | round ratio | wire MB | plaintext MB | bytes ratio | max error / bound |\n");
   std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (double d : dropouts) {
-    const Result r = RunOnce(n, params, static_cast<uint32_t>(k), t, d);
+    const Result r = RunOnce(n, params, static_cast<uint32_t>(k), t, d, server_threads);
     std::printf("| %s | %u | %llu | %.0f%% | %u of %u | %.3f | %.3f | %.3f | %.1fx | %.1f | %.1f | %.4fx | %.2f |\n",
                 mode.c_str(), n, static_cast<unsigned long long>(params), d * 100, t, holders,
                 r.server_s, r.client_median_s, r.plain_s,

@@ -198,13 +198,19 @@ absl::StatusOr<MaskedInput> Client::MaskInput(const ForwardedShares& shares,
   MaskedInput out;
   out.from = self_;
   BRAID_RETURN_IF_ERROR(Quantize(config_.quantization, update, &out.values));
-  AddMask(SelfSeed(secrets_->b, config_.round_id), +1, absl::MakeSpan(out.values));
+  std::vector<SignedSeed> seeds;
+  seeds.push_back({SelfSeed(secrets_->b, config_.round_id), +1});
   for (const auto& [peer, unused] : held) {
-    BRAID_ASSIGN_OR_RETURN(Key32 seed, PairSeed(secrets_->masking,
-                                                directory_[peer].masking_key, config_.round_id));
-    AddMask(seed, self_ < peer ? +1 : -1, absl::MakeSpan(out.values));
-    sodium_memzero(seed.data(), seed.size());
+    absl::StatusOr<Key32> seed =
+        PairSeed(secrets_->masking, directory_[peer].masking_key, config_.round_id);
+    if (!seed.ok()) {
+      sodium_memzero(seeds.data(), seeds.size() * sizeof(SignedSeed));
+      return seed.status();
+    }
+    seeds.push_back({*seed, self_ < peer ? +1 : -1});
   }
+  AddMasks(seeds, absl::MakeSpan(out.values), /*threads=*/1);
+  sodium_memzero(seeds.data(), seeds.size() * sizeof(SignedSeed));
   secrets_->held = std::move(held);
   stage_ = Stage::kUnmask;
   return out;

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
+#include <vector>
 
 namespace braid::secagg {
 namespace {
@@ -73,27 +75,59 @@ Key32 SelfSeed(const Scalar& b, uint64_t round_id) {
   return seed;
 }
 
-void AddMask(const Key32& seed, int sign, absl::Span<uint32_t> acc) {
+namespace {
+
+constexpr size_t kChunkWords = 4096;  // 16 KiB: a multiple of the 64-byte ChaCha20 block
+
+// Adds sign * PRG(seed)[first + i] to acc[i] for i < acc.size(); `first` is a
+// multiple of 16 words (one 64-byte block).
+void AddMaskAt(const Key32& seed, int sign, size_t first, uint32_t* acc, size_t words,
+               uint32_t* buf) {
   static const unsigned char kNonce[crypto_stream_chacha20_ietf_NONCEBYTES] = {0};
-  constexpr size_t kChunkWords = 4096;  // 16 KiB: a multiple of the 64-byte block
-  alignas(64) uint32_t buf[kChunkWords];
-  uint32_t block = 0;
-  for (size_t start = 0; start < acc.size(); start += kChunkWords) {
-    const size_t words = std::min(kChunkWords, acc.size() - start);
-    const size_t bytes = ((words * 4 + 63) / 64) * 64;
-    std::memset(buf, 0, bytes);
-    crypto_stream_chacha20_ietf_xor_ic(reinterpret_cast<unsigned char*>(buf),
-                                       reinterpret_cast<unsigned char*>(buf), bytes, kNonce, block,
-                                       seed.data());
-    block += static_cast<uint32_t>(bytes / 64);
-    uint32_t* out = acc.data() + start;
-    // The keystream is read as little-endian words (x86 and arm64 are).
-    if (sign > 0) {
-      for (size_t i = 0; i < words; ++i) out[i] += buf[i];
-    } else {
-      for (size_t i = 0; i < words; ++i) out[i] -= buf[i];
-    }
+  const size_t bytes = ((words * 4 + 63) / 64) * 64;
+  std::memset(buf, 0, bytes);
+  crypto_stream_chacha20_ietf_xor_ic(reinterpret_cast<unsigned char*>(buf),
+                                     reinterpret_cast<unsigned char*>(buf), bytes, kNonce,
+                                     static_cast<uint32_t>(first / 16), seed.data());
+  // The keystream is read as little-endian words (x86 and arm64 are).
+  if (sign > 0) {
+    for (size_t i = 0; i < words; ++i) acc[i] += buf[i];
+  } else {
+    for (size_t i = 0; i < words; ++i) acc[i] -= buf[i];
   }
+}
+
+void AddMasksRange(absl::Span<const SignedSeed> seeds, uint32_t* acc, size_t begin, size_t end) {
+  alignas(64) uint32_t buf[kChunkWords];
+  for (size_t start = begin; start < end; start += kChunkWords) {
+    const size_t words = std::min(kChunkWords, end - start);
+    for (const SignedSeed& s : seeds) AddMaskAt(s.seed, s.sign, start, acc + start, words, buf);
+  }
+}
+
+}  // namespace
+
+void AddMask(const Key32& seed, int sign, absl::Span<uint32_t> acc) {
+  const SignedSeed one{seed, sign};
+  AddMasksRange(absl::MakeConstSpan(&one, 1), acc.data(), 0, acc.size());
+}
+
+void AddMasks(absl::Span<const SignedSeed> seeds, absl::Span<uint32_t> acc, int threads) {
+  const size_t n = acc.size();
+  const size_t chunks = (n + kChunkWords - 1) / kChunkWords;
+  const size_t parts = std::max<size_t>(1, std::min<size_t>(threads, chunks));
+  if (parts == 1) {
+    AddMasksRange(seeds, acc.data(), 0, n);
+    return;
+  }
+  std::vector<std::thread> workers;
+  const size_t per = (chunks + parts - 1) / parts * kChunkWords;
+  for (size_t p = 0; p < parts; ++p) {
+    const size_t begin = p * per, end = std::min(n, begin + per);
+    if (begin >= end) break;
+    workers.emplace_back(AddMasksRange, seeds, acc.data(), begin, end);
+  }
+  for (auto& w : workers) w.join();
 }
 
 std::string BoxSeal(absl::string_view plaintext, const Key32& recipient_pk,

@@ -44,6 +44,16 @@ Key32 SelfSeed(const Scalar& b, uint64_t round_id);
 // acc[i] += sign * PRG(seed)[i] mod 2^32, sign = +1 or -1.
 void AddMask(const Key32& seed, int sign, absl::Span<uint32_t> acc);
 
+struct SignedSeed {
+  Key32 seed;
+  int sign;  // +1 or -1
+};
+// AddMask for every seed, fused: each 16 KiB slice of `acc` gets all masks
+// while it sits in cache. With threads > 1 the vector is split into that many
+// contiguous ranges, one thread each (ChaCha20's block counter lets each range
+// start mid-stream). Same result as calling AddMask per seed.
+void AddMasks(absl::Span<const SignedSeed> seeds, absl::Span<uint32_t> acc, int threads);
+
 // crypto_box of `plaintext` from `sender_sk` to `recipient_pk`; nonce first.
 std::string BoxSeal(absl::string_view plaintext, const Key32& recipient_pk,
                     const Key32& sender_sk);

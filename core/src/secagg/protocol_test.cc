@@ -52,8 +52,9 @@ std::map<ClientId, std::vector<float>> RandomInputs(const RoundConfig& c, uint32
 // Runs a round; messages go through Encode/Decode as on the wire.
 absl::StatusOr<AggregateResult> RunRound(const RoundConfig& config,
                                          const std::map<ClientId, std::vector<float>>& inputs,
-                                         const Dropouts& drop) {
-  auto server_or = Server::Create(config);
+                                         const Dropouts& drop,
+                                         const ServerOptions& options = {}) {
+  auto server_or = Server::Create(config, options);
   if (!server_or.ok()) return server_or.status();
   Server& server = **server_or;
   std::map<ClientId, std::unique_ptr<Client>> clients;
@@ -191,6 +192,20 @@ TEST(SecAggRound, FailsWithAbortedWhenFewerThanThresholdRemain) {
   r = RunRound(config, inputs, {{}, {ids[0], ids[1]}, {}});
   ASSERT_TRUE(r.ok()) << r.status();
   ExpectSumOfSurvivors(config, inputs, *r, AllBut(config, {ids[0], ids[1]}));
+}
+
+TEST(SecAggRound, ServerUnmaskingThreadsGiveTheSameSum) {
+  // 3 threads split 3 x 4096 + 1 elements into ranges that start mid-stream.
+  const RoundConfig config = MakeConfig(8, 5, 3 * 4096 + 1);
+  const auto inputs = RandomInputs(config, 4);
+  const std::set<ClientId> gone = {config.clients[2], config.clients[5]};
+  ServerOptions options;
+  options.unmask_threads = 3;
+  auto r = RunRound(config, inputs, {{}, gone, {}}, options);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ExpectSumOfSurvivors(config, inputs, *r, AllBut(config, gone));
+  options.unmask_threads = 0;
+  EXPECT_EQ(Server::Create(config, options).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(SecAggRound, GraphModeGivesTheSameSum) {

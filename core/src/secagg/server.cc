@@ -10,12 +10,18 @@
 
 namespace braid::secagg {
 
-Server::Server(const RoundConfig& config) : config_(config), graph_(config) {}
+Server::Server(const RoundConfig& config, const ServerOptions& options)
+    : config_(config), options_(options), graph_(config) {}
 
-absl::StatusOr<std::unique_ptr<Server>> Server::Create(const RoundConfig& config) {
+absl::StatusOr<std::unique_ptr<Server>> Server::Create(const RoundConfig& config,
+                                                       const ServerOptions& options) {
   BRAID_RETURN_IF_ERROR(EnsureSodium());
   BRAID_RETURN_IF_ERROR(ValidateRoundConfig(config));
-  return std::unique_ptr<Server>(new Server(config));
+  if (options.unmask_threads < 1 || options.unmask_threads > 256) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "secagg server: unmask_threads must be in [1, 256], got %d", options.unmask_threads));
+  }
+  return std::unique_ptr<Server>(new Server(config, options));
 }
 
 absl::Status Server::Expect(Stage stage, const char* call) const {
@@ -200,9 +206,10 @@ absl::StatusOr<Scalar> Rebuild(const char* what, ClientId owner, uint32_t thresh
 absl::StatusOr<AggregateResult> Server::Finish() {
   BRAID_RETURN_IF_ERROR(Expect(Stage::kUnmask, "Finish"));
   stage_ = Stage::kDone;
+  std::vector<SignedSeed> seeds;  // every mask to strip from the sum
   for (ClientId u : u3_) {
     BRAID_ASSIGN_OR_RETURN(Scalar b, Rebuild("mask seed", u, config_.threshold, &b_shares_[u]));
-    AddMask(SelfSeed(b, config_.round_id), -1, absl::MakeSpan(sum_));
+    seeds.push_back({SelfSeed(b, config_.round_id), -1});
   }
   for (ClientId v : dropped_) {
     BRAID_ASSIGN_OR_RETURN(Scalar s, Rebuild("masking key", v, config_.threshold, &s_shares_[v]));
@@ -216,9 +223,10 @@ absl::StatusOr<AggregateResult> Server::Finish() {
     for (ClientId w : graph_.Neighbours(v)) {
       if (!u3_.count(w)) continue;
       BRAID_ASSIGN_OR_RETURN(Key32 seed, PairSeed(kp, u1_[w].masking_key, config_.round_id));
-      AddMask(seed, w < v ? -1 : +1, absl::MakeSpan(sum_));
+      seeds.push_back({seed, w < v ? -1 : +1});
     }
   }
+  AddMasks(seeds, absl::MakeSpan(sum_), options_.unmask_threads);
   AggregateResult result;
   result.contributors.assign(u3_.begin(), u3_.end());
   BRAID_ASSIGN_OR_RETURN(result.sum,

@@ -16,7 +16,8 @@
 //   message names the stage, the count and the threshold. Also kAborted if a
 //   rebuilt key does not match the advertised one (a client sent a bad share).
 //
-// Not thread-safe: serialize calls (e.g. under the round's mutex).
+// Not thread-safe: serialize calls (e.g. under the round's mutex). Finish()
+// may start ServerOptions::unmask_threads threads of its own and joins them.
 #ifndef BRAID_CORE_SECAGG_SERVER_H_
 #define BRAID_CORE_SECAGG_SERVER_H_
 
@@ -36,10 +37,17 @@ struct AggregateResult {
   std::vector<ClientId> contributors;  // the survivors whose inputs are in `sum`
 };
 
+struct ServerOptions {
+  // Threads Finish() uses to regenerate and strip masks (each takes a
+  // contiguous range of the vector). Default 1: all work on the caller's thread.
+  int unmask_threads = 1;
+};
+
 class Server final {
  public:
-  // kInvalidArgument if `config` is invalid.
-  static absl::StatusOr<std::unique_ptr<Server>> Create(const RoundConfig& config);
+  // kInvalidArgument if `config` is invalid or options are out of range.
+  static absl::StatusOr<std::unique_ptr<Server>> Create(const RoundConfig& config,
+                                                        const ServerOptions& options = {});
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
@@ -60,11 +68,12 @@ class Server final {
 
  private:
   enum class Stage { kAdvertise, kShare, kMask, kUnmask, kDone };
-  explicit Server(const RoundConfig& config);
+  Server(const RoundConfig& config, const ServerOptions& options);
   absl::Status Expect(Stage stage, const char* call) const;
   absl::Status Abort(const char* stage, size_t remaining) const;
 
   RoundConfig config_;
+  ServerOptions options_;
   NeighbourGraph graph_;
   Stage stage_ = Stage::kAdvertise;
   std::map<ClientId, PublicKeys> u1_;                         // advertised
