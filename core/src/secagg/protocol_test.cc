@@ -254,9 +254,13 @@ class MaliciousServerTest : public ::testing::Test {
     }
     auto fwd = *server_->CloseShareKeys();
     std::vector<float> update(8, 0.5f);
-    for (auto& [id, f] : fwd) ASSERT_TRUE(clients_[id]->MaskInput(f, update).ok());
+    for (auto& [id, f] : fwd) {
+      ASSERT_TRUE(server_->AddMaskedInput(*clients_[id]->MaskInput(f, update)).ok());
+    }
+    request_ = *server_->CloseMaskedInput();
   }
   RoundConfig config_;
+  UnmaskRequest request_;
   std::unique_ptr<Server> server_;
   std::map<ClientId, std::unique_ptr<Client>> clients_;
 };
@@ -292,6 +296,16 @@ TEST_F(MaliciousServerTest, RefusesASecondRequestThatFlipsASurvivorToDropped) {
   auto second = clients_[asked]->Unmask(flipped);
   EXPECT_EQ(second.status().code(), absl::StatusCode::kPermissionDenied);
   EXPECT_THAT(second.status().message(), HasSubstr("second unmask request"));
+}
+
+TEST_F(MaliciousServerTest, HonestServerRefusesAResponseRepeatingAShare) {
+  const ClientId id = config_.clients[0];
+  auto response = clients_[id]->Unmask(request_);
+  ASSERT_TRUE(response.ok()) << response.status();
+  UnmaskResponse doubled = *response;
+  doubled.self_mask_shares.push_back(doubled.self_mask_shares.back());
+  EXPECT_EQ(server_->AddUnmaskResponse(doubled).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(server_->AddUnmaskResponse(*response).ok());
 }
 
 TEST_F(MaliciousServerTest, RefusesWhenToldItDropped) {

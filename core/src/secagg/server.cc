@@ -165,7 +165,12 @@ absl::Status Server::AddUnmaskResponse(const UnmaskResponse& response) {
     return absl::InvalidArgumentError(
         absl::StrFormat("secagg server: client %u answered unmasking twice", from));
   }
+  std::set<ClientId> b_owners, s_owners;
   for (const RevealedShare& s : response.self_mask_shares) {
+    if (!b_owners.insert(s.owner).second) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "secagg server: client %u revealed two mask-seed shares of client %u", from, s.owner));
+    }
     if (!u3_.count(s.owner) || (s.owner != from && !graph_.AreNeighbours(from, s.owner))) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "secagg server: client %u revealed a mask-seed share of client %u it cannot hold", from,
@@ -173,6 +178,10 @@ absl::Status Server::AddUnmaskResponse(const UnmaskResponse& response) {
     }
   }
   for (const RevealedShare& s : response.key_shares) {
+    if (!s_owners.insert(s.owner).second) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "secagg server: client %u revealed two key shares of client %u", from, s.owner));
+    }
     if (!std::binary_search(dropped_.begin(), dropped_.end(), s.owner) ||
         !graph_.AreNeighbours(from, s.owner)) {
       return absl::InvalidArgumentError(absl::StrFormat(
