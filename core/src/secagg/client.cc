@@ -133,10 +133,11 @@ absl::StatusOr<EncryptedShares> Client::ShareKeys(const KeyDirectory& directory)
   out.from = self_;
   for (size_t i = 0; i + 1 < xs.size(); ++i) {
     std::string plain = SharePlaintext(self_, xs[i], config_.round_id, s_shares[i], b_shares[i]);
-    out.shares.push_back({self_, xs[i],
-                          BoxSeal(plain, holders[xs[i]].encryption_key,
-                                  secrets_->encryption.secret_key)});
+    absl::StatusOr<std::string> sealed =
+        BoxSeal(plain, holders[xs[i]].encryption_key, secrets_->encryption.secret_key);
     sodium_memzero(plain.data(), plain.size());
+    if (!sealed.ok()) return sealed.status();
+    out.shares.push_back({self_, xs[i], *std::move(sealed)});
   }
   secrets_->own_s_share = s_shares.back();
   secrets_->own_b_share = b_shares.back();

@@ -130,13 +130,17 @@ void AddMasks(absl::Span<const SignedSeed> seeds, absl::Span<uint32_t> acc, int 
   for (auto& w : workers) w.join();
 }
 
-std::string BoxSeal(absl::string_view plaintext, const Key32& recipient_pk,
-                    const Key32& sender_sk) {
+absl::StatusOr<std::string> BoxSeal(absl::string_view plaintext, const Key32& recipient_pk,
+                                    const Key32& sender_sk) {
   std::string out(crypto_box_NONCEBYTES + crypto_box_MACBYTES + plaintext.size(), '\0');
   auto* o = reinterpret_cast<unsigned char*>(out.data());
   randombytes_buf(o, crypto_box_NONCEBYTES);
-  crypto_box_easy(o + crypto_box_NONCEBYTES, reinterpret_cast<const unsigned char*>(plaintext.data()),
-                  plaintext.size(), o, recipient_pk.data(), sender_sk.data());
+  if (crypto_box_easy(o + crypto_box_NONCEBYTES,
+                      reinterpret_cast<const unsigned char*>(plaintext.data()), plaintext.size(), o,
+                      recipient_pk.data(), sender_sk.data()) != 0) {
+    return absl::InvalidArgumentError(
+        "secagg: a peer's encryption public key is a low-order point");
+  }
   return out;
 }
 

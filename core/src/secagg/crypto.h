@@ -55,7 +55,8 @@ struct SignedSeed {
 void AddMasks(absl::Span<const SignedSeed> seeds, absl::Span<uint32_t> acc, int threads);
 
 // crypto_box of `plaintext` from `sender_sk` to `recipient_pk`; nonce first.
-std::string BoxSeal(absl::string_view plaintext, const Key32& recipient_pk,
+// kInvalidArgument if recipient_pk is a low-order point.
+absl::StatusOr<std::string> BoxSeal(absl::string_view plaintext, const Key32& recipient_pk,
                     const Key32& sender_sk);
 // kPermissionDenied if the ciphertext was not made by the holder of
 // sender_pk's secret key for recipient_sk, or was altered.
