@@ -37,7 +37,7 @@ class Writer {
   }
   void Words(const std::vector<uint32_t>& v) {
     U32(static_cast<uint32_t>(v.size()));
-    out_.append(reinterpret_cast<const char*>(v.data()), v.size() * 4);
+    if (!v.empty()) out_.append(reinterpret_cast<const char*>(v.data()), v.size() * 4);
   }
   void Ids(const std::vector<ClientId>& v) { Words(v); }
   std::string Take() { return std::move(out_); }
@@ -75,7 +75,7 @@ class Reader {
     return absl::OkStatus();
   }
   absl::Status Blob(std::string* s) {
-    uint32_t len;
+    uint32_t len = 0;
     if (absl::Status st = U32(&len); !st.ok()) return st;
     if (in_.size() - pos_ < len) return Fail("truncated (blob length beyond the message)");
     s->assign(in_.data() + pos_, len);
@@ -83,11 +83,11 @@ class Reader {
     return absl::OkStatus();
   }
   absl::Status Words(std::vector<uint32_t>* v) {
-    uint32_t count;
+    uint32_t count = 0;
     if (absl::Status st = U32(&count); !st.ok()) return st;
     if ((in_.size() - pos_) / 4 < count) return Fail("truncated (count beyond the message)");
     v->resize(count);
-    std::memcpy(v->data(), in_.data() + pos_, static_cast<size_t>(count) * 4);
+    if (count > 0) std::memcpy(v->data(), in_.data() + pos_, static_cast<size_t>(count) * 4);
     pos_ += static_cast<size_t>(count) * 4;
     return absl::OkStatus();
   }
@@ -124,7 +124,7 @@ void PutShares(Writer& w, const std::vector<EncryptedShare>& shares) {
 }
 
 absl::Status GetShares(Reader& r, std::vector<EncryptedShare>* shares) {
-  uint32_t count;
+  uint32_t count = 0;
   BRAID_RETURN_IF_ERROR(r.Count(&count, 12));
   shares->resize(count);
   for (auto& s : *shares) {
@@ -144,7 +144,7 @@ void PutRevealed(Writer& w, const std::vector<RevealedShare>& v) {
 }
 
 absl::Status GetRevealed(Reader& r, std::vector<RevealedShare>* v) {
-  uint32_t count;
+  uint32_t count = 0;
   BRAID_RETURN_IF_ERROR(r.Count(&count, 36));
   v->resize(count);
   for (auto& s : *v) {
@@ -230,7 +230,7 @@ absl::StatusOr<KeyDirectory> DecodeKeyDirectory(absl::string_view bytes) {
   Reader r(bytes, "KeyDirectory");
   KeyDirectory m;
   BRAID_RETURN_IF_ERROR(r.Header(kKeyDirectory));
-  uint32_t count;
+  uint32_t count = 0;
   BRAID_RETURN_IF_ERROR(r.Count(&count, 68));
   m.keys.resize(count);
   for (auto& k : m.keys) BRAID_RETURN_IF_ERROR(GetKeys(r, &k));

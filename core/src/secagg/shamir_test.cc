@@ -27,7 +27,9 @@ TEST(Shamir, AnyThresholdSubsetRebuildsTheSecretAndFewerDoNot) {
       ASSERT_TRUE(got.ok()) << got.status();
       EXPECT_EQ(*got, secret) << "t=" << t;
       subset.pop_back();
-      if (!subset.empty()) EXPECT_NE(*ShamirCombine(subset), secret) << "t-1 shares, t=" << t;
+      if (!subset.empty()) {
+        EXPECT_NE(*ShamirCombine(subset), secret) << "t-1 shares, t=" << t;
+      }
     }
   }
 }
