@@ -16,7 +16,8 @@
 //   - any second UnmaskRequest (it could flip a survivor to dropped);
 //   - shares that fail authentication or name another sender/recipient/round.
 // kAborted (retry the round) when fewer than `threshold` of this client's
-// share holders remain at ShareKeys, MaskInput or Unmask.
+// share holders (itself included) remain at ShareKeys or MaskInput, or
+// fewer than `threshold` survivors are listed at Unmask.
 //
 // Not thread-safe: one thread drives one client. Secrets are wiped on destruction.
 #ifndef BRAID_CORE_SECAGG_CLIENT_H_
