@@ -60,8 +60,9 @@ tmp=$(mktemp)
   echo "encoded and decoded as on the wire. Dropout: that fraction of the clients"
   echo "vanish right after ShareKeys, so the server rebuilds their keys and strips"
   echo "their masks. server s and client s (median) are compute inside the"
-  echo "protocol calls; round ratio = (server s + client s) / the plaintext fold of"
-  echo "the same fp32 updates (FoldWeighted); wire MB counts every message, both"
+  echo "protocol calls (unmasking: the server's Finish, rebuilding secrets and"
+  echo "stripping masks); round ratio = (server s + client s) / the plaintext fold"
+  echo "of the same fp32 updates (FoldWeighted, median of 5); wire MB counts every message, both"
   echo "directions, against the plaintext uploads (N x 4 MB). Targets: <= 2x the"
   echo "plaintext round time, <= 1.3x its bytes."
   echo
