@@ -75,7 +75,7 @@ absl::StatusOr<LoraOptions> ReadPeftAdapterConfig(const std::string& path) {
     for (const char* flag : {"use_dora", "use_rslora"}) {
       if (present(flag) && root.at(flag).get<bool>()) return error(flag, "true is not supported");
     }
-    for (const char* k : {"rank_pattern", "alpha_pattern", "layers_to_transform", "modules_to_save"}) {
+    for (const char* k : {"rank_pattern", "alpha_pattern", "layers_to_transform", "modules_to_save", "layer_replication"}) {
       if (!empty_or_null(k)) return error(k, "is not supported (must be null or empty)");
     }
   } catch (const json::exception& e) {
