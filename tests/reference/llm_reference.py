@@ -17,7 +17,7 @@ peft 0.13.2 over Debian's torch 1.13). Two phases, both for one model kind:
                       AutoModelForCausalLM and writes merged_logits.safetensors.
 
 kind: llama_gqa (GQA, untied), llama_tied_bf16 (tied embeddings, saved as
-bfloat16), qwen2 (q/k/v biases, rope_theta 1e6), mistral (sliding window
+bfloat16), qwen2 (q/k/v biases, rope_theta 1e6, sharded), mistral (sliding window
 shorter than the batch), gpt2. Any failure exits non-zero with a traceback on
 stderr, which the C++ test prints.
 """
@@ -99,7 +99,11 @@ def make(root, kind):
     randomize(model)
     if kind == "llama_tied_bf16":
         model = model.to(torch.bfloat16)
-    model.save_pretrained(os.path.join(out, "base"), safe_serialization=True)
+    # qwen2 is saved in shards (model.safetensors.index.json), the others whole.
+    model.save_pretrained(os.path.join(out, "base"), safe_serialization=True,
+                          max_shard_size="100KB" if kind == "qwen2" else "5GB")
+    if kind == "qwen2":
+        assert os.path.exists(os.path.join(out, "base", "model.safetensors.index.json"))
     ids, mask, labels = batch()
     save_file({"input_ids": ids, "attention_mask": mask, "labels": labels},
               os.path.join(out, "batch.safetensors"))
