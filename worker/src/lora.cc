@@ -60,7 +60,7 @@ absl::StatusOr<LoraOptions> ReadPeftAdapterConfig(const std::string& path) {
     const json root = json::parse(text);
     auto present = [&](const char* k) { return root.contains(k) && !root.at(k).is_null(); };
     auto empty_or_null = [&](const char* k) {
-      return !present(k) || (root.at(k).is_object() || root.at(k).is_array()) && root.at(k).empty();
+      return !present(k) || ((root.at(k).is_object() || root.at(k).is_array()) && root.at(k).empty());
     };
     if (root.value("peft_type", std::string("LORA")) != "LORA") {
       return error("peft_type", absl::StrCat(root.at("peft_type").dump(), " is not supported (LORA)"));
