@@ -58,6 +58,43 @@ TEST_F(CheckpointTest, WrittenWeightsLoadBackIdentically) {
   EXPECT_EQ(tensors_.size(), (*model)->parameters().size());
 }
 
+TEST_F(CheckpointTest, HalfPrecisionWeightsAreUpcast) {
+  auto f32 = LoadCausalLm(dir_.string());
+  ASSERT_TRUE(f32.ok());
+  for (Tensor& t : tensors_) {
+    torch::Tensor half = torch::from_blob(t.f32(), t.shape, torch::kFloat).to(torch::kHalf).contiguous();
+    t.dtype = DType::kF16;
+    t.data.assign(static_cast<uint8_t*>(half.data_ptr()), static_cast<uint8_t*>(half.data_ptr()) + half.nbytes());
+  }
+  Rewrite(tensors_);
+  auto f16 = LoadCausalLm(dir_.string());
+  ASSERT_TRUE(f16.ok()) << f16.status();
+  const auto a = (*f32)->named_parameters(), b = (*f16)->named_parameters();
+  for (const auto& p : a) {
+    // Values in [-1, 1): fp16 keeps 11 significant bits, an error <= 2^-11.
+    const double diff = (p.value() - b[p.key()]).abs().max().item<double>();
+    EXPECT_LE(diff, 1.0 / 2048) << p.key();
+    EXPECT_EQ(b[p.key()].scalar_type(), torch::kFloat);
+  }
+}
+
+TEST_F(CheckpointTest, LoraInitDependsOnlyOnTheSeed) {
+  LoraOptions options;
+  auto adapter = [&](uint64_t seed) {
+    auto model = LoadCausalLm(dir_.string());
+    EXPECT_TRUE(model.ok());
+    auto lora = LoraModel::Create(*model, options, seed);
+    EXPECT_TRUE(lora.ok());
+    return (*lora)->GetAdapter();
+  };
+  const TensorList a = adapter(7), b = adapter(7), c = adapter(8);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].data, b[i].data) << a[i].name;
+  EXPECT_NE(a[0].data, c[0].data);
+  // lora_B starts at zero so the adapted model computes the base model.
+  EXPECT_EQ(a[1].data, std::vector<uint8_t>(a[1].data.size(), 0));
+}
+
 TEST_F(CheckpointTest, MissingTensorIsNamed) {
   tensors_.erase(tensors_.begin() + 1);
   Rewrite(tensors_);
