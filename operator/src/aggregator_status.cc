@@ -5,7 +5,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "braid/core/grpc_tls.h"
 #include "braid/v1/federation.grpc.pb.h"
 
 namespace braid::op {
@@ -35,9 +37,9 @@ AggregatorReport FromProto(const braid::v1::JobStatus& s) {
 
 class GrpcAggregatorStatusSource final : public AggregatorStatusSource {
  public:
-  absl::StatusOr<AggregatorReport> Poll(const std::string& address,
-                                        absl::Duration timeout) override {
-    braid::v1::Federation::Stub* stub = StubFor(address);
+  absl::StatusOr<AggregatorReport> Poll(const std::string& address, absl::Duration timeout,
+                                        const std::optional<TlsTarget>& tls) override {
+    braid::v1::Federation::Stub* stub = StubFor(address, tls);
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
     braid::v1::StatusRequest request;
@@ -51,9 +53,14 @@ class GrpcAggregatorStatusSource final : public AggregatorStatusSource {
   }
 
  private:
-  braid::v1::Federation::Stub* StubFor(const std::string& address) {
+  braid::v1::Federation::Stub* StubFor(const std::string& address,
+                                       const std::optional<TlsTarget>& tls) {
+    // A new certificate (a re-created job) gets a new channel.
+    const std::string key = tls.has_value() ? absl::StrCat(address, "|", tls->server_name, "|",
+                                                            tls->material.cert_pem)
+                                            : address;
     absl::MutexLock lock(&mu_);
-    auto& stub = stubs_[address];
+    auto& stub = stubs_[key];
     if (stub == nullptr) {
       // gRPC's default reconnect backoff grows to two minutes; an aggregator
       // that starts (or restarts) after the first polls would then stay
@@ -62,8 +69,13 @@ class GrpcAggregatorStatusSource final : public AggregatorStatusSource {
       args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
       args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
       args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+      std::optional<pki::TlsMaterial> material;
+      if (tls.has_value()) {
+        material = tls->material;
+        args.SetSslTargetNameOverride(tls->server_name);
+      }
       stub = braid::v1::Federation::NewStub(
-          grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+          grpc::CreateCustomChannel(address, ChannelCredentials(material), args));
     }
     return stub.get();
   }

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "braid/operator/desired_set.h"
+#include "braid/operator/job_tls.h"
 
 namespace braid::op {
 namespace {
@@ -140,6 +141,12 @@ json AggregatorDeployment(const spec::JobSpec& job, const JobObjectsContext& con
               {"volumes",
                {JobFileVolume(ObjectName(job, job.namespace_, "job")),
                 {{"name", "checkpoint"}, {"emptyDir", json::object()}}}}};
+  if (context.tls) {
+    json& container = pod["containers"][0];
+    for (const std::string& arg : TlsArgs()) container["args"].push_back(arg);
+    container["volumeMounts"].push_back(TlsMount());
+    pod["volumes"].push_back(TlsVolume(AggregatorTlsSecretName(job)));
+  }
   return Deployment(Metadata(name, job.namespace_, labels, job, context), selector,
                     context.run_aggregator ? 1 : 0, pod);
 }
@@ -258,6 +265,12 @@ json WorkerDeployment(const spec::JobSpec& job, const JobObjectsContext& context
                 {{"name", "data"},
                  {"persistentVolumeClaim",
                   {{"claimName", tenant.data.claim_name}, {"readOnly", true}}}}}}};
+  if (context.tls) {
+    json& container = pod["containers"][0];
+    for (const std::string& arg : TlsArgs()) container["args"].push_back(arg);
+    container["volumeMounts"].push_back(TlsMount());
+    pod["volumes"].push_back(TlsVolume(WorkerTlsSecretName(job, ns, tenant.name)));
+  }
   return Deployment(Metadata(ObjectName(job, ns, absl::StrCat(tenant.name, "-", replica)), ns,
                              labels, job, context),
                     selector,
@@ -266,6 +279,11 @@ json WorkerDeployment(const spec::JobSpec& job, const JobObjectsContext& context
 }
 
 }  // namespace
+
+json JobObjectMetadata(const spec::JobSpec& job, const JobObjectsContext& context,
+                       const std::string& name, const std::string& ns, const std::string& role) {
+  return Metadata(name, ns, Labels(job, context, role), job, context);
+}
 
 std::string DnsLabel(const std::string& base) {
   if (IsDnsLabel(base)) return base;

@@ -42,6 +42,9 @@ ABSL_FLAG(std::string, image_pull_policy, "IfNotPresent", "Always | IfNotPresent
 ABSL_FLAG(absl::Duration, status_interval, absl::Seconds(2),
           "how often a running job's aggregator is asked for progress");
 ABSL_FLAG(int, workers, 2, "jobs reconciled at once");
+ABSL_FLAG(bool, tls, true,
+          "mTLS between each job's workers and aggregator, with a per-job CA and certificates "
+          "the operator keeps in Secrets (false: plaintext gRPC)");
 ABSL_FLAG(std::string, aggregator_address_template, "",
           "reach aggregators here for status instead of their Service, e.g. "
           "\"127.0.0.1:7070\" or \"{name}-aggregator.{namespace}.example:7070\" (for an operator "
@@ -109,6 +112,7 @@ int Main() {
   options.reconciler.image_pull_policy = absl::GetFlag(FLAGS_image_pull_policy);
   options.reconciler.operator_namespace = ns;
   options.reconciler.status_interval = absl::GetFlag(FLAGS_status_interval);
+  options.reconciler.tls = absl::GetFlag(FLAGS_tls);
   options.reconciler.aggregator_address_template =
       absl::GetFlag(FLAGS_aggregator_address_template);
   std::unique_ptr<op::AggregatorStatusSource> status = op::NewGrpcAggregatorStatusSource();

@@ -10,6 +10,7 @@
 #include "braid/core/status_macros.h"
 #include "braid/operator/job_objects.h"
 #include "braid/operator/job_status.h"
+#include "braid/operator/job_tls.h"
 #include "braid/operator/tenant_approval.h"
 #include "braid/operator/tenant_resolution.h"
 
@@ -27,7 +28,8 @@ const kube::ResourceRef* RefForKind(const std::string& kind) {
   return nullptr;
 }
 const kube::ResourceRef* const kOwnedKinds[] = {&kube::kDeployment, &kube::kService,
-                                                &kube::kNetworkPolicy, &kube::kConfigMap};
+                                                &kube::kNetworkPolicy, &kube::kConfigMap,
+                                                &kube::kSecret};
 
 bool HasFinalizer(const json& job) {
   for (const json& f : job["metadata"].value("finalizers", json::array())) {
@@ -135,6 +137,107 @@ absl::Status Reconciler::ApplyAll(const std::string& uid, const std::vector<json
   return absl::OkStatus();
 }
 
+absl::StatusOr<json> Reconciler::GetOrCreateSecret(
+    const spec::JobSpec& job, const JobObjectsContext& context, const std::string& ns,
+    const std::string& name,
+    const std::function<absl::StatusOr<std::vector<std::pair<std::string, std::string>>>()>&
+        make) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    absl::StatusOr<json> got = client_->Get(kube::kSecret, ns, name);
+    if (got.ok()) {
+      const std::string owner =
+          (*got)["metadata"].value("labels", json::object()).value(kJobUidLabel, "");
+      if (owner != context.job_uid) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "NameConflict: Secret ", ns, "/", name, " already exists and is not this job's; "
+            "rename the job or delete that Secret"));
+      }
+      return got;
+    }
+    if (!absl::IsNotFound(got.status())) return got.status();
+    BRAID_ASSIGN_OR_RETURN(auto files, make());
+    absl::StatusOr<json> created = client_->Create(kube::kSecret, TlsSecret(job, context, name, ns, files));
+    if (created.ok()) return created;
+    // Another reconcile (an operator that lost its lease) created it first.
+    if (!absl::IsAlreadyExists(created.status())) {
+      return absl::Status(created.status().code(),
+                          absl::StrCat("create Secret ", ns, "/", name, ": ",
+                                       created.status().message()));
+    }
+  }
+  return absl::AbortedError(absl::StrCat("Secret ", ns, "/", name, " keeps changing; retrying"));
+}
+
+absl::StatusOr<TlsTarget> Reconciler::EnsureTls(const spec::JobSpec& job,
+                                                const JobObjectsContext& context) {
+  const absl::Time now = absl::Now();
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = tls_.find(context.job_uid);
+    if (it != tls_.end() && now - it->second.checked < options_.reapply_interval) {
+      return it->second.target;
+    }
+  }
+  BRAID_ASSIGN_OR_RETURN(
+      json ca_secret,
+      GetOrCreateSecret(job, context, job.namespace_, CaSecretName(job),
+                        [&]() -> absl::StatusOr<std::vector<std::pair<std::string, std::string>>> {
+                          BRAID_ASSIGN_OR_RETURN(pki::KeyPair ca,
+                                                 pki::MakeCa(job.name, absl::Hours(24 * 3650)));
+                          return std::vector<std::pair<std::string, std::string>>{
+                              {"ca.crt", ca.cert_pem}, {"ca.key", ca.key_pem}};
+                        }));
+  pki::KeyPair ca;
+  BRAID_ASSIGN_OR_RETURN(ca.cert_pem, SecretFile(ca_secret, "ca.crt"));
+  BRAID_ASSIGN_OR_RETURN(ca.key_pem, SecretFile(ca_secret, "ca.key"));
+  auto issue = [&](pki::CertRequest request) {
+    return [&ca, request]() -> absl::StatusOr<std::vector<std::pair<std::string, std::string>>> {
+      BRAID_ASSIGN_OR_RETURN(pki::KeyPair id, pki::Issue(ca, request));
+      return std::vector<std::pair<std::string, std::string>>{
+          {"ca.crt", ca.cert_pem}, {"tls.crt", id.cert_pem}, {"tls.key", id.key_pem}};
+    };
+  };
+  const absl::Duration validity = absl::Hours(24 * 3650);  // the job's lifetime
+  pki::CertRequest server;
+  server.common_name = pki::kAggregatorCommonName;
+  server.dns_names = AggregatorDnsNames(job);
+  server.server = true;
+  server.validity = validity;
+  BRAID_RETURN_IF_ERROR(GetOrCreateSecret(job, context, job.namespace_,
+                                          AggregatorTlsSecretName(job), issue(server))
+                            .status());
+  for (const spec::Tenant& t : job.tenants) {
+    pki::CertRequest client;
+    client.common_name = pki::TenantCommonName(t.name);
+    client.client = true;
+    client.validity = validity;
+    const std::string ns = TenantNamespace(context, t.name);
+    BRAID_RETURN_IF_ERROR(GetOrCreateSecret(job, context, ns, WorkerTlsSecretName(job, ns, t.name),
+                                            issue(client))
+                              .status());
+  }
+  TlsTarget target;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = tls_.find(context.job_uid);
+    if (it != tls_.end() && it->second.target.material.ca_pem == ca.cert_pem) {
+      target = it->second.target;  // keep the operator's certificate
+    }
+  }
+  if (target.material.cert_pem.empty()) {
+    pki::CertRequest op;
+    op.common_name = pki::kOperatorCommonName;
+    op.client = true;
+    op.validity = absl::Hours(24 * 30);
+    BRAID_ASSIGN_OR_RETURN(pki::KeyPair id, pki::Issue(ca, op));
+    target.material = {ca.cert_pem, id.cert_pem, id.key_pem};
+    target.server_name = AggregatorServerName(job);
+  }
+  absl::MutexLock lock(&mu_);
+  tls_[context.job_uid] = Tls{target, now};
+  return target;
+}
+
 absl::StatusOr<absl::Duration> Reconciler::Finalize(const json& job) {
   const std::string ns = job["metadata"]["namespace"];
   const std::string name = job["metadata"]["name"];
@@ -164,6 +267,7 @@ absl::StatusOr<absl::Duration> Reconciler::Finalize(const json& job) {
   {
     absl::MutexLock lock(&mu_);
     applied_.erase(uid);
+    tls_.erase(uid);
     phases_.erase(Key(ns, name));
   }
   return absl::InfiniteDuration();
@@ -231,8 +335,13 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
       const bool ended = EndedByAggregator(previous);
       context.run_aggregator = !spec.suspend;
       context.run_workers = !spec.suspend && !ended;
+      context.tls = options_.tls;
       for (const TenantConsent& c : observed.consent) {
         if (!MayRun(c.consent)) context.stopped_tenants.insert(c.tenant);
+      }
+      std::optional<TlsTarget> tls;
+      if (context.tls) {
+        BRAID_ASSIGN_OR_RETURN(tls, EnsureTls(spec, context));
       }
       BRAID_RETURN_IF_ERROR(ApplyAll(uid, DesiredObjects(spec, context)));
 
@@ -252,7 +361,7 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
       if (!spec.suspend && !ended && observed.aggregator_ready > 0) {
         const std::string address = StatusAddress(ns, name, observed.aggregator_endpoint);
         absl::StatusOr<AggregatorReport> report =
-            status_source_->Poll(address, options_.status_timeout);
+            status_source_->Poll(address, options_.status_timeout, tls);
         // An address that leads to another job's aggregator (a stale
         // Service, a wrong template) must not lend this job its progress.
         if (report.ok() && report->job == name) {

@@ -5,16 +5,21 @@
 // are gone (the tests check the finalizer is removed, not that the job is).
 #include "braid/operator/reconciler.h"
 
+
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 #include "braid/kube/fake_api_server.h"
 #include "braid/operator/job_objects.h"
+#include "braid/operator/job_tls.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -27,11 +32,16 @@ using ::testing::HasSubstr;
 // Answers Poll() with whatever the test scripted; records the addresses.
 class ScriptedStatusSource final : public AggregatorStatusSource {
  public:
-  absl::StatusOr<AggregatorReport> Poll(const std::string& address,
-                                        absl::Duration timeout) override {
+  absl::StatusOr<AggregatorReport> Poll(const std::string& address, absl::Duration timeout,
+                                        const std::optional<TlsTarget>& tls) override {
     absl::MutexLock lock(&mu_);
     addresses_.push_back(address);
+    server_names_.push_back(tls.has_value() ? tls->server_name : "");
     return answer_;
+  }
+  std::vector<std::string> server_names() const {
+    absl::MutexLock lock(&mu_);
+    return server_names_;
   }
   void Answer(absl::StatusOr<AggregatorReport> answer) {
     absl::MutexLock lock(&mu_);
@@ -47,6 +57,7 @@ class ScriptedStatusSource final : public AggregatorStatusSource {
   absl::StatusOr<AggregatorReport> answer_ ABSL_GUARDED_BY(mu_) =
       absl::UnavailableError("connection refused");
   std::vector<std::string> addresses_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> server_names_ ABSL_GUARDED_BY(mu_);
 };
 
 json JobObject(int min_clients = 2, bool suspend = false) {
@@ -143,6 +154,10 @@ class ReconcilerTest : public ::testing::Test {
     all.push_back({&kube::kNetworkPolicy, "lab", "train-workers"});
     all.push_back({&kube::kConfigMap, "tenant-a", TenantName("job")});
     all.push_back({&kube::kNetworkPolicy, "tenant-a", TenantName("workers")});
+    all.push_back({&kube::kSecret, "lab", "train-ca"});
+    all.push_back({&kube::kSecret, "lab", "train-aggregator-tls"});
+    all.push_back({&kube::kSecret, "lab", "train-beta-tls"});
+    all.push_back({&kube::kSecret, "tenant-a", TenantName("alpha-tls")});
     return all;
   }
   static std::string TenantName(const std::string& suffix) {
@@ -212,6 +227,53 @@ TEST_F(ReconcilerTest, FirstReconcileAddsFinalizerCreatesObjectsAndWritesPending
   EXPECT_TRUE(source_.addresses().empty()) << "polled an aggregator that is not ready";
   EXPECT_EQ(reconciler_->Phases(), (std::map<std::string, std::string>{{"lab/train", "Pending"}}));
   EXPECT_THAT(Events(), ::testing::ElementsAre("Normal WaitingForAggregator"));
+}
+
+// The subject CN of a PEM certificate.
+std::string CommonName(const std::string& pem) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  if (cert == nullptr) return "";
+  char buf[256] = {0};
+  X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buf, sizeof(buf));
+  X509_free(cert);
+  return buf;
+}
+
+TEST_F(ReconcilerTest, EachTenantGetsItsOwnCertificateAndTheCaKeyStaysInTheJobNamespace) {
+  SetUpTenants();
+  server_.Upsert(kube::kFederatedJob, JobObject());
+  ASSERT_TRUE(reconciler_->Reconcile("lab", "train").ok());
+  const json ca = server_.Object(kube::kSecret, "lab", "train-ca");
+  const json alpha = server_.Object(kube::kSecret, "tenant-a", TenantName("alpha-tls"));
+  const json beta = server_.Object(kube::kSecret, "lab", "train-beta-tls");
+  const json server = server_.Object(kube::kSecret, "lab", "train-aggregator-tls");
+  EXPECT_EQ(CommonName(*SecretFile(alpha, "tls.crt")), "tenant:alpha");
+  EXPECT_EQ(CommonName(*SecretFile(beta, "tls.crt")), "tenant:beta");
+  EXPECT_EQ(CommonName(*SecretFile(server, "tls.crt")), "aggregator");
+  EXPECT_EQ(*SecretFile(alpha, "ca.crt"), *SecretFile(ca, "ca.crt"));
+  for (const json& workload : {alpha, beta, server}) {
+    EXPECT_FALSE(SecretFile(workload, "ca.key").ok()) << "the CA key left the CA Secret";
+  }
+
+  // The pods mount only their own Secret.
+  const json worker = server_.Object(kube::kDeployment, "tenant-a", TenantName("alpha-0"));
+  EXPECT_EQ(worker.value("/spec/template/spec/volumes/2/secret/secretName"_json_pointer, ""),
+            TenantName("alpha-tls"))
+      << worker["spec"]["template"]["spec"]["volumes"].dump();
+
+  // The aggregator is verified by its Service name, whatever address is dialed.
+  MarkAllReady();
+  ASSERT_TRUE(reconciler_->Reconcile("lab", "train").ok());
+  ASSERT_FALSE(source_.server_names().empty());
+  EXPECT_EQ(source_.server_names().back(), "train-aggregator.lab.svc");
+
+  // Keys are made once: a later reconcile (even by a new operator) keeps them.
+  Build(ReconcilerOptions());
+  ASSERT_TRUE(reconciler_->Reconcile("lab", "train").ok());
+  EXPECT_EQ(server_.Object(kube::kSecret, "tenant-a", TenantName("alpha-tls"))["data"],
+            alpha["data"]);
 }
 
 TEST_F(ReconcilerTest, SecondReconcileWritesNothing) {

@@ -14,6 +14,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "braid/core/spec.h"
+#include "braid/operator/job_tls.h"
 #include "tests/e2e/harness.h"
 #include "tests/k8s/k8s_harness.h"
 #include "tests/k8s/tcp_proxy.h"
@@ -106,23 +108,61 @@ class OperatorTest : public ::testing::Test {
 
   // Runs the job's aggregator and one worker per tenant as local processes,
   // the workers reading the example's hospitals' data.
+  // The --tls-* flags for the certificate in Secret ns/secret (made by the
+  // operator), written to files under the test's directory.
+  std::vector<std::string> TlsFlagsFromSecret(const std::string& ns, const std::string& secret) {
+    std::optional<json> found;
+    EXPECT_TRUE(WaitUntil(absl::Seconds(30), [&] {
+      found = GetJson({"secret", "-n", ns, secret});
+      return found.has_value();
+    })) << "the operator made no Secret " << ns << "/" << secret;
+    if (!found.has_value()) return {};
+    const std::string dir = dir_ + "/tls-" + ns + "-" + secret;
+    fs::create_directories(dir);
+    std::vector<std::string> flags;
+    for (const auto& [flag, key] : std::vector<std::pair<std::string, std::string>>{
+             {"--tls-ca=", "ca.crt"}, {"--tls-cert=", "tls.crt"}, {"--tls-key=", "tls.key"}}) {
+      absl::StatusOr<std::string> content = op::SecretFile(*found, key);
+      EXPECT_TRUE(content.ok()) << content.status();
+      e2e::WriteFile(dir + "/" + key, content.value_or(""));
+      flags.push_back(flag + dir + "/" + key);
+    }
+    return flags;
+  }
+
+  // Runs the job's aggregator and workers as local processes with the
+  // certificates the operator put in the job's Secrets.
   void RunJobLocally(const std::string& job_file, const std::vector<std::string>& tenants) {
+    spec::ParseOptions parse;
+    parse.check_files = false;
+    absl::StatusOr<spec::JobSpec> job = spec::ParseJobFile(job_file, parse);
+    ASSERT_TRUE(job.ok()) << job.status();
     const std::string model = dir_ + "/initial.safetensors";
     CommandResult init = RunCommand(
         {e2e::Binary("braid-worker"), "init", "--job=" + job_file, "--out=" + model});
     ASSERT_EQ(init.code, 0) << init.err;
+    std::vector<std::string> aggregator_flags =
+        TlsFlagsFromSecret(job->namespace_, op::AggregatorTlsSecretName(*job));
+    aggregator_flags.push_back("--linger=10m");
     absl::StatusOr<e2e::Aggregator> aggregator =
-        e2e::StartAggregator(job_file, dir_, model, aggregator_port_,
-                             {"--linger=10m"});
+        e2e::StartAggregator(job_file, dir_, model, aggregator_port_, aggregator_flags);
     ASSERT_TRUE(aggregator.ok()) << aggregator.status();
     aggregator_ = std::make_unique<e2e::Aggregator>(*std::move(aggregator));
     const char* files[] = {"st-mary.csv", "charite.csv", "karolinska.csv"};
     for (size_t i = 0; i < tenants.size(); ++i) {
-      absl::StatusOr<op::Subprocess> worker = op::Subprocess::Start(
-          {e2e::Binary("braid-worker"), "run", "--job=" + job_file, "--tenant=" + tenants[i],
-           "--replica=0", "--aggregator=" + aggregator_->address(),
-           "--data=" + e2e::SourcePath(std::string("examples/data/") + files[i % 3])},
-          dir_ + "/worker-" + tenants[i] + ".log");
+      const std::string tenant_ns = GetJson({"tenant", tenants[i]})
+                                        .value_or(json())
+                                        .value("/spec/namespace"_json_pointer, std::string());
+      std::vector<std::string> argv = {
+          e2e::Binary("braid-worker"), "run", "--job=" + job_file, "--tenant=" + tenants[i],
+          "--replica=0", "--aggregator=" + aggregator_->address(),
+          "--data=" + e2e::SourcePath(std::string("examples/data/") + files[i % 3])};
+      for (const std::string& flag : TlsFlagsFromSecret(
+               tenant_ns, op::WorkerTlsSecretName(*job, tenant_ns, tenants[i]))) {
+        argv.push_back(flag);
+      }
+      absl::StatusOr<op::Subprocess> worker =
+          op::Subprocess::Start(argv, dir_ + "/worker-" + tenants[i] + ".log");
       ASSERT_TRUE(worker.ok()) << worker.status();
       workers_.push_back(*std::move(worker));
     }

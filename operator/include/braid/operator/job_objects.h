@@ -48,6 +48,9 @@ struct JobObjectsContext {
   // Tenants whose workers are kept at 0 replicas even when run_workers:
   // those that refused or revoked consent (see tenant_approval.h).
   std::set<std::string> stopped_tenants;
+  // mTLS between workers and the aggregator (see job_tls.h): pods mount
+  // their Secret and get --tls-* flags.
+  bool tls = true;
 };
 
 // A DNS-1123 label made from `base`: unchanged when it is one already;
@@ -73,6 +76,13 @@ std::string TenantNamespace(const JobObjectsContext& context, const std::string&
 // Label selector ("k=v,k=v") matching every object made for the job with
 // this uid, in any namespace.
 std::string JobSelector(const std::string& job_uid);
+
+// metadata for an object of the job named `name` in `ns` with role label
+// `role`: the job's labels, and an owner reference to the job when `ns` is
+// the job's namespace.
+nlohmann::json JobObjectMetadata(const spec::JobSpec& job, const JobObjectsContext& context,
+                                 const std::string& name, const std::string& ns,
+                                 const std::string& role);
 
 // Every object the job needs, each a complete manifest for server-side
 // apply (apiVersion, kind, metadata.name/namespace/labels, spec). Order:

@@ -19,6 +19,7 @@
 #include "braid/kube/client.h"
 #include "braid/kube/events.h"
 #include "braid/operator/aggregator_status.h"
+#include "braid/operator/job_objects.h"
 
 namespace braid::op {
 
@@ -40,6 +41,9 @@ struct ReconcilerOptions {
   // by hand (a NetworkPolicy, a ConfigMap). Between such times an unchanged
   // desired set is not re-sent. ZeroDuration: apply on every reconcile.
   absl::Duration reapply_interval = absl::Minutes(10);
+  // mTLS between a job's workers and aggregator, with a per-job CA and
+  // certificates in Secrets (job_tls.h). False: plaintext gRPC.
+  bool tls = true;
 };
 
 // Read-only views of the informers' caches the reconciler consults.
@@ -73,6 +77,16 @@ class Reconciler {
  private:
   absl::StatusOr<absl::Duration> Finalize(const nlohmann::json& job);
   absl::Status ApplyAll(const std::string& uid, const std::vector<nlohmann::json>& objects);
+  // Creates the job's TLS Secrets that are missing (never replaces one) and
+  // returns what the operator polls the aggregator with.
+  absl::StatusOr<TlsTarget> EnsureTls(const spec::JobSpec& job, const JobObjectsContext& context);
+  // The Secret ns/name, created from make() when absent. FailedPrecondition
+  // (NameConflict) if it exists and belongs to another job.
+  absl::StatusOr<nlohmann::json> GetOrCreateSecret(
+      const spec::JobSpec& job, const JobObjectsContext& context, const std::string& ns,
+      const std::string& name,
+      const std::function<absl::StatusOr<std::vector<std::pair<std::string, std::string>>>()>&
+          make);
   std::string StatusAddress(const std::string& ns, const std::string& name,
                             const std::string& in_cluster) const;
 
@@ -90,6 +104,12 @@ class Reconciler {
   // Job uid -> what was last applied, to skip identical applies.
   std::map<std::string, Applied> applied_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> phases_ ABSL_GUARDED_BY(mu_);
+  struct Tls {
+    TlsTarget target;  // the operator's certificate for the job's aggregator
+    absl::Time checked;  // when the Secrets were last seen present
+  };
+  // Job uid -> its TLS, so Secrets are checked once per reapply_interval.
+  std::map<std::string, Tls> tls_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace braid::op
