@@ -67,7 +67,8 @@ class GrpcAggregatorStatusSource final : public AggregatorStatusSource {
       // "unreachable" that long and its rounds go unseen. Retry within 1 s.
       grpc::ChannelArguments args;
       args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-      args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
+      // Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC also takes it as the
+      // minimum connect timeout, and 200 ms cuts off a TLS handshake.
       args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
       std::optional<pki::TlsMaterial> material;
       if (tls.has_value()) {

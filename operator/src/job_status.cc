@@ -166,6 +166,7 @@ json ComputeStatus(const ObservedJob& o, const json& previous, const std::string
       reason = "AggregatorUnreachable";
       message = "every pod is ready, but the aggregator at " + o.aggregator_endpoint +
                 " does not answer the operator";
+      if (!o.poll_error.empty()) absl::StrAppend(&message, " (", o.poll_error, ")");
     }
   }
 

@@ -364,6 +364,7 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
             status_source_->Poll(address, options_.status_timeout, tls);
         // An address that leads to another job's aggregator (a stale
         // Service, a wrong template) must not lend this job its progress.
+        if (!report.ok()) observed.poll_error = std::string(report.status().message());
         if (report.ok() && report->job == name) {
           observed.report = *std::move(report);
         } else if (report.ok()) {

@@ -147,6 +147,9 @@ class OperatorTest : public ::testing::Test {
                tenant_ns, op::WorkerTlsSecretName(*job, tenant_ns, tenants[i]))) {
         argv.push_back(flag);
       }
+      // The aggregator's certificate names its Service, not the loopback
+      // address the local worker dials.
+      argv.push_back("--tls-server-name=" + op::AggregatorServerName(*job));
       absl::StatusOr<op::Subprocess> worker =
           op::Subprocess::Start(argv, dir_ + "/worker-" + tenants[i] + ".log");
       ASSERT_TRUE(worker.ok()) << worker.status();

@@ -53,6 +53,9 @@ FederationClient::FederationClient(const std::string& address,
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   // One connection per client, as separate worker processes would have.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  if (tls.has_value() && !tls->server_name.empty()) {
+    args.SetSslTargetNameOverride(tls->server_name);
+  }
   channel_ = grpc::CreateCustomChannel(address, ChannelCredentials(tls), args);
   stub_ = v1::Federation::NewStub(channel_);
 }

@@ -48,6 +48,9 @@ ABSL_FLAG(std::string, tls_ca, "",
           "and its certificate names the tenant it may speak for (run)");
 ABSL_FLAG(std::string, tls_cert, "", "this tenant's certificate (PEM) (run)");
 ABSL_FLAG(std::string, tls_key, "", "this tenant's private key (PEM) (run)");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "the name the aggregator's certificate carries when it is not the host in "
+          "--aggregator (run; e.g. the Service's DNS name when dialling a forwarded port)");
 ABSL_FLAG(absl::Duration, give_up, absl::Minutes(2),
           "exit when the aggregator stays unreachable this long");
 
@@ -307,6 +310,7 @@ absl::Status RunReplica() {
       std::optional<pki::TlsMaterial> tls,
       LoadTls({absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_tls_cert),
                absl::GetFlag(FLAGS_tls_key)}));
+  if (tls.has_value()) tls->server_name = absl::GetFlag(FLAGS_tls_server_name);
   BRAID_ASSIGN_OR_RETURN(TabularData data, ReadTenantData(job, *tenant));
   // The eval split is taken from the tenant's data before sharding, so each
   // replica holds a disjoint part of both.

@@ -68,6 +68,10 @@ struct TlsMaterial {
   std::string ca_pem;
   std::string cert_pem;
   std::string key_pem;
+  // Client side only: the name the server's certificate must carry when it
+  // differs from the host being dialled (empty: that host). Never read from
+  // the files; set from a flag such as braid-worker's --tls-server-name.
+  std::string server_name;
 };
 absl::StatusOr<TlsMaterial> ReadTlsFiles(const TlsFiles& files);
 

@@ -65,6 +65,7 @@ struct ObservedJob {
   int aggregator_ready = 0;                   // ready aggregator pods
   std::map<std::string, WorkerCounts> workers;  // tenant -> its worker pods
   std::optional<AggregatorReport> report;     // absent: not reached (yet)
+  std::string poll_error;                     // why the last poll failed, if it did
 };
 
 // The status to write. `previous` is the job's current status (may be
