@@ -130,6 +130,11 @@ TEST(ComputeStatus, AllPodsReadyButNoAnswerSaysTheAggregatorIsUnreachable) {
   EXPECT_EQ(s["phase"], "Pending");
   EXPECT_EQ(s["reason"], "AggregatorUnreachable");
   EXPECT_THAT(s["message"].get<std::string>(), HasSubstr("train-aggregator.lab.svc:7070"));
+  // The poll's error is in the message: what an admin needs to fix it.
+  o.poll_error = "certificate verify failed";
+  s = ComputeStatus(o, json(), kT1);
+  EXPECT_THAT(s["message"].get<std::string>(), HasSubstr("(certificate verify failed)"));
+  o.poll_error.clear();
   // Answering but still gathering workers: waiting for them, with the count.
   AggregatorReport report;
   report.job = "train";
