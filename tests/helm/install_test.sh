@@ -162,6 +162,7 @@ for r in services configmaps networkpolicies.networking.k8s.io; do
   for v in get list create patch delete; do can "${T}" "${v}" "${r}"; done
 done
 for v in create patch; do can "${T}" "${v}" events; done
+for v in get list create delete; do can "${T}" "${v}" secrets; done  # the jobs' mTLS material
 can "${NS}" create leases.coordination.k8s.io
 can "${NS}" get "leases.coordination.k8s.io/${RELEASE}"
 can "${NS}" update "leases.coordination.k8s.io/${RELEASE}"
@@ -171,7 +172,9 @@ cannot "${T}" delete federatedjobs.braid.dev --subresource=status
 cannot "${T}" create tenants.braid.dev
 cannot "${T}" update tenants.braid.dev
 cannot "${T}" get pods
-cannot "${T}" get secrets
+cannot "${T}" update secrets
+cannot "${T}" patch secrets
+cannot "${T}" watch secrets
 cannot "${T}" update deployments.apps
 cannot "${T}" update federatedjobs.braid.dev
 cannot "${T}" create pods
@@ -227,7 +230,9 @@ spec:
 YAML
 reconciled=""
 for _ in $(seq 150); do
+  # The Secret with the tenant's mTLS certificate: the operator may create it.
   if kubectl -n helm-tenant get deployment helm-jobs-rbac-check-helm-tenant-0 >/dev/null 2>&1 &&
+    kubectl -n helm-tenant get secret helm-jobs-rbac-check-helm-tenant-tls >/dev/null 2>&1 &&
     [[ -n "$(kubectl -n helm-jobs get fedjob rbac-check -o 'jsonpath={.status.phase}')" ]]; then
     reconciled=1
     break

@@ -13,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "braid/core/spec.h"
 #include "braid/operator/job_tls.h"
@@ -227,7 +228,8 @@ TEST_F(OperatorTest, TwoTenantJobCreatesItsObjectsAndFollowsTheRounds) {
     if (rounds_seen.empty() || rounds_seen.back() != round) rounds_seen.push_back(round);
     return job.value("/status/phase"_json_pointer, std::string()) == "Succeeded";
   })) << "job never Succeeded; last status: " << Job("fl-research", "two-tenants")["status"];
-  EXPECT_GE(rounds_seen.size(), 3u) << "the status should have shown rounds advancing";
+  EXPECT_GE(rounds_seen.size(), 3u) << "the status should have shown rounds advancing; saw "
+                                     << absl::StrJoin(rounds_seen, ", ");
   json job = Job("fl-research", "two-tenants");
   EXPECT_EQ(job["status"]["round"], 15);
   EXPECT_EQ(job["status"]["rounds"], 15);
