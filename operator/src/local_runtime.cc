@@ -335,6 +335,12 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
               "--initial-model", dir.initial_model, "--port-file", dir.port_file,
               "--metrics-port-file", dir.metrics_port_file};
       for (const std::string& flag : TlsFlags(certs.aggregator)) argv.push_back(flag);
+      if (!stopped.empty()) {
+        // Rounds need not wait for workers that will never come.
+        int expected = 0;
+        for (const spec::Tenant& t : job.tenants) expected += stopped.count(t.name) ? 0 : t.replicas;
+        argv.push_back(absl::StrCat("--expected-clients=", expected));
+      }
       BRAID_ASSIGN_OR_RETURN(Subprocess p, Subprocess::Start(argv, dir.Log(w.name)));
       procs.emplace(w.name, std::move(p));
       BRAID_ASSIGN_OR_RETURN(port, AwaitPort(procs.at(w.name), dir));
