@@ -194,7 +194,7 @@ TEST(LocalConsent, RevocationDuringTheRunStopsThatTenantsWorkers) {
   const std::string dir = FreshDir("consent-revoke");
   const std::string work = dir + "/work";
   const std::string job =
-      WriteTabularJob(dir, "{name: fedavg, rounds: 6, minClients: 2, roundTimeout: 10s}");
+      WriteTabularJob(dir, "{name: fedavg, rounds: 6, minClients: 2, roundTimeout: 60s}");
   WriteFile(dir + "/tenants.yaml", Tenant("charite", "{requireApproval: true}"));
   const std::string out_path = dir + "/run.out";
   auto run = op::Subprocess::Start(
