@@ -7,6 +7,7 @@
 #include <set>
 #include <memory>
 #include <sstream>
+#include <utility>
 
 #include <grpcpp/grpcpp.h>
 
@@ -20,6 +21,7 @@
 #include "braid/operator/desired_set.h"
 #include "braid/operator/local_consent.h"
 #include "braid/operator/local_pki.h"
+#include "braid/operator/progress_bar.h"
 #include "braid/operator/subprocess.h"
 #include "braid/v1/federation.grpc.pb.h"
 
@@ -367,6 +369,7 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
   v1::JobStatus status;
   status.set_phase("Pending");
   int printed = 0;
+  bool bar_open = false;  // the progress bar's line awaits its newline
   std::string reported_phase;
   int reported_rounds = -1;
   auto report = [&](const std::string& reason, const std::string& message) {
@@ -388,7 +391,13 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
     if (stub->GetStatus(&ctx, v1::StatusRequest(), &fresh).ok()) status = fresh;
     for (const v1::RoundRecord& r : status.rounds()) {
       if (r.round() <= printed) continue;
-      if (o.progress) *o.progress << ProgressLine(r, status.total_rounds()) << std::endl;
+      if (o.progress && o.progress_bar) {
+        *o.progress << "\r" << ProgressBar(r.round(), status.total_rounds(), r.eval_loss(), r.eval_accuracy())
+                    << "\x1b[K" << std::flush;
+        bar_open = true;
+      } else if (o.progress) {
+        *o.progress << ProgressLine(r, status.total_rounds()) << std::endl;
+      }
       printed = r.round();
     }
     report("", "");
@@ -407,6 +416,7 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
         runtime_message = absl::StrCat("braid-aggregator exited with ", *code, "; see ",
                                        dir.Log(name));
       } else if (o.progress && *code != 0) {
+        if (std::exchange(bar_open, false)) *o.progress << "\n";
         *o.progress << name << " exited with " << *code << "; see " << dir.Log(name) << "\n";
       }
     }
@@ -421,11 +431,15 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
           reported_exit[name] = true;
           proc.Terminate(absl::Seconds(2));
         }
-        if (o.progress) *o.progress << "tenant " << t << ": consent revoked; its workers stopped\n";
+        if (o.progress) {
+          if (std::exchange(bar_open, false)) *o.progress << "\n";
+          *o.progress << "tenant " << t << ": consent revoked; its workers stopped\n";
+        }
       }
     }
     absl::SleepFor(absl::Milliseconds(200));
   }
+  if (bar_open) *o.progress << "\n";
   // Let the workers hear DONE, then stop everything (aggregator last).
   for (auto& [name, proc] : procs) {
     if (name != "aggregator") proc.Wait(runtime_reason.empty() ? absl::Seconds(3) : absl::ZeroDuration());

@@ -144,6 +144,7 @@ int Run(const std::string& file) {
   options.insecure = absl::GetFlag(FLAGS_insecure);
   options.interrupted = &g_interrupted;
   options.progress = &std::cout;
+  options.progress_bar = ::isatty(STDOUT_FILENO) == 1;
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGHUP, OnSignal);

@@ -29,6 +29,9 @@ struct LocalRunOptions {
   // phase Failed, reason Interrupted.
   const std::atomic<bool>* interrupted = nullptr;
   std::ostream* progress = nullptr;  // one line per round; nullptr = quiet
+  // progress is a terminal: the rounds redraw one progress bar line
+  // (progress_bar.h) instead of a line each; other messages are unchanged.
+  bool progress_bar = false;
   // Tenant objects from `braid run --tenants` (metadata.name -> object, see
   // local_consent.h). Empty: no policy and no approvals. Otherwise a policy
   // violation ends the run before anything starts (phase Failed, reason
