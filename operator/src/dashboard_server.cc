@@ -94,12 +94,14 @@ class HttplibDashboard final : public DashboardServer {
   absl::Status Listen(const DashboardOptions& o) {
     absl::StatusOr<HostPort> hp = ParseAddress(o.address);
     if (!hp.ok()) return hp.status();
-    if (!fs::exists(fs::path(o.static_dir) / "index.html")) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(o.static_dir, ": no index.html; build the web app (see docs/dashboard.md)"));
-    }
-    if (!server_.set_mount_point("/", o.static_dir)) {
-      return absl::InvalidArgumentError(absl::StrCat(o.static_dir, ": not a directory"));
+    if (!o.api_only) {
+      if (!fs::exists(fs::path(o.static_dir) / "index.html")) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            o.static_dir, ": no index.html; build the web app (see docs/dashboard.md)"));
+      }
+      if (!server_.set_mount_point("/", o.static_dir)) {
+        return absl::InvalidArgumentError(absl::StrCat(o.static_dir, ": not a directory"));
+      }
     }
     host_ = hp->host;
     if (hp->port == 0) {

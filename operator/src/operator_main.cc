@@ -125,11 +125,14 @@ int Main() {
     dopts.static_dir = absl::GetFlag(FLAGS_web_dir);
     if (dopts.static_dir.empty()) {
       absl::StatusOr<std::string> dir = op::FindWebDir(op::SelfDir());
-      if (!dir.ok()) {
-        std::cerr << "braid-operator: " << dir.status().message() << "\n";
-        return 2;
+      if (dir.ok()) {
+        dopts.static_dir = *dir;
+      } else {
+        // The API still serves (curl, scripts); the pages need the app.
+        std::cerr << "braid-operator: " << dir.status().message()
+                  << "; serving the dashboard API only\n";
+        dopts.api_only = true;
       }
-      dopts.static_dir = *dir;
     }
     dashboard_source = std::make_unique<op::KubeDashboardSource>(client->get(), &feed);
     authorizer = std::make_unique<op::KubeDashboardAuthorizer>(client->get());

@@ -46,8 +46,10 @@ struct DashboardOptions {
   // host:port to listen on, e.g. "127.0.0.1:8080" or "[::1]:0"; port 0
   // picks a free port. Only this address is bound.
   std::string address = "127.0.0.1:0";
-  // The built web app (index.html, assets/). Required to exist.
+  // The built web app (index.html, assets/). Required to exist unless
+  // api_only.
   std::string static_dir;
+  bool api_only = false;  // serve /api/ only (no web app available)
   int threads = 8;  // concurrent requests, SSE connections included
   // Not owned; outlives the server. nullptr: no authentication (loopback,
   // `braid run`), decisions are recorded as by `local_user`.
