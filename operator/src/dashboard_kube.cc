@@ -122,7 +122,12 @@ void KubeDashboardSource::OnJob(const json& job) {
 
 std::map<std::string, json> KubeDashboardSource::TenantObjects() const {
   std::map<std::string, json> out;
-  for (json& t : tenants_->Snapshot()) out[Str(t, "/metadata/name")] = std::move(t);
+  for (json& t : tenants_->Snapshot()) {
+    // Not in one expression: json's operator= takes its argument by value,
+    // which would move `t` before the key is read.
+    const std::string name = Str(t, "/metadata/name");
+    out[name] = std::move(t);
+  }
   return out;
 }
 

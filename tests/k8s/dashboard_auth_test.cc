@@ -5,6 +5,8 @@
 // tokens from `kubectl create token`.
 #include <httplib.h>
 
+#include <cstdlib>
+#include <iostream>
 #include <regex>
 #include <string>
 
@@ -62,6 +64,8 @@ std::optional<json> Approval(const std::string& ns) {
   return GetJson({"tenantapproval", "-n", ns, absl::StrCat(kJobNs, ".", kJob)});
 }
 
+std::string SourceDir() { return e2e::SourcePath(""); }
+
 TEST(DashboardAuth, OnlyTheTenantsAdminMayApproveThroughTheDashboard) {
   InstallCrds();
   const std::string dir = e2e::FreshDir("dash-auth");
@@ -78,6 +82,8 @@ TEST(DashboardAuth, OnlyTheTenantsAdminMayApproveThroughTheDashboard) {
   for (const char* t : {"dash-a", "dash-b"}) {
     Kubectl({"delete", "tenantapprovals", "--all", "-n", t, "--ignore-not-found"});
   }
+  // The browser test lets admin-a read jobs; here nobody may.
+  Kubectl({"delete", "rolebinding", "job-readers", "-n", kJobNs, "--ignore-not-found"});
   ASSERT_EQ(Kubectl({"patch", "tenant", "dash-a", "--type=merge", "-p",
                      R"({"spec":{"policy":{"requireApproval":true}}})"})
                 .code,
@@ -154,6 +160,65 @@ TEST(DashboardAuth, OnlyTheTenantsAdminMayApproveThroughTheDashboard) {
   })) << Job().dump(2);
 
   Kubectl({"delete", "fedjob", "-n", kJobNs, kJob, "--wait=true", "--timeout=60s"});
+}
+
+// The same flow by a person in the browser (tests/browser/operator_approve.mjs):
+// sign in with the token, see the job AwaitingApproval, click Approve, see
+// it admitted.
+TEST(DashboardAuth, ApprovalClickedInTheBrowserAdmitsTheJob) {
+  InstallCrds();
+  const std::string dir = e2e::FreshDir("dash-browser");
+  absl::StatusOr<Operator> op =
+      StartOperator(Kubeconfig(), dir, {"--dashboard-listen=127.0.0.1:0"});
+  ASSERT_TRUE(op.ok()) << op.status();
+  const int port = DashboardPort(op->log);
+  ASSERT_GT(port, 0) << e2e::ReadFile(op->log);
+  ASSERT_EQ(e2e::ReadFile(op->log).find("serving the dashboard API only"), std::string::npos)
+      << "the web app is not built: cmake --build build --target braid_web";
+
+  CreateNamespace(kJobNs);
+  CreateTenant("dash-a", "dash-a", "data");
+  CreateTenant("dash-b", "dash-b", "data");
+  Kubectl({"delete", "fedjob", "-n", kJobNs, kJob, "--ignore-not-found", "--wait=true"});
+  Kubectl({"delete", "tenantapprovals", "--all", "-n", "dash-a", "--ignore-not-found"});
+  ASSERT_EQ(Kubectl({"patch", "tenant", "dash-a", "--type=merge", "-p",
+                     R"({"spec":{"policy":{"requireApproval":true}}})"})
+                .code,
+            0);
+  CommandResult role = RunCommand({Tool("helm"), "template", "braid", e2e::SourcePath("charts/braid"),
+                                   "--show-only", "templates/tenant-approver-clusterrole.yaml"});
+  ASSERT_EQ(role.code, 0) << role.err;
+  ASSERT_EQ(Apply(role.out).code, 0);
+  Kubectl({"create", "serviceaccount", "admin-a", "-n", "dash-a"});
+  Kubectl({"create", "rolebinding", "approvers", "-n", "dash-a",
+           "--clusterrole=braid-tenant-approver", "--serviceaccount=dash-a:admin-a"});
+  // To see the job in the list, the admin may read jobs in its namespace.
+  Kubectl({"create", "role", "job-reader", "-n", kJobNs, "--verb=get,list,watch",
+           "--resource=federatedjobs.braid.dev"});
+  Kubectl({"create", "rolebinding", "job-readers", "-n", kJobNs, "--role=job-reader",
+           "--serviceaccount=dash-a:admin-a"});
+  ASSERT_EQ(Apply(JobYaml()).code, 0);
+  ASSERT_TRUE(WaitUntil(absl::Seconds(30), [] {
+    return Job().value("/status/phase"_json_pointer, std::string()) == "AwaitingApproval";
+  })) << Job().dump(2);
+
+  const char* build_dir = std::getenv("BRAID_BUILD_DIR");
+  const std::string build = build_dir != nullptr ? build_dir : BRAID_BUILD_DIR_DEFAULT;
+  CommandResult browser = RunCommand(
+      {"/usr/bin/env", absl::StrCat("BRAID_DASHBOARD_URL=http://127.0.0.1:", port, "/"),
+       "BRAID_TOKEN=" + Token("dash-a", "admin-a"), absl::StrCat("BRAID_JOB=", kJobNs, "/", kJob),
+       "BRAID_TENANT=dash-a", "BRAID_SOURCE_DIR=" + SourceDir(), "BRAID_BUILD_DIR=" + build, "node",
+       e2e::SourcePath("tests/browser/operator_approve.mjs")},
+      absl::Minutes(3));
+  EXPECT_EQ(browser.code, 0) << browser.out << browser.err;
+  std::cout << browser.out;
+  std::optional<json> approval = Approval("dash-a");
+  ASSERT_TRUE(approval.has_value());
+  EXPECT_NE((*approval)["spec"]["comment"].get<std::string>().find(
+                "approved in the browser test (by system:serviceaccount:dash-a:admin-a"),
+            std::string::npos);
+  Kubectl({"delete", "fedjob", "-n", kJobNs, kJob, "--wait=true", "--timeout=60s"});
+  Kubectl({"delete", "rolebinding", "job-readers", "-n", kJobNs, "--ignore-not-found"});
 }
 
 }  // namespace
