@@ -19,7 +19,7 @@ RUN apt-get update \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libyaml-cpp-dev prometheus-cpp-dev nlohmann-json3-dev \
       libcurl4-openssl-dev libssl-dev libabsl-dev libsodium-dev libsentencepiece-dev \
-      libcpp-httplib-dev \
+      libcpp-httplib-dev libpcre2-dev libutf8proc-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -21,13 +21,13 @@ RUN apt-get update \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libtorch-dev libyaml-cpp-dev prometheus-cpp-dev nlohmann-json3-dev \
       libcurl4-openssl-dev libssl-dev libabsl-dev libsodium-dev libsentencepiece-dev \
-      libcpp-httplib-dev \
+      libcpp-httplib-dev libpcre2-dev libutf8proc-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B build -G Ninja \
       -DBRAID_BUILD_TESTS=OFF -DBRAID_BUILD_BENCH=OFF \
- && cmake --build build --target braid-worker
+ && cmake --build build --target braid-worker --target libbraid_sentencepiece.so
 
 # --- runtime ------------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -37,9 +37,11 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libabsl20220623 libgrpc++1.51 libgrpc29 libprotobuf32 libyaml-cpp0.7 \
-      libtorch1.13 libssl3 libstdc++6 \
+      libtorch1.13 libssl3 libsentencepiece0 libstdc++6 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/bin/braid-worker /usr/local/bin/braid-worker
+# SentencePiece tokenizers load from a plugin beside the program.
+COPY --from=build /src/build/bin/libbraid_sentencepiece.so /usr/local/bin/libbraid_sentencepiece.so
 # Data and the job's model files come from volumes the operator mounts.
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/braid-worker"]

@@ -53,6 +53,22 @@ tmp=$(mktemp)
   bash bench/operator_bench.sh "$build" 100
   echo
   echo "command: \`bench/operator_bench.sh $build 100\`"
+  echo
+  echo "## (d) Secure aggregation: one round, 100 clients x 1M parameters"
+  echo
+  echo "Clients and server of core/secagg in one process, one thread; every message"
+  echo "encoded and decoded as on the wire. Dropout: that fraction of the clients"
+  echo "vanish right after ShareKeys, so the server rebuilds their keys and strips"
+  echo "their masks. server s and client s (median) are compute inside the"
+  echo "protocol calls (unmasking: the server's Finish, rebuilding secrets and"
+  echo "stripping masks); round ratio = (server s + client s) / the plaintext fold"
+  echo "of the same fp32 updates (FoldWeighted, median of 5); wire MB counts every message, both"
+  echo "directions, against the plaintext uploads (N x 4 MB). Targets: <= 2x the"
+  echo "plaintext round time, <= 1.3x its bytes."
+  echo
+  "$bin/braid_secagg_bench" --clients=100 --params=1000000
+  echo
+  "$bin/braid_secagg_bench" --clients=100 --params=1000000 --neighbours=0
 } > "$tmp"
 
 # Keep the hand-written analysis below the marker, if any.

@@ -9,11 +9,12 @@ packages=(
   libtorch-dev libyaml-cpp-dev prometheus-cpp-dev nlohmann-json3-dev
   libcurl4-openssl-dev libssl-dev libabsl-dev libgtest-dev libgmock-dev libsodium-dev
   curl openssl  # the k8s tests: cluster certificates, metrics scrapes
-  python3-torch python3-venv python3-numpy  # the reference stack (scripts/pyref.sh)
+  python3-torch python3-venv python3-numpy python3-jinja2  # the reference stack (scripts/pyref.sh)
   libsentencepiece-dev ccache
   clang libclang-rt-14-dev  # make sanitize / make fuzz (ASan, UBSan, libFuzzer)
   libcpp-httplib-dev  # the dashboard's HTTP server (braid run --dashboard)
   chromium            # the browser tests (playwright-core drives /usr/bin/chromium)
+  libpcre2-dev libutf8proc-dev  # tokenizers: pre-tokenizer regexes, NFC
 )
 
 missing=()

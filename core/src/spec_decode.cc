@@ -20,6 +20,11 @@ constexpr int kMaxMinClients = kMaxTenants * 1000;
 constexpr double kMaxRoundTimeoutSeconds = 7 * 24 * 3600;
 constexpr int kMaxEpochs = 10000;
 constexpr int kMaxBatchSize = 1048576;
+constexpr int kMaxLoraRank = 4096;
+constexpr size_t kMaxTargets = 64;
+constexpr size_t kMaxModuleNameBytes = 128;
+constexpr int kMinMaxLength = 8;
+constexpr int kMaxMaxLength = 131072;
 
 // ObjectMeta fields that kubectl and the API server write; accepted so that
 // `kubectl get -o yaml` output runs as is, and never read.
@@ -83,39 +88,113 @@ void DecodeMlp(const YAML::Node& node, const std::string& path, MlpModel* mlp,
   }
 }
 
-void DecodeModel(const YAML::Node& node, Model* model, Errors* errors) {
-  // One section per kind; only mlp exists today.
-  MapReader m(node, "spec.model", {"kind", "mlp", "llama", "gpt2"}, errors);
-  if (!m.ok()) return;
-  bool kind_ok = true;
-  if (const YAML::Node* n = m.Find("kind")) {
-    std::string kind;
-    kind_ok = ReadString(*n, m.Path("kind"), errors, &kind);
-    if (kind_ok && kind != "mlp") {
-      kind_ok = false;
-      if (kind == "llama" || kind == "gpt2") {
-        errors->Add(m.Path("kind"), Quote(kind) + " is not supported yet; use \"mlp\"");
-      } else {
-        errors->Add(m.Path("kind"), "must be \"mlp\", got " + Quote(kind));
-      }
-    }
+// Module names as PEFT's target_modules spells them ("q_proj", "c_attn",
+// "mlp.down_proj").
+bool IsModuleName(std::string_view s) {
+  if (s.empty() || s.size() > kMaxModuleNameBytes) return false;
+  for (char c : s) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '.';
+    if (!ok) return false;
   }
-  if (!kind_ok) return;
-  for (std::string_view other : {"llama", "gpt2"}) {
-    if (m.Find(other) != nullptr) {
-      errors->Add(m.Path(other), "set only with kind: " + std::string(other) +
-                                     "; this model's kind is \"mlp\"");
-    }
-  }
-  if (const YAML::Node* n = m.Find("mlp")) DecodeMlp(*n, m.Path("mlp"), &model->mlp, errors);
+  return true;
 }
 
-void DecodeData(const YAML::Node& node, DataSchema* data, Errors* errors) {
-  MapReader m(node, "spec.data", {"format", "features", "label", "evalFraction"}, errors);
+void DecodeAdapter(const YAML::Node& node, const std::string& path, Adapter* adapter,
+                   Errors* errors) {
+  MapReader m(node, path, {"type", "rank", "alpha", "dropout", "targets"}, errors);
   if (!m.ok()) return;
-  if (const YAML::Node* n = m.Find("format")) {
-    ReadEnum(*n, m.Path("format"), {"csv"}, errors, &data->format);
+  if (const YAML::Node* n = m.Find("type")) {
+    ReadEnum(*n, m.Path("type"), {"lora"}, errors, &adapter->type);
   }
+  if (const YAML::Node* n = m.Find("rank")) {
+    ReadInt(*n, m.Path("rank"), 1, kMaxLoraRank, errors, &adapter->rank);
+  }
+  if (const YAML::Node* n = m.Find("alpha")) {
+    ReadNumber(*n, m.Path("alpha"), {0, true, 100000, false}, errors, &adapter->alpha);
+  }
+  if (const YAML::Node* n = m.Find("dropout")) {
+    ReadNumber(*n, m.Path("dropout"), {0, false, 1, true}, errors, &adapter->dropout);
+  }
+  if (const YAML::Node* targets = m.Find("targets")) {
+    const std::string targets_path = m.Path("targets");
+    if (CheckList(*targets, targets_path, 1, kMaxTargets, "module names", errors)) {
+      std::vector<std::string> names;
+      std::unordered_map<std::string, size_t> first;
+      size_t i = 0;
+      for (auto it = targets->begin(); it != targets->end(); ++it, ++i) {
+        const std::string item_path = IndexPath(targets_path, i);
+        std::string name;
+        if (!ReadString(*it, item_path, errors, &name)) continue;
+        if (!IsModuleName(name)) {
+          errors->Add(item_path,
+                      "must be a module name of 1..128 letters, digits, '_' or '.' (e.g. "
+                      "q_proj), got " +
+                          Quote(name));
+          continue;
+        }
+        auto [where, inserted] = first.emplace(name, i);
+        if (!inserted) {
+          errors->Add(item_path, "duplicate module " + Quote(name) + " (also " +
+                                     IndexPath(targets_path, where->second) + ")");
+          continue;
+        }
+        names.push_back(std::move(name));
+      }
+      adapter->targets = std::move(names);
+    }
+  }
+}
+
+}  // namespace
+
+bool DecodeModel(const YAML::Node& node, const ParseOptions& options, JobSpec* job,
+                 Errors* errors) {
+  Model* model = &job->model;
+  MapReader m(node, "spec.model", {"kind", "mlp", "base", "adapter"}, errors);
+  if (!m.ok()) return false;
+  if (const YAML::Node* n = m.Find("kind")) {
+    if (!ReadEnum(*n, m.Path("kind"), {"mlp", "llama", "gpt2"}, errors, &model->kind)) {
+      return false;
+    }
+  }
+  if (!model->IsLanguageModel()) {
+    for (std::string_view llm_only : {"base", "adapter"}) {
+      if (m.Find(llm_only) != nullptr) {
+        errors->Add(m.Path(llm_only),
+                    "set only with kind: llama or gpt2; this model's kind is \"mlp\"");
+      }
+    }
+    if (const YAML::Node* n = m.Find("mlp")) DecodeMlp(*n, m.Path("mlp"), &model->mlp, errors);
+    return true;
+  }
+  if (m.Find("mlp") != nullptr) {
+    errors->Add(m.Path("mlp"), "set only with kind: mlp; this model's kind is " +
+                                   Quote(model->kind));
+  }
+  if (const YAML::Node* n = m.Require(
+          "base", "the Hugging Face checkpoint folder, e.g. base: {path: models/smollm2-135m}")) {
+    DecodeDataSource(*n, m.Path("base"), options, *job, SourceKind::kDirectory, &model->base,
+                     errors);
+  }
+  model->adapter.targets.clear();
+  if (const YAML::Node* n = m.Find("adapter")) {
+    DecodeAdapter(*n, m.Path("adapter"), &model->adapter, errors);
+  }
+  if (model->adapter.targets.empty()) {
+    // PEFT's defaults for these architectures.
+    if (model->kind == "gpt2") {
+      model->adapter.targets = {"c_attn"};
+    } else {
+      model->adapter.targets = {"q_proj", "v_proj"};
+    }
+  }
+  return true;
+}
+
+namespace {
+
+void DecodeCsvData(const MapReader& m, DataSchema* data, Errors* errors) {
   const std::string features_path = m.Path("features");
   bool features_ok = false;
   if (const YAML::Node* features =
@@ -153,6 +232,57 @@ void DecodeData(const YAML::Node& node, DataSchema* data, Errors* errors) {
                                          IndexPath(features_path, i) +
                                          "; the label must not be a feature");
       }
+    }
+  }
+}
+
+void DecodeJsonlData(const MapReader& m, DataSchema* data, Errors* errors) {
+  if (const YAML::Node* n = m.Find("maxLength")) {
+    ReadInt(*n, m.Path("maxLength"), kMinMaxLength, kMaxMaxLength, errors, &data->max_length);
+  }
+  if (const YAML::Node* n = m.Find("packing")) {
+    ReadBool(*n, m.Path("packing"), errors, &data->packing);
+  }
+}
+
+// `kind_known`: job->model.kind is valid, so the format can be checked
+// against it and defaulted from it.
+void DecodeData(const YAML::Node& node, const Model& model, bool kind_known,
+                DataSchema* data, Errors* errors) {
+  MapReader m(node, "spec.data",
+              {"format", "features", "label", "evalFraction", "maxLength", "packing"}, errors);
+  if (!m.ok()) return;
+  data->format = model.IsLanguageModel() ? "jsonl" : "csv";
+  bool format_ok = kind_known;
+  if (const YAML::Node* n = m.Find("format")) {
+    format_ok = ReadEnum(*n, m.Path("format"), {"csv", "jsonl"}, errors, &data->format) &&
+                format_ok;
+    if (format_ok && model.IsLanguageModel() && data->format != "jsonl") {
+      errors->Add(m.Path("format"), "must be \"jsonl\" for kind " + Quote(model.kind) +
+                                        " (text for a language model), got " +
+                                        Quote(data->format));
+      format_ok = false;
+    } else if (format_ok && !model.IsLanguageModel() && data->format != "csv") {
+      errors->Add(m.Path("format"),
+                  "must be \"csv\" for kind \"mlp\"; \"jsonl\" is for kind llama or gpt2");
+      format_ok = false;
+    }
+  }
+  if (format_ok) {
+    const bool csv = data->format == "csv";
+    const std::vector<std::string_view> other =
+        csv ? std::vector<std::string_view>{"maxLength", "packing"}
+            : std::vector<std::string_view>{"features", "label"};
+    for (std::string_view field : other) {
+      if (m.Find(field) != nullptr) {
+        errors->Add(m.Path(field), "set only with format: " + std::string(csv ? "jsonl" : "csv") +
+                                       "; this job's data format is " + Quote(data->format));
+      }
+    }
+    if (csv) {
+      DecodeCsvData(m, data, errors);
+    } else {
+      DecodeJsonlData(m, data, errors);
     }
   }
   if (const YAML::Node* n = m.Find("evalFraction")) {
@@ -212,7 +342,8 @@ void DecodeEvaluation(const YAML::Node& node, const ParseOptions& options, JobSp
                       Errors* errors) {
   MapReader m(node, "spec.evaluation", {"pooled"}, errors);
   if (const YAML::Node* n = m.Find("pooled")) {
-    DecodeDataSource(*n, m.Path("pooled"), options, *job, &job->evaluation.pooled, errors);
+    DecodeDataSource(*n, m.Path("pooled"), options, *job, SourceKind::kFile,
+                     &job->evaluation.pooled, errors);
   }
 }
 
@@ -223,10 +354,13 @@ void DecodeSpec(const YAML::Node& node, const ParseOptions& options, JobSpec* jo
               errors);
   if (!m.ok()) return;
   if (const YAML::Node* n = m.Find("suspend")) ReadBool(*n, m.Path("suspend"), errors, &job->suspend);
-  if (const YAML::Node* n = m.Find("model")) DecodeModel(*n, &job->model, errors);
-  if (const YAML::Node* n =
-          m.Require("data", "give the CSV schema: data: {features: [x0, x1], label: label}")) {
-    DecodeData(*n, &job->data, errors);
+  bool kind_known = true;  // the default kind, mlp, unless spec.model says otherwise
+  if (const YAML::Node* n = m.Find("model")) kind_known = DecodeModel(*n, options, job, errors);
+  if (kind_known && job->model.IsLanguageModel() && m.Find("data") == nullptr) {
+    job->data.format = "jsonl";  // every field of a jsonl data section has a default
+  } else if (const YAML::Node* n = m.Require(
+                 "data", "give the CSV schema: data: {features: [x0, x1], label: label}")) {
+    DecodeData(*n, job->model, kind_known, &job->data, errors);
   }
   bool min_clients_ok = true;
   if (const YAML::Node* n = m.Find("strategy")) {

@@ -30,11 +30,21 @@ bool ReadName(const YAML::Node& node, const std::string& path, Errors* errors,
 bool DecodeTenants(const YAML::Node& node, const std::string& path,
                    const ParseOptions& options, JobSpec* job, Errors* errors);
 
+// What a DataSource's local path must name when files are checked.
+enum class SourceKind { kFile, kDirectory };
+
 // A DataSource map (`path` or `persistentVolumeClaim`); with
-// options.check_files the local file must exist and be readable.
+// options.check_files the local file (or directory) must exist and be
+// readable.
 void DecodeDataSource(const YAML::Node& node, const std::string& path,
-                      const ParseOptions& options, const JobSpec& job, DataSource* out,
-                      Errors* errors);
+                      const ParseOptions& options, const JobSpec& job, SourceKind kind,
+                      DataSource* out, Errors* errors);
+
+// spec.model into job->model (spec.model.base is resolved against
+// job->base_dir). Returns whether job->model.kind is known (given and valid,
+// or absent), so that spec.data can be checked against it.
+bool DecodeModel(const YAML::Node& node, const ParseOptions& options, JobSpec* job,
+                 Errors* errors);
 
 }  // namespace braid::spec::internal
 

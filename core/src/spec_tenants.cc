@@ -25,16 +25,28 @@ std::string Shown(const std::string& resolved) {
   return ec ? resolved : absolute.lexically_normal().string();
 }
 
-// The file a local run will read must exist, be a regular file and be
-// readable by this process.
-void CheckLocalFile(const std::string& resolved, const std::string& path, Errors* errors) {
+// The file (or directory) a local run will read must exist, be of that kind
+// and be readable by this process.
+void CheckLocalFile(const std::string& resolved, const std::string& path, SourceKind kind,
+                    Errors* errors) {
   struct stat st;
   if (stat(resolved.c_str(), &st) != 0) {
     const int error = errno;
     if (error == ENOENT || error == ENOTDIR) {
-      errors->Add(path, "no such file: " + Shown(resolved));
+      errors->Add(path, std::string(kind == SourceKind::kFile ? "no such file: "
+                                                              : "no such directory: ") +
+                            Shown(resolved));
     } else {
       errors->Add(path, "cannot access " + Shown(resolved) + ": " + ErrnoText(error));
+    }
+    return;
+  }
+  if (kind == SourceKind::kDirectory) {
+    if (!S_ISDIR(st.st_mode)) {
+      errors->Add(path, "not a directory: " + Shown(resolved) +
+                            " (give the checkpoint folder, not a file in it)");
+    } else if (access(resolved.c_str(), R_OK | X_OK) != 0) {
+      errors->Add(path, "not readable: " + Shown(resolved) + ": " + ErrnoText(errno));
     }
     return;
   }
@@ -106,7 +118,8 @@ bool DecodeTenant(const YAML::Node& node, const std::string& path, const ParseOp
   }
   if (const YAML::Node* n =
           m.Require("data", "give data: {path: file.csv} or data: {persistentVolumeClaim: ...}")) {
-    DecodeDataSource(*n, m.Path("data"), options, job, &tenant->data, errors);
+    DecodeDataSource(*n, m.Path("data"), options, job, SourceKind::kFile, &tenant->data,
+                     errors);
   }
   return replicas_ok;
 }
@@ -114,8 +127,8 @@ bool DecodeTenant(const YAML::Node& node, const std::string& path, const ParseOp
 }  // namespace
 
 void DecodeDataSource(const YAML::Node& node, const std::string& path,
-                      const ParseOptions& options, const JobSpec& job, DataSource* out,
-                      Errors* errors) {
+                      const ParseOptions& options, const JobSpec& job, SourceKind kind,
+                      DataSource* out, Errors* errors) {
   MapReader m(node, path, {"path", "persistentVolumeClaim"}, errors);
   if (!m.ok()) return;
   const YAML::Node* local = m.Find("path");
@@ -125,25 +138,31 @@ void DecodeDataSource(const YAML::Node& node, const std::string& path,
     return;
   }
   if (local == nullptr && claim == nullptr) {
-    errors->Add(path, "set path (a local file) or persistentVolumeClaim (on Kubernetes)");
+    errors->Add(path, std::string("set path (a local ") +
+                          (kind == SourceKind::kFile ? "file" : "folder") +
+                          ") or persistentVolumeClaim (on Kubernetes)");
     return;
   }
   if (local != nullptr) {
     const std::string local_path = m.Path("path");
     if (!ReadString(*local, local_path, errors, &out->path)) return;
     if (out->path.empty()) {
-      errors->Add(local_path, "must be a file path, got \"\"");
+      errors->Add(local_path, "must be a path, got \"\"");
       return;
     }
-    if (options.check_files) CheckLocalFile(ResolvedPath(job, out->path), local_path, errors);
+    if (options.check_files) {
+      CheckLocalFile(ResolvedPath(job, out->path), local_path, kind, errors);
+    }
     return;
   }
   const std::string claim_path = m.Path("persistentVolumeClaim");
   DecodeClaim(*claim, claim_path, out, errors);
   if (options.check_files) {
     errors->Add(claim_path,
-                "needs Kubernetes: a local run cannot mount a PersistentVolumeClaim; set path to "
-                "a local file instead, or run the job with the operator");
+                std::string("needs Kubernetes: a local run cannot mount a "
+                            "PersistentVolumeClaim; set path to a local ") +
+                    (kind == SourceKind::kFile ? "file" : "folder") +
+                    " instead, or run the job with the operator");
   }
 }
 

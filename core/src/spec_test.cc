@@ -138,6 +138,73 @@ TEST(ParseJobFileTest, FullJobSetsEveryField) {
   EXPECT_EQ(job->TotalReplicas(), 3);
 }
 
+TEST(ParseJobFileTest, LanguageModelJobGetsLoraAndJsonlDefaults) {
+  absl::StatusOr<JobSpec> job = ParseJobFile(kGoodDir + "/llm_minimal.yaml");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->model.kind, "llama");
+  EXPECT_TRUE(job->model.IsLanguageModel());
+  EXPECT_EQ(job->model.base.path, "../models/tiny");
+  EXPECT_EQ(ResolvedPath(*job, job->model.base.path), kSpecDir + "/models/tiny");
+  EXPECT_EQ(job->model.adapter.type, "lora");
+  EXPECT_EQ(job->model.adapter.rank, 8);
+  EXPECT_DOUBLE_EQ(job->model.adapter.alpha, 16);
+  EXPECT_DOUBLE_EQ(job->model.adapter.dropout, 0.0);
+  EXPECT_THAT(job->model.adapter.targets, ElementsAre("q_proj", "v_proj"));
+  EXPECT_EQ(job->data.format, "jsonl");
+  EXPECT_THAT(job->data.features, SizeIs(0));
+  EXPECT_EQ(job->data.max_length, 512);
+  EXPECT_FALSE(job->data.packing);
+  EXPECT_DOUBLE_EQ(job->data.eval_fraction, 0.2);
+}
+
+TEST(ParseJobFileTest, LanguageModelJobSetsEveryField) {
+  absl::StatusOr<JobSpec> job = ParseJobFile(kGoodDir + "/llm_full.yaml");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->model.kind, "gpt2");
+  EXPECT_EQ(job->model.adapter.rank, 16);
+  EXPECT_DOUBLE_EQ(job->model.adapter.alpha, 32);
+  EXPECT_DOUBLE_EQ(job->model.adapter.dropout, 0.05);
+  EXPECT_THAT(job->model.adapter.targets, ElementsAre("c_attn", "c_proj", "mlp.c_fc"));
+  EXPECT_EQ(job->data.format, "jsonl");
+  EXPECT_EQ(job->data.max_length, 1024);
+  EXPECT_TRUE(job->data.packing);
+  EXPECT_DOUBLE_EQ(job->data.eval_fraction, 0.1);
+}
+
+TEST(ParseJobYamlTest, Gpt2AdapterDefaultsToItsAttentionProjection) {
+  absl::StatusOr<JobSpec> job = ParseJobYaml(
+      "apiVersion: braid.dev/v1alpha1\nkind: FederatedJob\nmetadata: {name: g}\nspec:\n"
+      "  model: {kind: gpt2, base: {path: ../models/tiny}, adapter: {rank: 4}}\n"
+      "  data: {maxLength: 64}\n"
+      "  tenants: [{name: a, data: {path: ../data/a.jsonl}}]\n",
+      kGoodDir);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->model.adapter.rank, 4);
+  EXPECT_THAT(job->model.adapter.targets, ElementsAre("c_attn"));
+  EXPECT_EQ(job->data.format, "jsonl");
+  EXPECT_EQ(job->data.max_length, 64);
+}
+
+TEST(ParseJobYamlTest, CheckpointOnAClaimIsForKubernetesOnly) {
+  const std::string yaml =
+      "apiVersion: braid.dev/v1alpha1\nkind: FederatedJob\nmetadata: {name: g}\nspec:\n"
+      "  model:\n    kind: llama\n"
+      "    base: {persistentVolumeClaim: {claimName: models, subPath: smollm2-135m}}\n"
+      "  tenants: [{name: a, data: {path: /data/a.jsonl}}]\n";
+  ParseOptions kubernetes;
+  kubernetes.check_files = false;
+  absl::StatusOr<JobSpec> job = ParseJobYaml(yaml, "", kubernetes);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->model.base.claim_name, "models");
+  EXPECT_EQ(job->model.base.sub_path, "smollm2-135m");
+  EXPECT_EQ(job->model.base.path, "");
+
+  std::vector<FieldError> local = ValidateJobYaml(yaml, kGoodDir);
+  ASSERT_FALSE(local.empty());
+  EXPECT_EQ(local[0].path, "spec.model.base.persistentVolumeClaim");
+  EXPECT_THAT(local[0].message, HasSubstr("set path to a local folder"));
+}
+
 TEST(ParseJobFileTest, EveryGoodFileParses) {
   std::vector<std::string> files = YamlFilesIn(kGoodDir);
   ASSERT_THAT(files, testing::Contains("minimal.yaml"));

@@ -45,18 +45,44 @@ struct MlpModel {
   int num_classes = 2;                 // 2..100000
 };
 
-struct Model {
-  std::string kind = "mlp";  // "mlp" (llama, gpt2 come later)
-  MlpModel mlp;
+// A LoRA adapter on a decoder LLM (spec.model.adapter). Only the adapter
+// trains and travels; the base weights stay frozen.
+struct Adapter {
+  std::string type = "lora";        // only "lora"
+  int rank = 8;                     // 1..4096
+  double alpha = 16;                // (0, 100000]; the update is scaled by alpha / rank
+  double dropout = 0.0;             // [0, 1)
+  // Module names (Hugging Face's, as PEFT's target_modules), 1..64 unique
+  // names of 1..128 characters [A-Za-z0-9_.]. Default by kind: llama
+  // [q_proj, v_proj]; gpt2 [c_attn].
+  std::vector<std::string> targets;
 };
 
-// How worker processes read their tabular data.
+struct Model {
+  std::string kind = "mlp";  // "mlp" | "llama" | "gpt2"
+  MlpModel mlp;              // kind mlp only
+  // kind llama / gpt2 only (required there): the Hugging Face checkpoint
+  // folder (config.json, *.safetensors, tokenizer.json or tokenizer.model).
+  // With a local path, ParseOptions::check_files requires an existing,
+  // readable directory.
+  DataSource base;
+  Adapter adapter;           // kind llama / gpt2 only; defaults as above
+
+  bool IsLanguageModel() const { return kind == "llama" || kind == "gpt2"; }
+};
+
+// How worker processes read their data. format "csv" (tabular, kind mlp)
+// uses features and label; format "jsonl" (text, kind llama / gpt2) uses
+// max_length and packing. Fields of the other format are refused in the file.
 struct DataSchema {
-  std::string format = "csv";          // only "csv"
-  std::vector<std::string> features;   // column names, 1..65536 of them, unique; each
+  std::string format = "csv";          // "csv" (default for mlp) | "jsonl" (default for LLMs)
+  std::vector<std::string> features;   // csv: column names, 1..65536 of them, unique; each
                                        // 1..256 bytes without ',', '"' or line breaks
-  std::string label = "label";         // integer class column, 0..num_classes-1; not a feature
+  std::string label = "label";         // csv: integer class column, 0..num_classes-1
   double eval_fraction = 0.2;          // (0, 0.9]: local eval split of each tenant
+  int max_length = 512;                // jsonl: tokens per example / packed block, 8..131072
+  bool packing = false;                // jsonl: pack examples into max_length blocks
+                                       // (false: one padded example per row)
 };
 
 struct Strategy {

@@ -1,0 +1,163 @@
+#include "crypto.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+namespace braid::secagg {
+namespace {
+
+void PutU64(uint64_t v, unsigned char* out) {
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<unsigned char>(v >> (8 * i));
+}
+
+}  // namespace
+
+absl::Status EnsureSodium() {
+  if (sodium_init() < 0) return absl::InternalError("libsodium failed to initialise");
+  return absl::OkStatus();
+}
+
+X25519KeyPair MaskingKeyFromScalar(const Scalar& s) {
+  static constexpr char kLabel[] = "braid/secagg/sk";
+  X25519KeyPair kp;
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, 32);
+  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(kLabel), sizeof(kLabel));
+  crypto_generichash_update(&st, s.data(), s.size());
+  crypto_generichash_final(&st, kp.secret_key.data(), 32);
+  crypto_scalarmult_base(kp.public_key.data(), kp.secret_key.data());
+  return kp;
+}
+
+X25519KeyPair NewBoxKeyPair() {
+  X25519KeyPair kp;
+  crypto_box_keypair(kp.public_key.data(), kp.secret_key.data());
+  return kp;
+}
+
+absl::StatusOr<Key32> PairSeed(const X25519KeyPair& mine, const Key32& their_pk,
+                               uint64_t round_id) {
+  unsigned char shared[crypto_scalarmult_BYTES];
+  if (crypto_scalarmult(shared, mine.secret_key.data(), their_pk.data()) != 0) {
+    return absl::InvalidArgumentError("secagg: a peer's masking public key is a low-order point");
+  }
+  const Key32& lo = std::min(mine.public_key, their_pk);
+  const Key32& hi = std::max(mine.public_key, their_pk);
+  unsigned char round[8];
+  PutU64(round_id, round);
+  Key32 seed;
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, 32);
+  crypto_generichash_update(&st, shared, sizeof(shared));
+  crypto_generichash_update(&st, lo.data(), lo.size());
+  crypto_generichash_update(&st, hi.data(), hi.size());
+  crypto_generichash_update(&st, round, sizeof(round));
+  crypto_generichash_final(&st, seed.data(), seed.size());
+  sodium_memzero(shared, sizeof(shared));
+  return seed;
+}
+
+Key32 SelfSeed(const Scalar& b, uint64_t round_id) {
+  static constexpr char kLabel[] = "braid/secagg/b";
+  unsigned char round[8];
+  PutU64(round_id, round);
+  Key32 seed;
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, 32);
+  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(kLabel), sizeof(kLabel));
+  crypto_generichash_update(&st, b.data(), b.size());
+  crypto_generichash_update(&st, round, sizeof(round));
+  crypto_generichash_final(&st, seed.data(), seed.size());
+  return seed;
+}
+
+namespace {
+
+constexpr size_t kChunkWords = 4096;  // 16 KiB: a multiple of the 64-byte ChaCha20 block
+
+// Adds sign * PRG(seed)[first + i] to acc[i] for i < acc.size(); `first` is a
+// multiple of 16 words (one 64-byte block).
+void AddMaskAt(const Key32& seed, int sign, size_t first, uint32_t* acc, size_t words,
+               uint32_t* buf) {
+  static const unsigned char kNonce[crypto_stream_chacha20_ietf_NONCEBYTES] = {0};
+  const size_t bytes = ((words * 4 + 63) / 64) * 64;
+  std::memset(buf, 0, bytes);
+  crypto_stream_chacha20_ietf_xor_ic(reinterpret_cast<unsigned char*>(buf),
+                                     reinterpret_cast<unsigned char*>(buf), bytes, kNonce,
+                                     static_cast<uint32_t>(first / 16), seed.data());
+  // The keystream is read as little-endian words (x86 and arm64 are).
+  if (sign > 0) {
+    for (size_t i = 0; i < words; ++i) acc[i] += buf[i];
+  } else {
+    for (size_t i = 0; i < words; ++i) acc[i] -= buf[i];
+  }
+}
+
+void AddMasksRange(absl::Span<const SignedSeed> seeds, uint32_t* acc, size_t begin, size_t end) {
+  alignas(64) uint32_t buf[kChunkWords];
+  for (size_t start = begin; start < end; start += kChunkWords) {
+    const size_t words = std::min(kChunkWords, end - start);
+    for (const SignedSeed& s : seeds) AddMaskAt(s.seed, s.sign, start, acc + start, words, buf);
+  }
+}
+
+}  // namespace
+
+void AddMask(const Key32& seed, int sign, absl::Span<uint32_t> acc) {
+  const SignedSeed one{seed, sign};
+  AddMasksRange(absl::MakeConstSpan(&one, 1), acc.data(), 0, acc.size());
+}
+
+void AddMasks(absl::Span<const SignedSeed> seeds, absl::Span<uint32_t> acc, int threads) {
+  const size_t n = acc.size();
+  const size_t chunks = (n + kChunkWords - 1) / kChunkWords;
+  const size_t parts = std::max<size_t>(1, std::min<size_t>(threads, chunks));
+  if (parts == 1) {
+    AddMasksRange(seeds, acc.data(), 0, n);
+    return;
+  }
+  std::vector<std::thread> workers;
+  const size_t per = (chunks + parts - 1) / parts * kChunkWords;
+  for (size_t p = 0; p < parts; ++p) {
+    const size_t begin = p * per, end = std::min(n, begin + per);
+    if (begin >= end) break;
+    workers.emplace_back(AddMasksRange, seeds, acc.data(), begin, end);
+  }
+  for (auto& w : workers) w.join();
+}
+
+absl::StatusOr<std::string> BoxSeal(absl::string_view plaintext, const Key32& recipient_pk,
+                                    const Key32& sender_sk) {
+  std::string out(crypto_box_NONCEBYTES + crypto_box_MACBYTES + plaintext.size(), '\0');
+  auto* o = reinterpret_cast<unsigned char*>(out.data());
+  randombytes_buf(o, crypto_box_NONCEBYTES);
+  if (crypto_box_easy(o + crypto_box_NONCEBYTES,
+                      reinterpret_cast<const unsigned char*>(plaintext.data()), plaintext.size(), o,
+                      recipient_pk.data(), sender_sk.data()) != 0) {
+    return absl::InvalidArgumentError(
+        "secagg: a peer's encryption public key is a low-order point");
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> BoxOpen(absl::string_view ciphertext, const Key32& sender_pk,
+                                    const Key32& recipient_sk) {
+  if (ciphertext.size() < crypto_box_NONCEBYTES + crypto_box_MACBYTES) {
+    return absl::PermissionDeniedError("secagg: encrypted share is too short");
+  }
+  const auto* c = reinterpret_cast<const unsigned char*>(ciphertext.data());
+  std::string out(ciphertext.size() - crypto_box_NONCEBYTES - crypto_box_MACBYTES, '\0');
+  if (crypto_box_open_easy(reinterpret_cast<unsigned char*>(out.data()), c + crypto_box_NONCEBYTES,
+                           ciphertext.size() - crypto_box_NONCEBYTES, c, sender_pk.data(),
+                           recipient_sk.data()) != 0) {
+    return absl::PermissionDeniedError(
+        "secagg: an encrypted share failed authentication (altered, or not from its sender)");
+  }
+  return out;
+}
+
+}  // namespace braid::secagg

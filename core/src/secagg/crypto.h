@@ -1,0 +1,68 @@
+// Key derivation, mask expansion and share encryption for secure aggregation,
+// all with libsodium (internal to braid_core_privacy).
+//   masking key:  scalar s (a Shamir-shareable field element) -> X25519 secret
+//                 key = BLAKE2b-256("braid/secagg/sk" || s), public = X25519 base
+//   pair seed:    BLAKE2b-256(X25519(sk_u, pk_v) || pk_lo || pk_hi || round)
+//   self seed:    BLAKE2b-256("braid/secagg/b" || b || round)
+//   PRG:          ChaCha20 (IETF, zero nonce; every seed is used once) keystream
+//                 read as little-endian uint32 ring elements
+//   shares:       crypto_box (X25519 + XSalsa20-Poly1305), random nonce prefixed
+#ifndef BRAID_CORE_SRC_SECAGG_CRYPTO_H_
+#define BRAID_CORE_SRC_SECAGG_CRYPTO_H_
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "shamir.h"
+
+namespace braid::secagg {
+
+using Key32 = std::array<unsigned char, 32>;
+
+absl::Status EnsureSodium();
+
+struct X25519KeyPair {
+  Key32 secret_key;
+  Key32 public_key;
+};
+
+// The masking key pair that `s` stands for.
+X25519KeyPair MaskingKeyFromScalar(const Scalar& s);
+// A fresh encryption key pair (crypto_box).
+X25519KeyPair NewBoxKeyPair();
+
+// Both ends of a pair compute the same seed. kInvalidArgument if `their_pk`
+// is a low-order point (X25519 gives all zeros).
+absl::StatusOr<Key32> PairSeed(const X25519KeyPair& mine, const Key32& their_pk,
+                               uint64_t round_id);
+Key32 SelfSeed(const Scalar& b, uint64_t round_id);
+
+// acc[i] += sign * PRG(seed)[i] mod 2^32, sign = +1 or -1.
+void AddMask(const Key32& seed, int sign, absl::Span<uint32_t> acc);
+
+struct SignedSeed {
+  Key32 seed;
+  int sign;  // +1 or -1
+};
+// AddMask for every seed, fused: each 16 KiB slice of `acc` gets all masks
+// while it sits in cache. With threads > 1 the vector is split into that many
+// contiguous ranges, one thread each (ChaCha20's block counter lets each range
+// start mid-stream). Same result as calling AddMask per seed.
+void AddMasks(absl::Span<const SignedSeed> seeds, absl::Span<uint32_t> acc, int threads);
+
+// crypto_box of `plaintext` from `sender_sk` to `recipient_pk`; nonce first.
+// kInvalidArgument if recipient_pk is a low-order point.
+absl::StatusOr<std::string> BoxSeal(absl::string_view plaintext, const Key32& recipient_pk,
+                    const Key32& sender_sk);
+// kPermissionDenied if the ciphertext was not made by the holder of
+// sender_pk's secret key for recipient_sk, or was altered.
+absl::StatusOr<std::string> BoxOpen(absl::string_view ciphertext, const Key32& sender_pk,
+                                    const Key32& recipient_sk);
+
+}  // namespace braid::secagg
+
+#endif  // BRAID_CORE_SRC_SECAGG_CRYPTO_H_
