@@ -46,6 +46,9 @@ ABSL_FLAG(absl::Duration, heartbeat_timeout, absl::Seconds(10),
           "a worker silent this long is declared lost");
 ABSL_FLAG(absl::Duration, start_grace, absl::Seconds(10),
           "how long a round waits for all workers before starting with minClients");
+ABSL_FLAG(int, expected_clients, 0,
+          "workers a round waits for before start_grace (default: the job's total replicas; "
+          "fewer when tenants refused consent)");
 ABSL_FLAG(int, upload_slots, 1, "updates received at once (each holds one model-sized buffer)");
 ABSL_FLAG(int, download_slots, 4, "weight downloads streamed at once");
 ABSL_FLAG(int, stream_window_kib, 256,
@@ -130,7 +133,9 @@ int Run() {
   options.rounds = job->strategy.rounds;
   options.min_clients = job->strategy.min_clients;
   options.fraction_fit = job->strategy.fraction_fit;
-  options.expected_clients = job->TotalReplicas();
+  options.expected_clients = absl::GetFlag(FLAGS_expected_clients) > 0
+                                 ? absl::GetFlag(FLAGS_expected_clients)
+                                 : job->TotalReplicas();
   options.round_timeout = absl::Seconds(job->strategy.round_timeout_seconds);
   options.heartbeat_timeout = absl::GetFlag(FLAGS_heartbeat_timeout);
   options.start_grace = absl::GetFlag(FLAGS_start_grace);

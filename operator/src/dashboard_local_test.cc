@@ -8,6 +8,7 @@
 
 #include "absl/time/clock.h"
 #include "braid/core/audit_log.h"
+#include "braid/operator/local_consent.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -170,6 +171,49 @@ TEST(LocalDashboardSource, AuditShowsEntriesAndTheVerification) {
   EXPECT_EQ((*a)["verification"]["line"], 3);
   EXPECT_EQ((*a)["verification"]["text"], "audit.jsonl:3: not a JSON object (garbage in the log)");
   fs::remove_all(dir);
+}
+
+TEST(LocalDashboardSource, ShowsConsentAndRecordsDecisions) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("braid-dash-consent-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  const std::map<std::string, json> tenants = {
+      {"alpha", json{{"kind", "Tenant"},
+                     {"metadata", {{"name", "alpha"}}},
+                     {"spec", {{"namespace", "tenant-alpha"},
+                               {"policy", {{"requireApproval", true}, {"maxRounds", 5}}}}}}}};
+  ASSERT_TRUE(WriteConsentFile(dir.string(), JobRef{"lab", "demo", "uid-1"}, tenants).ok());
+  EventFeed feed;
+  LocalDashboardSource source(Job(), (dir / "audit.jsonl").string(), &feed,
+                              LocalTenancy{dir.string(), tenants, "uid-1"});
+  json t = source.Tenants()["tenants"];
+  EXPECT_EQ(t[0]["approval"], "lab/demo: Pending");
+  EXPECT_EQ(t[0]["namespace"], "tenant-alpha");
+  EXPECT_EQ(t[0]["policy"]["maxRounds"], 5);
+  EXPECT_EQ(t[1]["approval"], "not required");
+  json job = *source.Job("lab", "demo");
+  EXPECT_EQ(job["consent"][0]["consent"], "Pending");
+  EXPECT_EQ(job["consent"][1]["consent"], "NotRequired");
+
+  EXPECT_EQ(source.Decide("lab", "other", "alpha", true, "", "me").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(source.Decide("lab", "demo", "gamma", true, "", "me").status().code(),
+            absl::StatusCode::kNotFound);
+  const int64_t before = feed.last_id();
+  ASSERT_TRUE(source.Decide("lab", "demo", "alpha", true, "fine", "dashboard").ok());
+  EXPECT_EQ(source.Job("lab", "demo")->at("consent")[0]["consent"], "Approved");
+  EXPECT_EQ(source.Tenants()["tenants"][0]["approval"], "lab/demo: Approved");
+  std::vector<DashboardEvent> events = feed.After(before, absl::Seconds(1));
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].data["type"], "consent");
+  fs::remove_all(dir);
+}
+
+TEST(LocalDashboardSource, WithoutTenantsNoDecisionCanBeRecorded) {
+  EventFeed feed;
+  LocalDashboardSource source(Job(), "", &feed);
+  EXPECT_EQ(source.Decide("lab", "demo", "alpha", true, "", "me").status().code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

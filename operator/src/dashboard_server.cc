@@ -5,11 +5,14 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "braid/core/status_macros.h"
 
 namespace braid::op {
 namespace {
@@ -48,15 +51,35 @@ void SendJson(httplib::Response& res, const json& body, int status = 200) {
   res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
+int HttpCode(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kNotFound: return 404;
+    case absl::StatusCode::kUnauthenticated: return 401;
+    case absl::StatusCode::kPermissionDenied: return 403;
+    case absl::StatusCode::kFailedPrecondition: return 409;
+    case absl::StatusCode::kInvalidArgument: return 400;
+    case absl::StatusCode::kUnavailable: return 503;
+    default: return 500;
+  }
+}
+
 void SendError(httplib::Response& res, const absl::Status& s) {
-  const int code = s.code() == absl::StatusCode::kNotFound ? 404 : 500;
-  SendJson(res, json{{"error", std::string(s.message())}}, code);
+  if (s.code() == absl::StatusCode::kUnauthenticated) {
+    res.set_header("WWW-Authenticate", "Bearer realm=\"braid\"");
+  }
+  SendJson(res, json{{"error", std::string(s.message())}}, HttpCode(s));
+}
+
+std::string Namespace(const std::string& job_key) {
+  const size_t slash = job_key.find('/');
+  return slash == std::string::npos ? "" : job_key.substr(0, slash);
 }
 
 class HttplibDashboard final : public DashboardServer {
  public:
-  HttplibDashboard(DashboardSource* source, EventFeed* feed, int threads)
-      : source_(source), feed_(feed) {
+  HttplibDashboard(DashboardSource* source, EventFeed* feed, const DashboardOptions& o)
+      : source_(source), feed_(feed), authorizer_(o.authorizer), local_user_(o.local_user) {
+    const int threads = std::max(2, o.threads);
     server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     // httplib's default adds SO_REUSEPORT, which would let a second server
     // share the port silently; keep only SO_REUSEADDR (fast restarts).
@@ -71,12 +94,14 @@ class HttplibDashboard final : public DashboardServer {
   absl::Status Listen(const DashboardOptions& o) {
     absl::StatusOr<HostPort> hp = ParseAddress(o.address);
     if (!hp.ok()) return hp.status();
-    if (!fs::exists(fs::path(o.static_dir) / "index.html")) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(o.static_dir, ": no index.html; build the web app (see docs/dashboard.md)"));
-    }
-    if (!server_.set_mount_point("/", o.static_dir)) {
-      return absl::InvalidArgumentError(absl::StrCat(o.static_dir, ": not a directory"));
+    if (!o.api_only) {
+      if (!fs::exists(fs::path(o.static_dir) / "index.html")) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            o.static_dir, ": no index.html; build the web app (see docs/dashboard.md)"));
+      }
+      if (!server_.set_mount_point("/", o.static_dir)) {
+        return absl::InvalidArgumentError(absl::StrCat(o.static_dir, ": not a directory"));
+      }
     }
     host_ = hp->host;
     if (hp->port == 0) {
@@ -111,31 +136,151 @@ class HttplibDashboard final : public DashboardServer {
   }
 
  private:
+  // The caller, or nullopt without an authorizer. Unauthenticated without
+  // a valid token.
+  absl::StatusOr<std::optional<Caller>> Authenticate(const httplib::Request& req) const {
+    if (authorizer_ == nullptr) return std::optional<Caller>();
+    std::string token;
+    const std::string header = req.get_header_value("Authorization");
+    if (header.rfind("Bearer ", 0) == 0) {
+      token = header.substr(7);
+    } else if (req.path == "/api/events" && req.has_param("access_token")) {
+      token = req.get_param_value("access_token");
+    }
+    if (token.empty()) {
+      return absl::UnauthenticatedError(
+          "this dashboard needs a Kubernetes bearer token (Authorization: Bearer TOKEN), e.g. "
+          "from `kubectl create token`");
+    }
+    BRAID_ASSIGN_OR_RETURN(Caller caller, authorizer_->Authenticate(token));
+    return std::optional<Caller>(std::move(caller));
+  }
+
+  // OK when allowed (or without an authorizer); PermissionDenied naming
+  // what is missing otherwise.
+  absl::Status Check(const std::optional<Caller>& caller, const Access& access) const {
+    if (!caller) return absl::OkStatus();
+    BRAID_ASSIGN_OR_RETURN(bool ok, authorizer_->Allowed(*caller, access));
+    if (ok) return absl::OkStatus();
+    return absl::PermissionDeniedError(absl::StrCat(caller->user, " may not ", access.verb, " ",
+                                                    access.resource, " in namespace ", access.ns));
+  }
+
+  // Per request: whether the caller may read jobs in a namespace.
+  class ReadableNamespaces {
+   public:
+    ReadableNamespaces(const HttplibDashboard* d, const std::optional<Caller>& c)
+        : d_(d), caller_(c) {}
+    bool operator()(const std::string& ns) {
+      auto it = cache_.find(ns);
+      if (it != cache_.end()) return it->second;
+      const bool ok = d_->Check(caller_, Access{"get", "braid.dev", "federatedjobs", ns}).ok();
+      cache_[ns] = ok;
+      return ok;
+    }
+
+   private:
+    const HttplibDashboard* d_;
+    const std::optional<Caller>& caller_;
+    std::map<std::string, bool> cache_;
+  };
+
+  // Wraps a handler: authenticates, then runs `fn(caller)`; a failed
+  // status becomes the error answer.
+  template <typename Fn>
+  auto Guarded(Fn fn) {
+    return [this, fn](const httplib::Request& req, httplib::Response& res) {
+      absl::StatusOr<std::optional<Caller>> caller = Authenticate(req);
+      if (!caller.ok()) return SendError(res, caller.status());
+      absl::StatusOr<json> body = fn(req, res, *caller);
+      if (!body.ok()) return SendError(res, body.status());
+      if (!body->is_null()) SendJson(res, *body);
+    };
+  }
+
   void Routes() {
-    server_.Get("/api/jobs", [this](const httplib::Request&, httplib::Response& res) {
-      SendJson(res, source_->Jobs());
-    });
+    using Req = httplib::Request;
+    using Res = httplib::Response;
+    using MaybeCaller = std::optional<Caller>;
+    server_.Get("/api/jobs", Guarded([this](const Req&, Res&, const MaybeCaller& caller)
+                                         -> absl::StatusOr<json> {
+      json all = source_->Jobs();
+      if (!caller) return all;
+      ReadableNamespaces readable(this, caller);
+      json kept = json::array();
+      for (const json& row : all["jobs"]) {
+        if (readable(row.value("namespace", ""))) kept.push_back(row);
+      }
+      return json{{"jobs", kept}};
+    }));
     server_.Get(R"(/api/jobs/([^/]+)/([^/]+))",
-                [this](const httplib::Request& req, httplib::Response& res) {
-                  absl::StatusOr<json> j = source_->Job(req.matches[1], req.matches[2]);
-                  j.ok() ? SendJson(res, *j) : SendError(res, j.status());
-                });
+                Guarded([this](const Req& req, Res&, const MaybeCaller& caller)
+                            -> absl::StatusOr<json> {
+                  BRAID_RETURN_IF_ERROR(
+                      Check(caller, Access{"get", "braid.dev", "federatedjobs", req.matches[1]}));
+                  return source_->Job(req.matches[1], req.matches[2]);
+                }));
     server_.Get(R"(/api/jobs/([^/]+)/([^/]+)/audit)",
-                [this](const httplib::Request& req, httplib::Response& res) {
-                  absl::StatusOr<json> j = source_->Audit(req.matches[1], req.matches[2]);
-                  j.ok() ? SendJson(res, *j) : SendError(res, j.status());
-                });
-    server_.Get("/api/tenants", [this](const httplib::Request&, httplib::Response& res) {
-      SendJson(res, source_->Tenants());
-    });
+                Guarded([this](const Req& req, Res&, const MaybeCaller& caller)
+                            -> absl::StatusOr<json> {
+                  BRAID_RETURN_IF_ERROR(
+                      Check(caller, Access{"get", "braid.dev", "federatedjobs", req.matches[1]}));
+                  return source_->Audit(req.matches[1], req.matches[2]);
+                }));
+    server_.Post(R"(/api/jobs/([^/]+)/([^/]+)/tenants/([^/]+)/(approve|refuse))",
+                 Guarded([this](const Req& req, Res&, const MaybeCaller& caller)
+                             -> absl::StatusOr<json> {
+                   const std::string ns = req.matches[1], name = req.matches[2],
+                                     tenant = req.matches[3];
+                   const bool approve = req.matches[4] == "approve";
+                   std::string comment;
+                   if (!req.body.empty()) {
+                     const json body = json::parse(req.body, nullptr, false);
+                     if (!body.is_object() ||
+                         (body.contains("comment") && !body["comment"].is_string())) {
+                       return absl::InvalidArgumentError(
+                           "the body must be a JSON object {\"comment\": \"...\"}");
+                     }
+                     comment = body.value("comment", "");
+                   }
+                   BRAID_ASSIGN_OR_RETURN(std::string tenant_ns, source_->TenantNamespace(tenant));
+                   BRAID_RETURN_IF_ERROR(
+                       Check(caller, Access{"create", "braid.dev", "tenantapprovals", tenant_ns}));
+                   return source_->Decide(ns, name, tenant, approve, comment,
+                                          caller ? caller->user : local_user_);
+                 }));
+    server_.Get("/api/tenants", Guarded([this](const Req&, Res&, const MaybeCaller& caller)
+                                            -> absl::StatusOr<json> {
+      json all = source_->Tenants();
+      if (!caller) return all;
+      ReadableNamespaces readable(this, caller);
+      json kept = json::array();
+      for (const json& t : all["tenants"]) {
+        bool visible = false;
+        for (const json& job : t.value("jobs", json::array())) {
+          if (job.is_string() && readable(Namespace(job.get<std::string>()))) visible = true;
+        }
+        if (!visible) {
+          visible = Check(caller, Access{"create", "braid.dev", "tenantapprovals",
+                                         t.value("namespace", "")})
+                        .ok();
+        }
+        if (visible) kept.push_back(t);
+      }
+      return json{{"tenants", kept}};
+    }));
     server_.Get("/api/events", [this](const httplib::Request& req, httplib::Response& res) {
+      absl::StatusOr<std::optional<Caller>> caller = Authenticate(req);
+      if (!caller.ok()) return SendError(res, caller.status());
       int64_t after = feed_->last_id();
       if (int64_t id = 0; absl::SimpleAtoi(req.get_header_value("Last-Event-ID"), &id)) after = id;
       res.set_header("Cache-Control", "no-store");
       res.set_header("X-Accel-Buffering", "no");
       auto last = std::make_shared<int64_t>(after);
+      auto who = std::make_shared<std::optional<Caller>>(*caller);
+      auto readable = std::make_shared<ReadableNamespaces>(this, *who);
       res.set_chunked_content_provider(
-          "text/event-stream", [this, last](size_t offset, httplib::DataSink& sink) {
+          "text/event-stream", [this, last, who, readable](size_t offset, httplib::DataSink& sink) {
             if (offset == 0) {
               const std::string hello = "retry: 2000\n: braid dashboard events\n\n";
               if (!sink.write(hello.data(), hello.size())) return false;
@@ -144,8 +289,9 @@ class HttplibDashboard final : public DashboardServer {
             if (feed_->closed() || !sink.is_writable()) return false;
             std::string out;
             for (const DashboardEvent& e : events) {
-              absl::StrAppend(&out, "id: ", e.id, "\nevent: job\ndata: ", e.data.dump(), "\n\n");
               *last = e.id;
+              if (*who && !(*readable)(e.data.value("namespace", ""))) continue;
+              absl::StrAppend(&out, "id: ", e.id, "\nevent: job\ndata: ", e.data.dump(), "\n\n");
             }
             if (out.empty()) out = ": keep-alive\n\n";
             return sink.write(out.data(), out.size());
@@ -154,10 +300,15 @@ class HttplibDashboard final : public DashboardServer {
     server_.Get(R"(/api/.*)", [](const httplib::Request& req, httplib::Response& res) {
       SendJson(res, json{{"error", absl::StrCat("no such API: ", req.path)}}, 404);
     });
+    server_.Post(R"(/api/.*)", [](const httplib::Request& req, httplib::Response& res) {
+      SendJson(res, json{{"error", absl::StrCat("no such API: ", req.path)}}, 404);
+    });
   }
 
   DashboardSource* const source_;
   EventFeed* const feed_;
+  DashboardAuthorizer* const authorizer_;
+  const std::string local_user_;
   httplib::Server server_;
   std::string host_;
   int port_ = 0;
@@ -186,7 +337,7 @@ absl::StatusOr<std::string> FindWebDir(const std::string& bin_dir) {
 
 absl::StatusOr<std::unique_ptr<DashboardServer>> DashboardServer::Start(
     const DashboardOptions& options, DashboardSource* source, EventFeed* feed) {
-  auto server = std::make_unique<HttplibDashboard>(source, feed, std::max(2, options.threads));
+  auto server = std::make_unique<HttplibDashboard>(source, feed, options);
   if (absl::Status s = server->Listen(options); !s.ok()) return s;
   return std::unique_ptr<DashboardServer>(std::move(server));
 }

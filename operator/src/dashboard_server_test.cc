@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/time/clock.h"
+#include "braid/operator/dashboard_auth.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -30,7 +31,23 @@ class FakeSource final : public DashboardSource {
     if (ns != "lab" || name != "demo") return absl::NotFoundError("no job");
     return json{{"verification", {{"ok", true}}}};
   }
-  json Tenants() const override { return json{{"tenants", json::array()}}; }
+  json Tenants() const override {
+    return json{{"tenants", json::array({json{{"name", "a"}, {"namespace", "tenant-a"},
+                                              {"jobs", json::array({"lab/demo"})}}})}};
+  }
+  absl::StatusOr<std::string> TenantNamespace(const std::string& tenant) const override {
+    if (tenant != "a") return absl::NotFoundError("no tenant " + tenant);
+    return std::string("tenant-a");
+  }
+  absl::StatusOr<json> Decide(const std::string& ns, const std::string& name,
+                              const std::string& tenant, bool approve, const std::string& comment,
+                              const std::string& by) override {
+    if (ns != "lab" || name != "demo") return absl::NotFoundError("no job");
+    decisions.push_back(json{{"tenant", tenant}, {"approve", approve}, {"comment", comment},
+                             {"by", by}});
+    return decisions.back();
+  }
+  std::vector<json> decisions;
 };
 
 class DashboardServerTest : public ::testing::Test {
@@ -156,6 +173,87 @@ TEST_F(DashboardServerTest, PortInUseIsUnavailable) {
   options_.address = "127.0.0.1:" + std::to_string((*first)->port());
   EXPECT_EQ(DashboardServer::Start(options_, &source_, &other_feed).status().code(),
             absl::StatusCode::kUnavailable);
+}
+
+TEST_F(DashboardServerTest, ApproveAndRefuseReachTheSource) {
+  auto server = DashboardServer::Start(options_, &source_, &feed_);
+  ASSERT_TRUE(server.ok()) << server.status();
+  httplib::Client client("127.0.0.1", (*server)->port());
+  auto res = client.Post("/api/jobs/lab/demo/tenants/a/approve", R"({"comment": "ok by DPO"})",
+                         "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body;
+  res = client.Post("/api/jobs/lab/demo/tenants/a/refuse", "", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body;
+  ASSERT_EQ(source_.decisions.size(), 2u);
+  EXPECT_EQ(source_.decisions[0],
+            (json{{"tenant", "a"}, {"approve", true}, {"comment", "ok by DPO"}, {"by", "dashboard"}}));
+  EXPECT_EQ(source_.decisions[1]["approve"], false);
+
+  res = client.Post("/api/jobs/lab/demo/tenants/zed/approve", "", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 404);
+  res = client.Post("/api/jobs/lab/demo/tenants/a/approve", "[1]", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400);
+  EXPECT_EQ(source_.decisions.size(), 2u);
+}
+
+// Tokens "alice" (reads lab, administers tenant-a) and "bob" (reads lab).
+class FakeAuthorizer final : public DashboardAuthorizer {
+ public:
+  absl::StatusOr<Caller> Authenticate(const std::string& token) override {
+    if (token != "alice" && token != "bob") return absl::UnauthenticatedError("unknown token");
+    return Caller{"user:" + token, "", {}};
+  }
+  absl::StatusOr<bool> Allowed(const Caller& caller, const Access& a) override {
+    asked.push_back(caller.user + " " + a.verb + " " + a.resource + " " + a.ns);
+    if (a.verb == "get" && a.resource == "federatedjobs") return a.ns == "lab";
+    if (a.verb == "create" && a.resource == "tenantapprovals") {
+      return caller.user == "user:alice" && a.ns == "tenant-a";
+    }
+    return false;
+  }
+  std::vector<std::string> asked;
+};
+
+TEST_F(DashboardServerTest, WithAnAuthorizerTokensAndPermissionsDecide) {
+  FakeAuthorizer auth;
+  options_.authorizer = &auth;
+  auto server = DashboardServer::Start(options_, &source_, &feed_);
+  ASSERT_TRUE(server.ok()) << server.status();
+  httplib::Client client("127.0.0.1", (*server)->port());
+
+  auto res = client.Get("/api/jobs");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 401);
+  EXPECT_THAT(res->get_header_value("WWW-Authenticate"), HasSubstr("Bearer"));
+  res = client.Get("/api/jobs", {{"Authorization", "Bearer mallory"}});
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 401);
+  res = client.Get("/api/events?access_token=mallory");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 401);
+
+  res = client.Get("/api/jobs/lab/demo", {{"Authorization", "Bearer bob"}});
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(auth.asked.back(), "user:bob get federatedjobs lab");
+
+  res = client.Post("/api/jobs/lab/demo/tenants/a/approve", {{"Authorization", "Bearer bob"}}, "",
+                    "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 403);
+  EXPECT_THAT(res->body, HasSubstr("may not create tenantapprovals in namespace tenant-a"));
+  EXPECT_TRUE(source_.decisions.empty());
+
+  res = client.Post("/api/jobs/lab/demo/tenants/a/approve", {{"Authorization", "Bearer alice"}},
+                    "", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body;
+  ASSERT_EQ(source_.decisions.size(), 1u);
+  EXPECT_EQ(source_.decisions[0]["by"], "user:alice");
 }
 
 TEST(FindWebDir, SaysHowToBuildWhenMissing) {

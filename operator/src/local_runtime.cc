@@ -4,8 +4,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <memory>
 #include <sstream>
+#include <utility>
 
 #include <grpcpp/grpcpp.h>
 
@@ -17,7 +19,9 @@
 #include "braid/core/grpc_tls.h"
 #include "braid/core/status_macros.h"
 #include "braid/operator/desired_set.h"
+#include "braid/operator/local_consent.h"
 #include "braid/operator/local_pki.h"
+#include "braid/operator/progress_bar.h"
 #include "braid/operator/subprocess.h"
 #include "braid/v1/federation.grpc.pb.h"
 
@@ -200,6 +204,57 @@ json StatusJson(const v1::JobStatus& status, const std::string& runtime_reason,
               {"rounds", rounds}};
 }
 
+json EndSummary(const spec::JobSpec& job, const Workdir& dir, const std::string& phase,
+                const std::string& reason, const std::string& message) {
+  return json{{"job", job.name},      {"phase", phase},     {"reason", reason},
+              {"message", message},   {"rounds", json::array()}, {"workdir", dir.root},
+              {"logs", dir.logs}};
+}
+
+// Names of the tenants whose consent does not let their workers run.
+std::set<std::string> Stopped(const std::vector<TenantConsent>& consent) {
+  std::set<std::string> out;
+  for (const TenantConsent& c : consent) {
+    if (!MayRun(c.consent)) out.insert(c.tenant);
+  }
+  return out;
+}
+
+// Holds the job until every tenant that requires approval has decided.
+// Returns the admission (admit, or TenantRefused), or reason Interrupted.
+Admission AwaitAdmission(const spec::JobSpec& job, const LocalRunOptions& o, const JobRef& ref,
+                         const Workdir& dir, std::vector<TenantConsent>* consent) {
+  std::string shown;
+  while (true) {
+    *consent = LocalConsent(job, ref, o.tenants, dir.root);
+    Admission a = DecideAdmission(job, *consent);
+    if (a.reason != "AwaitingApproval") return a;
+    std::vector<std::string> pending;
+    for (const TenantConsent& c : *consent) {
+      if (c.consent == Consent::kPending) pending.push_back(c.tenant);
+    }
+    a.message = absl::StrCat(a.message, " (here: braid approve --workdir ", dir.root,
+                             " --tenant ", pending.front(), ", or the dashboard)");
+    if (a.message != shown) {
+      shown = a.message;
+      if (o.progress) *o.progress << "job " << job.name << ": AwaitingApproval: " << a.message << std::endl;
+      if (o.on_status) {
+        o.on_status(json{{"phase", "AwaitingApproval"},
+                         {"reason", a.reason},
+                         {"message", a.message},
+                         {"total_rounds", job.strategy.rounds},
+                         {"rounds", json::array()}});
+      }
+    }
+    if (o.interrupted && o.interrupted->load()) {
+      a.reason = "Interrupted";
+      a.message = "stopped by the user (Ctrl-C) while awaiting approval";
+      return a;
+    }
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+}
+
 }  // namespace
 
 std::string LocalAuditLogPath(const std::string& workdir) {
@@ -217,6 +272,20 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
     }
   }
   auto interrupted = [&] { return o.interrupted && o.interrupted->load(); };
+  const JobRef ref{job.namespace_, job.name, audit::FileSha256Hex(o.job_file).value_or("")};
+  auto end_early = [&](const std::string& reason, const std::string& message) {
+    if (o.on_status) {
+      o.on_status(json{{"phase", "Failed"}, {"reason", reason}, {"message", message},
+                       {"total_rounds", job.strategy.rounds}, {"rounds", json::array()}});
+    }
+    return EndSummary(job, dir, "Failed", reason, message);
+  };
+  if (!o.tenants.empty()) {
+    const std::vector<TenantProblem> problems = LocalPolicyProblems(job, o.tenants);
+    if (!problems.empty()) {
+      return end_early(problems[0].reason, problems[0].path + ": " + problems[0].message);
+    }
+  }
 
   if (!fs::exists(fs::path(dir.checkpoint) / "state.json")) {
     json tenants = json::array();
@@ -228,6 +297,19 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
                     {"rounds", job.strategy.rounds},
                     {"tenants", tenants}},
                o.progress);
+  }
+  // Consent: nothing starts before every tenant that requires approval has
+  // decided; refused tenants get no workers.
+  std::vector<TenantConsent> consent;
+  std::set<std::string> stopped;
+  if (!o.tenants.empty()) {
+    BRAID_RETURN_IF_ERROR(WriteConsentFile(dir.root, ref, o.tenants));
+    const Admission a = AwaitAdmission(job, o, ref, dir, &consent);
+    if (!a.admit) return end_early(a.reason, a.message);
+    stopped = Stopped(consent);
+    for (const std::string& t : stopped) {
+      if (o.progress) *o.progress << "tenant " << t << " refused: its workers are not started\n";
+    }
   }
   if (!fs::exists(fs::path(dir.checkpoint) / "model.safetensors")) {
     BRAID_RETURN_IF_ERROR(
@@ -244,14 +326,23 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
   }
 
   std::map<std::string, Subprocess> procs;
+  std::map<std::string, std::string> tenant_of;  // worker name -> tenant
   int port = 0;
   for (const Workload& w : DesiredWorkloads(job)) {
+    if (w.role == Workload::Role::kWorker && stopped.count(w.tenant)) continue;
+    tenant_of[w.name] = w.tenant;
     std::vector<std::string> argv;
     if (w.role == Workload::Role::kAggregator) {
       argv = {aggregator_bin, "--job", o.job_file, "--checkpoint-dir", dir.checkpoint,
               "--initial-model", dir.initial_model, "--port-file", dir.port_file,
               "--metrics-port-file", dir.metrics_port_file};
       for (const std::string& flag : TlsFlags(certs.aggregator)) argv.push_back(flag);
+      if (!stopped.empty()) {
+        // Rounds need not wait for workers that will never come.
+        int expected = 0;
+        for (const spec::Tenant& t : job.tenants) expected += stopped.count(t.name) ? 0 : t.replicas;
+        argv.push_back(absl::StrCat("--expected-clients=", expected));
+      }
       BRAID_ASSIGN_OR_RETURN(Subprocess p, Subprocess::Start(argv, dir.Log(w.name)));
       procs.emplace(w.name, std::move(p));
       BRAID_ASSIGN_OR_RETURN(port, AwaitPort(procs.at(w.name), dir));
@@ -278,6 +369,7 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
   v1::JobStatus status;
   status.set_phase("Pending");
   int printed = 0;
+  bool bar_open = false;  // the progress bar's line awaits its newline
   std::string reported_phase;
   int reported_rounds = -1;
   auto report = [&](const std::string& reason, const std::string& message) {
@@ -299,7 +391,13 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
     if (stub->GetStatus(&ctx, v1::StatusRequest(), &fresh).ok()) status = fresh;
     for (const v1::RoundRecord& r : status.rounds()) {
       if (r.round() <= printed) continue;
-      if (o.progress) *o.progress << ProgressLine(r, status.total_rounds()) << std::endl;
+      if (o.progress && o.progress_bar) {
+        *o.progress << "\r" << ProgressBar(r.round(), status.total_rounds(), r.eval_loss(), r.eval_accuracy())
+                    << "\x1b[K" << std::flush;
+        bar_open = true;
+      } else if (o.progress) {
+        *o.progress << ProgressLine(r, status.total_rounds()) << std::endl;
+      }
       printed = r.round();
     }
     report("", "");
@@ -318,12 +416,30 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
         runtime_message = absl::StrCat("braid-aggregator exited with ", *code, "; see ",
                                        dir.Log(name));
       } else if (o.progress && *code != 0) {
+        if (std::exchange(bar_open, false)) *o.progress << "\n";
         *o.progress << name << " exited with " << *code << "; see " << dir.Log(name) << "\n";
       }
     }
     if (!runtime_reason.empty()) break;
+    if (!o.tenants.empty()) {
+      // Revocation: a refusal (or a deleted approval) stops that tenant's
+      // workers; the others go on.
+      for (const std::string& t : Stopped(LocalConsent(job, ref, o.tenants, dir.root))) {
+        if (!stopped.insert(t).second) continue;
+        for (auto& [name, proc] : procs) {
+          if (name == "aggregator" || tenant_of[name] != t) continue;
+          reported_exit[name] = true;
+          proc.Terminate(absl::Seconds(2));
+        }
+        if (o.progress) {
+          if (std::exchange(bar_open, false)) *o.progress << "\n";
+          *o.progress << "tenant " << t << ": consent revoked; its workers stopped\n";
+        }
+      }
+    }
     absl::SleepFor(absl::Milliseconds(200));
   }
+  if (bar_open) *o.progress << "\n";
   // Let the workers hear DONE, then stop everything (aggregator last).
   for (auto& [name, proc] : procs) {
     if (name != "aggregator") proc.Wait(runtime_reason.empty() ? absl::Seconds(3) : absl::ZeroDuration());

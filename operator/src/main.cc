@@ -4,14 +4,21 @@
 //   braid run FILE [--workdir DIR] [--summary PATH] [--baselines] [--dashboard ADDR]
 //             [--insecure]    run the job on this machine as local processes
 //                             (mTLS on loopback with per-run certificates)
+//             [--tenants TENANTS.yaml]  Tenant objects: policy and consent
+//   braid approve --workdir DIR --tenant T [--refuse] [--comment TEXT]
+//                             record a tenant's decision for the run in DIR
 //   braid audit verify FILE   check an audit log's hash chain
 //   braid audit show FILE [--json]
 //
+// Exit status of approve: 0 recorded, 2 bad arguments or no such run/tenant.
 // Exit status of run: 0 the job succeeded, 1 it failed, 2 invalid job file
 // or dashboard address, 130 interrupted (during the job). With --dashboard
 // the dashboard keeps serving after the job ends until Ctrl-C; the exit
 // status is then the job's. Audit: 0 the chain verifies, 1 it is broken, 2
 // the file cannot be read.
+#include <pwd.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -24,11 +31,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "braid/core/cli_flags.h"
+#include "braid/core/audit_log.h"
 #include "braid/core/file_io.h"
 #include "braid/core/spec.h"
 #include "braid/operator/audit_command.h"
 #include "braid/operator/dashboard_local.h"
 #include "braid/operator/dashboard_server.h"
+#include "braid/operator/local_consent.h"
 #include "braid/operator/local_runtime.h"
 #include "braid/operator/subprocess.h"
 
@@ -47,6 +56,12 @@ ABSL_FLAG(std::string, web_dir, "",
           "run: the built web app to serve with --dashboard (default $BRAID_WEB_DIR, else "
           "<braid's dir>/../share/braid/web)");
 ABSL_FLAG(bool, json, false, "audit show: print JSON");
+ABSL_FLAG(std::string, tenants, "",
+          "run: Tenant objects (YAML, as for kubectl apply) whose policy the job must meet and "
+          "whose consent it may need (spec.policy.requireApproval)");
+ABSL_FLAG(std::string, tenant, "", "approve: the tenant that decides");
+ABSL_FLAG(bool, refuse, false, "approve: refuse (or revoke) instead of approving");
+ABSL_FLAG(std::string, comment, "", "approve: a comment kept with the decision and in the audit log");
 
 namespace {
 
@@ -63,6 +78,10 @@ constexpr char kUsage[] =
     "      --dashboard serves the dashboard (web app + /api/) while the job runs and keeps\n"
     "      serving after it ends, until Ctrl-C\n"
     "      --insecure runs plaintext gRPC instead of mTLS with per-run certificates\n"
+    "            [--tenants TENANTS.yaml]\n"
+    "      --tenants checks the job against those Tenants' policy; a tenant with\n"
+    "      requireApproval holds the job in AwaitingApproval until braid approve\n"
+    "  braid approve --workdir DIR --tenant T [--refuse] [--comment TEXT]\n"
     "  braid audit verify FILE          exit 0 chain ok, 1 broken (names the entry), 2 unreadable\n"
     "  braid audit show FILE [--json]\n";
 
@@ -108,6 +127,15 @@ int Run(const std::string& file) {
     return 2;
   }
   braid::op::LocalRunOptions options;
+  if (const std::string tenants = absl::GetFlag(FLAGS_tenants); !tenants.empty()) {
+    absl::StatusOr<std::map<std::string, nlohmann::json>> objects =
+        braid::op::ReadTenantsFile(tenants);
+    if (!objects.ok()) {
+      std::cerr << "braid run: " << objects.status().message() << "\n";
+      return 2;
+    }
+    options.tenants = *std::move(objects);
+  }
   options.job_file = fs::absolute(file).string();
   options.workdir = absl::GetFlag(FLAGS_workdir);
   if (options.workdir.empty()) options.workdir = (fs::path(".braid") / job->name).string();
@@ -116,6 +144,7 @@ int Run(const std::string& file) {
   options.insecure = absl::GetFlag(FLAGS_insecure);
   options.interrupted = &g_interrupted;
   options.progress = &std::cout;
+  options.progress_bar = ::isatty(STDOUT_FILENO) == 1;
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGHUP, OnSignal);
@@ -123,8 +152,10 @@ int Run(const std::string& file) {
   // The dashboard: its own threads read a copy of the status the runtime
   // hands over, so serving never slows the job.
   braid::op::EventFeed feed;
-  braid::op::LocalDashboardSource source(*job, braid::op::LocalAuditLogPath(options.workdir),
-                                         &feed);
+  braid::op::LocalDashboardSource source(
+      *job, braid::op::LocalAuditLogPath(options.workdir), &feed,
+      braid::op::LocalTenancy{options.workdir, options.tenants,
+                              braid::audit::FileSha256Hex(options.job_file).value_or("")});
   std::unique_ptr<braid::op::DashboardServer> dashboard;
   if (const std::string addr = absl::GetFlag(FLAGS_dashboard); !addr.empty()) {
     braid::op::DashboardOptions dopts;
@@ -174,6 +205,31 @@ int Run(const std::string& file) {
   return code;
 }
 
+int Approve() {
+  const std::string workdir = absl::GetFlag(FLAGS_workdir);
+  const std::string tenant = absl::GetFlag(FLAGS_tenant);
+  if (workdir.empty() || tenant.empty()) {
+    std::cerr << "braid approve: --workdir DIR and --tenant T are required\n" << kUsage;
+    return 2;
+  }
+  braid::op::Decision d;
+  d.tenant = tenant;
+  d.approve = !absl::GetFlag(FLAGS_refuse);
+  d.comment = absl::GetFlag(FLAGS_comment);
+  const passwd* pw = ::getpwuid(::getuid());
+  d.by = std::string("braid approve (user ") + (pw != nullptr ? pw->pw_name : std::to_string(::getuid())) + ")";
+  absl::StatusOr<nlohmann::json> approval = braid::op::RecordDecision(workdir, d);
+  if (!approval.ok()) {
+    std::cerr << "braid approve: " << approval.status().message() << "\n";
+    return 2;
+  }
+  std::cout << "tenant " << tenant << ": " << (*approval)["spec"]["decision"].get<std::string>()
+            << " for job " << (*approval)["spec"]["job"]["namespace"].get<std::string>() << "/"
+            << (*approval)["spec"]["job"]["name"].get<std::string>() << " (recorded in "
+            << braid::op::ApprovalsDir(workdir) << ")\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -181,6 +237,7 @@ int main(int argc, char** argv) {
   const std::vector<std::string> args = braid::ParseFlags(argc, argv);
   if (args.size() == 3 && args[1] == "validate") return Validate(args[2]);
   if (args.size() == 3 && args[1] == "run") return Run(args[2]);
+  if (args.size() == 2 && args[1] == "approve") return Approve();
   if (args.size() == 4 && args[1] == "audit" && args[2] == "verify") {
     return braid::op::AuditVerify(args[3], std::cout, std::cerr);
   }

@@ -23,6 +23,9 @@
 #include "braid/kube/leader_election.h"
 #include "braid/operator/aggregator_status.h"
 #include "braid/operator/controller.h"
+#include "braid/operator/dashboard_kube.h"
+#include "braid/operator/dashboard_server.h"
+#include "braid/operator/subprocess.h"
 #include "braid/operator/operator_metrics.h"
 
 ABSL_FLAG(std::string, kubeconfig, "",
@@ -49,6 +52,14 @@ ABSL_FLAG(std::string, aggregator_address_template, "",
           "reach aggregators here for status instead of their Service, e.g. "
           "\"127.0.0.1:7070\" or \"{name}-aggregator.{namespace}.example:7070\" (for an operator "
           "outside the cluster)");
+
+ABSL_FLAG(std::string, dashboard_listen, "",
+          "serve the dashboard (web app + /api/) here, e.g. 0.0.0.0:8080; every API call needs "
+          "a Kubernetes bearer token (TokenReview) and RBAC permission (SubjectAccessReview). "
+          "Empty: no dashboard");
+ABSL_FLAG(std::string, web_dir, "",
+          "the built web app for --dashboard-listen (default $BRAID_WEB_DIR, else "
+          "<binary's dir>/../share/braid/web)");
 
 namespace {
 
@@ -105,6 +116,40 @@ int Main() {
     }
   }
 
+  // The dashboard serves on every replica, leader or not: it only reads
+  // through its own informers and writes TenantApprovals.
+  op::EventFeed feed;
+  std::unique_ptr<op::KubeDashboardSource> dashboard_source;
+  std::unique_ptr<op::KubeDashboardAuthorizer> authorizer;
+  std::unique_ptr<op::DashboardServer> dashboard;
+  if (const std::string addr = absl::GetFlag(FLAGS_dashboard_listen); !addr.empty()) {
+    op::DashboardOptions dopts;
+    dopts.address = addr;
+    dopts.static_dir = absl::GetFlag(FLAGS_web_dir);
+    if (dopts.static_dir.empty()) {
+      absl::StatusOr<std::string> dir = op::FindWebDir(op::SelfDir());
+      if (dir.ok()) {
+        dopts.static_dir = *dir;
+      } else {
+        // The API still serves (curl, scripts); the pages need the app.
+        std::cerr << "braid-operator: " << dir.status().message()
+                  << "; serving the dashboard API only\n";
+        dopts.api_only = true;
+      }
+    }
+    dashboard_source = std::make_unique<op::KubeDashboardSource>(client->get(), &feed);
+    authorizer = std::make_unique<op::KubeDashboardAuthorizer>(client->get());
+    dopts.authorizer = authorizer.get();
+    absl::StatusOr<std::unique_ptr<op::DashboardServer>> server =
+        op::DashboardServer::Start(dopts, dashboard_source.get(), &feed);
+    if (!server.ok()) {
+      std::cerr << "braid-operator: " << server.status().message() << "\n";
+      return 2;
+    }
+    dashboard = *std::move(server);
+    std::cerr << "braid-operator: dashboard on " << dashboard->url() << "\n";
+  }
+
   op::ControllerOptions options;
   options.workers = absl::GetFlag(FLAGS_workers);
   options.reconciler.aggregator_image = absl::GetFlag(FLAGS_aggregator_image);
@@ -157,6 +202,7 @@ int Main() {
     if (!run.ok()) std::cerr << "braid-operator: " << run.message() << "\n";
   }
   controller.Stop();
+  if (dashboard) dashboard->Stop();
   std::cerr << "braid-operator: stopped\n";
   return exit_code;
 }

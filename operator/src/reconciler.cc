@@ -38,8 +38,15 @@ bool HasFinalizer(const json& job) {
   return false;
 }
 
-// The job as its file: what core/spec parses and what the pods read. JSON
-// is YAML, so the API server's object serves as the file unchanged.
+int ReadyReplicas(const json& deployment) {
+  if (!deployment.is_object()) return 0;
+  return deployment.value("/status/readyReplicas"_json_pointer, 0);
+}
+
+std::string Key(const std::string& ns, const std::string& name) { return ns + "/" + name; }
+
+}  // namespace
+
 std::string JobFileText(const json& job) {
   json file = {{"apiVersion", job.value("apiVersion", "")},
                {"kind", job.value("kind", "")},
@@ -50,14 +57,6 @@ std::string JobFileText(const json& job) {
   return file.dump(2);
 }
 
-int ReadyReplicas(const json& deployment) {
-  if (!deployment.is_object()) return 0;
-  return deployment.value("/status/readyReplicas"_json_pointer, 0);
-}
-
-std::string Key(const std::string& ns, const std::string& name) { return ns + "/" + name; }
-
-}  // namespace
 
 Reconciler::Reconciler(kube::Client* client, ClusterView view,
                        AggregatorStatusSource* status_source, kube::EventRecorder* events,

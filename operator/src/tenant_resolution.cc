@@ -20,6 +20,26 @@ bool ClaimListed(const json& tenant, const std::string& claim) {
 
 }  // namespace
 
+std::vector<TenantProblem> PolicyProblems(const spec::JobSpec& job, const std::string& name,
+                                          const json& tenant) {
+  std::vector<TenantProblem> out;
+  const json models = tenant.value("/spec/policy/allowedModels"_json_pointer, json());
+  if (models.is_array() &&
+      std::find(models.begin(), models.end(), json(job.model.kind)) == models.end()) {
+    out.push_back({"spec.model.kind", "ModelNotAllowed",
+                   "Tenant " + Quote(name) + " allows only models " + models.dump() + ", not " +
+                       Quote(job.model.kind)});
+  }
+  const json max_rounds = tenant.value("/spec/policy/maxRounds"_json_pointer, json());
+  if (max_rounds.is_number_integer() && job.strategy.rounds > max_rounds.get<int64_t>()) {
+    out.push_back({"spec.strategy.rounds", "TooManyRounds",
+                   absl::StrCat("Tenant ", Quote(name), " allows at most ",
+                                max_rounds.get<int64_t>(), " rounds; the job asks for ",
+                                job.strategy.rounds)});
+  }
+  return out;
+}
+
 TenantResolution ResolveTenants(const spec::JobSpec& job,
                                 const std::map<std::string, json>& tenants) {
   TenantResolution out;
@@ -64,19 +84,8 @@ TenantResolution ResolveTenants(const spec::JobSpec& job,
               " in spec.dataSources; only listed claims may be mounted");
       ok = false;
     }
-    const json models = tenant.value("/spec/policy/allowedModels"_json_pointer, json());
-    if (models.is_array() &&
-        std::find(models.begin(), models.end(), json(job.model.kind)) == models.end()) {
-      add("spec.model.kind", "ModelNotAllowed",
-          "Tenant " + Quote(t.name) + " allows only models " + models.dump() + ", not " +
-              Quote(job.model.kind));
-      ok = false;
-    }
-    const json max_rounds = tenant.value("/spec/policy/maxRounds"_json_pointer, json());
-    if (max_rounds.is_number_integer() && job.strategy.rounds > max_rounds.get<int64_t>()) {
-      add("spec.strategy.rounds", "TooManyRounds",
-          absl::StrCat("Tenant ", Quote(t.name), " allows at most ", max_rounds.get<int64_t>(),
-                       " rounds; the job asks for ", job.strategy.rounds));
+    for (TenantProblem& p : PolicyProblems(job, t.name, tenant)) {
+      out.problems.push_back(std::move(p));
       ok = false;
     }
     if (ok) out.namespaces[t.name] = ns;

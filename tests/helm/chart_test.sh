@@ -16,6 +16,9 @@
 #     seccomp;
 #   - the ClusterRole and Role rules equal tests/helm/testdata/*-rules.yaml
 #     (so any change of the operator's privileges is deliberate);
+#   - charts/braid/dashboards/braid.json parses and uses only metrics some
+#     component defines; its ConfigMap and the dashboard Service render only
+#     when enabled;
 #   - settings that cannot work are refused at render time;
 #   - every value in values.yaml has a comment above it, and docs/operator.md
 #     mentions it (or the object holding it).
@@ -192,6 +195,45 @@ else
     grep -qxF '  - port: metrics' <<<"${sm}" || fail "ServiceMonitor does not scrape the metrics port"
     pass "ServiceMonitor rendered when enabled, with its labels"
   fi
+fi
+
+# --- the Grafana dashboard ----------------------------------------------------------
+# dashboards/braid.json must parse and use only metrics the code defines
+# (histograms' _bucket/_sum/_count series are their family's).
+begin
+DASH="${CHART}/dashboards/braid.json"
+if ! python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "${DASH}" 2>"${WORK}/dash.err"; then
+  fail "charts/braid/dashboards/braid.json is not JSON: $(cat "${WORK}/dash.err")"
+else
+  defined=$(grep -rhoE '"braid_[a-z_]+"' "${REPO}/aggregator" "${REPO}/operator" "${REPO}/worker" \
+              "${REPO}/core" --include='*.cc' | tr -d '"' | sort -u)
+  used=$(grep -oE 'braid_[a-z_]+' "${DASH}" | sed -E 's/_(bucket|sum|count)$//' | sort -u)
+  [[ -n "${used}" ]] || fail "the Grafana dashboard uses no braid_ metric"
+  for m in ${used}; do
+    grep -qxF "${m}" <<<"${defined}" || fail "the Grafana dashboard uses ${m}, which no component defines"
+  done
+  pass "Grafana dashboard parses and uses only defined metrics ($(wc -w <<<"${used}") of them)"
+fi
+begin
+if ! render "${WORK}/grafana.yaml" --set metrics.grafanaDashboard.enabled=true; then
+  fail "helm template (grafanaDashboard on): $(cat "${WORK}/grafana.yaml.err")"
+else
+  cm=$(doc ConfigMap "${WORK}/grafana.yaml")
+  grep -qxF '    grafana_dashboard: "1"' <<<"${cm}" || fail "the dashboard ConfigMap lacks the sidecar label"
+  grep -qF '"uid": "braid-overview"' <<<"${cm}" || fail "the dashboard ConfigMap does not hold dashboards/braid.json"
+  [[ -z "$(doc ConfigMap "${WORK}/default.yaml")" ]] || fail "a dashboard ConfigMap renders by default"
+  pass "Grafana dashboard ConfigMap rendered only when enabled, labelled for the sidecar"
+fi
+
+# --- the operator's dashboard Service ----------------------------------------------
+begin
+if ! render "${WORK}/dash.yaml" --set dashboard.enabled=true; then
+  fail "helm template (dashboard on): $(cat "${WORK}/dash.yaml.err")"
+else
+  grep -qF -- '--dashboard-listen=0.0.0.0:8080' "${WORK}/dash.yaml" || fail "dashboard.enabled does not pass --dashboard-listen"
+  grep -qF 'name: braid-dashboard' "${WORK}/dash.yaml" || fail "dashboard.enabled renders no braid-dashboard Service"
+  ! grep -qF -- '--dashboard-listen' "${WORK}/default.yaml" || fail "the dashboard is on by default"
+  pass "dashboard.enabled passes --dashboard-listen and renders its Service"
 fi
 
 # --- settings refused at render time ---------------------------------------------

@@ -1,4 +1,5 @@
-// The dashboard's JSON API (served by `braid run --dashboard`; see docs/dashboard.md).
+// The dashboard's JSON API (served by `braid run --dashboard` and by
+// braid-operator --dashboard-listen; see docs/dashboard.md).
 
 export interface JobRow {
   namespace: string;
@@ -37,9 +38,17 @@ export interface JobSpecSummary {
   privacy: { maxEpsilon?: number; [k: string]: unknown } | null;
 }
 
+export interface TenantConsent {
+  tenant: string;
+  namespace: string;
+  consent: "NotRequired" | "Pending" | "Approved" | "Refused";
+  comment: string;
+}
+
 export interface JobDetail extends JobRow {
   spec: JobSpecSummary;
   rounds: RoundRecord[];
+  consent?: TenantConsent[];
 }
 
 export interface AuditEntry {
@@ -77,8 +86,22 @@ export class ApiError extends Error {
   }
 }
 
-async function get<T>(path: string): Promise<T> {
-  const res = await fetch(path, { headers: { Accept: "application/json" } });
+// The operator's dashboard needs a Kubernetes bearer token; it is pasted
+// once and kept for this browser tab only (sessionStorage).
+const TOKEN_KEY = "braid-token";
+export const token = {
+  get: (): string => sessionStorage.getItem(TOKEN_KEY) ?? "",
+  set: (t: string) => sessionStorage.setItem(TOKEN_KEY, t.trim()),
+  clear: () => sessionStorage.removeItem(TOKEN_KEY),
+};
+
+function headers(): Record<string, string> {
+  const t = token.get();
+  return t ? { Accept: "application/json", Authorization: `Bearer ${t}` } : { Accept: "application/json" };
+}
+
+async function request<T>(path: string, init: RequestInit = {}): Promise<T> {
+  const res = await fetch(path, { ...init, headers: { ...headers(), ...(init.headers ?? {}) } });
   if (!res.ok) {
     let message = `${res.status} ${res.statusText}`;
     try {
@@ -92,6 +115,8 @@ async function get<T>(path: string): Promise<T> {
   return (await res.json()) as T;
 }
 
+const get = <T>(path: string) => request<T>(path);
+
 const seg = encodeURIComponent;
 
 export const api = {
@@ -99,11 +124,19 @@ export const api = {
   job: (ns: string, name: string) => get<JobDetail>(`/api/jobs/${seg(ns)}/${seg(name)}`),
   audit: (ns: string, name: string) => get<AuditLog>(`/api/jobs/${seg(ns)}/${seg(name)}/audit`),
   tenants: () => get<{ tenants: Tenant[] }>("/api/tenants").then((r) => r.tenants),
+  decide: (ns: string, name: string, tenant: string, approve: boolean, comment: string) =>
+    request<unknown>(`/api/jobs/${seg(ns)}/${seg(name)}/tenants/${seg(tenant)}/${approve ? "approve" : "refuse"}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ comment }),
+    }),
 };
 
 /** Calls `onEvent` for every job event; `onState` with "live" / "reconnecting". */
 export function subscribe(onEvent: (data: unknown) => void, onState: (s: string) => void): EventSource {
-  const es = new EventSource("/api/events");
+  // EventSource cannot send headers: the token goes in the query.
+  const t = token.get();
+  const es = new EventSource(t ? `/api/events?access_token=${encodeURIComponent(t)}` : "/api/events");
   es.onopen = () => onState("live");
   es.onerror = () => onState("reconnecting…");
   es.addEventListener("job", (e) => onEvent(JSON.parse((e as MessageEvent<string>).data)));

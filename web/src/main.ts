@@ -1,7 +1,7 @@
 // The dashboard: a hash-routed single page over /api/, redrawn on every
 // Server-Sent Event so charts grow as rounds complete.
 import "./style.css";
-import { subscribe } from "./api";
+import { ApiError, subscribe, token } from "./api";
 import { h } from "./dom";
 import { auditPage } from "./pages/audit";
 import { jobPage } from "./pages/job";
@@ -17,6 +17,27 @@ function route(): Promise<HTMLElement> {
   if (parts[0] === "jobs" && parts.length === 3) return jobPage(parts[1], parts[2]);
   if (parts[0] === "jobs" && parts.length === 4 && parts[3] === "audit") return auditPage(parts[1], parts[2]);
   return jobsPage();
+}
+
+// The operator's dashboard asks for a Kubernetes token once per tab.
+function tokenForm(message: string): HTMLElement {
+  const input = h("input", { type: "password", id: "token", name: "token", autocomplete: "off", "aria-describedby": "token-help" }) as HTMLInputElement;
+  const form = h(
+    "form",
+    { class: "token", "aria-labelledby": "token-title" },
+    h("h1", { id: "token-title" }, "Sign in"),
+    h("p", { id: "token-help" }, message, " Paste a token (e.g. from `kubectl create token NAME -n NAMESPACE`); it is kept for this tab only."),
+    h("label", { for: "token" }, "Token "),
+    input,
+    " ",
+    h("button", { type: "submit" }, "Use token"),
+  );
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    token.set(input.value);
+    location.reload(); // reconnects the event stream with the token
+  });
+  return form;
 }
 
 let rendering = false;
@@ -44,6 +65,10 @@ async function render() {
       app.focus();
     }
   } catch (e) {
+    if (e instanceof ApiError && e.status === 401) {
+      app.replaceChildren(tokenForm((e as Error).message));
+      return;
+    }
     app.replaceChildren(h("p", { class: "error", role: "alert" }, `Cannot load: ${(e as Error).message}`));
   } finally {
     rendering = false;

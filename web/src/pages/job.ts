@@ -1,4 +1,4 @@
-import { api, type JobDetail } from "../api";
+import { api, type JobDetail, type TenantConsent } from "../api";
 import { lineChart, participationGrid } from "../chart";
 import { bytes, fmt, h, phaseBadge } from "../dom";
 
@@ -13,6 +13,52 @@ function specList(j: JobDetail): HTMLElement {
     ["Privacy", sp.privacy ? JSON.stringify(sp.privacy) : "none"],
   ];
   return h("dl", { class: "spec" }, ...items.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+}
+
+// Each tenant's consent, with approve/refuse for those that need it. The
+// server decides who may (403 is shown next to the buttons).
+function consentSection(j: JobDetail): HTMLElement | null {
+  const rows = (j.consent ?? []).filter((c) => c.consent !== "NotRequired");
+  if (rows.length === 0) return null;
+  const row = (c: TenantConsent) => {
+    const note = h("span", { class: "note", role: "status", "data-field": "decision-result" });
+    const comment = h("input", { type: "text", placeholder: "comment (optional)", "aria-label": `comment for ${c.tenant}` }) as HTMLInputElement;
+    const button = (approve: boolean) => {
+      const b = h("button", { type: "button", "data-action": approve ? "approve" : "refuse" }, approve ? "Approve" : "Refuse");
+      b.addEventListener("click", async () => {
+        b.setAttribute("disabled", "");
+        try {
+          await api.decide(j.namespace, j.name, c.tenant, approve, comment.value);
+          note.textContent = approve ? "approved" : "refused";
+        } catch (e) {
+          note.textContent = (e as Error).message;
+        } finally {
+          b.removeAttribute("disabled");
+        }
+      });
+      return b;
+    };
+    return h(
+      "tr",
+      { "data-tenant": c.tenant },
+      h("td", {}, c.tenant),
+      h("td", {}, c.namespace),
+      h("td", { "data-field": "consent" }, c.consent),
+      h("td", {}, c.comment),
+      h("td", {}, comment, " ", button(true), " ", button(false), " ", note),
+    );
+  };
+  return h(
+    "div",
+    { class: "consent" },
+    h("h2", {}, "Consent"),
+    h(
+      "table",
+      {},
+      h("thead", {}, h("tr", {}, ...["Tenant", "Namespace", "Consent", "Comment", "Decide"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, ...rows.map(row)),
+    ),
+  );
 }
 
 export async function jobPage(ns: string, name: string): Promise<HTMLElement> {
@@ -82,6 +128,7 @@ export async function jobPage(ns: string, name: string): Promise<HTMLElement> {
         )
       : h("p", { class: "latest" }, "No round completed yet."),
     h("p", {}, h("a", { href: `#/jobs/${ns}/${name}/audit` }, "Audit log")),
+    consentSection(j),
     h("h2", {}, "Spec"),
     specList(j),
     h("h2", {}, "Rounds"),

@@ -1,9 +1,12 @@
 // The dashboard's source for `braid run --dashboard`: the one job this
 // process runs, updated from the local runtime's status polls, and its
-// audit log in the checkpoint directory. Tenants need no approval locally.
+// audit log in the checkpoint directory, and, with `braid run --tenants`,
+// the tenants' policy and consent (decisions recorded in the workdir, see
+// local_consent.h).
 #ifndef BRAID_OPERATOR_DASHBOARD_LOCAL_H_
 #define BRAID_OPERATOR_DASHBOARD_LOCAL_H_
 
+#include <map>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -12,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "braid/core/spec.h"
 #include "braid/operator/dashboard_source.h"
+#include "braid/operator/tenant_approval.h"
 
 namespace braid::op {
 
@@ -19,11 +23,20 @@ namespace braid::op {
 // tenants, privacy (null until the spec has one).
 nlohmann::json SpecSummary(const spec::JobSpec& job);
 
+// What the source needs to show and record consent: the run's workdir,
+// the Tenant objects (empty: no tenant needs approval) and the job's uid.
+struct LocalTenancy {
+  std::string workdir;
+  std::map<std::string, nlohmann::json> tenants;
+  std::string job_uid;
+};
+
 class LocalDashboardSource final : public DashboardSource {
  public:
   // `audit_path` is the job's audit.jsonl; `feed` (not owned, outlives
   // this) receives an event whenever Update sees a new round or phase.
-  LocalDashboardSource(const spec::JobSpec& job, std::string audit_path, EventFeed* feed);
+  LocalDashboardSource(const spec::JobSpec& job, std::string audit_path, EventFeed* feed,
+                       LocalTenancy tenancy = {});
   LocalDashboardSource(const LocalDashboardSource&) = delete;
   LocalDashboardSource& operator=(const LocalDashboardSource&) = delete;
 
@@ -37,14 +50,22 @@ class LocalDashboardSource final : public DashboardSource {
   absl::StatusOr<nlohmann::json> Audit(const std::string& ns,
                                        const std::string& name) const override;
   nlohmann::json Tenants() const override;
+  absl::StatusOr<std::string> TenantNamespace(const std::string& tenant) const override;
+  // Writes the decision with RecordDecision (FailedPrecondition without
+  // Tenant objects) and publishes a "consent" event.
+  absl::StatusOr<nlohmann::json> Decide(const std::string& ns, const std::string& name,
+                                        const std::string& tenant, bool approve,
+                                        const std::string& comment, const std::string& by) override;
 
  private:
+  std::vector<TenantConsent> ConsentOfTenants() const;
   nlohmann::json RowLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   bool IsThisJob(const std::string& ns, const std::string& name) const;
 
+  const spec::JobSpec job_;
+  const LocalTenancy tenancy_;
   const std::string ns_, name_;
   const nlohmann::json spec_;
-  const nlohmann::json tenants_;
   const std::string audit_path_;
   EventFeed* const feed_;
   mutable absl::Mutex mu_;

@@ -39,8 +39,24 @@ class DashboardSource {
   virtual absl::StatusOr<nlohmann::json> Audit(const std::string& ns,
                                                const std::string& name) const = 0;
   // {"tenants": [{"name", "namespace", "jobs", "replicas", "policy",
-  //   "approval"}]}.
+  //   "approval"}]}; "approval" is "not required", or per job
+  // "<ns>/<name>: Pending|Approved|Refused". Job() adds "consent":
+  // [{"tenant", "namespace", "consent": NotRequired|Pending|Approved|Refused,
+  //   "comment"}].
   virtual nlohmann::json Tenants() const = 0;
+
+  // The namespace of tenant `tenant` (where its approvals live). NotFound
+  // when there is no such tenant.
+  virtual absl::StatusOr<std::string> TenantNamespace(const std::string& tenant) const = 0;
+
+  // Records `tenant`'s decision on job ns/name; `by` names the deciding
+  // user (kept in the approval's comment and the audit log). Returns the
+  // approval recorded. NotFound for an unknown job or tenant;
+  // FailedPrecondition when decisions cannot be recorded here.
+  virtual absl::StatusOr<nlohmann::json> Decide(const std::string& ns, const std::string& name,
+                                                const std::string& tenant, bool approve,
+                                                const std::string& comment,
+                                                const std::string& by) = 0;
 };
 
 // One live update: a round completed or a job's phase changed.

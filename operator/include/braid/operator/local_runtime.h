@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <ostream>
 #include <string>
 
@@ -28,8 +29,20 @@ struct LocalRunOptions {
   // phase Failed, reason Interrupted.
   const std::atomic<bool>* interrupted = nullptr;
   std::ostream* progress = nullptr;  // one line per round; nullptr = quiet
+  // progress is a terminal: the rounds redraw one progress bar line
+  // (progress_bar.h) instead of a line each; other messages are unchanged.
+  bool progress_bar = false;
+  // Tenant objects from `braid run --tenants` (metadata.name -> object, see
+  // local_consent.h). Empty: no policy and no approvals. Otherwise a policy
+  // violation ends the run before anything starts (phase Failed, reason
+  // ModelNotAllowed or TooManyRounds, as the operator says it); a tenant
+  // that requires approval holds the job in phase AwaitingApproval until
+  // <workdir>/approvals/ has its decision; refused tenants get no workers
+  // (reason TenantRefused when the rest cannot meet strategy.minClients);
+  // a refusal while the job runs stops that tenant's workers.
+  std::map<std::string, nlohmann::json> tenants;
   // Called on the runtime's thread whenever a round completes or the phase
-  // changes, and once at the end, with {"phase", "reason", "message",
+  // (or, while awaiting approval, the message) changes, and once at the end, with {"phase", "reason", "message",
   // "total_rounds", "rounds": [as in the summary]}. Must return quickly
   // (the dashboard copies it). Empty = not called.
   std::function<void(const nlohmann::json&)> on_status;

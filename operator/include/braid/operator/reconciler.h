@@ -23,6 +23,10 @@
 
 namespace braid::op {
 
+// The FederatedJob object as its job file: what core/spec parses and what
+// the pods read. JSON is YAML, so the API server's object serves unchanged.
+std::string JobFileText(const nlohmann::json& job);
+
 struct ReconcilerOptions {
   std::string aggregator_image = "braid/aggregator:0.1.0";
   std::string worker_image = "braid/worker:0.1.0";

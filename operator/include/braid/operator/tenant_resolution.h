@@ -36,6 +36,12 @@ struct TenantResolution {
 TenantResolution ResolveTenants(const spec::JobSpec& job,
                                 const std::map<std::string, nlohmann::json>& tenants);
 
+// The policy part alone (what `braid run --tenants` checks too): the
+// Tenant object `tenant` of job tenant `name` must allow the model kind
+// (ModelNotAllowed) and the number of rounds (TooManyRounds).
+std::vector<TenantProblem> PolicyProblems(const spec::JobSpec& job, const std::string& name,
+                                          const nlohmann::json& tenant);
+
 }  // namespace braid::op
 
 #endif  // BRAID_OPERATOR_TENANT_RESOLUTION_H_

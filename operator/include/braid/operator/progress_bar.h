@@ -1,0 +1,18 @@
+// `braid run`'s progress on a terminal: one line redrawn in place
+// ("\r...\x1b[K"), instead of the plain line per round it prints when its
+// output is a file or a pipe.
+#ifndef BRAID_OPERATOR_PROGRESS_BAR_H_
+#define BRAID_OPERATOR_PROGRESS_BAR_H_
+
+#include <string>
+
+namespace braid::op {
+
+// "[#######.............]  round 4/10  40%  eval_loss 0.4012  eval_accuracy 0.8592"
+// with `width` cells of bar; done is clamped to [0, total]. No "\r".
+std::string ProgressBar(int done, int total, double eval_loss, double eval_accuracy,
+                        int width = 30);
+
+}  // namespace braid::op
+
+#endif  // BRAID_OPERATOR_PROGRESS_BAR_H_
