@@ -16,7 +16,7 @@ const kube::ResourceRef kTokenReview{"authentication.k8s.io/v1", "TokenReview", 
                                      false};
 const kube::ResourceRef kSubjectAccessReview{"authorization.k8s.io/v1", "SubjectAccessReview",
                                              "subjectaccessreviews", false};
-constexpr char kFieldManager[] = "braid-dashboard";
+constexpr char kDashboardFieldManager[] = "braid-dashboard";
 
 json Ptr(const json& obj, const char* pointer) {
   const json::json_pointer p(pointer);
@@ -264,7 +264,7 @@ absl::StatusOr<json> KubeDashboardSource::Decide(const std::string& ns, const st
         {"decision", approve ? "Approved" : "Refused"},
         {"comment", comment.empty() ? absl::StrCat("by ", by, " (dashboard)")
                                     : absl::StrCat(comment, " (by ", by, ", dashboard)")}}}};
-  return client_->Apply(kube::kTenantApproval, approval, kFieldManager, /*force=*/true);
+  return client_->Apply(kube::kTenantApproval, approval, kDashboardFieldManager, /*force=*/true);
 }
 
 absl::StatusOr<Caller> KubeDashboardAuthorizer::Authenticate(const std::string& token) {
