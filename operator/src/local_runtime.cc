@@ -308,7 +308,9 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
     if (!a.admit) return end_early(a.reason, a.message);
     stopped = Stopped(consent);
     for (const std::string& t : stopped) {
-      if (o.progress) *o.progress << "tenant " << t << " refused: its workers are not started\n";
+      if (o.progress) {
+        *o.progress << "tenant " << t << " refused: its workers are not started" << std::endl;
+      }
     }
   }
   if (!fs::exists(fs::path(dir.checkpoint) / "model.safetensors")) {
@@ -351,7 +353,7 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
       if (o.progress && metrics_port >> mport) {
         *o.progress << "job " << job.name << ": aggregator on 127.0.0.1:" << port
                     << ", metrics on http://127.0.0.1:" << mport << "/metrics, logs in "
-                    << dir.logs << "\n";
+                    << dir.logs << std::endl;
       }
       continue;
     }
@@ -417,7 +419,7 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
                                        dir.Log(name));
       } else if (o.progress && *code != 0) {
         if (std::exchange(bar_open, false)) *o.progress << "\n";
-        *o.progress << name << " exited with " << *code << "; see " << dir.Log(name) << "\n";
+        *o.progress << name << " exited with " << *code << "; see " << dir.Log(name) << std::endl;
       }
     }
     if (!runtime_reason.empty()) break;
@@ -433,7 +435,7 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
         }
         if (o.progress) {
           if (std::exchange(bar_open, false)) *o.progress << "\n";
-          *o.progress << "tenant " << t << ": consent revoked; its workers stopped\n";
+          *o.progress << "tenant " << t << ": consent revoked; its workers stopped" << std::endl;
         }
       }
     }
@@ -473,7 +475,7 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
       summary["final"] = json{{"pooled", pooled}};
     }
     if (o.baselines && !interrupted()) {
-      if (o.progress) *o.progress << "training local-only baselines...\n";
+      if (o.progress) *o.progress << "training local-only baselines..." << std::endl;
       BRAID_ASSIGN_OR_RETURN(summary["baselines"], RunBaselines(o, job, dir));
     }
   }

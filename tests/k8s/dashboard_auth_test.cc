@@ -88,7 +88,9 @@ TEST(DashboardAuth, OnlyTheTenantsAdminMayApproveThroughTheDashboard) {
                      R"({"spec":{"policy":{"requireApproval":true}}})"})
                 .code,
             0);
-  CommandResult role = RunCommand({Tool("helm"), "template", "braid", e2e::SourcePath("charts/braid"),
+  // Rendered as release "dashauth": the chart's own name (release "braid")
+  // belongs to helm_install_test, which installs into the same cluster.
+  CommandResult role = RunCommand({Tool("helm"), "template", "dashauth", e2e::SourcePath("charts/braid"),
                                    "--show-only", "templates/tenant-approver-clusterrole.yaml"});
   ASSERT_EQ(role.code, 0) << role.err;
   ASSERT_EQ(Apply(role.out).code, 0);
@@ -96,7 +98,7 @@ TEST(DashboardAuth, OnlyTheTenantsAdminMayApproveThroughTheDashboard) {
   for (const char* t : {"dash-a", "dash-b"}) {
     const std::string sa = std::string("admin-") + (t + 5);
     Kubectl({"create", "serviceaccount", sa, "-n", t});
-    Kubectl({"create", "rolebinding", "approvers", "-n", t, "--clusterrole=braid-tenant-approver",
+    Kubectl({"create", "rolebinding", "approvers", "-n", t, "--clusterrole=dashauth-braid-tenant-approver",
              absl::StrCat("--serviceaccount=", t, ":", sa)});
   }
   ASSERT_EQ(Apply(JobYaml()).code, 0);
@@ -185,13 +187,13 @@ TEST(DashboardAuth, ApprovalClickedInTheBrowserAdmitsTheJob) {
                      R"({"spec":{"policy":{"requireApproval":true}}})"})
                 .code,
             0);
-  CommandResult role = RunCommand({Tool("helm"), "template", "braid", e2e::SourcePath("charts/braid"),
+  CommandResult role = RunCommand({Tool("helm"), "template", "dashauth", e2e::SourcePath("charts/braid"),
                                    "--show-only", "templates/tenant-approver-clusterrole.yaml"});
   ASSERT_EQ(role.code, 0) << role.err;
   ASSERT_EQ(Apply(role.out).code, 0);
   Kubectl({"create", "serviceaccount", "admin-a", "-n", "dash-a"});
   Kubectl({"create", "rolebinding", "approvers", "-n", "dash-a",
-           "--clusterrole=braid-tenant-approver", "--serviceaccount=dash-a:admin-a"});
+           "--clusterrole=dashauth-braid-tenant-approver", "--serviceaccount=dash-a:admin-a"});
   // To see the job in the list, the admin may read jobs in its namespace.
   Kubectl({"create", "role", "job-reader", "-n", kJobNs, "--verb=get,list,watch",
            "--resource=federatedjobs.braid.dev"});

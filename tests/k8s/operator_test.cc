@@ -135,6 +135,14 @@ class OperatorTest : public ::testing::Test {
         e2e::StartAggregator(job_file, dir_, model, aggregator_port_, aggregator_flags);
     ASSERT_TRUE(aggregator.ok()) << aggregator.status();
     aggregator_ = std::make_unique<e2e::Aggregator>(*std::move(aggregator));
+    // The operator reaches the aggregator (over mTLS) before any worker
+    // joins, so the status can follow the rounds from the first.
+    ASSERT_TRUE(WaitUntil(absl::Seconds(60), [&] {
+      return absl::StrContains(
+          Job(job->namespace_, job->name).value("/status/message"_json_pointer, std::string()),
+          "workers joined");
+    })) << "the operator never reached the aggregator; status: "
+        << Job(job->namespace_, job->name)["status"];
     const char* files[] = {"st-mary.csv", "charite.csv", "karolinska.csv"};
     for (size_t i = 0; i < tenants.size(); ++i) {
       const std::string tenant_ns = GetJson({"tenant", tenants[i]})
