@@ -48,6 +48,28 @@ double Fold(float* __restrict sum, const float* __restrict update, size_t n, flo
   return total;
 }
 
+// Sum of squares of the first (n / kLanes) * kLanes elements, like
+// FoldLanes; adds to *nonfinite a value that stays 0 when all of them are
+// finite and becomes NaN otherwise (u * 0 is NaN exactly for infinities and
+// NaNs; without -ffast-math GCC must keep the multiply).
+inline double SquareLanes(const float* __restrict x, size_t n, float* nonfinite) {
+  float acc[kLanes] = {};
+  float zero[kLanes] = {};
+  for (size_t i = 0; i + kLanes <= n; i += kLanes) {
+    for (size_t l = 0; l < kLanes; ++l) {
+      const float u = x[i + l];
+      acc[l] += u * u;
+      zero[l] += u * 0.0f;
+    }
+  }
+  double total = 0.0;
+  for (size_t l = 0; l < kLanes; ++l) {
+    total += acc[l];
+    *nonfinite += zero[l];
+  }
+  return total;
+}
+
 // out = base + sum * scale, rounded once from double. One kernel per aliasing
 // case, so that every pointer a kernel writes through is __restrict and GCC
 // vectorizes without runtime overlap checks (which would send the in-place
@@ -86,6 +108,22 @@ void ApplyAllSame(float* __restrict io, size_t n, double scale) {
 
 double FoldWeighted(float* sum, const float* update, size_t n, float weight) {
   return Fold(sum, update, n, weight);
+}
+
+double SumSquares(const float* x, size_t n, bool* all_finite) {
+  double total = 0.0;
+  float nonfinite = 0.0f;
+  size_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    total += SquareLanes(x + i, kBlock, &nonfinite);  // constant trip count
+  }
+  total += SquareLanes(x + i, n - i, &nonfinite);
+  for (i += (n - i) / kLanes * kLanes; i < n; ++i) {
+    total += static_cast<double>(x[i]) * x[i];
+    nonfinite += x[i] * 0.0f;
+  }
+  *all_finite = nonfinite == 0.0f;
+  return total;
 }
 
 void ApplyAverage(float* out, const float* base, const float* sum, size_t n, double scale) {

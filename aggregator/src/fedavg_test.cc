@@ -141,5 +141,39 @@ TEST(FoldWeightedTest, EmptyIsZeroAndTouchesNothing) {
   ApplyAverage(nullptr, nullptr, nullptr, 0, 1.0);
 }
 
+TEST(SumSquaresTest, MatchesDoublePrecisionAndFindsEveryNonFiniteValue) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 0.5f);
+  // Sizes around the lane (16) and block (1024) boundaries, and a tail.
+  for (size_t n : {size_t{0}, size_t{1}, size_t{15}, size_t{16}, size_t{1023}, size_t{1024},
+                   size_t{1041}, size_t{70001}}) {
+    std::vector<float> x(n);
+    for (float& v : x) v = normal(rng);
+    double expected = 0;
+    for (float v : x) expected += static_cast<double>(v) * v;
+    bool finite = false;
+    EXPECT_NEAR(SumSquares(x.data(), n, &finite), expected, 1e-6 * (1 + expected)) << n;
+    EXPECT_TRUE(finite) << n;
+    // One bad value anywhere: first, last, and inside a lane run.
+    for (size_t at : {size_t{0}, n / 2, n - 1}) {
+      if (n == 0) break;
+      for (float bad : {std::nanf(""), INFINITY, -INFINITY}) {
+        const float kept = x[at];
+        x[at] = bad;
+        finite = true;
+        SumSquares(x.data(), n, &finite);
+        EXPECT_FALSE(finite) << "n=" << n << " at=" << at << " value=" << bad;
+        x[at] = kept;
+      }
+    }
+  }
+  // Huge but finite values are finite (their squares overflow; the norm
+  // bound, not this check, refuses them).
+  std::vector<float> big(100, 3e38f);
+  bool finite = false;
+  SumSquares(big.data(), big.size(), &finite);
+  EXPECT_TRUE(finite);
+}
+
 }  // namespace
 }  // namespace braid::aggregator

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "braid/aggregator/fedavg.h"
 
 namespace braid::aggregator {
 
@@ -30,14 +31,10 @@ absl::Status Upload::Write(uint64_t offset, const void* data, uint64_t len) {
     return absl::InvalidArgumentError("update chunks must hold whole float32 values");
   }
   float* dst = buffer_->data() + received_ / sizeof(float);
+  // `data` need not be float-aligned: check the copy, which is.
   std::memcpy(dst, data, len);
-  const size_t n = len / sizeof(float);
   bool finite = true;
-  double sum_squares = 0;
-  for (size_t i = 0; i < n; ++i) {
-    finite &= std::isfinite(dst[i]);
-    sum_squares += static_cast<double>(dst[i]) * dst[i];
-  }
+  const double sum_squares = SumSquares(dst, len / sizeof(float), &finite);
   if (!finite) {
     return absl::InvalidArgumentError(
         absl::StrCat("update holds a value that is not finite near byte ", offset));

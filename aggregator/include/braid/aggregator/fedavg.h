@@ -16,6 +16,11 @@ namespace braid::aggregator {
 // ~1e-8 on random data, at most ~4e-6 in theory.)
 double FoldWeighted(float* sum, const float* update, size_t n, float weight);
 
+// The sum over i of x[i]^2 (precision as FoldWeighted's), and in
+// *all_finite whether every x[i] is finite (no NaN, no infinity): how the
+// aggregator checks an update's values as they arrive.
+double SumSquares(const float* x, size_t n, bool* all_finite);
+
 // out[i] = base[i] + sum[i] * scale for i in [0, n): turns a weighted sum of
 // deltas into the next global weights (scale = 1 / total weight). `out` may
 // alias `sum` or `base` (the same pointer; partially overlapping ranges are
