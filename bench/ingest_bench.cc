@@ -3,7 +3,8 @@
 // Prints GB/s of update bytes ingested and the aggregator's peak RSS as a
 // multiple of one model's bytes.
 //
-//   braid_ingest_bench [--clients 10] [--params 10000000] [--upload-slots 2]
+//   braid_ingest_bench [--clients 10] [--params 10000000] [--upload-slots 1]
+// (--upload-slots is passed to braid-aggregator; 1 is its default.)
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -50,7 +51,7 @@ int main(int argc, char** argv) {
   using namespace braid;
   const int clients = Arg(argc, argv, "clients", 10);
   const int params = Arg(argc, argv, "params", 10'000'000);
-  const int slots = Arg(argc, argv, "upload-slots", 2);
+  const int slots = Arg(argc, argv, "upload-slots", 1);
   const fs::path dir = fs::temp_directory_path() / absl::StrCat("braid-ingest-", ::getpid());
   fs::create_directories(dir);
   std::ofstream(dir / "t.csv") << "a,cls\n1,0\n";
@@ -132,7 +133,7 @@ int main(int argc, char** argv) {
   const double down_s = absl::ToDoubleSeconds(upload_start - download_start);
   const double peak_bytes = static_cast<double>(peak_kib) * 1024;
   std::cout << absl::StrFormat(
-      "| %d | %d | %.1f | %.2f | %.2f | %.2f | %.0f | %.0f | %.2fx |\n", clients, params,
+      "| %d | %d | %d | %.1f | %.2f | %.2f | %.2f | %.0f | %.0f | %.2fx |\n", clients, slots, params,
       static_cast<double>(model_bytes) / 1e6, gb / up_s, gb / down_s, up_s,
       static_cast<double>(download_peak_kib) * 1024 / 1e6, peak_bytes / 1e6,
       peak_bytes / static_cast<double>(model_bytes));
