@@ -61,6 +61,10 @@ RoundEngine::RoundEngine(EngineOptions options, Checkpoint* checkpoint,
     phase_ = Phase::kSucceeded;
     reason_ = "RoundsCompleted";
     message_ = absl::StrCat("all ", history_.size(), " rounds completed");
+    if (state.phase == "Succeeded" && !state.reason.empty()) {
+      reason_ = state.reason;  // e.g. PrivacyBudgetExhausted before the last round
+      message_ = state.message;
+    }
   }
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "braid/aggregator/metrics.h"
 #include "braid/aggregator/round_engine.h"
 #include "braid/core/dp/gaussian_noise.h"
 #include "braid/core/dp/rdp_accountant.h"
@@ -61,7 +62,18 @@ class RoundEngineDpTest : public ::testing::Test {
     options.dp.delta = kDelta;
     options.dp.max_epsilon = max_epsilon;
     options.dp.noise_seed = kSeed;
-    engine_ = std::make_unique<RoundEngine>(options, checkpoint_.get(), nullptr);
+    engine_ = std::make_unique<RoundEngine>(options, checkpoint_.get(), &metrics_);
+  }
+
+  // The value of the gauge braid_aggregator_privacy_epsilon.
+  double EpsilonGauge() {
+    for (const prometheus::MetricFamily& f : metrics_.registry().Collect()) {
+      if (f.name == "braid_aggregator_privacy_epsilon" && !f.metric.empty()) {
+        return f.metric[0].gauge.value;
+      }
+    }
+    ADD_FAILURE() << "no braid_aggregator_privacy_epsilon";
+    return -1;
   }
 
   // Create, and its clients joined.
@@ -104,6 +116,7 @@ class RoundEngineDpTest : public ::testing::Test {
 
   static inline int counter_ = 0;
   std::string dir_;
+  AggregatorMetrics metrics_{"job"};
   std::unique_ptr<Checkpoint> checkpoint_;
   std::unique_ptr<RoundEngine> engine_;
   std::vector<std::string> ids_;
@@ -138,6 +151,7 @@ TEST_F(RoundEngineDpTest, UpdatesAreClippedNoisedAndAveragedUniformly) {
   EXPECT_NEAR(status.privacy.epsilon, Epsilon(1), 1e-9);
   EXPECT_EQ(status.privacy.delta, kDelta);
   EXPECT_EQ(status.privacy.max_epsilon, 100);
+  EXPECT_NEAR(EpsilonGauge(), Epsilon(1), 1e-9);
 }
 
 TEST_F(RoundEngineDpTest, JobStopsBeforeTheRoundThatWouldExceedTheBudget) {
@@ -165,6 +179,13 @@ TEST_F(RoundEngineDpTest, JobStopsBeforeTheRoundThatWouldExceedTheBudget) {
   ASSERT_EQ(reopened->state().history.size(), 2u);
   EXPECT_NEAR(reopened->state().history[1].epsilon, Epsilon(2), 1e-9);
   EXPECT_EQ(reopened->state().reason, "PrivacyBudgetExhausted");
+  engine_.reset();
+  checkpoint_ = std::make_unique<Checkpoint>(*std::move(reopened));
+  Create(budget, /*rounds=*/5);
+  engine_->Tick();
+  EXPECT_TRUE(engine_->Finished());
+  EXPECT_EQ(engine_->Status().reason, "PrivacyBudgetExhausted");
+  EXPECT_EQ(engine_->Status().phase, "Succeeded");
 }
 
 TEST_F(RoundEngineDpTest, ABudgetTooSmallForOneRoundFailsTheJobWithoutTraining) {
