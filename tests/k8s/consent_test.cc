@@ -93,19 +93,23 @@ TEST(Consent, ApprovalByTheTenantsAdminAdmitsTheJobAndRefusalStopsItsWorkers) {
   Kubectl({"delete", "fedjob", "-n", kJobNs, kJob, "--ignore-not-found", "--wait=true"});
   for (const char* t : {"consent-a", "consent-b"}) {
     Kubectl({"delete", "tenantapprovals", "--all", "-n", t, "--ignore-not-found"});
+    Kubectl({"delete", "rolebinding", "approvers", "-n", t, "--ignore-not-found"});
   }
   ASSERT_EQ(Kubectl({"patch", "tenant", "consent-a", "--type=merge", "-p",
                      R"({"spec":{"policy":{"requireApproval":true}}})"})
                 .code,
             0);
-  // Who may approve: the chart's ClusterRole, bound in each tenant's namespace.
-  CommandResult role = RunCommand({Tool("helm"), "template", "braid", e2e::SourcePath("charts/braid"),
+  // Who may approve: the chart's ClusterRole, bound in each tenant's
+  // namespace. Rendered for a release of its own ("consent"), so it does not
+  // collide with the chart the helm install test installs into this cluster.
+  CommandResult role = RunCommand({Tool("helm"), "template", "consent", e2e::SourcePath("charts/braid"),
                                    "--show-only", "templates/tenant-approver-clusterrole.yaml"});
   ASSERT_EQ(role.code, 0) << role.err;
+  ASSERT_NE(role.out.find("name: consent-braid-tenant-approver"), std::string::npos) << role.out;
   ASSERT_EQ(Apply(role.out).code, 0);
   for (const char* t : {"consent-a", "consent-b"}) {
-    Kubectl({"create", "rolebinding", "approvers", "-n", t, "--clusterrole=braid-tenant-approver",
-             std::string("--user=dpo-") + t});
+    Kubectl({"create", "rolebinding", "approvers", "-n", t,
+             "--clusterrole=consent-braid-tenant-approver", std::string("--user=dpo-") + t});
   }
 
   ASSERT_EQ(Apply(JobYaml()).code, 0);
@@ -164,6 +168,7 @@ TEST(Consent, ApprovalByTheTenantsAdminAdmitsTheJobAndRefusalStopsItsWorkers) {
 
   if (HasFailure()) std::cerr << "--- operator log ---\n" << e2e::ReadFile(op->log) << "\n";
   Kubectl({"delete", "fedjob", "-n", kJobNs, kJob, "--wait=true", "--timeout=60s"});
+  Kubectl({"delete", "clusterrole", "consent-braid-tenant-approver", "--ignore-not-found"});
 }
 
 }  // namespace
