@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "braid/operator/subprocess.h"
 #include "tests/e2e/harness.h"
 
@@ -80,7 +81,8 @@ TEST(BraidRunPrivacy, EpsilonMatchesDpAccountingAndTheBudgetStopsTheJob) {
                         ", minClients: 3, fractionFit: 1.0, roundTimeout: 2m}\n"
                         "  privacy:\n"
                         "    differentialPrivacy: {clipNorm: 1.0, noiseMultiplier: ",
-                        kNoise, ", delta: ", kDelta, ", maxEpsilon: ", budget, "}"));
+                        kNoise, ", delta: ", kDelta, ", maxEpsilon: ",
+                        absl::StrFormat("%.17g", budget), "}"));
   const std::string summary_path = dir + "/summary.json";
   const std::string stdout_path = dir + "/stdout.txt";
   auto proc = op::Subprocess::Start({Binary("braid"), "run", job, "--workdir", dir + "/work",
