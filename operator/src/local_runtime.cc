@@ -408,7 +408,12 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
     for (const v1::RoundRecord& r : status.rounds()) {
       if (r.round() <= printed) continue;
       if (o.progress && o.progress_bar) {
-        *o.progress << "\r" << ProgressBar(r.round(), status.total_rounds(), r.eval_loss(), r.eval_accuracy())
+        *o.progress << "\r"
+                    << ProgressBar(r.round(), status.total_rounds(), r.eval_loss(),
+                                   r.eval_accuracy())
+                    << (status.privacy().enabled()
+                            ? absl::StrFormat("  epsilon %.4g", r.epsilon())
+                            : std::string())
                     << "\x1b[K" << std::flush;
         bar_open = true;
       } else if (o.progress) {
