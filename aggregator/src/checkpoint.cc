@@ -27,7 +27,9 @@ json RecordToJson(const RoundRecord& r) {
               {"seconds", r.seconds},
               {"bytes_up", r.bytes_up},
               {"bytes_down", r.bytes_down},
-              {"update_norm_mean", r.update_norm_mean}};
+              {"update_norm_mean", r.update_norm_mean},
+              {"sampling_rate", r.sampling_rate},
+              {"epsilon", r.epsilon}};
 }
 
 RoundRecord RecordFromJson(const json& j) {
@@ -45,6 +47,8 @@ RoundRecord RecordFromJson(const json& j) {
   r.bytes_up = j.value("bytes_up", int64_t{0});
   r.bytes_down = j.value("bytes_down", int64_t{0});
   r.update_norm_mean = j.value("update_norm_mean", 0.0);
+  r.sampling_rate = j.value("sampling_rate", 0.0);
+  r.epsilon = j.value("epsilon", 0.0);
   return r;
 }
 

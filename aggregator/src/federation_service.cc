@@ -214,6 +214,14 @@ grpc::Status FederationService::GetStatus(grpc::ServerContext*, const v1::Status
     out->set_bytes_up(r.bytes_up);
     out->set_bytes_down(r.bytes_down);
     for (const std::string& t : r.tenants) out->add_tenants(t);
+    out->set_epsilon(r.epsilon);
+  }
+  if (s.privacy.enabled) {
+    v1::PrivacyStatus* privacy = resp->mutable_privacy();
+    privacy->set_enabled(true);
+    privacy->set_epsilon(s.privacy.epsilon);
+    privacy->set_delta(s.privacy.delta);
+    privacy->set_max_epsilon(s.privacy.max_epsilon);
   }
   return grpc::Status::OK;
 }

@@ -141,6 +141,16 @@ int Run() {
   options.start_grace = absl::GetFlag(FLAGS_start_grace);
   options.upload_slots = absl::GetFlag(FLAGS_upload_slots);
   options.seed = static_cast<uint64_t>(job->training.seed);
+  options.max_update_norm = job->strategy.max_update_norm;
+  if (job->privacy.differential_privacy) {
+    const spec::DifferentialPrivacy& dp = job->privacy.dp;
+    options.dp.enabled = true;
+    options.dp.clip_norm = dp.clip_norm;
+    options.dp.noise_multiplier = dp.noise_multiplier;
+    options.dp.delta = dp.delta;
+    options.dp.max_epsilon = dp.max_epsilon;
+    options.dp.central_noise = dp.mode == "central";
+  }
   options.audit = audit_log->get();
   options.audit_job = audit_job;
   aggregator::RoundEngine engine(options, &*checkpoint, &metrics);

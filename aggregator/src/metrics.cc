@@ -29,6 +29,12 @@ AggregatorMetrics::AggregatorMetrics(const std::string& job)
                   .Help("Clients currently joined and alive")
                   .Register(*registry_)
                   .Add(labels);
+  epsilon_ = &BuildGauge()
+                  .Name("braid_aggregator_privacy_epsilon")
+                  .Help("Differential privacy: epsilon spent by the rounds aggregated so far, at "
+                        "the job's delta (0 without differentialPrivacy)")
+                  .Register(*registry_)
+                  .Add(labels);
   round_ = &BuildGauge()
                 .Name("braid_aggregator_round")
                 .Help("The round in progress (1-based)")
@@ -111,5 +117,6 @@ void AggregatorMetrics::UpdateRejected(absl::StatusCode code) {
 void AggregatorMetrics::BytesSent(double bytes) { bytes_out_->Increment(bytes); }
 void AggregatorMetrics::SetClients(int n) { clients_->Set(n); }
 void AggregatorMetrics::SetRound(int round) { round_->Set(round); }
+void AggregatorMetrics::SetPrivacyEpsilon(double epsilon) { epsilon_->Set(epsilon); }
 
 }  // namespace braid::aggregator

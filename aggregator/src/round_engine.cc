@@ -6,6 +6,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "braid/aggregator/fedavg.h"
 
@@ -33,6 +34,16 @@ RoundEngine::RoundEngine(EngineOptions options, Checkpoint* checkpoint,
   const CheckpointState& state = checkpoint_->state();
   history_ = state.history;
   waiting_since_ = clock_();
+  if (options_.dp.enabled) {
+    // The accountant restarts from the rounds the checkpoint aggregated.
+    for (const RoundRecord& r : history_) {
+      if (absl::Status s = accountant_.AddRounds(r.sampling_rate, options_.dp.noise_multiplier);
+          !s.ok()) {
+        std::cerr << "aggregator: round " << r.round << " in the checkpoint: " << s << "\n";
+      }
+    }
+    if (metrics_ && !history_.empty()) metrics_->SetPrivacyEpsilon(history_.back().epsilon);
+  }
   if (state.phase == "Failed") {
     phase_ = Phase::kFailed;
     reason_ = state.reason;
@@ -50,6 +61,10 @@ RoundEngine::RoundEngine(EngineOptions options, Checkpoint* checkpoint,
     phase_ = Phase::kSucceeded;
     reason_ = "RoundsCompleted";
     message_ = absl::StrCat("all ", history_.size(), " rounds completed");
+    if (state.phase == "Succeeded" && !state.reason.empty()) {
+      reason_ = state.reason;  // e.g. PrivacyBudgetExhausted before the last round
+      message_ = state.message;
+    }
   }
 }
 
@@ -188,12 +203,21 @@ absl::Status RoundEngine::CommitFit(std::unique_ptr<Upload> upload, const Client
                                            " was complete"));
   }
   if (sum_.empty()) sum_.assign(checkpoint_->model_bytes() / sizeof(float), 0.0f);
-  const auto weight = static_cast<double>(upload->num_examples());
+  const auto examples = static_cast<double>(upload->num_examples());
+  // FedAvg weighs by examples; DP-FedAvg weighs every client 1 and clips
+  // here too, so that a client that skipped clipping gains no influence.
+  double weight = examples;
+  if (options_.dp.enabled) {
+    weight = 1;
+    const double l2 = upload->l2_norm();
+    if (options_.dp.central_noise && l2 > options_.dp.clip_norm) weight = options_.dp.clip_norm / l2;
+  }
   const double sq = FoldWeighted(sum_.data(), upload->data(), sum_.size(),
                                  static_cast<float>(weight));
   const double norm = std::sqrt(sq);
-  total_weight_ += weight;
-  train_loss_sum_ += train.loss * weight;
+  total_weight_ += options_.dp.enabled ? 1 : weight;
+  examples_sum_ += examples;
+  train_loss_sum_ += train.loss * examples;
   norm_sum_ += norm;
   record_.bytes_up += static_cast<int64_t>(upload->total_bytes());
   reported_.insert(id);
@@ -284,6 +308,12 @@ void RoundEngine::Advance() {
       const bool evaluate_first = !history_.empty() && !history_.back().evaluated &&
                                   history_.back().round == round_;
       const int needed = evaluate_first ? 1 : options_.min_clients;
+      if (!evaluate_first && options_.dp.enabled) {
+        // Stop as soon as the budget is spent, without waiting for workers;
+        // StartFit checks again with the clients actually live.
+        const int n = std::max(1, options_.expected_clients);
+        if (!BudgetAllows(static_cast<double>(SampleSize(n)) / n)) return;
+      }
       const int live = LiveClients();
       if (live >= options_.expected_clients ||
           (live >= needed && now - waiting_since_ >= options_.start_grace)) {
@@ -306,20 +336,83 @@ void RoundEngine::Advance() {
   }
 }
 
+int RoundEngine::SampleSize(int live) const {
+  const int wanted = static_cast<int>(std::ceil(options_.fraction_fit * live));
+  return std::min(live, std::max(options_.min_clients, wanted));
+}
+
+bool RoundEngine::BudgetAllows(double q) {
+  const DpOptions& dp = options_.dp;
+  absl::StatusOr<dp::BudgetCheck> check =
+      accountant_.CheckNextRound(q, dp.noise_multiplier, dp.delta, dp.max_epsilon);
+  if (!check.ok()) {
+    Fail("PrivacyAccountingFailed", absl::StrCat("round ", round_, ": ", check.status().message()));
+    return false;
+  }
+  if (check->allowed) return true;
+  const int done = static_cast<int>(accountant_.rounds());
+  const std::string message = absl::StrFormat(
+      "round %d would spend epsilon %.4g > maxEpsilon %g at delta %g (noiseMultiplier %g, "
+      "sampling rate %.4g); %s",
+      round_, check->epsilon_after_next, dp.max_epsilon, dp.delta, dp.noise_multiplier, q,
+      done == 0 ? std::string("no round can run within the budget: raise maxEpsilon or "
+                              "noiseMultiplier, or lower strategy.fractionFit")
+                : absl::StrFormat("stopped after %d rounds with epsilon %.4g spent", done,
+                                  check->epsilon_spent));
+  if (done == 0) {
+    Fail("PrivacyBudgetExhausted", message);
+    return false;
+  }
+  phase_ = Phase::kSucceeded;
+  reason_ = "PrivacyBudgetExhausted";
+  message_ = message;
+  selected_.clear();
+  std::cerr << "aggregator: job ends: " << reason_ << ": " << message_ << "\n";
+  Persist();
+  Audit(audit::kJobFinished, {{"phase", "Succeeded"}, {"reason", reason_}, {"message", message_}});
+  return false;
+}
+
+bool RoundEngine::AddCentralNoise() {
+  if (options_.dp.noise_seed != 0) {
+    sampler_.reset();  // a fresh seeded stream per round: reproducible rounds
+    absl::StatusOr<dp::GaussianSampler> seeded =
+        dp::GaussianSampler::Seeded(options_.dp.noise_seed * 1000003u + round_);
+    if (seeded.ok()) sampler_.emplace(*std::move(seeded));
+  } else if (!sampler_.has_value()) {
+    absl::StatusOr<dp::GaussianSampler> secure = dp::GaussianSampler::Secure();
+    if (!secure.ok()) {
+      Fail("PrivacyNoiseFailed", absl::StrCat("round ", round_, ": no noise source: ",
+                                              secure.status().message()));
+      return false;
+    }
+    sampler_.emplace(*std::move(secure));
+  }
+  if (!sampler_.has_value()) {
+    Fail("PrivacyNoiseFailed", absl::StrCat("round ", round_, ": cannot seed the noise source"));
+    return false;
+  }
+  sampler_->AddNoise(absl::MakeSpan(sum_),
+                     dp::CentralNoiseStddev(options_.dp.noise_multiplier, options_.dp.clip_norm));
+  return true;
+}
+
 void RoundEngine::StartFit() {
   std::vector<std::string> live = LiveClientIds();
-  const int wanted = static_cast<int>(std::ceil(options_.fraction_fit * live.size()));
-  const int k = std::min<int>(live.size(), std::max(options_.min_clients, wanted));
+  const int k = SampleSize(static_cast<int>(live.size()));
+  const double q = live.empty() ? 1.0 : static_cast<double>(k) / live.size();
+  if (options_.dp.enabled && !BudgetAllows(q)) return;
   std::mt19937_64 rng(options_.seed * 1000003u + static_cast<uint64_t>(round_));
   std::shuffle(live.begin(), live.end(), rng);
   selected_ = std::set<std::string>(live.begin(), live.begin() + k);
   reported_.clear();
   contributors_.clear();
   if (!sum_.empty()) std::fill(sum_.begin(), sum_.end(), 0.0f);
-  total_weight_ = train_loss_sum_ = norm_sum_ = 0;
+  total_weight_ = examples_sum_ = train_loss_sum_ = norm_sum_ = 0;
   record_ = RoundRecord{};
   record_.round = round_;
   record_.sampled = k;
+  if (options_.dp.enabled) record_.sampling_rate = q;
   round_started_ = clock_();
   deadline_ = round_started_ + options_.round_timeout;
   phase_ = Phase::kFit;
@@ -349,7 +442,14 @@ void RoundEngine::CloseFit() {
                       DescribeMissing()));
     return;
   }
-  // global = global + sum / total_weight, a chunk of the old global at a time.
+  // DP-FedAvg: noise on the sum, and a fixed denominator (the clients
+  // sampled), so that one client moves the average by <= clip_norm / sampled.
+  double denominator = total_weight_;
+  if (options_.dp.enabled) {
+    if (options_.dp.central_noise && !AddCentralNoise()) return;
+    denominator = record_.sampled;
+  }
+  // global = global + sum / denominator, a chunk of the old global at a time.
   std::vector<float> base(kApplyChunkBytes / sizeof(float));
   const uint64_t bytes = checkpoint_->model_bytes();
   for (uint64_t off = 0; off < bytes; off += kApplyChunkBytes) {
@@ -359,7 +459,7 @@ void RoundEngine::CloseFit() {
       return;
     }
     float* dst = sum_.data() + off / sizeof(float);
-    ApplyAverage(dst, base.data(), dst, len / sizeof(float), 1.0 / total_weight_);
+    ApplyAverage(dst, base.data(), dst, len / sizeof(float), 1.0 / denominator);
   }
   if (absl::Status s = checkpoint_->WriteWeights(sum_.data()); !s.ok()) {
     Fail("CheckpointFailed", s.ToString());
@@ -367,8 +467,21 @@ void RoundEngine::CloseFit() {
   }
   record_.participants = got;
   record_.tenants.assign(contributors_.begin(), contributors_.end());
-  record_.train_loss = train_loss_sum_ / total_weight_;
+  record_.train_loss = train_loss_sum_ / examples_sum_;
   record_.update_norm_mean = norm_sum_ / got;
+  if (options_.dp.enabled) {
+    // The round's release is done: compose it.
+    absl::Status added = accountant_.AddRounds(record_.sampling_rate, options_.dp.noise_multiplier);
+    absl::StatusOr<double> epsilon = accountant_.Epsilon(options_.dp.delta);
+    if (!added.ok() || !epsilon.ok()) {
+      Fail("PrivacyAccountingFailed",
+           absl::StrCat("round ", round_, ": ", added.ok() ? epsilon.status().message()
+                                                            : added.message()));
+      return;
+    }
+    record_.epsilon = *epsilon;
+    if (metrics_) metrics_->SetPrivacyEpsilon(*epsilon);
+  }
   record_.evaluated = false;
   history_.push_back(record_);
   Persist();
@@ -394,8 +507,7 @@ void RoundEngine::CloseEvaluate() {
   }
   record_.seconds = absl::ToDoubleSeconds(clock_() - round_started_);
   history_.back() = record_;
-  Audit(audit::kRoundCompleted,
-        {{"round", record_.round},
+  nlohmann::json details = {{"round", record_.round},
          {"participants", record_.participants},
          {"sampled", record_.sampled},
          {"tenants", record_.tenants},
@@ -403,7 +515,12 @@ void RoundEngine::CloseEvaluate() {
          {"eval_loss", record_.eval_loss},
          {"eval_accuracy", record_.eval_accuracy},
          {"bytes_up", record_.bytes_up},
-         {"bytes_down", record_.bytes_down}});
+         {"bytes_down", record_.bytes_down}};
+  if (options_.dp.enabled) {
+    details["epsilon"] = record_.epsilon;
+    details["delta"] = options_.dp.delta;
+  }
+  Audit(audit::kRoundCompleted, std::move(details));
   if (metrics_) metrics_->RoundCompleted(record_.seconds, record_.participants);
   selected_.clear();
   reported_.clear();
@@ -461,6 +578,12 @@ EngineStatus RoundEngine::Status() const {
   s.live_clients = LiveClients();
   s.history = history_;
   for (const RoundRecord& r : history_) s.rounds_completed += r.evaluated ? 1 : 0;
+  if (options_.dp.enabled) {
+    s.privacy.enabled = true;
+    s.privacy.epsilon = history_.empty() ? 0 : history_.back().epsilon;
+    s.privacy.delta = options_.dp.delta;
+    s.privacy.max_epsilon = options_.dp.max_epsilon;
+  }
   return s;
 }
 

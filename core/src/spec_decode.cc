@@ -25,6 +25,11 @@ constexpr size_t kMaxTargets = 64;
 constexpr size_t kMaxModuleNameBytes = 128;
 constexpr int kMinMaxLength = 8;
 constexpr int kMaxMaxLength = 131072;
+constexpr double kMaxUpdateNormBound = 1e12;
+constexpr double kMaxClipNorm = 1e6;
+constexpr double kMaxNoiseMultiplier = 1000;
+constexpr double kMaxDelta = 0.1;
+constexpr double kMaxEpsilonBound = 1000;
 
 // ObjectMeta fields that kubectl and the API server write; accepted so that
 // `kubectl get -o yaml` output runs as is, and never read.
@@ -293,7 +298,8 @@ void DecodeData(const YAML::Node& node, const Model& model, bool kind_known,
 // Returns true when minClients is valid (given or default).
 bool DecodeStrategy(const YAML::Node& node, Strategy* strategy, Errors* errors) {
   MapReader m(node, "spec.strategy",
-              {"name", "rounds", "minClients", "fractionFit", "roundTimeout"}, errors);
+              {"name", "rounds", "minClients", "fractionFit", "roundTimeout", "maxUpdateNorm"},
+              errors);
   if (!m.ok()) return false;
   if (const YAML::Node* n = m.Find("name")) {
     ReadEnum(*n, m.Path("name"), {"fedavg"}, errors, &strategy->name);
@@ -312,6 +318,10 @@ bool DecodeStrategy(const YAML::Node& node, Strategy* strategy, Errors* errors) 
   if (const YAML::Node* n = m.Find("roundTimeout")) {
     ReadDuration(*n, m.Path("roundTimeout"), kMaxRoundTimeoutSeconds, errors,
                  &strategy->round_timeout_seconds);
+  }
+  if (const YAML::Node* n = m.Find("maxUpdateNorm")) {
+    ReadNumber(*n, m.Path("maxUpdateNorm"), {0, false, kMaxUpdateNormBound, false}, errors,
+               &strategy->max_update_norm);
   }
   return min_clients_ok;
 }
@@ -347,10 +357,62 @@ void DecodeEvaluation(const YAML::Node& node, const ParseOptions& options, JobSp
   }
 }
 
+void DecodeDifferentialPrivacy(const YAML::Node& node, const std::string& path,
+                               DifferentialPrivacy* dp, Errors* errors) {
+  MapReader m(node, path, {"clipNorm", "noiseMultiplier", "delta", "maxEpsilon", "mode"},
+              errors);
+  if (!m.ok()) return;
+  if (const YAML::Node* n = m.Find("clipNorm")) {
+    ReadNumber(*n, m.Path("clipNorm"), {0, true, kMaxClipNorm, false}, errors, &dp->clip_norm);
+  }
+  if (const YAML::Node* n = m.Find("noiseMultiplier")) {
+    ReadNumber(*n, m.Path("noiseMultiplier"), {0, true, kMaxNoiseMultiplier, false}, errors,
+               &dp->noise_multiplier);
+  }
+  if (const YAML::Node* n = m.Find("delta")) {
+    ReadNumber(*n, m.Path("delta"), {0, true, kMaxDelta, false}, errors, &dp->delta);
+  }
+  if (const YAML::Node* n = m.Require(
+          "maxEpsilon", "the privacy budget: the job stops before a round would exceed it, "
+                        "e.g. maxEpsilon: 8")) {
+    ReadNumber(*n, m.Path("maxEpsilon"), {0, true, kMaxEpsilonBound, false}, errors,
+               &dp->max_epsilon);
+  }
+  if (const YAML::Node* n = m.Find("mode")) {
+    ReadEnum(*n, m.Path("mode"), {"central", "distributed"}, errors, &dp->mode);
+  }
+}
+
+void DecodePrivacy(const YAML::Node& node, Privacy* privacy, Errors* errors) {
+  MapReader m(node, "spec.privacy", {"secureAggregation", "differentialPrivacy"}, errors);
+  if (!m.ok()) return;
+  if (const YAML::Node* n = m.Find("secureAggregation")) {
+    if (ReadBool(*n, m.Path("secureAggregation"), errors, &privacy->secure_aggregation) &&
+        privacy->secure_aggregation) {
+      // The state machines exist (core/secagg) but the protocol does not
+      // carry them yet: refusing is better than running without the
+      // protection the file asks for.
+      errors->Add(m.Path("secureAggregation"),
+                  "secure aggregation is not available in this version of the aggregator "
+                  "and workers; remove it or set false (see docs/security.md)");
+    }
+  }
+  if (const YAML::Node* n = m.Find("differentialPrivacy")) {
+    privacy->differential_privacy = true;
+    DecodeDifferentialPrivacy(*n, m.Path("differentialPrivacy"), &privacy->dp, errors);
+    if (privacy->dp.mode == "distributed" && !privacy->secure_aggregation) {
+      errors->Add(m.Path("differentialPrivacy") + ".mode",
+                  "\"distributed\" adds the noise on the clients and needs "
+                  "spec.privacy.secureAggregation: true; use \"central\" without it");
+    }
+  }
+}
+
 void DecodeSpec(const YAML::Node& node, const ParseOptions& options, JobSpec* job,
                 Errors* errors) {
   MapReader m(node, "spec",
-              {"suspend", "model", "data", "strategy", "training", "evaluation", "tenants"},
+              {"suspend", "model", "data", "strategy", "training", "evaluation", "privacy",
+               "tenants"},
               errors);
   if (!m.ok()) return;
   if (const YAML::Node* n = m.Find("suspend")) ReadBool(*n, m.Path("suspend"), errors, &job->suspend);
@@ -370,6 +432,7 @@ void DecodeSpec(const YAML::Node& node, const ParseOptions& options, JobSpec* jo
   if (const YAML::Node* n = m.Find("evaluation")) {
     DecodeEvaluation(*n, options, job, errors);
   }
+  if (const YAML::Node* n = m.Find("privacy")) DecodePrivacy(*n, &job->privacy, errors);
   bool replicas_known = false;
   if (const YAML::Node* n = m.Require(
           "tenants", "list at least one tenant, e.g. [{name: a, data: {path: a.csv}}]")) {

@@ -553,5 +553,75 @@ TEST(ParseJobYamlTest, HugeMapsAreRefusedUnread) {
   EXPECT_EQ(errors.back().ToString(), "spec.training: has more than 64 fields; not read further");
 }
 
+TEST(ParseJobYamlTest, PrivacyIsOffByDefault) {
+  absl::StatusOr<JobSpec> job = ParseJobYaml(Job(), kGoodDir);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_FALSE(job->privacy.secure_aggregation);
+  EXPECT_FALSE(job->privacy.differential_privacy);
+  EXPECT_EQ(job->strategy.max_update_norm, 0);
+}
+
+TEST(ParseJobYamlTest, DifferentialPrivacyGetsDefaultsAndRequiresABudget) {
+  absl::StatusOr<JobSpec> job =
+      ParseJobYaml(Job("  privacy: {differentialPrivacy: {maxEpsilon: 8}}\n"), kGoodDir);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_TRUE(job->privacy.differential_privacy);
+  EXPECT_EQ(job->privacy.dp.clip_norm, 1.0);
+  EXPECT_EQ(job->privacy.dp.noise_multiplier, 1.0);
+  EXPECT_EQ(job->privacy.dp.delta, 1e-5);
+  EXPECT_EQ(job->privacy.dp.max_epsilon, 8);
+  EXPECT_EQ(job->privacy.dp.mode, "central");
+
+  job = ParseJobYaml(Job("  privacy:\n    differentialPrivacy: {clipNorm: 0.5, noiseMultiplier: "
+                         "1.3, delta: 0.001, maxEpsilon: 3.5, mode: central}\n"
+                         "  strategy: {maxUpdateNorm: 100}\n"),
+                     kGoodDir);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->privacy.dp.clip_norm, 0.5);
+  EXPECT_EQ(job->privacy.dp.noise_multiplier, 1.3);
+  EXPECT_EQ(job->privacy.dp.delta, 0.001);
+  EXPECT_EQ(job->privacy.dp.max_epsilon, 3.5);
+  EXPECT_EQ(job->strategy.max_update_norm, 100);
+
+  std::vector<FieldError> errors =
+      ValidateJobYaml(Job("  privacy: {differentialPrivacy: {clipNorm: 1}}\n"), kGoodDir);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].path, "spec.privacy.differentialPrivacy.maxEpsilon");
+  EXPECT_THAT(errors[0].message, HasSubstr("required"));
+}
+
+TEST(ParseJobYamlTest, PrivacyValuesOutOfRangeNameTheirField) {
+  struct Case {
+    std::string yaml;
+    std::string path;
+  };
+  const std::vector<Case> cases = {
+      {"  privacy: {differentialPrivacy: {maxEpsilon: 1, clipNorm: 0}}\n",
+       "spec.privacy.differentialPrivacy.clipNorm"},
+      {"  privacy: {differentialPrivacy: {maxEpsilon: 1, noiseMultiplier: -1}}\n",
+       "spec.privacy.differentialPrivacy.noiseMultiplier"},
+      {"  privacy: {differentialPrivacy: {maxEpsilon: 1, delta: 0.5}}\n",
+       "spec.privacy.differentialPrivacy.delta"},
+      {"  privacy: {differentialPrivacy: {maxEpsilon: 0}}\n",
+       "spec.privacy.differentialPrivacy.maxEpsilon"},
+      {"  privacy: {differentialPrivacy: {maxEpsilon: 1, mode: local}}\n",
+       "spec.privacy.differentialPrivacy.mode"},
+      {"  privacy: {differentialPrivacy: {maxEpsilon: 1, mode: distributed}}\n",
+       "spec.privacy.differentialPrivacy.mode"},
+      {"  privacy: {differentialPrivacy: {maxEpsilon: 1, clipnorm: 1}}\n",
+       "spec.privacy.differentialPrivacy.clipnorm"},
+      {"  privacy: {secureAggregation: yes}\n", "spec.privacy.secureAggregation"},
+      {"  privacy: {secureAggregation: true}\n", "spec.privacy.secureAggregation"},
+      {"  privacy: {dp: {}}\n", "spec.privacy.dp"},
+      {"  strategy: {maxUpdateNorm: -1}\n", "spec.strategy.maxUpdateNorm"},
+  };
+  for (const Case& c : cases) {
+    std::vector<FieldError> errors = ValidateJobYaml(Job(c.yaml), kGoodDir);
+    ASSERT_EQ(errors.size(), 1u) << c.yaml;
+    EXPECT_EQ(errors[0].path, c.path) << c.yaml << errors[0].ToString();
+  }
+  EXPECT_TRUE(ValidateJobYaml(Job("  privacy: {secureAggregation: false}\n"), kGoodDir).empty());
+}
+
 }  // namespace
 }  // namespace braid::spec

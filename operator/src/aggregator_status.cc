@@ -25,6 +25,12 @@ AggregatorReport FromProto(const braid::v1::JobStatus& s) {
   for (const braid::v1::RoundRecord& round : s.rounds()) {
     for (const std::string& tenant : round.tenants()) r.tenant_last_round[tenant] = round.round();
   }
+  if (s.has_privacy() && s.privacy().enabled()) {
+    r.privacy_enabled = true;
+    r.epsilon = s.privacy().epsilon();
+    r.delta = s.privacy().delta();
+    r.max_epsilon = s.privacy().max_epsilon();
+  }
   if (s.rounds_size() > 0) {
     const braid::v1::RoundRecord& last = s.rounds(s.rounds_size() - 1);
     r.participants = last.participants();

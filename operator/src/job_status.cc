@@ -204,6 +204,13 @@ json ComputeStatus(const ObservedJob& o, const json& previous, const std::string
   } else if (prev.contains("metrics")) {
     status["metrics"] = prev["metrics"];
   }
+  if (o.report.has_value() && o.report->privacy_enabled) {
+    status["privacy"] = {{"epsilon", o.report->epsilon},
+                         {"delta", o.report->delta},
+                         {"maxEpsilon", o.report->max_epsilon}};
+  } else if (!o.report.has_value() && prev.contains("privacy")) {
+    status["privacy"] = prev["privacy"];
+  }
   if (!o.aggregator_endpoint.empty()) {
     status["aggregator"] = {{"endpoint", o.aggregator_endpoint},
                             {"readyReplicas", o.aggregator_ready}};

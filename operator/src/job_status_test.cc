@@ -185,6 +185,36 @@ TEST(ComputeStatus, RunningReportCopiesRoundMetricsAndTenantsLastRound) {
   EXPECT_EQ(s["aggregator"]["endpoint"], "train-aggregator.lab.svc:7070");
 }
 
+TEST(ComputeStatus, PrivacyBudgetIsShownAndKeptWhileTheAggregatorIsSilent) {
+  ObservedJob o = Reporting("Running", 3);
+  EXPECT_FALSE(ComputeStatus(o, json(), kT1).contains("privacy"));  // DP off: no section
+  o.report->privacy_enabled = true;
+  o.report->epsilon = 2.5;
+  o.report->delta = 1e-5;
+  o.report->max_epsilon = 8;
+  const json s = ComputeStatus(o, json(), kT1);
+  EXPECT_EQ(s["privacy"]["epsilon"], 2.5);
+  EXPECT_EQ(s["privacy"]["delta"], 1e-5);
+  EXPECT_EQ(s["privacy"]["maxEpsilon"], 8);
+  o.report.reset();
+  const json silent = ComputeStatus(o, s, kT2);
+  EXPECT_EQ(silent["privacy"], s["privacy"]);
+}
+
+TEST(ComputeStatus, BudgetStopCompletesTheJobWithItsReason) {
+  ObservedJob o = Reporting("Succeeded", 2);
+  o.report->reason = "PrivacyBudgetExhausted";
+  o.report->message = "round 3 would spend epsilon 9.1 > maxEpsilon 8";
+  o.report->privacy_enabled = true;
+  o.report->epsilon = 7.5;
+  o.report->max_epsilon = 8;
+  const json s = ComputeStatus(o, json(), kT1);
+  EXPECT_EQ(s["phase"], "Succeeded");
+  EXPECT_EQ(s["reason"], "PrivacyBudgetExhausted");
+  EXPECT_EQ(Condition(s, "Complete")["reason"], "PrivacyBudgetExhausted");
+  EXPECT_EQ(s["privacy"]["epsilon"], 7.5);
+}
+
 TEST(ComputeStatus, SucceededReportCompletesTheJob) {
   const json running = ComputeStatus(Reporting("Running", 4), json(), kT1);
   const json s = ComputeStatus(Reporting("Succeeded", 5), running, kT2);

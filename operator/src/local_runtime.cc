@@ -96,25 +96,35 @@ absl::StatusOr<int> AwaitPort(Subprocess& aggregator, const Workdir& dir) {
   return absl::DeadlineExceededError("braid-aggregator did not start listening within 60s");
 }
 
-json RoundJson(const v1::RoundRecord& r) {
-  return json{{"round", r.round()},
-              {"participants", r.participants()},
-              {"sampled", r.sampled()},
-              {"tenants", std::vector<std::string>(r.tenants().begin(), r.tenants().end())},
-              {"train_loss", r.train_loss()},
-              {"eval_loss", r.eval_loss()},
-              {"eval_accuracy", r.eval_accuracy()},
-              {"seconds", r.seconds()},
-              {"bytes_up", r.bytes_up()},
-              {"bytes_down", r.bytes_down()}};
+// `privacy`: the job has differential privacy, so each round shows the
+// epsilon spent after it.
+json RoundJson(const v1::RoundRecord& r, bool privacy) {
+  json j{{"round", r.round()},
+         {"participants", r.participants()},
+         {"sampled", r.sampled()},
+         {"tenants", std::vector<std::string>(r.tenants().begin(), r.tenants().end())},
+         {"train_loss", r.train_loss()},
+         {"eval_loss", r.eval_loss()},
+         {"eval_accuracy", r.eval_accuracy()},
+         {"seconds", r.seconds()},
+         {"bytes_up", r.bytes_up()},
+         {"bytes_down", r.bytes_down()}};
+  if (privacy) j["epsilon"] = r.epsilon();
+  return j;
 }
 
-std::string ProgressLine(const v1::RoundRecord& r, int total) {
+std::string ProgressLine(const v1::RoundRecord& r, int total, bool privacy) {
   return absl::StrFormat(
       "round %d/%d  participants %d/%d  train_loss %.4f  eval_loss %.4f  eval_accuracy %.4f  "
-      "%.1fs",
+      "%.1fs%s",
       r.round(), total, r.participants(), r.sampled(), r.train_loss(), r.eval_loss(),
-      r.eval_accuracy(), r.seconds());
+      r.eval_accuracy(), r.seconds(),
+      privacy ? absl::StrFormat("  epsilon %.4g", r.epsilon()) : std::string());
+}
+
+// The job's privacy spent, for the summary: {epsilon, delta, maxEpsilon}.
+json PrivacyJson(const v1::PrivacyStatus& p) {
+  return json{{"epsilon", p.epsilon()}, {"delta", p.delta()}, {"maxEpsilon", p.max_epsilon()}};
 }
 
 // Evaluates a model file on the job's pooled held-out set.
@@ -196,12 +206,16 @@ void AuditLocal(const Workdir& dir, const spec::JobSpec& job, const char* kind, 
 json StatusJson(const v1::JobStatus& status, const std::string& runtime_reason,
                 const std::string& runtime_message) {
   json rounds = json::array();
-  for (const v1::RoundRecord& r : status.rounds()) rounds.push_back(RoundJson(r));
-  return json{{"phase", runtime_reason.empty() ? status.phase() : "Failed"},
-              {"reason", runtime_reason.empty() ? status.reason() : runtime_reason},
-              {"message", runtime_reason.empty() ? status.message() : runtime_message},
-              {"total_rounds", status.total_rounds()},
-              {"rounds", rounds}};
+  for (const v1::RoundRecord& r : status.rounds()) {
+    rounds.push_back(RoundJson(r, status.privacy().enabled()));
+  }
+  json j{{"phase", runtime_reason.empty() ? status.phase() : "Failed"},
+         {"reason", runtime_reason.empty() ? status.reason() : runtime_reason},
+         {"message", runtime_reason.empty() ? status.message() : runtime_message},
+         {"total_rounds", status.total_rounds()},
+         {"rounds", rounds}};
+  if (status.privacy().enabled()) j["privacy"] = PrivacyJson(status.privacy());
+  return j;
 }
 
 json EndSummary(const spec::JobSpec& job, const Workdir& dir, const std::string& phase,
@@ -394,11 +408,17 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
     for (const v1::RoundRecord& r : status.rounds()) {
       if (r.round() <= printed) continue;
       if (o.progress && o.progress_bar) {
-        *o.progress << "\r" << ProgressBar(r.round(), status.total_rounds(), r.eval_loss(), r.eval_accuracy())
+        *o.progress << "\r"
+                    << ProgressBar(r.round(), status.total_rounds(), r.eval_loss(),
+                                   r.eval_accuracy())
+                    << (status.privacy().enabled()
+                            ? absl::StrFormat("  epsilon %.4g", r.epsilon())
+                            : std::string())
                     << "\x1b[K" << std::flush;
         bar_open = true;
       } else if (o.progress) {
-        *o.progress << ProgressLine(r, status.total_rounds()) << std::endl;
+        *o.progress << ProgressLine(r, status.total_rounds(), status.privacy().enabled())
+                    << std::endl;
       }
       printed = r.round();
     }
@@ -456,7 +476,10 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
                {"rounds", json::array()},
                {"workdir", dir.root},
                {"logs", dir.logs}};
-  for (const v1::RoundRecord& r : status.rounds()) summary["rounds"].push_back(RoundJson(r));
+  for (const v1::RoundRecord& r : status.rounds()) {
+    summary["rounds"].push_back(RoundJson(r, status.privacy().enabled()));
+  }
+  if (status.privacy().enabled()) summary["privacy"] = PrivacyJson(status.privacy());
 
   const std::string checkpoint_model = (fs::path(dir.checkpoint) / "model.safetensors").string();
   if (summary["phase"] == "Succeeded") {

@@ -37,6 +37,22 @@ std::vector<TenantProblem> PolicyProblems(const spec::JobSpec& job, const std::s
                                 max_rounds.get<int64_t>(), " rounds; the job asks for ",
                                 job.strategy.rounds)});
   }
+  // A tenant's privacy budget: the job must run with differential privacy
+  // and promise to stop at or before it.
+  const json max_epsilon = tenant.value("/spec/policy/maxEpsilon"_json_pointer, json());
+  if (max_epsilon.is_number()) {
+    const double limit = max_epsilon.get<double>();
+    if (!job.privacy.differential_privacy) {
+      out.push_back({"spec.privacy.differentialPrivacy", "PrivacyRequired",
+                     absl::StrCat("Tenant ", Quote(name),
+                                  " requires differential privacy with maxEpsilon <= ", limit,
+                                  "; the job has none")});
+    } else if (job.privacy.dp.max_epsilon > limit) {
+      out.push_back({"spec.privacy.differentialPrivacy.maxEpsilon", "PrivacyBudgetTooLarge",
+                     absl::StrCat("Tenant ", Quote(name), " allows at most epsilon ", limit,
+                                  "; the job asks for maxEpsilon ", job.privacy.dp.max_epsilon)});
+    }
+  }
   return out;
 }
 

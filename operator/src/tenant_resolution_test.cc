@@ -172,6 +172,33 @@ TEST(ResolveTenants, MaxRoundsPolicy) {
   EXPECT_THAT(r.problems, IsEmpty());
 }
 
+TEST(ResolveTenants, MaxEpsilonPolicyNeedsDifferentialPrivacyWithinTheBudget) {
+  std::map<std::string, json> tenants = BothTenants();
+  tenants["beta"] = Tenant("beta", "lab", "beta-data", {{"maxEpsilon", 4.0}});
+  // No differential privacy at all.
+  TenantResolution r = ResolveTenants(Job(std::string(kAlpha) + kBeta), tenants);
+  ASSERT_THAT(r.problems, SizeIs(1));
+  EXPECT_EQ(r.problems[0].path, "spec.privacy.differentialPrivacy");
+  EXPECT_EQ(r.problems[0].reason, "PrivacyRequired");
+  EXPECT_THAT(r.problems[0].message, HasSubstr("\"beta\""));
+  EXPECT_EQ(r.namespaces.count("beta"), 0u);
+  // A budget larger than the tenant grants.
+  const auto with_budget = [](double eps) {
+    return absl::StrCat("  privacy: {differentialPrivacy: {maxEpsilon: ", eps, "}}\n");
+  };
+  r = ResolveTenants(Job(std::string(kAlpha) + kBeta, with_budget(8)), tenants);
+  ASSERT_THAT(r.problems, SizeIs(1));
+  EXPECT_EQ(r.problems[0].path, "spec.privacy.differentialPrivacy.maxEpsilon");
+  EXPECT_EQ(r.problems[0].reason, "PrivacyBudgetTooLarge");
+  EXPECT_THAT(r.problems[0].message, HasSubstr("at most epsilon 4"));
+  EXPECT_THAT(r.problems[0].message, HasSubstr("maxEpsilon 8"));
+  // Within the budget (and exactly at it).
+  for (double eps : {1.5, 4.0}) {
+    r = ResolveTenants(Job(std::string(kAlpha) + kBeta, with_budget(eps)), tenants);
+    EXPECT_THAT(r.problems, IsEmpty()) << eps;
+  }
+}
+
 TEST(ResolveTenants, EveryTenantsProblemsAreReportedInOrder) {
   std::map<std::string, json> tenants = BothTenants();
   tenants.erase("alpha");

@@ -11,6 +11,7 @@
 #include <iostream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -25,6 +26,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "braid/core/cli_flags.h"
+#include "braid/core/dp/clip.h"
 #include "braid/core/grpc_tls.h"
 #include "braid/core/safetensors.h"
 #include "braid/core/spec.h"
@@ -95,6 +97,16 @@ TensorList Delta(const TensorList& local, const TensorList& global) {
     for (int64_t j = 0; j < n; ++j) d[j] -= g[j];
   }
   return delta;
+}
+
+// With differential privacy the whole update (all tensors together) is
+// clipped to clipNorm before it leaves the worker; the aggregator clips
+// again in central mode, so a worker that skips this gains nothing.
+absl::Status ClipForPrivacy(const spec::JobSpec& job, TensorList& delta) {
+  if (!job.privacy.differential_privacy) return absl::OkStatus();
+  std::vector<absl::Span<float>> parts;
+  for (Tensor& t : delta) parts.push_back(absl::MakeSpan(t.f32(), t.NumElements()));
+  return dp::ClipToL2Norm(parts, job.privacy.dp.clip_norm).status();
 }
 
 json EvalJson(const EvalResult& r) {
@@ -265,7 +277,8 @@ class Replica {
     BRAID_ASSIGN_OR_RETURN(FitResult fit,
                            trainer.Fit(split.train, job_.training.local_epochs,
                                        round * 1000 + replica_));
-    const TensorList delta = Delta(trainer.Weights(), global);
+    TensorList delta = Delta(trainer.Weights(), global);
+    BRAID_RETURN_IF_ERROR(ClipForPrivacy(job_, delta));
     UpdateMetrics train{fit.loss, 0, fit.num_examples};
     absl::Status s = client_.PutFit(client_id(), round, delta, fit.num_examples, train);
     std::cerr << "worker " << name_ << ": round " << round << " fit: loss " << fit.loss << " on "

@@ -7,23 +7,35 @@
 namespace braid::dp {
 
 absl::StatusOr<double> ClipToL2Norm(absl::Span<float> update, double clip_norm) {
+  const absl::Span<float> parts[] = {update};
+  return ClipToL2Norm(absl::MakeConstSpan(parts), clip_norm);
+}
+
+absl::StatusOr<double> ClipToL2Norm(absl::Span<const absl::Span<float>> parts,
+                                    double clip_norm) {
   if (!(clip_norm > 0) || !std::isfinite(clip_norm)) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "differentialPrivacy.clipNorm: must be a finite number > 0, got %g", clip_norm));
   }
   double sq = 0;
-  for (size_t i = 0; i < update.size(); ++i) {
-    const double x = update[i];
-    if (!std::isfinite(x)) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("dp clip: update element %u is not finite", i));
+  size_t index = 0;  // across parts, for the message
+  for (absl::Span<float> update : parts) {
+    for (float value : update) {
+      const double x = value;
+      if (!std::isfinite(x)) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("dp clip: update element %u is not finite", index));
+      }
+      sq += x * x;
+      ++index;
     }
-    sq += x * x;
   }
   const double norm = std::sqrt(sq);
   if (norm <= clip_norm) return 1.0;
   const double factor = clip_norm / norm;
-  for (float& x : update) x = static_cast<float>(x * factor);
+  for (absl::Span<float> update : parts) {
+    for (float& x : update) x = static_cast<float>(x * factor);
+  }
   return factor;
 }
 

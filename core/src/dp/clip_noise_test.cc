@@ -36,6 +36,21 @@ TEST(Clip, RejectsNonFiniteInputsAndBadNorms) {
               ::testing::HasSubstr("clipNorm"));
 }
 
+TEST(Clip, PartsAreClippedTogetherByOneFactor) {
+  std::vector<float> a = {3}, b = {4};  // one update of norm 5 in two tensors
+  const absl::Span<float> parts[] = {absl::MakeSpan(a), absl::MakeSpan(b)};
+  auto factor = ClipToL2Norm(absl::MakeConstSpan(parts), 2.5);
+  ASSERT_TRUE(factor.ok()) << factor.status();
+  EXPECT_DOUBLE_EQ(*factor, 0.5);
+  EXPECT_FLOAT_EQ(a[0], 1.5f);
+  EXPECT_FLOAT_EQ(b[0], 2.0f);
+  std::vector<float> bad = {INFINITY};
+  const absl::Span<float> with_bad[] = {absl::MakeSpan(a), absl::MakeSpan(bad)};
+  EXPECT_THAT(ClipToL2Norm(absl::MakeConstSpan(with_bad), 1.0).status().message(),
+              ::testing::HasSubstr("element 1"));
+  EXPECT_FLOAT_EQ(a[0], 1.5f);  // untouched on error
+}
+
 void ExpectMoments(const std::vector<float>& v, double stddev) {
   double mean = 0, var = 0;
   for (float x : v) mean += x;

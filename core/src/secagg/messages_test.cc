@@ -1,5 +1,11 @@
 #include "braid/core/secagg/messages.h"
 
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -58,6 +64,34 @@ TEST(SecAggMessages, MalformedBytesAreInvalidArgumentNeverACrash) {
   std::string huge = Encode(EncryptedShares{7, {}});
   huge[huge.size() - 1] = '\x7f';  // count of 2^31 shares with no bytes behind it
   EXPECT_THAT(DecodeEncryptedShares(huge).status().message(), HasSubstr("truncated"));
+}
+
+// The fuzzer's seeds (core/testdata/secagg_fuzz, one file per kind, named
+// after it) must stay valid messages: each decodes with its decoder and
+// encodes back to the same bytes.
+TEST(SecAggMessages, FuzzSeedsAreValidCanonicalMessages) {
+  namespace fs = std::filesystem;
+  const std::string dir = std::string(BRAID_CORE_TESTDATA) + "/secagg_fuzz";
+  std::map<std::string, std::string> seeds;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    seeds[entry.path().filename().string()] = text.str();
+  }
+  ASSERT_EQ(seeds.size(), 7u) << "one seed per message kind in " << dir;
+  auto check = [&](const std::string& name, auto decode) {
+    auto m = decode(seeds[name]);
+    ASSERT_TRUE(m.ok()) << name << ": " << m.status();
+    EXPECT_EQ(Encode(*m), seeds[name]) << name;
+  };
+  check("public_keys", DecodePublicKeys);
+  check("key_directory", DecodeKeyDirectory);
+  check("encrypted_shares", DecodeEncryptedShares);
+  check("forwarded_shares", DecodeForwardedShares);
+  check("masked_input", DecodeMaskedInput);
+  check("unmask_request", DecodeUnmaskRequest);
+  check("unmask_response", DecodeUnmaskResponse);
 }
 
 }  // namespace

@@ -31,6 +31,11 @@ struct RoundRecord {
   int64_t bytes_up = 0;
   int64_t bytes_down = 0;
   double update_norm_mean = 0;     // mean L2 norm of the clients' deltas
+  // Differential privacy only (0 otherwise): the round's sampling rate as
+  // the accountant composed it, and epsilon spent after it (at the job's
+  // delta), all rounds so far included.
+  double sampling_rate = 0;
+  double epsilon = 0;
 };
 
 struct CheckpointState {

@@ -36,6 +36,8 @@ class AggregatorMetrics {
   void BytesSent(double bytes);
   void SetClients(int n);
   void SetRound(int round);
+  // Epsilon spent so far (differential privacy), braid_aggregator_privacy_epsilon.
+  void SetPrivacyEpsilon(double epsilon);
 
   prometheus::Registry& registry() { return *registry_; }
 
@@ -46,6 +48,7 @@ class AggregatorMetrics {
   prometheus::Gauge* participants_;
   prometheus::Gauge* clients_;
   prometheus::Gauge* round_;
+  prometheus::Gauge* epsilon_;
   prometheus::Counter* bytes_in_;
   prometheus::Counter* bytes_out_;
   prometheus::Counter* updates_;

@@ -7,7 +7,8 @@
 // memory is O(model) whatever the number of clients. The phase closes when
 // every sampled client has reported or been lost (no heartbeat within the
 // heartbeat timeout), or at the round deadline. With >= minClients updates
-// the new global = global + sum / total examples is checkpointed; with fewer
+// the new global = global + sum / total examples is checkpointed (with
+// differential privacy: see DpOptions); with fewer
 // the job fails with reason RoundFailed. EVALUATE: every live client
 // evaluates the new global on its local eval split; metrics are averaged
 // weighted by examples and the round is recorded.
@@ -20,6 +21,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -33,8 +35,44 @@
 #include "braid/aggregator/metrics.h"
 #include "braid/aggregator/upload.h"
 #include "braid/core/audit_log.h"
+#include "braid/core/dp/gaussian_noise.h"
+#include "braid/core/dp/rdp_accountant.h"
 
 namespace braid::aggregator {
+
+// Client-level DP-FedAvg with central noise (McMahan et al. 2018), from
+// spec.privacy.differentialPrivacy. With `enabled`, each FIT update is
+// clipped to clip_norm by the aggregator (workers clip too), folded with
+// weight 1 (uniform, not by examples), N(0, (noise_multiplier *
+// clip_norm)^2) is added to each coordinate of the round's sum, and the sum
+// is divided by the fixed number of clients sampled for the round (not by
+// how many reported: dropouts add zeros, so one client's influence on the
+// average stays <= clip_norm / sampled). Before each round the RDP
+// accountant (sampling rate q = sampled / live clients, one sampled
+// Gaussian event per round) decides whether the round may run; if it would
+// take epsilon at delta above max_epsilon, the job ends with reason
+// PrivacyBudgetExhausted: Succeeded when at least one round was aggregated,
+// Failed when none could run.
+struct DpOptions {
+  bool enabled = false;
+  double clip_norm = 1;
+  double noise_multiplier = 1;
+  double delta = 1e-5;
+  double max_epsilon = 1;
+  // false: the clients add the noise (distributed DP under secure
+  // aggregation); the aggregator then neither clips nor adds noise.
+  bool central_noise = true;
+  // Tests only: a seeded noise source; 0 = the OS CSPRNG (production).
+  uint64_t noise_seed = 0;
+};
+
+// Privacy as GetStatus, the summary and the job status show it.
+struct PrivacyStatus {
+  bool enabled = false;
+  double epsilon = 0;  // spent by the rounds aggregated so far, at delta
+  double delta = 0;
+  double max_epsilon = 0;
+};
 
 struct EngineOptions {
   std::string job;
@@ -59,6 +97,8 @@ struct EngineOptions {
   // stderr and the job goes on.
   audit::AuditLog* audit = nullptr;
   std::string audit_job;
+  // Differential privacy; off by default.
+  DpOptions dp;
 };
 
 enum class TaskKind { kWait, kFit, kEvaluate, kDone };
@@ -84,6 +124,7 @@ struct EngineStatus {
   int total_rounds = 0;
   int live_clients = 0;
   std::vector<RoundRecord> history;
+  PrivacyStatus privacy;
 };
 
 class RoundEngine {
@@ -161,6 +202,14 @@ class RoundEngine {
   void CloseEvaluate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Fail(const std::string& reason, const std::string& message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // With DP: whether a FIT round at sampling rate q stays within the
+  // budget. If not, ends the job (PrivacyBudgetExhausted) and returns false.
+  bool BudgetAllows(double q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The sampling rate of a FIT round of `live` clients, and its size.
+  int SampleSize(int live) const;
+  // With central DP: adds the round's noise to sum_. False (job failed) if
+  // no noise source can be had.
+  bool AddCentralNoise() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Persist() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Appends an entry to options_.audit, if any.
   void Audit(const char* kind, nlohmann::json details) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -189,13 +238,18 @@ class RoundEngine {
   // FIT accumulation: the weighted sum of deltas and its weights.
   std::vector<float> sum_ ABSL_GUARDED_BY(mu_);
   double total_weight_ ABSL_GUARDED_BY(mu_) = 0;
-  double train_loss_sum_ ABSL_GUARDED_BY(mu_) = 0;
+  double examples_sum_ ABSL_GUARDED_BY(mu_) = 0;    // training examples behind the sum
+  double train_loss_sum_ ABSL_GUARDED_BY(mu_) = 0;  // weighted by examples
   double norm_sum_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<std::string> contributors_ ABSL_GUARDED_BY(mu_);
   // EVALUATE accumulation.
   double eval_loss_sum_ ABSL_GUARDED_BY(mu_) = 0;
   double eval_acc_sum_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t eval_examples_ ABSL_GUARDED_BY(mu_) = 0;
+  // Differential privacy: rounds aggregated so far, and the noise source
+  // (created at the first noised round).
+  dp::RdpAccountant accountant_ ABSL_GUARDED_BY(mu_);
+  std::optional<dp::GaussianSampler> sampler_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace braid::aggregator

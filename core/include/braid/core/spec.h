@@ -92,6 +92,36 @@ struct Strategy {
   double fraction_fit = 1.0;     // (0, 1]
   // "30s", "5m", "1h30m", "250ms" or a number of seconds in YAML; (0, 168h].
   double round_timeout_seconds = 300;  // whole seconds when given as a number
+  // strategy.maxUpdateNorm: the aggregator refuses (and counts) an update
+  // whose L2 norm exceeds this, before it reaches the sum; a bound against
+  // broken or hostile clients. 0 (the default) = no bound; else (0, 1e12].
+  double max_update_norm = 0;
+};
+
+// spec.privacy.differentialPrivacy: client-level DP-FedAvg (McMahan et al.
+// 2018). Each client's update is clipped to L2 norm clip_norm; Gaussian noise
+// of stddev noise_multiplier * clip_norm is added to the round's sum (by the
+// aggregator in mode "central"; split across clients before masking in mode
+// "distributed", which needs secure aggregation); the average uses uniform
+// client weights over the fixed number of sampled clients. An RDP accountant
+// tracks epsilon at delta; a round that would take epsilon above max_epsilon
+// is not started and the job ends with reason PrivacyBudgetExhausted.
+struct DifferentialPrivacy {
+  double clip_norm = 1.0;         // clipNorm, (0, 1e6]
+  double noise_multiplier = 1.0;  // noiseMultiplier, (0, 1000]
+  double delta = 1e-5;            // (0, 0.1]
+  double max_epsilon = 0;         // maxEpsilon, required, (0, 1000]
+  std::string mode = "central";   // "central" | "distributed"
+};
+
+// spec.privacy. Both mechanisms are off by default.
+struct Privacy {
+  // secureAggregation: the aggregator sees only the sum of a round's
+  // updates. Refused by validation until the protocol carries it (see
+  // docs/security.md).
+  bool secure_aggregation = false;
+  bool differential_privacy = false;  // differentialPrivacy given
+  DifferentialPrivacy dp;             // meaningful when differential_privacy
 };
 
 struct Training {
@@ -121,6 +151,7 @@ struct JobSpec {
   Strategy strategy;
   Training training;
   Evaluation evaluation;
+  Privacy privacy;
   std::vector<Tenant> tenants;   // 1..kMaxTenants, names unique
 
   // Total worker processes: the sum of tenants[*].replicas.

@@ -6,6 +6,9 @@
 // Failed, Suspended. A phase the aggregator reported as final
 // (Succeeded, or Failed with its reason) stays final; phases from the spec
 // or the tenants are recomputed every time, so fixing the cause clears them.
+// With differential privacy, status.privacy {epsilon, delta, maxEpsilon}
+// comes from the aggregator's report (kept from `previous` while the
+// aggregator does not answer).
 // Conditions (list-map keyed by type, each with observedGeneration and a
 // lastTransitionTime that only moves when the status flips): Valid,
 // TenantsReady, Admitted, AggregatorReady, WorkersReady, Complete.
@@ -41,6 +44,12 @@ struct AggregatorReport {
   double eval_loss = 0;
   double eval_accuracy = 0;
   std::map<std::string, int> tenant_last_round;  // tenant -> last round it contributed to
+  // Differential privacy (the job's spec.privacy.differentialPrivacy), when
+  // privacy_enabled: epsilon spent so far at delta, and the budget.
+  bool privacy_enabled = false;
+  double epsilon = 0;
+  double delta = 0;
+  double max_epsilon = 0;
 };
 
 struct WorkerCounts {

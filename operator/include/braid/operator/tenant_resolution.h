@@ -17,7 +17,8 @@ namespace braid::op {
 struct TenantProblem {
   std::string path;     // e.g. "spec.tenants[1].data.persistentVolumeClaim.claimName"
   std::string reason;   // CamelCase: TenantNotFound, NamespaceMismatch, NeedsClaim,
-                        // ClaimNotAllowed, ModelNotAllowed, TooManyRounds
+                        // ClaimNotAllowed, ModelNotAllowed, TooManyRounds,
+                        // PrivacyRequired, PrivacyBudgetTooLarge
   std::string message;  // for people: what is wrong and what to do
 };
 
@@ -38,7 +39,9 @@ TenantResolution ResolveTenants(const spec::JobSpec& job,
 
 // The policy part alone (what `braid run --tenants` checks too): the
 // Tenant object `tenant` of job tenant `name` must allow the model kind
-// (ModelNotAllowed) and the number of rounds (TooManyRounds).
+// (ModelNotAllowed) and the number of rounds (TooManyRounds); with
+// policy.maxEpsilon the job must use differential privacy
+// (PrivacyRequired) with maxEpsilon no larger (PrivacyBudgetTooLarge).
 std::vector<TenantProblem> PolicyProblems(const spec::JobSpec& job, const std::string& name,
                                           const nlohmann::json& tenant);
 

@@ -15,6 +15,12 @@ namespace braid::dp {
 // (the update is then left unchanged).
 absl::StatusOr<double> ClipToL2Norm(absl::Span<float> update, double clip_norm);
 
+// The same for an update held in several buffers (one per tensor): the norm
+// is that of all parts together, and every part is scaled by the one factor.
+// Errors as above; nothing is scaled then.
+absl::StatusOr<double> ClipToL2Norm(absl::Span<const absl::Span<float>> parts,
+                                    double clip_norm);
+
 }  // namespace braid::dp
 
 #endif  // BRAID_CORE_DP_CLIP_H_
