@@ -18,6 +18,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "braid/aggregator/admission_audit.h"
 #include "braid/aggregator/checkpoint.h"
 #include "braid/aggregator/federation_service.h"
 #include "braid/aggregator/metrics.h"
@@ -49,6 +50,9 @@ ABSL_FLAG(absl::Duration, start_grace, absl::Seconds(10),
 ABSL_FLAG(int, expected_clients, 0,
           "workers a round waits for before start_grace (default: the job's total replicas; "
           "fewer when tenants refused consent)");
+ABSL_FLAG(std::string, admission_file, "",
+          "admission.json written by the operator (job creation, tenants' consent); what "
+          "changes in it is appended to the audit log (see admission_audit.h)");
 ABSL_FLAG(int, upload_slots, 1, "updates received at once (each holds one model-sized buffer)");
 ABSL_FLAG(int, download_slots, 4, "weight downloads streamed at once");
 ABSL_FLAG(int, stream_window_kib, 256,
@@ -116,6 +120,12 @@ int Run() {
   if (!started.ok()) {
     std::cerr << "braid-aggregator: audit log: " << started.status().message() << "\n";
     return 1;
+  }
+
+  aggregator::AdmissionAudit admission(absl::GetFlag(FLAGS_admission_file), audit_log->get(),
+                                      audit_job);
+  if (absl::Status s = admission.Poll(); !s.ok()) {
+    std::cerr << "braid-aggregator: audit log: " << s.message() << "\n";
   }
 
   aggregator::AggregatorMetrics metrics(job->name);
@@ -189,8 +199,20 @@ int Run() {
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   absl::Time ended = absl::InfiniteFuture();
+  absl::Time admission_polled = absl::Now();
+  std::string admission_error;
   while (!g_stop) {
     engine.Tick();
+    // Consent changes reach a mounted ConfigMap within a minute or so;
+    // polling every few seconds is plenty.
+    if (absl::Now() - admission_polled > absl::Seconds(3)) {
+      admission_polled = absl::Now();
+      const absl::Status s = admission.Poll();
+      if (!s.ok() && std::string(s.message()) != admission_error) {
+        std::cerr << "braid-aggregator: audit log: " << s.message() << "\n";
+      }
+      admission_error = s.ok() ? "" : std::string(s.message());
+    }
     if (engine.Finished() && ended == absl::InfiniteFuture()) ended = absl::Now();
     if (absl::Now() - ended > absl::GetFlag(FLAGS_linger)) break;
     absl::SleepFor(absl::Milliseconds(100));
