@@ -86,7 +86,10 @@ json JobConfigMap(const std::string& name, const std::string& ns, const std::str
   return {{"apiVersion", "v1"},
           {"kind", "ConfigMap"},
           {"metadata", Metadata(name, ns, Labels(job, context, role), job, context)},
-          {"data", {{"job.yaml", context.job_yaml}}}};
+          {"data", role == "aggregator"
+                       ? json{{"job.yaml", context.job_yaml},
+                              {"admission.json", context.admission_json}}
+                       : json{{"job.yaml", context.job_yaml}}}};
 }
 
 json Deployment(json metadata, json selector, int replicas, json pod_spec) {
@@ -122,6 +125,7 @@ json AggregatorDeployment(const spec::JobSpec& job, const JobObjectsContext& con
       {"args",
        {std::string("--job=") + kJobFile, std::string("--checkpoint-dir=") + kCheckpointDir,
         "--initial-model=" + initial_model,
+        std::string("--admission-file=") + kJobFileDir + "/admission.json",
         absl::StrCat("--listen=0.0.0.0:", kAggregatorGrpcPort),
         absl::StrCat("--metrics-listen=0.0.0.0:", kAggregatorMetricsPort),
         // Keep serving status and the final model after the last round.

@@ -417,8 +417,17 @@ TEST_F(JobObjectsTest, PodsReadTheJobFileFromAConfigMapInTheirNamespace) {
       }
       ASSERT_FALSE(mount.empty());
       EXPECT_EQ(Arg(c, "job"), mount + "/job.yaml");
+      // The aggregator also reads the operator's admission record there,
+      // for its audit log; the workers' ConfigMaps do not carry it.
+      if (c["name"] == "aggregator") {
+        EXPECT_EQ(Arg(c, "admission-file"), mount + "/admission.json");
+        EXPECT_TRUE(Find(objects_, "ConfigMap", Ns(d), config_map)->at("data").contains(
+            "admission.json"));
+      }
     }
   }
+  EXPECT_FALSE(Find(objects_, "ConfigMap", "tenant-a", "lab-train-job")->at("data").contains(
+      "admission.json"));
 }
 
 TEST_F(JobObjectsTest, PodsRunAsNonRootWithReadOnlyRootAndNoToken) {

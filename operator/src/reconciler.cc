@@ -326,6 +326,7 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
       JobObjectsContext context;
       context.job_uid = uid;
       context.job_yaml = job_file;
+      context.admission_json = AdmissionJson(job, observed.consent);
       context.aggregator_image = options_.aggregator_image;
       context.worker_image = options_.worker_image;
       context.image_pull_policy = options_.image_pull_policy;

@@ -104,4 +104,20 @@ Admission DecideAdmission(const spec::JobSpec& job, const std::vector<TenantCons
   return a;
 }
 
+std::string AdmissionJson(const nlohmann::json& job, const std::vector<TenantConsent>& consent) {
+  nlohmann::json tenants = nlohmann::json::array();
+  for (const TenantConsent& c : consent) {
+    tenants.push_back({{"tenant", c.tenant},
+                       {"consent", ConsentName(c.consent)},
+                       {"approval", c.approval},
+                       {"comment", c.comment}});
+  }
+  return nlohmann::json{{"job",
+                         {{"uid", job.value("/metadata/uid"_json_pointer, std::string())},
+                          {"created", job.value("/metadata/creationTimestamp"_json_pointer,
+                                                std::string())}}},
+                        {"tenants", tenants}}
+      .dump();
+}
+
 }  // namespace braid::op

@@ -87,6 +87,22 @@ TEST(ResolveConsent, RequiredApprovalIsPendingUntilGiven) {
   EXPECT_TRUE(DecideAdmission(Job(), approved).admit);
 }
 
+TEST(AdmissionJson, CarriesTheJobsCreationAndEachTenantsDecisionForTheAuditLog) {
+  const auto consent = ResolveConsent(Job(), kRef, AlphaRequires(),
+                                      {Approval("tenant-a", "ok", "alpha", "Approved")});
+  const json job{{"metadata", {{"uid", "u-7"}, {"creationTimestamp", "2026-11-23T08:00:00Z"}}}};
+  const std::string text = AdmissionJson(job, consent);
+  EXPECT_EQ(text, AdmissionJson(job, consent));  // deterministic: no ConfigMap churn
+  const json a = json::parse(text);
+  EXPECT_EQ(a["job"], json({{"uid", "u-7"}, {"created", "2026-11-23T08:00:00Z"}}));
+  ASSERT_EQ(a["tenants"].size(), 2u);
+  EXPECT_EQ(a["tenants"][0], json({{"tenant", "alpha"},
+                                   {"consent", "Approved"},
+                                   {"approval", "tenant-a/ok"},
+                                   {"comment", "reviewed"}}));
+  EXPECT_EQ(a["tenants"][1]["consent"], "NotRequired");
+}
+
 TEST(ResolveConsent, OnlyAnApprovalInTheTenantsOwnNamespaceCounts) {
   // Whoever may write in "lab" (the job's namespace) must not approve for alpha.
   const auto consent = ResolveConsent(

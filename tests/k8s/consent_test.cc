@@ -2,7 +2,9 @@
 // requires approval creates nothing until a TenantApproval appears in the
 // tenant's own namespace; Kubernetes RBAC (the chart's
 // braid-tenant-approver ClusterRole, bound per namespace) decides who may
-// write one; refusing later stops that tenant's workers.
+// write one; refusing later stops that tenant's workers. The decisions reach
+// the aggregator's audit log through the job's ConfigMap.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +12,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "braid/aggregator/admission_audit.h"
+#include "braid/core/audit_log.h"
 #include "tests/e2e/harness.h"
 #include "tests/k8s/k8s_harness.h"
 
@@ -44,6 +48,38 @@ std::string ApprovalYaml(const std::string& ns, const std::string& tenant,
 }
 
 // kubectl create/apply as another user (the admin kubeconfig may impersonate).
+// What the aggregator's audit log records from the job's ConfigMap as it
+// stands now: admission.json copied to `dir` (where the pod would mount
+// it) and polled into `dir`'s log by the aggregator's AdmissionAudit.
+// Returns "kind tenant decision" per tenant entry, and "job_created".
+std::vector<std::string> AuditedAdmission(const std::string& dir) {
+  std::optional<json> cm = GetJson({"configmap", "-n", kJobNs, std::string(kJob) + "-job"});
+  EXPECT_TRUE(cm.has_value()) << "no ConfigMap " << kJob << "-job";
+  if (!cm.has_value()) return {};
+  const std::string file = dir + "/admission.json";
+  e2e::WriteFile(file, cm->value("/data/admission.json"_json_pointer, std::string()));
+  auto log = audit::AuditLog::Open(dir + "/" + audit::kFileName);
+  EXPECT_TRUE(log.ok()) << log.status();
+  if (!log.ok()) return {};
+  aggregator::AdmissionAudit admission(file, log->get(), std::string(kJobNs) + "/" + kJob);
+  const absl::Status polled = admission.Poll();
+  EXPECT_TRUE(polled.ok()) << polled;
+  std::vector<std::string> out;
+  auto detail = [](const audit::Entry& e, const char* key) {
+    auto it = e.details.find(key);
+    return it != e.details.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  absl::StatusOr<audit::AuditFile> file_read = audit::ReadAuditLog((*log)->path());
+  EXPECT_TRUE(file_read.ok()) << file_read.status();
+  if (!file_read.ok()) return {};
+  for (const audit::Entry& e : file_read->entries) {
+    out.push_back(e.details.contains("tenant")
+                      ? absl::StrCat(e.kind, " ", detail(e, "tenant"), " ", detail(e, "decision"))
+                      : e.kind);
+  }
+  return out;
+}
+
 CommandResult ApplyAs(const std::string& user, const std::string& yaml, const std::string& dir) {
   const std::string file = dir + "/as-" + user + ".yaml";
   e2e::WriteFile(file, yaml);
@@ -143,6 +179,9 @@ TEST(Consent, ApprovalByTheTenantsAdminAdmitsTheJobAndRefusalStopsItsWorkers) {
   EXPECT_NE(job["status"]["phase"], "AwaitingApproval");
   EXPECT_EQ(TenantStatus(job, "consent-a")["consent"], "Approved");
   EXPECT_EQ(WorkerReplicas(uid, "consent-a"), 1);
+  // The approval is on its way to the aggregator's audit log.
+  EXPECT_EQ(AuditedAdmission(dir),
+            (std::vector<std::string>{"job_created", "tenant_approved consent-a Approved"}));
 
   // Refusing later (revocation) stops consent-a's workers; the job goes on.
   CommandResult refused =
@@ -155,6 +194,9 @@ TEST(Consent, ApprovalByTheTenantsAdminAdmitsTheJobAndRefusalStopsItsWorkers) {
   })) << Job().dump(2);
   EXPECT_EQ(JobCondition(Job(), "Admitted")["status"], "True");
   EXPECT_NE(Job()["status"]["phase"], "Failed");
+  EXPECT_EQ(AuditedAdmission(dir),
+            (std::vector<std::string>{"job_created", "tenant_approved consent-a Approved",
+                                      "tenant_refused consent-a Refused"}));
 
   if (HasFailure()) std::cerr << "--- operator log ---\n" << e2e::ReadFile(op->log) << "\n";
   Kubectl({"delete", "fedjob", "-n", kJobNs, kJob, "--wait=true", "--timeout=60s"});

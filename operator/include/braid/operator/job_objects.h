@@ -37,6 +37,10 @@ inline constexpr char kJobUidLabel[] = "braid.dev/job-uid";
 struct JobObjectsContext {
   std::string job_uid;          // metadata.uid of the FederatedJob (owner references, labels)
   std::string job_yaml;         // the job file the pods read (spec as applied)
+  // admission.json beside it in the job namespace's ConfigMap: the job's
+  // creation and tenants' consent for the aggregator's audit log
+  // (AdmissionJson in tenant_approval.h; aggregator/admission_audit.h).
+  std::string admission_json = "{}";
   std::string aggregator_image;
   std::string worker_image;
   std::string image_pull_policy = "IfNotPresent";

@@ -79,6 +79,12 @@ inline bool MayRun(Consent consent) {
   return consent == Consent::kNotRequired || consent == Consent::kApproved;
 }
 
+// admission.json for the aggregator's audit log: {"job": {"uid",
+// "created"}, "tenants": [{"tenant", "consent" (ConsentName), "approval",
+// "comment"}]} for `job` (the FederatedJob object) and its tenants'
+// `consent`. Deterministic (the ConfigMap changes only when consent does).
+std::string AdmissionJson(const nlohmann::json& job, const std::vector<TenantConsent>& consent);
+
 }  // namespace braid::op
 
 #endif  // BRAID_OPERATOR_TENANT_APPROVAL_H_
