@@ -1,5 +1,6 @@
 #include "braid/operator/local_runtime.h"
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -92,25 +93,33 @@ absl::StatusOr<int> AwaitPort(Subprocess& aggregator, const Workdir& dir) {
   return absl::DeadlineExceededError("braid-aggregator did not start listening within 60s");
 }
 
-json RoundJson(const v1::RoundRecord& r) {
-  return json{{"round", r.round()},
-              {"participants", r.participants()},
-              {"sampled", r.sampled()},
-              {"tenants", std::vector<std::string>(r.tenants().begin(), r.tenants().end())},
-              {"train_loss", r.train_loss()},
-              {"eval_loss", r.eval_loss()},
-              {"eval_accuracy", r.eval_accuracy()},
-              {"seconds", r.seconds()},
-              {"bytes_up", r.bytes_up()},
-              {"bytes_down", r.bytes_down()}};
+// A round as the summary shows it. Language models have no accuracy: their
+// rounds show perplexity, exp(eval_loss) (eval_loss is per token).
+json RoundJson(const spec::JobSpec& job, const v1::RoundRecord& r) {
+  json j{{"round", r.round()},
+         {"participants", r.participants()},
+         {"sampled", r.sampled()},
+         {"tenants", std::vector<std::string>(r.tenants().begin(), r.tenants().end())},
+         {"train_loss", r.train_loss()},
+         {"eval_loss", r.eval_loss()},
+         {"seconds", r.seconds()},
+         {"bytes_up", r.bytes_up()},
+         {"bytes_down", r.bytes_down()}};
+  if (job.model.IsLanguageModel()) {
+    j["perplexity"] = std::exp(r.eval_loss());
+  } else {
+    j["eval_accuracy"] = r.eval_accuracy();
+  }
+  return j;
 }
 
-std::string ProgressLine(const v1::RoundRecord& r, int total) {
+std::string ProgressLine(const spec::JobSpec& job, const v1::RoundRecord& r, int total) {
+  const bool lm = job.model.IsLanguageModel();
   return absl::StrFormat(
-      "round %d/%d  participants %d/%d  train_loss %.4f  eval_loss %.4f  eval_accuracy %.4f  "
-      "%.1fs",
-      r.round(), total, r.participants(), r.sampled(), r.train_loss(), r.eval_loss(),
-      r.eval_accuracy(), r.seconds());
+      "round %d/%d  participants %d/%d  train_loss %.4f  eval_loss %.4f  %s %.4f  %.1fs", r.round(),
+      total, r.participants(), r.sampled(), r.train_loss(), r.eval_loss(),
+      lm ? "perplexity" : "eval_accuracy", lm ? std::exp(r.eval_loss()) : r.eval_accuracy(),
+      r.seconds());
 }
 
 // Evaluates a model file on the job's pooled held-out set.
@@ -189,10 +198,11 @@ void AuditLocal(const Workdir& dir, const spec::JobSpec& job, const char* kind, 
   if (!s.ok() && progress) *progress << "audit log: " << s.message() << "\n";
 }
 
-json StatusJson(const v1::JobStatus& status, const std::string& runtime_reason,
+json StatusJson(const spec::JobSpec& job, const v1::JobStatus& status,
+                const std::string& runtime_reason,
                 const std::string& runtime_message) {
   json rounds = json::array();
-  for (const v1::RoundRecord& r : status.rounds()) rounds.push_back(RoundJson(r));
+  for (const v1::RoundRecord& r : status.rounds()) rounds.push_back(RoundJson(job, r));
   return json{{"phase", runtime_reason.empty() ? status.phase() : "Failed"},
               {"reason", runtime_reason.empty() ? status.reason() : runtime_reason},
               {"message", runtime_reason.empty() ? status.message() : runtime_message},
@@ -282,7 +292,7 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
   int reported_rounds = -1;
   auto report = [&](const std::string& reason, const std::string& message) {
     if (!o.on_status) return;
-    json j = StatusJson(status, reason, message);
+    json j = StatusJson(job, status, reason, message);
     if (j["phase"] == reported_phase && static_cast<int>(j["rounds"].size()) == reported_rounds) {
       return;
     }
@@ -299,7 +309,7 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
     if (stub->GetStatus(&ctx, v1::StatusRequest(), &fresh).ok()) status = fresh;
     for (const v1::RoundRecord& r : status.rounds()) {
       if (r.round() <= printed) continue;
-      if (o.progress) *o.progress << ProgressLine(r, status.total_rounds()) << std::endl;
+      if (o.progress) *o.progress << ProgressLine(job, r, status.total_rounds()) << std::endl;
       printed = r.round();
     }
     report("", "");
@@ -338,7 +348,7 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
                {"rounds", json::array()},
                {"workdir", dir.root},
                {"logs", dir.logs}};
-  for (const v1::RoundRecord& r : status.rounds()) summary["rounds"].push_back(RoundJson(r));
+  for (const v1::RoundRecord& r : status.rounds()) summary["rounds"].push_back(RoundJson(job, r));
 
   const std::string checkpoint_model = (fs::path(dir.checkpoint) / "model.safetensors").string();
   if (summary["phase"] == "Succeeded") {
@@ -352,9 +362,28 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
     }
     exported["bytes"] = fs::file_size(dir.model, ec);
     AuditLocal(dir, job, audit::kModelExported, exported, o.progress);
+    if (job.model.IsLanguageModel()) {
+      // The deliverable: the adapter in PEFT's layout (and merged weights
+      // when the job asks), written by the worker that knows the base.
+      const std::string worker = (fs::path(o.bin_dir) / "braid-worker").string();
+      BRAID_RETURN_IF_ERROR(RunForOutput({worker, "export", "--job", o.job_file, "--model",
+                                          dir.model, "--out", dir.root},
+                                         dir.Log("export"), kToolTimeout)
+                                .status());
+      summary["adapter"] = (fs::path(dir.root) / "adapter").string();
+      if (job.model.adapter.write_merged) {
+        summary["merged"] = (fs::path(dir.root) / "merged").string();
+      }
+    }
     if (!job.evaluation.pooled.path.empty()) {
       BRAID_ASSIGN_OR_RETURN(json pooled, EvaluatePooled(o, job, dir, dir.model, "final-eval"));
       summary["final"] = json{{"pooled", pooled}};
+      // For a fine-tuning job, the yardstick of the yardstick: the base model
+      // alone (the initial adapter computes what the base does).
+      if (job.model.IsLanguageModel() && fs::exists(dir.initial_model)) {
+        BRAID_ASSIGN_OR_RETURN(summary["final"]["base"],
+                               EvaluatePooled(o, job, dir, dir.initial_model, "base-eval"));
+      }
     }
     if (o.baselines && !interrupted()) {
       if (o.progress) *o.progress << "training local-only baselines...\n";
