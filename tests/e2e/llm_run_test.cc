@@ -22,7 +22,7 @@ using nlohmann::json;
 // Needs the Python reference stack (scripts/pyref.sh, which `make test`
 // prepares); without it the test fails and the log says why.
 void BuildDemoModel(const std::string& dir) {
-  auto proc = op::Subprocess::Start({"bash", SourcePath("scripts/demo-model.sh")},
+  auto proc = op::Subprocess::Start({"/bin/bash", SourcePath("scripts/demo-model.sh")},
                                     dir + "/demo-model.log", dir + "/demo-model.out");
   ASSERT_TRUE(proc.ok()) << proc.status();
   ASSERT_EQ(proc->Wait(absl::Minutes(30)), 0)
