@@ -27,7 +27,7 @@ WORKDIR /src
 COPY . .
 RUN cmake -S . -B build -G Ninja \
       -DBRAID_BUILD_TESTS=OFF -DBRAID_BUILD_BENCH=OFF \
- && cmake --build build --target braid-worker
+ && cmake --build build --target braid-worker --target libbraid_sentencepiece.so
 
 # --- runtime ------------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -40,6 +40,8 @@ RUN apt-get update \
       libtorch1.13 libssl3 libsentencepiece0 libstdc++6 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/bin/braid-worker /usr/local/bin/braid-worker
+# SentencePiece tokenizers load from a plugin beside the program.
+COPY --from=build /src/build/bin/libbraid_sentencepiece.so /usr/local/bin/libbraid_sentencepiece.so
 # Data and the job's model files come from volumes the operator mounts.
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/braid-worker"]

@@ -16,6 +16,7 @@ declare -A seeds=(
   [braid_spec_fuzz]="core/testdata/spec/good core/testdata/spec/bad"
   [braid_safetensors_fuzz]="core/testdata/safetensors"
   [braid_update_fuzz]="aggregator/testdata/update_fuzz"
+  [braid_tokenizer_fuzz]="worker/testdata/tokenizer_fuzz"
 )
 out="$build/fuzz"
 mkdir -p "$out/artifacts"

@@ -42,7 +42,7 @@ done
 # with -DBRAID_BUILD_TESTS=OFF need not install them. Add a test-only
 # dependency here when you add it to scripts/deps.sh.
 TEST_ONLY=(libgtest-dev libgmock-dev curl openssl
-  python3-torch python3-venv python3-numpy  # the reference stack (scripts/pyref.sh)
+  python3-torch python3-venv python3-numpy python3-jinja2  # the reference stack (scripts/pyref.sh)
   clang libclang-rt-14-dev                  # make sanitize / make fuzz
   chromium                                  # the browser tests
   ccache)                                   # faster rebuilds; CMake uses it when present

@@ -59,17 +59,7 @@ json TenantStatus(const json& job, const std::string& name) {
   return json();
 }
 
-json Condition(const json& job, const std::string& type) {
-  for (const json& c : job.value("/status/conditions"_json_pointer, json::array())) {
-    if (c.value("type", "") == type) return c;
-  }
-  return json();
-}
-
-std::vector<json> Deployments(const std::string& uid) {
-  std::optional<json> list = GetJson({"deployments", "-A", "-l", "braid.dev/job-uid=" + uid});
-  return list.has_value() ? (*list)["items"].get<std::vector<json>>() : std::vector<json>{};
-}
+std::vector<json> Deployments(const std::string& uid) { return OwnedByJob("deployments", uid); }
 
 int WorkerReplicas(const std::string& uid, const std::string& tenant) {
   int replicas = -1;
@@ -93,19 +83,23 @@ TEST(Consent, ApprovalByTheTenantsAdminAdmitsTheJobAndRefusalStopsItsWorkers) {
   Kubectl({"delete", "fedjob", "-n", kJobNs, kJob, "--ignore-not-found", "--wait=true"});
   for (const char* t : {"consent-a", "consent-b"}) {
     Kubectl({"delete", "tenantapprovals", "--all", "-n", t, "--ignore-not-found"});
+    Kubectl({"delete", "rolebinding", "approvers", "-n", t, "--ignore-not-found"});
   }
   ASSERT_EQ(Kubectl({"patch", "tenant", "consent-a", "--type=merge", "-p",
                      R"({"spec":{"policy":{"requireApproval":true}}})"})
                 .code,
             0);
-  // Who may approve: the chart's ClusterRole, bound in each tenant's namespace.
-  CommandResult role = RunCommand({Tool("helm"), "template", "braid", e2e::SourcePath("charts/braid"),
+  // Who may approve: the chart's ClusterRole, bound in each tenant's
+  // namespace. Rendered for a release of its own ("consent"), so it does not
+  // collide with the chart the helm install test installs into this cluster.
+  CommandResult role = RunCommand({Tool("helm"), "template", "consent", e2e::SourcePath("charts/braid"),
                                    "--show-only", "templates/tenant-approver-clusterrole.yaml"});
   ASSERT_EQ(role.code, 0) << role.err;
+  ASSERT_NE(role.out.find("name: consent-braid-tenant-approver"), std::string::npos) << role.out;
   ASSERT_EQ(Apply(role.out).code, 0);
   for (const char* t : {"consent-a", "consent-b"}) {
-    Kubectl({"create", "rolebinding", "approvers", "-n", t, "--clusterrole=braid-tenant-approver",
-             std::string("--user=dpo-") + t});
+    Kubectl({"create", "rolebinding", "approvers", "-n", t,
+             "--clusterrole=consent-braid-tenant-approver", std::string("--user=dpo-") + t});
   }
 
   ASSERT_EQ(Apply(JobYaml()).code, 0);
@@ -116,7 +110,7 @@ TEST(Consent, ApprovalByTheTenantsAdminAdmitsTheJobAndRefusalStopsItsWorkers) {
   json job = Job();
   EXPECT_EQ(job["status"]["reason"], "AwaitingApproval");
   EXPECT_NE(job["status"]["message"].get<std::string>().find("consent-a"), std::string::npos);
-  EXPECT_EQ(Condition(job, "Admitted")["status"], "False");
+  EXPECT_EQ(JobCondition(job, "Admitted")["status"], "False");
   EXPECT_EQ(TenantStatus(job, "consent-a")["consent"], "Pending");
   EXPECT_EQ(TenantStatus(job, "consent-b")["consent"], "NotRequired");
   EXPECT_TRUE(Deployments(uid).empty()) << "nothing may run before consent";
@@ -143,7 +137,7 @@ TEST(Consent, ApprovalByTheTenantsAdminAdmitsTheJobAndRefusalStopsItsWorkers) {
   ASSERT_TRUE(WaitUntil(absl::Seconds(30), [&] { return Deployments(uid).size() == 3; }))
       << Job().dump(2);
   ASSERT_TRUE(WaitUntil(absl::Seconds(30), [] {
-    return Condition(Job(), "Admitted").value("status", "") == "True";
+    return JobCondition(Job(), "Admitted").value("status", "") == "True";
   })) << Job().dump(2);
   job = Job();
   EXPECT_NE(job["status"]["phase"], "AwaitingApproval");
@@ -159,11 +153,12 @@ TEST(Consent, ApprovalByTheTenantsAdminAdmitsTheJobAndRefusalStopsItsWorkers) {
   EXPECT_TRUE(WaitUntil(absl::Seconds(30), [] {
     return TenantStatus(Job(), "consent-a").value("phase", "") == "Refused";
   })) << Job().dump(2);
-  EXPECT_EQ(Condition(Job(), "Admitted")["status"], "True");
+  EXPECT_EQ(JobCondition(Job(), "Admitted")["status"], "True");
   EXPECT_NE(Job()["status"]["phase"], "Failed");
 
   if (HasFailure()) std::cerr << "--- operator log ---\n" << e2e::ReadFile(op->log) << "\n";
   Kubectl({"delete", "fedjob", "-n", kJobNs, kJob, "--wait=true", "--timeout=60s"});
+  Kubectl({"delete", "clusterrole", "consent-braid-tenant-approver", "--ignore-not-found"});
 }
 
 }  // namespace
