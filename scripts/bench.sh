@@ -77,7 +77,7 @@ tmp=$(mktemp)
   echo "sequence length, LoRA settings, AdamW and torch thread count, repetitions"
   echo "interleaved in one run. Target: ratio >= 1.0. Load before: $(uptime | sed 's/.*load/load/')"
   echo
-  "$bin/braid_llm_lora_bench" --model all --reps 3 --threads 2 2>/dev/null
+  "$bin/braid_llm_lora_bench" --model all --reps 5 --threads 1 2>/dev/null
   echo
   echo "Load after: $(uptime | sed 's/.*load/load/')"
 } > "$tmp"
