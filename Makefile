@@ -1,6 +1,10 @@
 # Braid's front doors. Each target installs what it needs first (idempotent),
 # so on a fresh machine `make demo` and `make test` are the only set-up.
-#   make demo    run the example federated job on this machine
+#   make demo    run the example federated job on this machine: three tenants
+#                fine-tune a LoRA adapter on a small Llama (examples/llm-lora.yaml;
+#                the base model is pretrained once, in a few minutes, by
+#                scripts/demo-model.sh and cached in ~/.cache/braid/models)
+#   make demo-tabular  the tabular example (examples/tabular.yaml)
 #                (`build` also builds the dashboard's web app into
 #                build/share/braid/web; see docs/dashboard.md)
 #   make test    build and run every test (ctest; labels unit, e2e, k8s,
@@ -18,7 +22,7 @@ FUZZ_SECONDS ?= 60
 TEST_FUZZ_SECONDS ?= 10
 CMAKE_FLAGS ?=
 
-.PHONY: deps k8s-tools pyref configure build demo test sanitize fuzz bench clean
+.PHONY: deps k8s-tools pyref configure build demo demo-tabular test sanitize fuzz bench clean
 
 deps:
 	@bash scripts/deps.sh
@@ -41,7 +45,11 @@ build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 demo: build
-	$(BUILD_DIR)/bin/braid run examples/tabular.yaml --baselines --workdir .braid/demo
+	bash scripts/demo-model.sh >/dev/null
+	$(BUILD_DIR)/bin/braid run examples/llm-lora.yaml --baselines --workdir .braid/demo
+
+demo-tabular: build
+	$(BUILD_DIR)/bin/braid run examples/tabular.yaml --baselines --workdir .braid/demo-tabular
 
 test: build k8s-tools pyref
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)

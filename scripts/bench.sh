@@ -74,6 +74,17 @@ tmp=$(mktemp)
   "$bin/braid_secagg_bench" --clients=100 --params=1000000
   echo
   "$bin/braid_secagg_bench" --clients=100 --params=1000000 --neighbours=0
+  echo
+  echo "## (e) LLM local training: LoRA tokens/s, Braid vs PyTorch eager"
+  echo
+  echo "braid-worker's fit (JobTrainer::Fit, what each round runs) against Hugging Face"
+  echo "transformers + PEFT in PyTorch eager (the pyref venv), same checkpoint, batch,"
+  echo "sequence length, LoRA settings, AdamW and torch thread count, repetitions"
+  echo "interleaved in one run. Target: ratio >= 1.0. Load before: $(uptime | sed 's/.*load/load/')"
+  echo
+  "$bin/braid_llm_lora_bench" --model all --reps 5 --threads 1 2>/dev/null
+  echo
+  echo "Load after: $(uptime | sed 's/.*load/load/')"
 } > "$tmp"
 
 # Keep the hand-written analysis below the marker, if any.

@@ -15,6 +15,9 @@ packages=(
   libcpp-httplib-dev  # the dashboard's HTTP server (braid run --dashboard)
   chromium            # the browser tests (playwright-core drives /usr/bin/chromium)
   libpcre2-dev libutf8proc-dev  # tokenizers: pre-tokenizer regexes, NFC
+  # LibTorch and python3-torch call the libblas.so.3 alternative for every
+  # matmul; without this it is the reference BLAS, ~5x slower LLM training.
+  libopenblas0-openmp
 )
 
 missing=()

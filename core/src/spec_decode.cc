@@ -107,7 +107,8 @@ bool IsModuleName(std::string_view s) {
 
 void DecodeAdapter(const YAML::Node& node, const std::string& path, Adapter* adapter,
                    Errors* errors) {
-  MapReader m(node, path, {"type", "rank", "alpha", "dropout", "targets"}, errors);
+  MapReader m(node, path, {"type", "rank", "alpha", "dropout", "targets", "writeMerged"},
+              errors);
   if (!m.ok()) return;
   if (const YAML::Node* n = m.Find("type")) {
     ReadEnum(*n, m.Path("type"), {"lora"}, errors, &adapter->type);
@@ -120,6 +121,9 @@ void DecodeAdapter(const YAML::Node& node, const std::string& path, Adapter* ada
   }
   if (const YAML::Node* n = m.Find("dropout")) {
     ReadNumber(*n, m.Path("dropout"), {0, false, 1, true}, errors, &adapter->dropout);
+  }
+  if (const YAML::Node* n = m.Find("writeMerged")) {
+    ReadBool(*n, m.Path("writeMerged"), errors, &adapter->write_merged);
   }
   if (const YAML::Node* targets = m.Find("targets")) {
     const std::string targets_path = m.Path("targets");

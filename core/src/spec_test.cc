@@ -150,6 +150,7 @@ TEST(ParseJobFileTest, LanguageModelJobGetsLoraAndJsonlDefaults) {
   EXPECT_DOUBLE_EQ(job->model.adapter.alpha, 16);
   EXPECT_DOUBLE_EQ(job->model.adapter.dropout, 0.0);
   EXPECT_THAT(job->model.adapter.targets, ElementsAre("q_proj", "v_proj"));
+  EXPECT_FALSE(job->model.adapter.write_merged);
   EXPECT_EQ(job->data.format, "jsonl");
   EXPECT_THAT(job->data.features, SizeIs(0));
   EXPECT_EQ(job->data.max_length, 512);
@@ -165,6 +166,7 @@ TEST(ParseJobFileTest, LanguageModelJobSetsEveryField) {
   EXPECT_DOUBLE_EQ(job->model.adapter.alpha, 32);
   EXPECT_DOUBLE_EQ(job->model.adapter.dropout, 0.05);
   EXPECT_THAT(job->model.adapter.targets, ElementsAre("c_attn", "c_proj", "mlp.c_fc"));
+  EXPECT_TRUE(job->model.adapter.write_merged);
   EXPECT_EQ(job->data.format, "jsonl");
   EXPECT_EQ(job->data.max_length, 1024);
   EXPECT_TRUE(job->data.packing);

@@ -1,5 +1,6 @@
 #include "braid/operator/local_runtime.h"
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -96,30 +97,42 @@ absl::StatusOr<int> AwaitPort(Subprocess& aggregator, const Workdir& dir) {
   return absl::DeadlineExceededError("braid-aggregator did not start listening within 60s");
 }
 
-// `privacy`: the job has differential privacy, so each round shows the
-// epsilon spent after it.
-json RoundJson(const v1::RoundRecord& r, bool privacy) {
+// A round as the summary shows it. Language models have no accuracy: their
+// rounds show perplexity, exp(eval_loss) (eval_loss is per token). With
+// differential privacy (`privacy`) each round shows the epsilon spent after it.
+json RoundJson(const spec::JobSpec& job, const v1::RoundRecord& r, bool privacy) {
   json j{{"round", r.round()},
          {"participants", r.participants()},
          {"sampled", r.sampled()},
          {"tenants", std::vector<std::string>(r.tenants().begin(), r.tenants().end())},
          {"train_loss", r.train_loss()},
          {"eval_loss", r.eval_loss()},
-         {"eval_accuracy", r.eval_accuracy()},
          {"seconds", r.seconds()},
          {"bytes_up", r.bytes_up()},
          {"bytes_down", r.bytes_down()}};
+  if (job.model.IsLanguageModel()) {
+    j["perplexity"] = std::exp(r.eval_loss());
+  } else {
+    j["eval_accuracy"] = r.eval_accuracy();
+  }
   if (privacy) j["epsilon"] = r.epsilon();
   return j;
 }
 
-std::string ProgressLine(const v1::RoundRecord& r, int total, bool privacy) {
-  return absl::StrFormat(
-      "round %d/%d  participants %d/%d  train_loss %.4f  eval_loss %.4f  eval_accuracy %.4f  "
-      "%.1fs%s",
-      r.round(), total, r.participants(), r.sampled(), r.train_loss(), r.eval_loss(),
-      r.eval_accuracy(), r.seconds(),
-      privacy ? absl::StrFormat("  epsilon %.4g", r.epsilon()) : std::string());
+// A round's figures as the progress line and bar show them.
+std::string RoundMetrics(const spec::JobSpec& job, const v1::RoundRecord& r, bool privacy) {
+  const bool lm = job.model.IsLanguageModel();
+  return absl::StrFormat("eval_loss %.4f  %s %.4f%s", r.eval_loss(),
+                         lm ? "perplexity" : "eval_accuracy",
+                         lm ? std::exp(r.eval_loss()) : r.eval_accuracy(),
+                         privacy ? absl::StrFormat("  epsilon %.4g", r.epsilon()) : std::string());
+}
+
+std::string ProgressLine(const spec::JobSpec& job, const v1::RoundRecord& r, int total,
+                         bool privacy) {
+  return absl::StrFormat("round %d/%d  participants %d/%d  train_loss %.4f  %s  %.1fs", r.round(),
+                         total, r.participants(), r.sampled(), r.train_loss(),
+                         RoundMetrics(job, r, privacy), r.seconds());
 }
 
 // The job's privacy spent, for the summary: {epsilon, delta, maxEpsilon}.
@@ -203,11 +216,12 @@ void AuditLocal(const Workdir& dir, const spec::JobSpec& job, const char* kind, 
   if (!s.ok() && progress) *progress << "audit log: " << s.message() << "\n";
 }
 
-json StatusJson(const v1::JobStatus& status, const std::string& runtime_reason,
+json StatusJson(const spec::JobSpec& job, const v1::JobStatus& status,
+                const std::string& runtime_reason,
                 const std::string& runtime_message) {
   json rounds = json::array();
   for (const v1::RoundRecord& r : status.rounds()) {
-    rounds.push_back(RoundJson(r, status.privacy().enabled()));
+    rounds.push_back(RoundJson(job, r, status.privacy().enabled()));
   }
   json j{{"phase", runtime_reason.empty() ? status.phase() : "Failed"},
          {"reason", runtime_reason.empty() ? status.reason() : runtime_reason},
@@ -390,7 +404,7 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
   int reported_rounds = -1;
   auto report = [&](const std::string& reason, const std::string& message) {
     if (!o.on_status) return;
-    json j = StatusJson(status, reason, message);
+    json j = StatusJson(job, status, reason, message);
     if (j["phase"] == reported_phase && static_cast<int>(j["rounds"].size()) == reported_rounds) {
       return;
     }
@@ -409,15 +423,12 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
       if (r.round() <= printed) continue;
       if (o.progress && o.progress_bar) {
         *o.progress << "\r"
-                    << ProgressBar(r.round(), status.total_rounds(), r.eval_loss(),
-                                   r.eval_accuracy())
-                    << (status.privacy().enabled()
-                            ? absl::StrFormat("  epsilon %.4g", r.epsilon())
-                            : std::string())
+                    << ProgressBar(r.round(), status.total_rounds(),
+                                   RoundMetrics(job, r, status.privacy().enabled()))
                     << "\x1b[K" << std::flush;
         bar_open = true;
       } else if (o.progress) {
-        *o.progress << ProgressLine(r, status.total_rounds(), status.privacy().enabled())
+        *o.progress << ProgressLine(job, r, status.total_rounds(), status.privacy().enabled())
                     << std::endl;
       }
       printed = r.round();
@@ -477,7 +488,7 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
                {"workdir", dir.root},
                {"logs", dir.logs}};
   for (const v1::RoundRecord& r : status.rounds()) {
-    summary["rounds"].push_back(RoundJson(r, status.privacy().enabled()));
+    summary["rounds"].push_back(RoundJson(job, r, status.privacy().enabled()));
   }
   if (status.privacy().enabled()) summary["privacy"] = PrivacyJson(status.privacy());
 
@@ -493,9 +504,28 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
     }
     exported["bytes"] = fs::file_size(dir.model, ec);
     AuditLocal(dir, job, audit::kModelExported, exported, o.progress);
+    if (job.model.IsLanguageModel()) {
+      // The deliverable: the adapter in PEFT's layout (and merged weights
+      // when the job asks), written by the worker that knows the base.
+      const std::string worker = (fs::path(o.bin_dir) / "braid-worker").string();
+      BRAID_RETURN_IF_ERROR(RunForOutput({worker, "export", "--job", o.job_file, "--model",
+                                          dir.model, "--out", dir.root},
+                                         dir.Log("export"), kToolTimeout)
+                                .status());
+      summary["adapter"] = (fs::path(dir.root) / "adapter").string();
+      if (job.model.adapter.write_merged) {
+        summary["merged"] = (fs::path(dir.root) / "merged").string();
+      }
+    }
     if (!job.evaluation.pooled.path.empty()) {
       BRAID_ASSIGN_OR_RETURN(json pooled, EvaluatePooled(o, job, dir, dir.model, "final-eval"));
       summary["final"] = json{{"pooled", pooled}};
+      // For a fine-tuning job, the yardstick of the yardstick: the base model
+      // alone (the initial adapter computes what the base does).
+      if (job.model.IsLanguageModel() && fs::exists(dir.initial_model)) {
+        BRAID_ASSIGN_OR_RETURN(summary["final"]["base"],
+                               EvaluatePooled(o, job, dir, dir.initial_model, "base-eval"));
+      }
     }
     if (o.baselines && !interrupted()) {
       if (o.progress) *o.progress << "training local-only baselines..." << std::endl;

@@ -102,8 +102,28 @@ int Validate(const std::string& file) {
   return 0;
 }
 
+// Language-model jobs (their evaluations carry perplexity) compare loss per
+// token, lower is better, with the base model as a third yardstick;
+// classifiers compare accuracy.
+void PrintLmComparison(const nlohmann::json& s) {
+  const nlohmann::json& pooled = s["final"]["pooled"];
+  const double fed = pooled.value("eval_loss", 0.0);
+  std::cout << absl::StrFormat("pooled held-out loss per token: federated %.4f (perplexity %.3f)\n",
+                               fed, pooled.value("perplexity", 0.0));
+  auto line = [&](const std::string& who, const nlohmann::json& r) {
+    const double loss = r.value("eval_loss", 0.0);
+    std::cout << absl::StrFormat("  %-27s %.4f (perplexity %.3f)  federated %s by %.4f\n", who,
+                                 loss, r.value("perplexity", 0.0),
+                                 fed < loss ? "ahead" : "BEHIND", loss - fed);
+  };
+  if (s["final"].contains("base")) line("base model", s["final"]["base"]);
+  if (!s.contains("baselines")) return;
+  for (const auto& [tenant, b] : s["baselines"].items()) line("local-only " + tenant, b["pooled"]);
+}
+
 void PrintComparison(const nlohmann::json& s) {
   if (!s.contains("final")) return;
+  if (s["final"]["pooled"].contains("perplexity")) return PrintLmComparison(s);
   const double fed = s["final"]["pooled"].value("eval_accuracy", 0.0);
   std::cout << absl::StrFormat("pooled held-out accuracy: federated %.4f (loss %.4f)\n", fed,
                                s["final"]["pooled"].value("eval_loss", 0.0));

@@ -12,70 +12,25 @@
 //      1e-4.
 // If the reference stack cannot be made or the script fails, the test fails
 // with the script's stderr.
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "braid/core/safetensors.h"
 #include "braid/worker/checkpoint.h"
 #include "braid/worker/lora.h"
+#include "reference_support.h"
 
 namespace braid::worker {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string Slurp(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// Runs `command` with stdout and stderr captured; fails the test with both if
-// it exits non-zero.
-std::string RunCommand(const std::string& command, const fs::path& scratch) {
-  const fs::path out = scratch / "cmd.out", err = scratch / "cmd.err";
-  const std::string full = command + " >" + out.string() + " 2>" + err.string();
-  const int rc = std::system(full.c_str());
-  if (rc != 0) {
-    ADD_FAILURE() << "reference command failed (status " << rc << "): " << command << "\n--- stderr ---\n"
-                  << Slurp(err) << "\n--- stdout ---\n"
-                  << Slurp(out);
-    return "";
-  }
-  std::string text = Slurp(out);
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  return text;
-}
-
-torch::Tensor ToTorch(const Tensor& t) {
-  torch::ScalarType type = t.dtype == DType::kI64 ? torch::kLong : torch::kFloat;
-  EXPECT_TRUE(t.dtype == DType::kI64 || t.dtype == DType::kF32) << t.name;
-  return torch::from_blob(const_cast<uint8_t*>(t.data.data()), t.shape, type).clone();
-}
-
-std::map<std::string, torch::Tensor> ReadTensors(const fs::path& path) {
-  auto file = safetensors::Read(path.string());
-  EXPECT_TRUE(file.ok()) << file.status();
-  std::map<std::string, torch::Tensor> out;
-  if (file.ok()) {
-    for (const Tensor& t : file->tensors) out[t.name] = ToTorch(t);
-  }
-  return out;
-}
-
-double MaxAbsDiff(const torch::Tensor& a, const torch::Tensor& b) {
-  EXPECT_EQ(a.sizes(), b.sizes());
-  if (a.sizes() != b.sizes()) return INFINITY;
-  return (a - b).abs().max().item<double>();
-}
+using reference::MaxAbsDiff;
+using reference::ReadTensors;
+using reference::RunCommand;
 
 class LlmReferenceTest : public testing::TestWithParam<std::string> {
  protected:
@@ -83,8 +38,8 @@ class LlmReferenceTest : public testing::TestWithParam<std::string> {
     scratch_ = fs::temp_directory_path() / ("braid-llm-ref-" + GetParam() + "-" + std::to_string(getpid()));
     fs::remove_all(scratch_);
     fs::create_directories(scratch_);
-    python_ = RunCommand("bash " + std::string(BRAID_SOURCE_DIR) + "/scripts/pyref.sh", scratch_);
-    ASSERT_FALSE(python_.empty()) << "the reference stack (scripts/pyref.sh) is not available";
+    python_ = reference::ReferencePython(scratch_);
+    ASSERT_FALSE(python_.empty());
     torch::manual_seed(0);
   }
   void TearDown() override {

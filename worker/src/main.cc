@@ -5,6 +5,8 @@
 //   braid-worker init --job F --out MODEL.safetensors
 //   braid-worker evaluate --job F --model M --data CSV   (JSON on stdout)
 //   braid-worker local --job F --tenant T --out M        (JSON on stdout)
+//   braid-worker export --job F --model M --out DIR      (LLM jobs: the adapter
+//                                                         in PEFT's layout)
 //
 // Exit status: 0 done, 2 bad arguments/job/data, 1 other errors.
 #include <atomic>
@@ -32,18 +34,21 @@
 #include "braid/core/spec.h"
 #include "braid/core/status_macros.h"
 #include "braid/worker/federation_client.h"
-#include "braid/worker/local_trainer.h"
-#include "braid/worker/tabular_data.h"
+#include "braid/worker/job_trainer.h"
 
 ABSL_FLAG(std::string, job, "", "FederatedJob file");
 ABSL_FLAG(std::string, tenant, "", "tenant name (run, local)");
 ABSL_FLAG(int, replica, 0, "replica index within the tenant (run)");
 ABSL_FLAG(std::string, aggregator, "", "aggregator address host:port (run)");
-ABSL_FLAG(std::string, out, "", "output safetensors file (init, local)");
-ABSL_FLAG(std::string, model, "", "model safetensors file (evaluate)");
+ABSL_FLAG(std::string, out, "",
+          "output safetensors file (init, local); output folder (export)");
+ABSL_FLAG(std::string, model, "", "model safetensors file (evaluate, export)");
 ABSL_FLAG(std::string, data, "",
-          "CSV file to evaluate on (evaluate); for run and local, the tenant's data file in "
-          "place of the job's data source (on Kubernetes: inside the mounted claim)");
+          "CSV / JSONL file to evaluate on (evaluate); for run and local, the tenant's data "
+          "file in place of the job's data source (on Kubernetes: inside the mounted claim)");
+ABSL_FLAG(std::string, base, "",
+          "LLM jobs: the base checkpoint folder in place of spec.model.base (on Kubernetes: "
+          "where its claim is mounted)");
 ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads");
 ABSL_FLAG(std::string, tls_ca, "",
           "the job's CA certificate (PEM); with --tls-cert and --tls-key the worker speaks mTLS "
@@ -81,10 +86,18 @@ absl::StatusOr<const spec::Tenant*> FindTenant(const spec::JobSpec& job, const s
                                                  " has no tenant named '", name, "'"));
 }
 
-absl::StatusOr<TabularData> ReadTenantData(const spec::JobSpec& job, const spec::Tenant& t) {
-  std::string path = absl::GetFlag(FLAGS_data);
-  if (path.empty()) path = spec::ResolvedPath(job, t.data.path);
-  return ReadCsv(path, job.data, job.model.mlp.num_classes);
+// The trainer of `tenant`'s replica on its data file (--data, else the
+// job's data source).
+absl::StatusOr<std::unique_ptr<JobTrainer>> TenantTrainer(const spec::JobSpec& job,
+                                                          const spec::Tenant& tenant,
+                                                          int replica) {
+  TrainerSource source;
+  source.base_folder = absl::GetFlag(FLAGS_base);
+  source.data_file = absl::GetFlag(FLAGS_data);
+  if (source.data_file.empty()) source.data_file = spec::ResolvedPath(job, tenant.data.path);
+  source.replica = replica;
+  source.replicas = tenant.replicas;
+  return JobTrainer::Create(job, source);
 }
 
 // delta = local - global, tensor by tensor (same layout).
@@ -109,14 +122,27 @@ absl::Status ClipForPrivacy(const spec::JobSpec& job, TensorList& delta) {
   return dp::ClipToL2Norm(parts, job.privacy.dp.clip_norm).status();
 }
 
-json EvalJson(const EvalResult& r) {
+// Language models report perplexity (and tokens) where classifiers report
+// accuracy.
+json EvalJson(const spec::JobSpec& job, const EvalResult& r) {
+  if (job.model.IsLanguageModel()) {
+    return json{{"eval_loss", r.loss}, {"perplexity", r.perplexity},
+                {"num_examples", r.num_examples}, {"num_tokens", r.num_tokens}};
+  }
   return json{{"eval_loss", r.loss}, {"eval_accuracy", r.accuracy},
               {"num_examples", r.num_examples}};
 }
 
+// The job's model without data (init, export).
+absl::StatusOr<std::unique_ptr<JobTrainer>> ModelOnly(const spec::JobSpec& job) {
+  TrainerSource source;
+  source.base_folder = absl::GetFlag(FLAGS_base);
+  return JobTrainer::Create(job, source);
+}
+
 absl::Status Init() {
   BRAID_ASSIGN_OR_RETURN(spec::JobSpec job, LoadJob(/*reads_job_data_sources=*/false));
-  BRAID_ASSIGN_OR_RETURN(auto trainer, LocalTrainer::Create(job, job.data.features.size()));
+  BRAID_ASSIGN_OR_RETURN(auto trainer, ModelOnly(job));
   const std::string out = absl::GetFlag(FLAGS_out);
   if (out.empty()) return absl::InvalidArgumentError("--out is required");
   return safetensors::Write(out, trainer->Weights(), {{"job", job.name}, {"format", "pt"}});
@@ -125,12 +151,28 @@ absl::Status Init() {
 absl::Status Evaluate() {
   BRAID_ASSIGN_OR_RETURN(spec::JobSpec job, LoadJob(/*reads_job_data_sources=*/false));
   BRAID_ASSIGN_OR_RETURN(safetensors::File model, safetensors::Read(absl::GetFlag(FLAGS_model)));
-  BRAID_ASSIGN_OR_RETURN(
-      TabularData data, ReadCsv(absl::GetFlag(FLAGS_data), job.data, job.model.mlp.num_classes));
-  BRAID_ASSIGN_OR_RETURN(auto trainer, LocalTrainer::Create(job, job.data.features.size()));
+  TrainerSource source;
+  source.base_folder = absl::GetFlag(FLAGS_base);
+  source.data_file = absl::GetFlag(FLAGS_data);
+  if (source.data_file.empty()) return absl::InvalidArgumentError("--data is required");
+  source.evaluate_only = true;
+  BRAID_ASSIGN_OR_RETURN(auto trainer, JobTrainer::Create(job, source));
   BRAID_RETURN_IF_ERROR(trainer->SetWeights(model.tensors));
-  std::cout << EvalJson(trainer->Evaluate(data)).dump() << std::endl;
+  BRAID_ASSIGN_OR_RETURN(EvalResult result, trainer->Evaluate());
+  std::cout << EvalJson(job, result).dump() << std::endl;
   return absl::OkStatus();
+}
+
+// The deliverable of an LLM job's final weights (the adapter in PEFT's
+// layout; merged weights when the job asks).
+absl::Status Export() {
+  BRAID_ASSIGN_OR_RETURN(spec::JobSpec job, LoadJob(/*reads_job_data_sources=*/false));
+  BRAID_ASSIGN_OR_RETURN(safetensors::File model, safetensors::Read(absl::GetFlag(FLAGS_model)));
+  const std::string out = absl::GetFlag(FLAGS_out);
+  if (out.empty()) return absl::InvalidArgumentError("--out is required");
+  BRAID_ASSIGN_OR_RETURN(auto trainer, ModelOnly(job));
+  BRAID_RETURN_IF_ERROR(trainer->SetWeights(model.tensors));
+  return trainer->Export(out);
 }
 
 // The local-only baseline: the same model, the same budget (rounds x local
@@ -138,18 +180,17 @@ absl::Status Evaluate() {
 absl::Status Local() {
   BRAID_ASSIGN_OR_RETURN(spec::JobSpec job, LoadJob(/*reads_job_data_sources=*/true));
   BRAID_ASSIGN_OR_RETURN(const spec::Tenant* tenant, FindTenant(job, absl::GetFlag(FLAGS_tenant)));
-  BRAID_ASSIGN_OR_RETURN(TabularData data, ReadTenantData(job, *tenant));
-  Split split = SplitForEval(data, job.data.eval_fraction, job.training.seed);
-  BRAID_ASSIGN_OR_RETURN(auto trainer, LocalTrainer::Create(job, job.data.features.size()));
+  BRAID_ASSIGN_OR_RETURN(auto trainer, TenantTrainer(job, *tenant, /*replica=*/0));
   FitResult fit;
   for (int round = 1; round <= job.strategy.rounds; ++round) {
-    BRAID_ASSIGN_OR_RETURN(fit, trainer->Fit(split.train, job.training.local_epochs, round));
+    BRAID_ASSIGN_OR_RETURN(fit, trainer->Fit(job.training.local_epochs, round));
   }
   if (const std::string out = absl::GetFlag(FLAGS_out); !out.empty()) {
     BRAID_RETURN_IF_ERROR(safetensors::Write(out, trainer->Weights(),
                                              {{"job", job.name}, {"tenant", tenant->name}}));
   }
-  json result = EvalJson(trainer->Evaluate(split.eval));
+  BRAID_ASSIGN_OR_RETURN(EvalResult eval, trainer->Evaluate());
+  json result = EvalJson(job, eval);
   result["train_loss"] = fit.loss;
   std::cout << result.dump() << std::endl;
   return absl::OkStatus();
@@ -166,10 +207,10 @@ class Replica {
         name_(absl::StrCat(tenant.name, "/", replica)),
         client_(address, tls) {}
 
-  absl::Status Run(const Split& split, LocalTrainer& trainer) {
-    BRAID_RETURN_IF_ERROR(JoinWithRetry(split.train.size()));
+  absl::Status Run(JobTrainer& trainer) {
+    BRAID_RETURN_IF_ERROR(JoinWithRetry(trainer.num_train_examples()));
     std::thread heartbeat([this] { HeartbeatLoop(); });
-    absl::Status status = TaskLoop(split, trainer);
+    absl::Status status = TaskLoop(trainer);
     stop_.Notify();
     heartbeat.join();
     return status;
@@ -219,7 +260,7 @@ class Replica {
     }
   }
 
-  absl::Status TaskLoop(const Split& split, LocalTrainer& trainer) {
+  absl::Status TaskLoop(JobTrainer& trainer) {
     absl::Time unreachable_since = absl::InfiniteFuture();
     while (true) {
       absl::StatusOr<ReceivedTask> task = client_.GetTask(client_id(), absl::Seconds(10));
@@ -248,10 +289,10 @@ class Replica {
           }
           return absl::OkStatus();
         case v1::TASK_KIND_FIT:
-          BRAID_RETURN_IF_ERROR(Fit(h.round(), task->weights, split, trainer));
+          BRAID_RETURN_IF_ERROR(Fit(h.round(), task->weights, trainer));
           break;
         case v1::TASK_KIND_EVALUATE:
-          BRAID_RETURN_IF_ERROR(Evaluate(h.round(), task->weights, split, trainer));
+          BRAID_RETURN_IF_ERROR(Evaluate(h.round(), task->weights, trainer));
           break;
         default:
           break;  // WAIT: ask again
@@ -270,13 +311,11 @@ class Replica {
     return s;
   }
 
-  absl::Status Fit(int round, const TensorList& global, const Split& split,
-                   LocalTrainer& trainer) {
+  absl::Status Fit(int round, const TensorList& global, JobTrainer& trainer) {
     const absl::Time start = absl::Now();
     BRAID_RETURN_IF_ERROR(trainer.SetWeights(global));
     BRAID_ASSIGN_OR_RETURN(FitResult fit,
-                           trainer.Fit(split.train, job_.training.local_epochs,
-                                       round * 1000 + replica_));
+                           trainer.Fit(job_.training.local_epochs, round * 1000 + replica_));
     TensorList delta = Delta(trainer.Weights(), global);
     BRAID_RETURN_IF_ERROR(ClipForPrivacy(job_, delta));
     UpdateMetrics train{fit.loss, 0, fit.num_examples};
@@ -288,10 +327,9 @@ class Replica {
     return Tolerate(s, round);
   }
 
-  absl::Status Evaluate(int round, const TensorList& global, const Split& split,
-                        LocalTrainer& trainer) {
+  absl::Status Evaluate(int round, const TensorList& global, JobTrainer& trainer) {
     BRAID_RETURN_IF_ERROR(trainer.SetWeights(global));
-    const EvalResult r = trainer.Evaluate(split.eval);
+    BRAID_ASSIGN_OR_RETURN(const EvalResult r, trainer.Evaluate());
     return Tolerate(client_.PutEval(client_id(), round, {r.loss, r.accuracy, r.num_examples}),
                     round);
   }
@@ -324,15 +362,10 @@ absl::Status RunReplica() {
       LoadTls({absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_tls_cert),
                absl::GetFlag(FLAGS_tls_key)}));
   if (tls.has_value()) tls->server_name = absl::GetFlag(FLAGS_tls_server_name);
-  BRAID_ASSIGN_OR_RETURN(TabularData data, ReadTenantData(job, *tenant));
-  // The eval split is taken from the tenant's data before sharding, so each
-  // replica holds a disjoint part of both.
-  Split whole = SplitForEval(data, job.data.eval_fraction, job.training.seed);
-  Split split{Shard(whole.train, replica, tenant->replicas),
-              Shard(whole.eval, replica, tenant->replicas)};
-  BRAID_ASSIGN_OR_RETURN(auto trainer, LocalTrainer::Create(job, job.data.features.size()));
+  // Each replica holds a disjoint shard of the tenant's train and eval parts.
+  BRAID_ASSIGN_OR_RETURN(auto trainer, TenantTrainer(job, *tenant, replica));
   Replica worker(job, *tenant, replica, absl::GetFlag(FLAGS_aggregator), tls);
-  return worker.Run(split, *trainer);
+  return worker.Run(*trainer);
 }
 
 int Main(const std::string& command) {
@@ -346,9 +379,11 @@ int Main(const std::string& command) {
     status = Evaluate();
   } else if (command == "local") {
     status = Local();
+  } else if (command == "export") {
+    status = Export();
   } else {
     std::cerr << "braid-worker: unknown command '" << command
-              << "'; use run, init, evaluate or local\n";
+              << "'; use run, init, evaluate, local or export\n";
     return 2;
   }
   if (status.ok()) return 0;
@@ -361,10 +396,10 @@ int Main(const std::string& command) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "braid-worker run|init|evaluate|local --job FILE [flags]; see --help");
+      "braid-worker run|init|evaluate|local|export --job FILE [flags]; see --help");
   std::vector<std::string> args = braid::ParseFlags(argc, argv);
   if (args.size() != 2) {
-    std::cerr << "usage: braid-worker run|init|evaluate|local --job FILE [flags]\n";
+    std::cerr << "usage: braid-worker run|init|evaluate|local|export --job FILE [flags]\n";
     return 2;
   }
   return braid::worker::Main(args[1]);

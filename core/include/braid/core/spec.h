@@ -56,6 +56,9 @@ struct Adapter {
   // names of 1..128 characters [A-Za-z0-9_.]. Default by kind: llama
   // [q_proj, v_proj]; gpt2 [c_attn].
   std::vector<std::string> targets;
+  // writeMerged: besides the adapter, the job's output holds the base with
+  // the adapter merged in (a plain checkpoint folder, as large as the base).
+  bool write_merged = false;
 };
 
 struct Model {

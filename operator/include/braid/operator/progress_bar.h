@@ -8,10 +8,11 @@
 
 namespace braid::op {
 
-// "[#######.............]  round 4/10  40%  eval_loss 0.4012  eval_accuracy 0.8592"
-// with `width` cells of bar; done is clamped to [0, total]. No "\r".
-std::string ProgressBar(int done, int total, double eval_loss, double eval_accuracy,
-                        int width = 30);
+// "[#######.............]  round 4/10  40%  <metrics>" with `width` cells
+// of bar, `metrics` being the round's figures as the plain progress line
+// shows them (e.g. "eval_loss 0.4012  eval_accuracy 0.8592"); done is
+// clamped to [0, total]. No "\r".
+std::string ProgressBar(int done, int total, const std::string& metrics, int width = 30);
 
 }  // namespace braid::op
 

@@ -25,7 +25,9 @@ struct FitResult {
 
 struct EvalResult {
   double loss = 0;          // mean cross-entropy
-  double accuracy = 0;      // fraction correct
+  double accuracy = 0;      // fraction correct (classifiers; 0 for language models)
+  double perplexity = 0;    // exp(loss) for language models (loss per token); 0 otherwise
+  int64_t num_tokens = 0;   // language models: labelled tokens evaluated
   int64_t num_examples = 0;
 };
 
