@@ -62,7 +62,8 @@ std::vector<FieldError> Errors::Take() && {
 }
 
 std::string FieldPath(std::string_view parent, std::string_view key) {
-  std::string shown = Shorten(key);
+  // An empty key is shown as "<empty>": a path is never empty.
+  std::string shown = key.empty() ? std::string("<empty>") : Shorten(key);
   if (parent.empty()) return shown;
   return std::string(parent) + "." + shown;
 }

@@ -59,17 +59,7 @@ json TenantStatus(const json& job, const std::string& name) {
   return json();
 }
 
-json Condition(const json& job, const std::string& type) {
-  for (const json& c : job.value("/status/conditions"_json_pointer, json::array())) {
-    if (c.value("type", "") == type) return c;
-  }
-  return json();
-}
-
-std::vector<json> Deployments(const std::string& uid) {
-  std::optional<json> list = GetJson({"deployments", "-A", "-l", "braid.dev/job-uid=" + uid});
-  return list.has_value() ? (*list)["items"].get<std::vector<json>>() : std::vector<json>{};
-}
+std::vector<json> Deployments(const std::string& uid) { return OwnedByJob("deployments", uid); }
 
 int WorkerReplicas(const std::string& uid, const std::string& tenant) {
   int replicas = -1;
@@ -120,7 +110,7 @@ TEST(Consent, ApprovalByTheTenantsAdminAdmitsTheJobAndRefusalStopsItsWorkers) {
   json job = Job();
   EXPECT_EQ(job["status"]["reason"], "AwaitingApproval");
   EXPECT_NE(job["status"]["message"].get<std::string>().find("consent-a"), std::string::npos);
-  EXPECT_EQ(Condition(job, "Admitted")["status"], "False");
+  EXPECT_EQ(JobCondition(job, "Admitted")["status"], "False");
   EXPECT_EQ(TenantStatus(job, "consent-a")["consent"], "Pending");
   EXPECT_EQ(TenantStatus(job, "consent-b")["consent"], "NotRequired");
   EXPECT_TRUE(Deployments(uid).empty()) << "nothing may run before consent";
@@ -147,7 +137,7 @@ TEST(Consent, ApprovalByTheTenantsAdminAdmitsTheJobAndRefusalStopsItsWorkers) {
   ASSERT_TRUE(WaitUntil(absl::Seconds(30), [&] { return Deployments(uid).size() == 3; }))
       << Job().dump(2);
   ASSERT_TRUE(WaitUntil(absl::Seconds(30), [] {
-    return Condition(Job(), "Admitted").value("status", "") == "True";
+    return JobCondition(Job(), "Admitted").value("status", "") == "True";
   })) << Job().dump(2);
   job = Job();
   EXPECT_NE(job["status"]["phase"], "AwaitingApproval");
@@ -163,7 +153,7 @@ TEST(Consent, ApprovalByTheTenantsAdminAdmitsTheJobAndRefusalStopsItsWorkers) {
   EXPECT_TRUE(WaitUntil(absl::Seconds(30), [] {
     return TenantStatus(Job(), "consent-a").value("phase", "") == "Refused";
   })) << Job().dump(2);
-  EXPECT_EQ(Condition(Job(), "Admitted")["status"], "True");
+  EXPECT_EQ(JobCondition(Job(), "Admitted")["status"], "True");
   EXPECT_NE(Job()["status"]["phase"], "Failed");
 
   if (HasFailure()) std::cerr << "--- operator log ---\n" << e2e::ReadFile(op->log) << "\n";

@@ -94,6 +94,20 @@ std::optional<nlohmann::json> GetJson(const std::vector<std::string>& args) {
   return parsed;
 }
 
+std::vector<nlohmann::json> OwnedByJob(const std::string& kind, const std::string& uid) {
+  std::optional<nlohmann::json> list = GetJson({kind, "-A", "-l", "braid.dev/job-uid=" + uid});
+  if (!list.has_value()) return {};
+  return (*list)["items"].get<std::vector<nlohmann::json>>();
+}
+
+nlohmann::json JobCondition(const nlohmann::json& job, const std::string& type) {
+  for (const nlohmann::json& c :
+       job.value("/status/conditions"_json_pointer, nlohmann::json::array())) {
+    if (c.value("type", "") == type) return c;
+  }
+  return nlohmann::json();
+}
+
 bool WaitUntil(absl::Duration timeout, const std::function<bool()>& pred) {
   const absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {

@@ -40,6 +40,12 @@ CommandResult Apply(const std::string& yaml);
 // kubectl get ... -o json, parsed; nullopt when kubectl fails (e.g. NotFound).
 std::optional<nlohmann::json> GetJson(const std::vector<std::string>& args);
 
+// Objects of `kind` (e.g. "deployments") labelled with a job's uid, in
+// every namespace; empty when kubectl fails.
+std::vector<nlohmann::json> OwnedByJob(const std::string& kind, const std::string& uid);
+// The condition of `type` in a job's status, or null JSON.
+nlohmann::json JobCondition(const nlohmann::json& job, const std::string& type);
+
 // Calls `pred` every 200 ms until it returns true or `timeout` passes.
 bool WaitUntil(absl::Duration timeout, const std::function<bool()>& pred);
 

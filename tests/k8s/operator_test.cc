@@ -49,13 +49,6 @@ std::string JobYaml(const std::string& name, const std::string& ns,
   return yaml;
 }
 
-// Objects of `kind` labelled with the job's uid, across all namespaces.
-std::vector<json> Owned(const std::string& kind, const std::string& uid) {
-  std::optional<json> list = GetJson({kind, "-A", "-l", "braid.dev/job-uid=" + uid});
-  if (!list.has_value()) return {};
-  return (*list)["items"].get<std::vector<json>>();
-}
-
 json Job(const std::string& ns, const std::string& name) {
   std::optional<json> job = GetJson({"federatedjob", "-n", ns, name});
   return job.value_or(json());
@@ -63,13 +56,6 @@ json Job(const std::string& ns, const std::string& name) {
 
 std::string Phase(const std::string& ns, const std::string& name) {
   return Job(ns, name).value("/status/phase"_json_pointer, std::string());
-}
-
-json Condition(const json& job, const std::string& type) {
-  for (const json& c : job.value("/status/conditions"_json_pointer, json::array())) {
-    if (c.value("type", "") == type) return c;
-  }
-  return json();
 }
 
 class OperatorTest : public ::testing::Test {
@@ -147,7 +133,7 @@ TEST_F(OperatorTest, TwoTenantJobCreatesItsObjectsAndFollowsTheRounds) {
   ASSERT_FALSE(uid.empty());
 
   // The aggregator's objects in the job's namespace, owned by the job.
-  ASSERT_TRUE(WaitUntil(absl::Seconds(30), [&] { return Owned("deployments", uid).size() == 3; }))
+  ASSERT_TRUE(WaitUntil(absl::Seconds(30), [&] { return OwnedByJob("deployments", uid).size() == 3; }))
       << "expected the aggregator and one worker Deployment per tenant";
   for (const std::string kind : {"deployment", "service", "configmap", "networkpolicy"}) {
     std::optional<json> obj = GetJson({kind, "-n", "fl-research", "two-tenants-aggregator"});
@@ -183,7 +169,7 @@ TEST_F(OperatorTest, TwoTenantJobCreatesItsObjectsAndFollowsTheRounds) {
     })) << "worker pod in " << tenant << " never became available";
   }
   ASSERT_TRUE(WaitUntil(absl::Seconds(60), [&] {
-    return Condition(Job("fl-research", "two-tenants"), "AggregatorReady").value("status", "") ==
+    return JobCondition(Job("fl-research", "two-tenants"), "AggregatorReady").value("status", "") ==
            "True";
   }));
   EXPECT_EQ(Phase("fl-research", "two-tenants"), "Pending");
@@ -203,7 +189,7 @@ TEST_F(OperatorTest, TwoTenantJobCreatesItsObjectsAndFollowsTheRounds) {
   EXPECT_EQ(job["status"]["round"], 15);
   EXPECT_EQ(job["status"]["rounds"], 15);
   EXPECT_GT(job.value("/status/metrics/evalAccuracy"_json_pointer, 0.0), 0.3);
-  EXPECT_EQ(Condition(job, "Complete").value("status", ""), "True");
+  EXPECT_EQ(JobCondition(job, "Complete").value("status", ""), "True");
   EXPECT_EQ(job["status"]["observedGeneration"], job["metadata"]["generation"]);
   for (const json& t : job["status"]["tenants"]) EXPECT_EQ(t.value("lastRound", -1), 15) << t;
 
@@ -229,15 +215,15 @@ TEST_F(OperatorTest, DeletingTheJobCleansEveryNamespace) {
   CreateTenant("t2-b", "t2-b", "data");
   ASSERT_EQ(Apply(JobYaml("doomed", "fl-delete", {{"t2-a"}, {"t2-b"}})).code, 0);
   const std::string uid = Job("fl-delete", "doomed").value("/metadata/uid"_json_pointer, "");
-  ASSERT_TRUE(WaitUntil(absl::Seconds(30), [&] { return Owned("deployments", uid).size() == 3; }));
-  ASSERT_FALSE(Owned("configmaps", uid).empty());
+  ASSERT_TRUE(WaitUntil(absl::Seconds(30), [&] { return OwnedByJob("deployments", uid).size() == 3; }));
+  ASSERT_FALSE(OwnedByJob("configmaps", uid).empty());
   EXPECT_EQ(Job("fl-delete", "doomed")["metadata"]["finalizers"], json({"braid.dev/cleanup"}));
 
   CommandResult deleted =
       Kubectl({"delete", "fedjob", "-n", "fl-delete", "doomed", "--wait=true", "--timeout=60s"});
   ASSERT_EQ(deleted.code, 0) << deleted.err;
   for (const std::string kind : {"deployments", "services", "configmaps", "networkpolicies"}) {
-    EXPECT_TRUE(WaitUntil(absl::Seconds(60), [&] { return Owned(kind, uid).empty(); }))
+    EXPECT_TRUE(WaitUntil(absl::Seconds(60), [&] { return OwnedByJob(kind, uid).empty(); }))
         << kind << " of the deleted job remain";
   }
 }
@@ -255,7 +241,7 @@ TEST_F(OperatorTest, InvalidJobsAreRefusedWithTheFieldNamed) {
   ASSERT_TRUE(WaitUntil(absl::Seconds(30), [&] { return Phase("fl-invalid", "local-path") == "Failed"; }))
       << Job("fl-invalid", "local-path")["status"];
   json job = Job("fl-invalid", "local-path");
-  json tenants_ready = Condition(job, "TenantsReady");
+  json tenants_ready = JobCondition(job, "TenantsReady");
   EXPECT_EQ(tenants_ready.value("status", ""), "False");
   EXPECT_EQ(tenants_ready.value("reason", ""), "NeedsClaim");
   EXPECT_TRUE(absl::StrContains(tenants_ready.value("message", ""), "spec.tenants[0].data"));
@@ -277,7 +263,7 @@ TEST_F(OperatorTest, InvalidJobsAreRefusedWithTheFieldNamed) {
   // the Tenant is created: level-triggered.
   ASSERT_EQ(Apply(JobYaml("early", "fl-invalid", {{"t3-late"}})).code, 0);
   ASSERT_TRUE(WaitUntil(absl::Seconds(30), [&] {
-    return Condition(Job("fl-invalid", "early"), "TenantsReady").value("reason", "") ==
+    return JobCondition(Job("fl-invalid", "early"), "TenantsReady").value("reason", "") ==
            "TenantNotFound";
   }));
   EXPECT_EQ(Phase("fl-invalid", "early"), "Pending");
@@ -309,7 +295,7 @@ TEST_F(OperatorTest, RestartedOperatorCarriesOn) {
   EXPECT_LT(round_when_killed, 30) << "the job ended before the operator was restarted";
   // Still exactly one set of objects.
   const std::string uid = Job("fl-restart", "survivor")["metadata"]["uid"];
-  EXPECT_EQ(Owned("deployments", uid).size(), 3u);
+  EXPECT_EQ(OwnedByJob("deployments", uid).size(), 3u);
   Kubectl({"delete", "fedjob", "-n", "fl-restart", "survivor", "--wait=true"});
 }
 
