@@ -46,6 +46,9 @@ ABSL_FLAG(absl::Duration, heartbeat_timeout, absl::Seconds(10),
           "a worker silent this long is declared lost");
 ABSL_FLAG(absl::Duration, start_grace, absl::Seconds(10),
           "how long a round waits for all workers before starting with minClients");
+ABSL_FLAG(std::string, record_uploads, "",
+          "testing only: write every FIT upload, as received (masked under secure aggregation), "
+          "to this directory");
 ABSL_FLAG(int, upload_slots, 1, "updates received at once (each holds one model-sized buffer)");
 ABSL_FLAG(int, download_slots, 4, "weight downloads streamed at once");
 ABSL_FLAG(int, stream_window_kib, 256,
@@ -146,6 +149,15 @@ int Run() {
     options.dp.max_epsilon = dp.max_epsilon;
     options.dp.central_noise = dp.mode == "central";
   }
+  if (job->privacy.secure_aggregation) {
+    const spec::SecureAggregationSettings& sa = job->privacy.secagg;
+    options.secagg.enabled = true;
+    options.secagg.threshold = sa.threshold;
+    options.secagg.neighbours = sa.neighbours;
+    options.secagg.quantization_range = sa.quantization_range;
+    options.secagg.stage_timeout = absl::Seconds(sa.stage_timeout_seconds);
+  }
+  options.record_uploads_dir = absl::GetFlag(FLAGS_record_uploads);
   options.audit = audit_log->get();
   options.audit_job = audit_job;
   aggregator::RoundEngine engine(options, &*checkpoint, &metrics);

@@ -33,6 +33,7 @@
 #include "braid/core/status_macros.h"
 #include "braid/worker/federation_client.h"
 #include "braid/worker/local_trainer.h"
+#include "braid/worker/secagg_fit.h"
 #include "braid/worker/tabular_data.h"
 
 ABSL_FLAG(std::string, job, "", "FederatedJob file");
@@ -50,6 +51,8 @@ ABSL_FLAG(std::string, tls_ca, "",
           "and its certificate names the tenant it may speak for (run)");
 ABSL_FLAG(std::string, tls_cert, "", "this tenant's certificate (PEM) (run)");
 ABSL_FLAG(std::string, tls_key, "", "this tenant's private key (PEM) (run)");
+ABSL_FLAG(absl::Duration, secagg_stall_after_share_keys, absl::ZeroDuration(),
+          "testing only: under secure aggregation, sleep this long right after sharing keys");
 ABSL_FLAG(absl::Duration, give_up, absl::Minutes(2),
           "exit when the aggregator stays unreachable this long");
 
@@ -245,7 +248,11 @@ class Replica {
           }
           return absl::OkStatus();
         case v1::TASK_KIND_FIT:
-          BRAID_RETURN_IF_ERROR(Fit(h.round(), task->weights, split, trainer));
+          if (h.has_secagg()) {
+            BRAID_RETURN_IF_ERROR(SecAggFit(h, task->weights, split, trainer));
+          } else {
+            BRAID_RETURN_IF_ERROR(Fit(h.round(), task->weights, split, trainer));
+          }
           break;
         case v1::TASK_KIND_EVALUATE:
           BRAID_RETURN_IF_ERROR(Evaluate(h.round(), task->weights, split, trainer));
@@ -283,6 +290,33 @@ class Replica {
               << absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1)))
               << "\n";
     return Tolerate(s, round);
+  }
+
+  // The same under secure aggregation: the update leaves the worker only
+  // masked (see braid/worker/secagg_fit.h).
+  absl::Status SecAggFit(const v1::TaskHeader& h, const TensorList& global, const Split& split,
+                         LocalTrainer& trainer) {
+    const absl::Time start = absl::Now();
+    auto train = [&]() -> absl::StatusOr<LocalUpdate> {
+      BRAID_RETURN_IF_ERROR(trainer.SetWeights(global));
+      BRAID_ASSIGN_OR_RETURN(FitResult fit,
+                             trainer.Fit(split.train, job_.training.local_epochs,
+                                         h.round() * 1000 + replica_));
+      LocalUpdate update;
+      update.delta = Delta(trainer.Weights(), global);
+      BRAID_RETURN_IF_ERROR(ClipForPrivacy(job_, update.delta));
+      update.num_examples = fit.num_examples;
+      update.train = {fit.loss, 0, fit.num_examples};
+      return update;
+    };
+    SecAggFitOptions options;
+    options.name = name_;
+    options.stall_after_share_keys = absl::GetFlag(FLAGS_secagg_stall_after_share_keys);
+    absl::Status s = RunSecAggFit(client_, client_id(), h, train, options);
+    std::cerr << "worker " << name_ << ": round " << h.round() << " fit (secure aggregation) in "
+              << absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1)))
+              << "\n";
+    return Tolerate(s, h.round());
   }
 
   absl::Status Evaluate(int round, const TensorList& global, const Split& split,
