@@ -305,7 +305,14 @@ absl::StatusOr<SecAggAnswer> RoundEngine::SecAggStep(const std::string& client_i
   auto closed = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return attempt_over() || static_cast<int>(secagg_->stage()) > stage;
   };
-  mu_.AwaitWithTimeout(absl::Condition(&closed), std::min(wait, absl::Seconds(30)));
+  // Wait in slices: a client held in this call is alive, whatever its
+  // heartbeats say.
+  const absl::Time give_up = absl::Now() + std::min(wait, absl::Seconds(30));  // real time
+  while (!closed() && absl::Now() < give_up) {
+    mu_.AwaitWithTimeout(absl::Condition(&closed),
+                         std::min(give_up - absl::Now(), absl::Seconds(1)));
+    if (Client* c = FindLive(client_id)) c->last_seen = clock_();
+  }
   if (attempt_over()) {
     return absl::AbortedError(absl::StrCat(
         "the secure-aggregation attempt of round ", round, " ended",
