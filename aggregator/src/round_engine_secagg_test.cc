@@ -5,6 +5,7 @@
 // refused.
 #include <unistd.h>
 
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +38,10 @@ class RoundEngineSecAggTest : public ::testing::Test {
     absl::StatusOr<Checkpoint> cp = Checkpoint::Open(dir_, "job", initial);
     ASSERT_TRUE(cp.ok()) << cp.status();
     checkpoint_ = std::make_unique<Checkpoint>(*std::move(cp));
+  }
+
+  // The engine, its three clients joined. `dp`: distributed DP on.
+  void Create(bool dp = false) {
     EngineOptions options;
     options.job = "job";
     options.rounds = 2;
@@ -45,6 +50,13 @@ class RoundEngineSecAggTest : public ::testing::Test {
     options.start_grace = absl::Seconds(1);
     options.secagg.enabled = true;
     options.secagg.stage_timeout = absl::Seconds(5);
+    if (dp) {
+      options.dp.enabled = true;
+      options.dp.central_noise = false;
+      options.dp.clip_norm = 0.5;
+      options.dp.noise_multiplier = 0.8;
+      options.dp.max_epsilon = 100;
+    }
     engine_ = std::make_unique<RoundEngine>(options, checkpoint_.get(), &metrics_,
                                             [this] { return now_; });
     for (int i = 0; i < 3; ++i) {
@@ -98,7 +110,11 @@ class RoundEngineSecAggTest : public ::testing::Test {
 int RoundEngineSecAggTest::counter_ = 0;
 
 TEST_F(RoundEngineSecAggTest, TheNewModelIsFedAvgByExamplesOfTheMaskedUpdates) {
+  Create();
   FetchTasks();
+  EXPECT_DOUBLE_EQ(task_[0].secagg->weight, 10.0 / 20);  // examples / mean examples
+  EXPECT_DOUBLE_EQ(task_[2].secagg->weight, 30.0 / 20);
+  EXPECT_EQ(task_[0].secagg->noise_stddev, 0);
   for (int i = 0; i < 3; ++i) Step(i, 1, secagg::Encode(*clients_[i]->AdvertiseKeys()));
   for (int i = 0; i < 3; ++i) {
     auto dir = secagg::DecodeKeyDirectory(Step(i, 1, ""));
@@ -141,7 +157,19 @@ TEST_F(RoundEngineSecAggTest, TheNewModelIsFedAvgByExamplesOfTheMaskedUpdates) {
   }
 }
 
+TEST_F(RoundEngineSecAggTest, DistributedDpWeighsClientsOneAndSplitsTheNoiseOverTheThreshold) {
+  Create(/*dp=*/true);
+  FetchTasks();
+  for (const Task& t : task_) {
+    EXPECT_EQ(t.secagg->weight, 1);
+    EXPECT_EQ(t.secagg->config.threshold, 2u);  // a majority of 3
+    // Any >= 2 survivors give the sum at least the central noise 0.8 * 0.5.
+    EXPECT_NEAR(t.secagg->noise_stddev, 0.8 * 0.5 / std::sqrt(2.0), 1e-12);
+  }
+}
+
 TEST_F(RoundEngineSecAggTest, AFailedAttemptRunsAgainAndTheThirdFailureEndsTheJob) {
+  Create();
   for (int attempt = 1; attempt <= 3; ++attempt) {
     FetchTasks();
     const uint64_t round_id = task_[0].secagg->config.round_id;
