@@ -472,6 +472,12 @@ void DecodeSpec(const YAML::Node& node, const ParseOptions& options, JobSpec* jo
                 absl::StrCat("must be at most the total replicas across tenants (",
                              job->TotalReplicas(), "), got ", job->strategy.min_clients));
   }
+  if (job->privacy.secure_aggregation && job->strategy.max_update_norm > 0) {
+    errors->Add("spec.strategy.maxUpdateNorm",
+                "cannot be checked on masked updates with spec.privacy.secureAggregation: true; "
+                "bound each element with secureAggregationSettings.quantizationRange (and the "
+                "update with differentialPrivacy.clipNorm) instead");
+  }
   if (min_clients_ok && job->privacy.secure_aggregation && job->strategy.min_clients < 2) {
     errors->Add("spec.strategy.minClients",
                 "must be at least 2 with spec.privacy.secureAggregation: true (a sum of one "
