@@ -16,12 +16,18 @@
 //                (keys, Shamir shares, encryption, quantization, masks)
 //   round ratio  (server s + client s) / plaintext fold s: the extra time on
 //                the round's critical path, clients working in parallel
+//   gRPC ratio   with --ingest_gbps=G (update ingest over gRPC into one
+//                aggregator, as bench/ingest_bench measures it on the same
+//                machine): the honest plaintext round is its uploads at G
+//                plus the fold; the secure round is its wire bytes at G plus
+//                server s plus client s. A model from two measurements, not
+//                one run of the whole protocol over gRPC.
 // Single thread; updates ~ N(0, 0.01^2) per element, clip range [-1, 1].
 //
 // Usage: braid_secagg_bench [--clients=100] [--params=1000000]
 //          [--neighbours=-1 (auto: SecAgg+ with the smallest even k >= 2*ceil(log2 N)), 0 = complete graph]
 //          [--threshold=0 (auto: a majority of each client's share holders)] [--dropout=0,0.2]
-//          [--server_threads=1 (ServerOptions::unmask_threads)]
+//          [--server_threads=1 (ServerOptions::unmask_threads)] [--ingest_gbps=0 (off)]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -233,6 +239,7 @@ std::vector<double> ParseList(const std::string& s) {
 int main(int argc, char** argv) {
   uint32_t n = 100, t = 0;
   int server_threads = 1;
+  double ingest_gbps = 0;
   uint64_t params = 1000000;
   int k = -1;
   std::vector<double> dropouts = {0.0, 0.2};
@@ -254,12 +261,14 @@ int main(int argc, char** argv) {
       t = static_cast<uint32_t>(std::atoi(v));
     } else if (const char* v = value("server_threads")) {
       server_threads = std::atoi(v);
+    } else if (const char* v = value("ingest_gbps")) {
+      ingest_gbps = std::atof(v);
     } else if (const char* v = value("dropout")) {
       dropouts = ParseList(v);
     } else {
       std::fprintf(stderr,
                    "usage: %s [--clients=100] [--params=1000000] [--neighbours=-1] "
-                   "[--threshold=0] [--dropout=0,0.2] [--server_threads=1]\n",
+                   "[--threshold=0] [--dropout=0,0.2] [--server_threads=1] [--ingest_gbps=0]\n",
                    argv[0]);
       return 2;
     }
@@ -274,14 +283,23 @@ int main(int argc, char** argv) {
   std::string mode = k == 0 ? "SecAgg (complete graph)" : "SecAgg+ k=" + std::to_string(k);
   if (server_threads > 1) mode += ", " + std::to_string(server_threads) + " unmask threads";
   std::printf("| mode | clients | params | dropout | threshold | server s | of which unmasking s | client s (median) | "
-              "plaintext fold s | round ratio | wire MB | plaintext MB | bytes ratio | max error / bound |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+              "plaintext fold s | round ratio | gRPC round ratio | wire MB | plaintext MB | bytes ratio | max error / bound |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (double d : dropouts) {
     const Result r = RunOnce(n, params, static_cast<uint32_t>(k), t, d, server_threads);
-    std::printf("| %s | %u | %llu | %.0f%% | %u of %u | %.3f | %.3f | %.3f | %.3f | %.1fx | %.1f | %.1f | %.4fx | %.2f |\n",
+    std::string grpc_ratio = "-";
+    if (ingest_gbps > 0) {
+      const double plain_round = r.plain_bytes / (ingest_gbps * 1e9) + r.plain_s;
+      const double secure_round =
+          r.wire_bytes / (ingest_gbps * 1e9) + r.server_s + r.client_median_s;
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.2fx", secure_round / plain_round);
+      grpc_ratio = buf;
+    }
+    std::printf("| %s | %u | %llu | %.0f%% | %u of %u | %.3f | %.3f | %.3f | %.3f | %.1fx | %s | %.1f | %.1f | %.4fx | %.2f |\n",
                 mode.c_str(), n, static_cast<unsigned long long>(params), d * 100, t, holders,
                 r.server_s, r.finish_s, r.client_median_s, r.plain_s,
-                (r.server_s + r.client_median_s) / r.plain_s, r.wire_bytes / 1e6,
+                (r.server_s + r.client_median_s) / r.plain_s, grpc_ratio.c_str(), r.wire_bytes / 1e6,
                 r.plain_bytes / 1e6, r.wire_bytes / r.plain_bytes, r.max_err_over_bound);
     std::fflush(stdout);
   }

@@ -118,6 +118,23 @@ grpc::Status FederationService::GetTask(grpc::ServerContext* ctx, const v1::Task
   }
   header->set_total_bytes(static_cast<int64_t>(cp.model_bytes()));
   header->set_update_encoding(v1::ENCODING_FP32);
+  if (task->secagg.has_value()) {
+    const SecAggTask& t = *task->secagg;
+    v1::SecAggConfig* c = header->mutable_secagg();
+    c->set_round_id(t.config.round_id);
+    c->set_self_id(t.self);
+    for (secagg::ClientId id : t.config.clients) c->add_cohort(id);
+    c->set_threshold(t.config.threshold);
+    c->set_neighbours(t.config.neighbours);
+    c->set_graph_seed(t.config.graph_seed);
+    c->set_vector_length(t.config.vector_length);
+    c->set_quantization_range(t.config.quantization.clip);
+    c->set_max_summands(t.config.quantization.max_summands);
+    c->set_weight(t.weight);
+    c->set_noise_stddev(t.noise_stddev);
+    c->set_stage_timeout_seconds(absl::ToDoubleSeconds(t.stage_timeout));
+    header->set_update_encoding(v1::ENCODING_SECAGG_MASKED);
+  }
   if (!writer->Write(msg)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
 
   // Wait for a download slot, keeping the client alive meanwhile.
@@ -187,6 +204,21 @@ grpc::Status FederationService::Heartbeat(grpc::ServerContext* ctx,
     return ToGrpc(s);
   }
   resp->set_known(engine_->Touch(req->client_id()).ok());
+  return grpc::Status::OK;
+}
+
+grpc::Status FederationService::SecAggStep(grpc::ServerContext* ctx,
+                                           const v1::SecAggStepRequest* req,
+                                           v1::SecAggStepResponse* resp) {
+  if (absl::Status s = MayActAs(*ctx, req->client_id()); !s.ok()) return ToGrpc(s);
+  const absl::Duration wait =
+      std::clamp(absl::Seconds(req->wait_seconds()), absl::ZeroDuration(), kMaxTaskWait);
+  absl::StatusOr<SecAggAnswer> answer =
+      engine_->SecAggStep(req->client_id(), req->round(), req->round_id(),
+                          static_cast<int>(req->stage()), req->payload(), wait);
+  if (!answer.ok()) return ToGrpc(answer.status());
+  resp->set_pending(answer->pending);
+  resp->set_payload(std::move(answer->payload));
   return grpc::Status::OK;
 }
 

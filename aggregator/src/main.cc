@@ -53,6 +53,9 @@ ABSL_FLAG(int, expected_clients, 0,
 ABSL_FLAG(std::string, admission_file, "",
           "admission.json written by the operator (job creation, tenants' consent); what "
           "changes in it is appended to the audit log (see admission_audit.h)");
+ABSL_FLAG(std::string, record_uploads, "",
+          "testing only: write every FIT upload, as received (masked under secure aggregation), "
+          "to this directory");
 ABSL_FLAG(int, upload_slots, 1, "updates received at once (each holds one model-sized buffer)");
 ABSL_FLAG(int, download_slots, 4, "weight downloads streamed at once");
 ABSL_FLAG(int, stream_window_kib, 256,
@@ -161,6 +164,15 @@ int Run() {
     options.dp.max_epsilon = dp.max_epsilon;
     options.dp.central_noise = dp.mode == "central";
   }
+  if (job->privacy.secure_aggregation) {
+    const spec::SecureAggregationSettings& sa = job->privacy.secagg;
+    options.secagg.enabled = true;
+    options.secagg.threshold = sa.threshold;
+    options.secagg.neighbours = sa.neighbours;
+    options.secagg.quantization_range = sa.quantization_range;
+    options.secagg.stage_timeout = absl::Seconds(sa.stage_timeout_seconds);
+  }
+  options.record_uploads_dir = absl::GetFlag(FLAGS_record_uploads);
   options.audit = audit_log->get();
   options.audit_job = audit_job;
   aggregator::RoundEngine engine(options, &*checkpoint, &metrics);

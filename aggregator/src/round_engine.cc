@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <iostream>
 #include <random>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -144,6 +146,7 @@ Task RoundEngine::TaskFor(const std::string& client_id) const {
     task.reason = "ClientLost: join again";
   } else if (AwaitsResult(client_id, Phase::kFit, round_)) {
     task.kind = TaskKind::kFit;
+    if (secagg_) task.secagg = secagg_->TaskFor(client_id);
   } else if (AwaitsResult(client_id, Phase::kEvaluate, round_)) {
     task.kind = TaskKind::kEvaluate;
   }
@@ -153,11 +156,24 @@ Task RoundEngine::TaskFor(const std::string& client_id) const {
 absl::StatusOr<std::unique_ptr<Upload>> RoundEngine::BeginFit(const std::string& client_id,
                                                               int round, uint64_t total_bytes,
                                                               int64_t num_examples,
-                                                              absl::Duration wait) {
+                                                              absl::Duration wait, bool masked) {
   {
     absl::MutexLock lock(&mu_);
     if (absl::Status s = Seen(client_id).status(); !s.ok()) return s;
-    if (!AwaitsResult(client_id, Phase::kFit, round)) {
+    if (masked != options_.secagg.enabled) {
+      return absl::InvalidArgumentError(
+          options_.secagg.enabled
+              ? "this job uses secure aggregation: send the masked input (ENCODING_SECAGG_MASKED)"
+              : "this job does not use secure aggregation: send ENCODING_FP32 updates");
+    }
+    if (masked) {
+      if (phase_ != Phase::kFit || round != round_ || !secagg_ ||
+          !secagg_->ExpectsMaskedInput(client_id)) {
+        return absl::AbortedError(absl::StrCat("round ", round,
+                                               " takes no masked input from ", client_id,
+                                               " (now round ", round_, "); fetch the next task"));
+      }
+    } else if (!AwaitsResult(client_id, Phase::kFit, round)) {
       return absl::AbortedError(absl::StrCat("round ", round, " does not accept an update from ",
                                              client_id, " (now round ", round_,
                                              "); fetch the next task"));
@@ -181,7 +197,8 @@ absl::StatusOr<std::unique_ptr<Upload>> RoundEngine::BeginFit(const std::string&
     buffer = pool_.Acquire(absl::Seconds(1));
   }
   if (!buffer.ok()) return buffer.status();
-  return std::make_unique<Upload>(&pool_, *std::move(buffer), client_id, round, num_examples);
+  return std::make_unique<Upload>(&pool_, *std::move(buffer), client_id, round, num_examples,
+                                  masked);
 }
 
 absl::Status RoundEngine::CommitFit(std::unique_ptr<Upload> upload, const ClientMetrics& train) {
@@ -197,11 +214,34 @@ absl::Status RoundEngine::CommitFit(std::unique_ptr<Upload> upload, const Client
   absl::MutexLock lock(&mu_);
   const std::string& id = upload->client_id();
   Client* client = FindLive(id);
+  if (upload->masked()) {
+    if (client == nullptr || phase_ != Phase::kFit || upload->round() != round_ || !secagg_) {
+      return absl::AbortedError(absl::StrCat("round ", upload->round(),
+                                             " closed before the masked input from ", id,
+                                             " was complete"));
+    }
+    RecordUpload(*upload);
+    if (absl::Status s = secagg_->SubmitMaskedInput(id, upload->data(), upload->total_bytes());
+        !s.ok()) {
+      secagg_->Exclude(id);
+      return s;
+    }
+    const auto examples = static_cast<double>(upload->num_examples());
+    examples_sum_ += examples;
+    train_loss_sum_ += train.loss * examples;
+    record_.bytes_up += static_cast<int64_t>(upload->total_bytes());
+    contributors_.insert(client->tenant);
+    client->last_seen = clock_();
+    if (metrics_) metrics_->UpdateReceived(static_cast<double>(upload->total_bytes()), 0);
+    Advance();
+    return absl::OkStatus();
+  }
   if (client == nullptr || !AwaitsResult(id, Phase::kFit, upload->round())) {
     return absl::AbortedError(absl::StrCat("round ", upload->round(),
                                            " closed before the update from ", id,
                                            " was complete"));
   }
+  RecordUpload(*upload);
   if (sum_.empty()) sum_.assign(checkpoint_->model_bytes() / sizeof(float), 0.0f);
   const auto examples = static_cast<double>(upload->num_examples());
   // FedAvg weighs by examples; DP-FedAvg weighs every client 1 and clips
@@ -226,6 +266,75 @@ absl::Status RoundEngine::CommitFit(std::unique_ptr<Upload> upload, const Client
   if (metrics_) metrics_->UpdateReceived(static_cast<double>(upload->total_bytes()), norm);
   Advance();
   return absl::OkStatus();
+}
+
+absl::StatusOr<SecAggAnswer> RoundEngine::SecAggStep(const std::string& client_id, int round,
+                                                     uint64_t round_id, int stage,
+                                                     const std::string& payload,
+                                                     absl::Duration wait) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = Seen(client_id).status(); !s.ok()) return s;
+  if (stage < static_cast<int>(SecAggStage::kAdvertise) ||
+      stage > static_cast<int>(SecAggStage::kUnmask)) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown secure-aggregation stage ", stage));
+  }
+  const auto st = static_cast<SecAggStage>(stage);
+  auto attempt_over = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return phase_ != Phase::kFit || round != round_ || !secagg_ || secagg_->round_id() != round_id;
+  };
+  if (attempt_over()) {
+    return absl::AbortedError(absl::StrCat(
+        "the secure-aggregation attempt of round ", round, " is over (now round ", round_, ")",
+        secagg_last_failure_.empty() ? "" : ": ", secagg_last_failure_, "; fetch the next task"));
+  }
+  if (!secagg_->TaskFor(client_id).has_value()) {
+    return absl::AbortedError(absl::StrCat(client_id, " is not in round ", round,
+                                           "'s cohort; fetch the next task"));
+  }
+  reported_.insert(client_id);  // it has its task: no second FIT for this attempt
+  if (!payload.empty()) {
+    if (absl::Status s = secagg_->Submit(client_id, st, payload); !s.ok()) {
+      secagg_->Exclude(client_id);
+      std::cerr << "aggregator: round " << round_ << ": " << s.message() << "\n";
+      return s;
+    }
+    record_.bytes_up += static_cast<int64_t>(payload.size());
+    Advance();
+    if (st == SecAggStage::kUnmask) return SecAggAnswer{};
+  }
+  auto closed = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return attempt_over() || static_cast<int>(secagg_->stage()) > stage;
+  };
+  // Wait in slices: a client held in this call is alive, whatever its
+  // heartbeats say.
+  const absl::Time give_up = absl::Now() + std::min(wait, absl::Seconds(30));  // real time
+  while (!closed() && absl::Now() < give_up) {
+    mu_.AwaitWithTimeout(absl::Condition(&closed),
+                         std::min(give_up - absl::Now(), absl::Seconds(1)));
+    if (Client* c = FindLive(client_id)) c->last_seen = clock_();
+  }
+  if (attempt_over()) {
+    return absl::AbortedError(absl::StrCat(
+        "the secure-aggregation attempt of round ", round, " ended",
+        secagg_last_failure_.empty() ? "" : ": ", secagg_last_failure_, "; fetch the next task"));
+  }
+  absl::StatusOr<std::optional<std::string>> answer = secagg_->Answer(client_id, st);
+  if (!answer.ok()) return answer.status();
+  if (!answer->has_value()) return SecAggAnswer{true, ""};
+  record_.bytes_down += static_cast<int64_t>((*answer)->size());
+  return SecAggAnswer{false, **answer};
+}
+
+void RoundEngine::RecordUpload(const Upload& upload) {
+  if (options_.record_uploads_dir.empty()) return;
+  auto it = clients_.find(upload.client_id());
+  if (it == clients_.end()) return;
+  const std::string path = absl::StrCat(options_.record_uploads_dir, "/round", upload.round(), "-",
+                                        it->second.tenant, "-", it->second.replica, ".bin");
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(upload.data()),
+            static_cast<std::streamsize>(upload.total_bytes()));
+  if (!out) std::cerr << "aggregator: cannot record the upload to " << path << "\n";
 }
 
 absl::Status RoundEngine::ReportEval(const std::string& client_id, int round,
@@ -328,7 +437,11 @@ void RoundEngine::Advance() {
       return;
     }
     case Phase::kFit:
-      if (PhaseComplete() || now >= deadline_) CloseFit();
+      if (secagg_) {
+        AdvanceSecAgg();
+      } else if (PhaseComplete() || now >= deadline_) {
+        CloseFit();
+      }
       return;
     case Phase::kEvaluate:
       if (PhaseComplete() || now >= deadline_) CloseEvaluate();
@@ -419,6 +532,104 @@ void RoundEngine::StartFit() {
   if (metrics_) metrics_->SetRound(round_);
   std::cerr << "aggregator: round " << round_ << "/" << options_.rounds << " started with " << k
             << " of " << LiveClients() << " clients\n";
+  if (options_.secagg.enabled) StartSecAgg();
+}
+
+bool RoundEngine::StartSecAgg() {
+  if (secagg_failures_round_ != round_) {
+    secagg_failures_round_ = round_;
+    secagg_failures_ = 0;
+  }
+  std::vector<SecAggRound::Member> members;
+  double examples = 0;
+  for (const std::string& id : selected_) examples += static_cast<double>(clients_[id].num_examples);
+  const double mean = selected_.empty() ? 1 : examples / static_cast<double>(selected_.size());
+  for (const std::string& id : selected_) {
+    // Public weights: FedAvg by the examples each client joined with; DP
+    // weighs every client 1 (its denominator is the number sampled).
+    double w = 1;
+    if (!options_.dp.enabled && mean > 0) w = static_cast<double>(clients_[id].num_examples) / mean;
+    members.push_back({id, w});
+  }
+  const CohortShape shape = ShapeFor(options_.secagg, static_cast<uint32_t>(members.size()));
+  double noise = 0;
+  if (options_.dp.enabled && !options_.dp.central_noise) {
+    noise = dp::DistributedNoiseStddev(options_.dp.noise_multiplier, options_.dp.clip_norm,
+                                       shape.threshold);
+  }
+  // A fresh, unpredictable id per attempt: keys, seeds and shares of one
+  // attempt are useless in any other.
+  std::random_device rd;
+  const uint64_t round_id = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  const int threads = static_cast<int>(std::min(4u, std::max(1u, std::thread::hardware_concurrency())));
+  absl::StatusOr<std::unique_ptr<SecAggRound>> round = SecAggRound::Create(
+      options_.secagg, round_id, options_.seed * 1000003u + static_cast<uint64_t>(round_) * 7919u +
+                                     static_cast<uint64_t>(secagg_failures_),
+      checkpoint_->model_bytes() / sizeof(float), members, noise, clock_(),
+      options_.round_timeout, threads);
+  if (!round.ok()) {
+    Fail("SecureAggregationFailed",
+         absl::StrCat("round ", round_, ": ", round.status().message()));
+    return false;
+  }
+  secagg_ = *std::move(round);
+  std::cerr << "aggregator: round " << round_ << ": secure aggregation over " << members.size()
+            << " clients, threshold " << shape.threshold << ", "
+            << (shape.neighbours == 0 ? std::string("complete graph")
+                                      : absl::StrCat(shape.neighbours, " neighbours (SecAgg+)"))
+            << "\n";
+  return true;
+}
+
+void RoundEngine::AdvanceSecAgg() {
+  auto gone = [this](const std::string& id) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    auto it = clients_.find(id);
+    return it == clients_.end() || it->second.lost;
+  };
+  const SecAggStage before = secagg_->stage();
+  if (absl::Status s = secagg_->Advance(clock_(), gone); !s.ok()) {
+    SecAggFailed(std::string(s.message()));
+    return;
+  }
+  if (secagg_->stage() != before) {
+    std::cerr << "aggregator: round " << round_ << ": secure aggregation stage "
+              << SecAggStageName(before) << " closed\n";
+  }
+  if (secagg_->stage() != SecAggStage::kDone) return;
+  const std::vector<std::string> contributors = secagg_->contributors();
+  const int got = static_cast<int>(contributors.size());
+  if (got < options_.min_clients) {
+    Fail("RoundFailed",
+         absl::StrCat("round ", round_, ": ", got, " of ", selected_.size(),
+                      " sampled clients completed secure aggregation; ", options_.min_clients,
+                      " needed (strategy.minClients)"));
+    return;
+  }
+  sum_ = std::move(secagg_->sum());
+  total_weight_ = secagg_->contributor_weight();
+  // Tenants and losses only of those whose input is in the sum.
+  contributors_.clear();
+  for (const std::string& id : contributors) contributors_.insert(clients_[id].tenant);
+  FinishFit(got);
+}
+
+void RoundEngine::SecAggFailed(const std::string& why) {
+  ++secagg_failures_;
+  secagg_last_failure_ = why;
+  secagg_.reset();
+  selected_.clear();
+  reported_.clear();
+  if (secagg_failures_ >= kSecAggAttempts) {
+    Fail("SecureAggregationFailed",
+         absl::StrCat("round ", round_, " failed ", secagg_failures_, " times; the last: ", why));
+    return;
+  }
+  message_ = absl::StrCat("round ", round_, " attempt ", secagg_failures_, " of ",
+                          kSecAggAttempts, " failed (", why, "); running it again");
+  std::cerr << "aggregator: " << message_ << "\n";
+  Audit(audit::kRoundFailed, {{"round", round_}, {"attempt", secagg_failures_}, {"reason", why}});
+  phase_ = Phase::kWaiting;
+  waiting_since_ = clock_();
 }
 
 std::string RoundEngine::DescribeMissing() const {
@@ -442,6 +653,10 @@ void RoundEngine::CloseFit() {
                       DescribeMissing()));
     return;
   }
+  FinishFit(got);
+}
+
+void RoundEngine::FinishFit(int got) {
   // DP-FedAvg: noise on the sum, and a fixed denominator (the clients
   // sampled), so that one client moves the average by <= clip_norm / sampled.
   double denominator = total_weight_;
@@ -467,8 +682,11 @@ void RoundEngine::CloseFit() {
   }
   record_.participants = got;
   record_.tenants.assign(contributors_.begin(), contributors_.end());
-  record_.train_loss = train_loss_sum_ / examples_sum_;
+  record_.train_loss = examples_sum_ > 0 ? train_loss_sum_ / examples_sum_ : 0;
+  // Under secure aggregation no individual norm is known: 0.
   record_.update_norm_mean = norm_sum_ / got;
+  secagg_.reset();
+  secagg_last_failure_.clear();
   if (options_.dp.enabled) {
     // The round's release is done: compose it.
     absl::Status added = accountant_.AddRounds(record_.sampling_rate, options_.dp.noise_multiplier);

@@ -11,14 +11,16 @@ ClientMetrics FromProto(const v1::Metrics& m) {
 
 absl::Status ReceiveFit(RoundEngine& engine, const v1::UpdateHeader& header,
                         const UpdateStream& stream) {
-  if (header.encoding() != v1::ENCODING_FP32) {
-    return absl::InvalidArgumentError("this aggregator accepts ENCODING_FP32 updates only");
+  if (header.encoding() != v1::ENCODING_FP32 &&
+      header.encoding() != v1::ENCODING_SECAGG_MASKED) {
+    return absl::InvalidArgumentError(
+        "updates must be ENCODING_FP32 or (secure aggregation) ENCODING_SECAGG_MASKED");
   }
   if (header.total_bytes() < 0) return absl::InvalidArgumentError("total_bytes must be >= 0");
   absl::StatusOr<std::unique_ptr<Upload>> upload =
       engine.BeginFit(header.client_id(), header.round(),
                       static_cast<uint64_t>(header.total_bytes()), header.num_examples(),
-                      stream.slot_wait);
+                      stream.slot_wait, header.encoding() == v1::ENCODING_SECAGG_MASKED);
   if (!upload.ok()) return upload.status();
   v1::UpdateMessage msg;
   int chunks = 0;

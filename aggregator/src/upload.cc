@@ -9,12 +9,13 @@
 namespace braid::aggregator {
 
 Upload::Upload(UploadPool* pool, std::unique_ptr<std::vector<float>> buffer,
-               std::string client_id, int round, int64_t num_examples)
+               std::string client_id, int round, int64_t num_examples, bool masked)
     : pool_(pool),
       buffer_(std::move(buffer)),
       client_id_(std::move(client_id)),
       round_(round),
-      num_examples_(num_examples) {}
+      num_examples_(num_examples),
+      masked_(masked) {}
 
 Upload::~Upload() { pool_->Release(std::move(buffer_)); }
 
@@ -33,6 +34,10 @@ absl::Status Upload::Write(uint64_t offset, const void* data, uint64_t len) {
   float* dst = buffer_->data() + received_ / sizeof(float);
   // `data` need not be float-aligned: check the copy, which is.
   std::memcpy(dst, data, len);
+  if (masked_) {
+    received_ += len;
+    return absl::OkStatus();
+  }
   bool finite = true;
   const double sum_squares = SumSquares(dst, len / sizeof(float), &finite);
   if (!finite) {

@@ -387,18 +387,47 @@ void DecodeDifferentialPrivacy(const YAML::Node& node, const std::string& path,
   }
 }
 
+void DecodeSecureAggregationSettings(const YAML::Node& node, const std::string& path,
+                                     SecureAggregationSettings* settings, Errors* errors) {
+  MapReader m(node, path, {"threshold", "neighbours", "quantizationRange", "stageTimeout"},
+              errors);
+  if (!m.ok()) return;
+  if (const YAML::Node* n = m.Find("threshold")) {
+    ReadNumber(*n, m.Path("threshold"), {0, true, 1, false}, errors, &settings->threshold);
+  }
+  if (const YAML::Node* n = m.Find("neighbours")) {
+    if (ReadInt(*n, m.Path("neighbours"), 0, 1000, errors, &settings->neighbours) &&
+        settings->neighbours % 2 != 0) {
+      errors->Add(m.Path("neighbours"),
+                  absl::StrCat("must be 0 (complete graph) or even (each client masks with k/2 "
+                               "clients on either side of a ring), got ",
+                               settings->neighbours));
+    }
+  }
+  if (const YAML::Node* n = m.Find("quantizationRange")) {
+    ReadNumber(*n, m.Path("quantizationRange"), {0, true, 1e6, false}, errors,
+               &settings->quantization_range);
+  }
+  if (const YAML::Node* n = m.Find("stageTimeout")) {
+    ReadDuration(*n, m.Path("stageTimeout"), kMaxRoundTimeoutSeconds, errors,
+                 &settings->stage_timeout_seconds);
+  }
+}
+
 void DecodePrivacy(const YAML::Node& node, Privacy* privacy, Errors* errors) {
-  MapReader m(node, "spec.privacy", {"secureAggregation", "differentialPrivacy"}, errors);
+  MapReader m(node, "spec.privacy",
+              {"secureAggregation", "secureAggregationSettings", "differentialPrivacy"}, errors);
   if (!m.ok()) return;
   if (const YAML::Node* n = m.Find("secureAggregation")) {
-    if (ReadBool(*n, m.Path("secureAggregation"), errors, &privacy->secure_aggregation) &&
-        privacy->secure_aggregation) {
-      // The state machines exist (core/secagg) but the protocol does not
-      // carry them yet: refusing is better than running without the
-      // protection the file asks for.
-      errors->Add(m.Path("secureAggregation"),
-                  "secure aggregation is not available in this version of the aggregator "
-                  "and workers; remove it or set false (see docs/security.md)");
+    ReadBool(*n, m.Path("secureAggregation"), errors, &privacy->secure_aggregation);
+  }
+  if (const YAML::Node* n = m.Find("secureAggregationSettings")) {
+    if (!privacy->secure_aggregation) {
+      errors->Add(m.Path("secureAggregationSettings"),
+                  "applies only with spec.privacy.secureAggregation: true");
+    } else {
+      DecodeSecureAggregationSettings(*n, m.Path("secureAggregationSettings"), &privacy->secagg,
+                                      errors);
     }
   }
   if (const YAML::Node* n = m.Find("differentialPrivacy")) {
@@ -446,6 +475,17 @@ void DecodeSpec(const YAML::Node& node, const ParseOptions& options, JobSpec* jo
     errors->Add("spec.strategy.minClients",
                 absl::StrCat("must be at most the total replicas across tenants (",
                              job->TotalReplicas(), "), got ", job->strategy.min_clients));
+  }
+  if (job->privacy.secure_aggregation && job->strategy.max_update_norm > 0) {
+    errors->Add("spec.strategy.maxUpdateNorm",
+                "cannot be checked on masked updates with spec.privacy.secureAggregation: true; "
+                "bound each element with secureAggregationSettings.quantizationRange (and the "
+                "update with differentialPrivacy.clipNorm) instead");
+  }
+  if (min_clients_ok && job->privacy.secure_aggregation && job->strategy.min_clients < 2) {
+    errors->Add("spec.strategy.minClients",
+                "must be at least 2 with spec.privacy.secureAggregation: true (a sum of one "
+                "update is that update)");
   }
 }
 

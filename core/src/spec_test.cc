@@ -563,6 +563,60 @@ TEST(ParseJobYamlTest, PrivacyIsOffByDefault) {
   EXPECT_EQ(job->strategy.max_update_norm, 0);
 }
 
+constexpr char kTwoTenants[] =
+    "  - {name: a, data: {path: ../data/a.csv}}\n  - {name: b, data: {path: ../data/a.csv}}\n";
+
+TEST(ParseJobYamlTest, SecureAggregationGetsDefaultsAndItsSettings) {
+  absl::StatusOr<JobSpec> job = ParseJobYaml(
+      Job("  strategy: {minClients: 2}\n  privacy: {secureAggregation: true}\n", kTwoTenants),
+      kGoodDir);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_TRUE(job->privacy.secure_aggregation);
+  EXPECT_EQ(job->privacy.secagg.threshold, 0);
+  EXPECT_EQ(job->privacy.secagg.neighbours, -1);
+  EXPECT_EQ(job->privacy.secagg.quantization_range, 1.0);
+  EXPECT_EQ(job->privacy.secagg.stage_timeout_seconds, 60);
+
+  job = ParseJobYaml(Job("  strategy: {minClients: 2}\n"
+                         "  privacy:\n    secureAggregation: true\n"
+                         "    secureAggregationSettings: {threshold: 0.5, neighbours: 4, "
+                         "quantizationRange: 0.25, stageTimeout: 5s}\n"
+                         "    differentialPrivacy: {maxEpsilon: 8, mode: distributed}\n",
+                         kTwoTenants),
+                     kGoodDir);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->privacy.secagg.threshold, 0.5);
+  EXPECT_EQ(job->privacy.secagg.neighbours, 4);
+  EXPECT_EQ(job->privacy.secagg.quantization_range, 0.25);
+  EXPECT_EQ(job->privacy.secagg.stage_timeout_seconds, 5);
+  EXPECT_EQ(job->privacy.dp.mode, "distributed");
+}
+
+TEST(ParseJobYamlTest, SecureAggregationSettingsAreChecked) {
+  struct Case {
+    std::string settings;
+    std::string path;
+  };
+  const std::vector<Case> cases = {
+      {"{threshold: 0}", "spec.privacy.secureAggregationSettings.threshold"},
+      {"{threshold: 1.5}", "spec.privacy.secureAggregationSettings.threshold"},
+      {"{neighbours: 3}", "spec.privacy.secureAggregationSettings.neighbours"},
+      {"{neighbours: -2}", "spec.privacy.secureAggregationSettings.neighbours"},
+      {"{quantizationRange: 0}", "spec.privacy.secureAggregationSettings.quantizationRange"},
+      {"{stageTimeout: -1s}", "spec.privacy.secureAggregationSettings.stageTimeout"},
+      {"{treshold: 0.5}", "spec.privacy.secureAggregationSettings.treshold"},
+  };
+  for (const Case& c : cases) {
+    const std::string yaml = Job("  strategy: {minClients: 2}\n  privacy:\n"
+                                 "    secureAggregation: true\n    secureAggregationSettings: " +
+                                     c.settings + "\n",
+                                 kTwoTenants);
+    std::vector<FieldError> errors = ValidateJobYaml(yaml, kGoodDir);
+    ASSERT_EQ(errors.size(), 1u) << c.settings;
+    EXPECT_EQ(errors[0].path, c.path) << c.settings << " " << errors[0].ToString();
+  }
+}
+
 TEST(ParseJobYamlTest, DifferentialPrivacyGetsDefaultsAndRequiresABudget) {
   absl::StatusOr<JobSpec> job =
       ParseJobYaml(Job("  privacy: {differentialPrivacy: {maxEpsilon: 8}}\n"), kGoodDir);
@@ -613,7 +667,9 @@ TEST(ParseJobYamlTest, PrivacyValuesOutOfRangeNameTheirField) {
       {"  privacy: {differentialPrivacy: {maxEpsilon: 1, clipnorm: 1}}\n",
        "spec.privacy.differentialPrivacy.clipnorm"},
       {"  privacy: {secureAggregation: yes}\n", "spec.privacy.secureAggregation"},
-      {"  privacy: {secureAggregation: true}\n", "spec.privacy.secureAggregation"},
+      {"  privacy: {secureAggregation: true}\n", "spec.strategy.minClients"},
+      {"  privacy: {secureAggregationSettings: {threshold: 0.5}}\n",
+       "spec.privacy.secureAggregationSettings"},
       {"  privacy: {dp: {}}\n", "spec.privacy.dp"},
       {"  strategy: {maxUpdateNorm: -1}\n", "spec.strategy.maxUpdateNorm"},
   };

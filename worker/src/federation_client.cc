@@ -163,18 +163,43 @@ absl::StatusOr<ReceivedTask> FederationClient::GetTask(const std::string& client
 absl::Status FederationClient::PutFit(const std::string& client_id, int round,
                                       const TensorList& delta, int64_t num_examples,
                                       const UpdateMetrics& train) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(Deadline(absl::Minutes(30)));
-  v1::UpdateAck ack;
-  auto writer = stub_->PutUpdate(&ctx, &ack);
   v1::UpdateMessage msg = UpdateHeaderMessage(client_id, round, v1::TASK_KIND_FIT);
   v1::UpdateHeader* header = msg.mutable_header();
   header->set_encoding(v1::ENCODING_FP32);
   header->set_total_bytes(static_cast<int64_t>(TotalBytes(delta)));
   header->set_num_examples(num_examples);
   SetMetrics(train, header->mutable_train());
+  std::vector<std::pair<const char*, size_t>> parts;
+  for (const Tensor& t : delta) {
+    parts.emplace_back(reinterpret_cast<const char*>(t.data.data()), t.data.size());
+  }
+  return PutChunks(msg, parts, round);
+}
+
+absl::Status FederationClient::PutMasked(const std::string& client_id, int round,
+                                         const std::vector<uint32_t>& values,
+                                         int64_t num_examples, const UpdateMetrics& train) {
+  v1::UpdateMessage msg = UpdateHeaderMessage(client_id, round, v1::TASK_KIND_FIT);
+  v1::UpdateHeader* header = msg.mutable_header();
+  header->set_encoding(v1::ENCODING_SECAGG_MASKED);
+  header->set_total_bytes(static_cast<int64_t>(values.size() * sizeof(uint32_t)));
+  header->set_num_examples(num_examples);
+  SetMetrics(train, header->mutable_train());
+  // Ring elements travel little-endian, as x86 and arm64 hold them.
+  return PutChunks(msg,
+                   {{reinterpret_cast<const char*>(values.data()), values.size() * sizeof(uint32_t)}},
+                   round);
+}
+
+absl::Status FederationClient::PutChunks(const v1::UpdateMessage& msg,
+                                         const std::vector<std::pair<const char*, size_t>>& parts,
+                                         int round) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(Deadline(absl::Minutes(30)));
+  v1::UpdateAck ack;
+  auto writer = stub_->PutUpdate(&ctx, &ack);
   bool open = writer->Write(msg);
-  // Pack the tensors' bytes back to back into chunks.
+  // Pack the parts' bytes back to back into chunks.
   v1::UpdateMessage chunk_msg;
   v1::Chunk* chunk = chunk_msg.mutable_chunk();
   std::string* buf = chunk->mutable_data();
@@ -187,9 +212,9 @@ absl::Status FederationClient::PutFit(const std::string& client_id, int round,
     open = writer->Write(chunk_msg);
     buf->clear();
   };
-  for (const Tensor& t : delta) {
-    const char* p = reinterpret_cast<const char*>(t.data.data());
-    size_t left = t.data.size();
+  for (const auto& [data, size] : parts) {
+    const char* p = data;
+    size_t left = size;
     while (left > 0 && open) {
       const size_t n = std::min(left, kChunkDataBytes - buf->size());
       buf->append(p, n);
@@ -202,6 +227,18 @@ absl::Status FederationClient::PutFit(const std::string& client_id, int round,
   writer->WritesDone();
   grpc::Status s = writer->Finish();
   return FromGrpc(s, absl::StrCat("upload of round ", round));
+}
+
+absl::StatusOr<v1::SecAggStepResponse> FederationClient::SecAggStep(
+    const v1::SecAggStepRequest& request) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(Deadline(absl::Seconds(request.wait_seconds()) + absl::Seconds(30)));
+  v1::SecAggStepResponse resp;
+  if (grpc::Status s = stub_->SecAggStep(&ctx, request, &resp); !s.ok()) {
+    return FromGrpc(s, absl::StrCat("secure aggregation, round ", request.round(), " stage ",
+                                    v1::SecAggStage_Name(request.stage())));
+  }
+  return resp;
 }
 
 absl::Status FederationClient::PutEval(const std::string& client_id, int round,

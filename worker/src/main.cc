@@ -35,6 +35,7 @@
 #include "braid/core/status_macros.h"
 #include "braid/worker/federation_client.h"
 #include "braid/worker/job_trainer.h"
+#include "braid/worker/secagg_fit.h"
 
 ABSL_FLAG(std::string, job, "", "FederatedJob file");
 ABSL_FLAG(std::string, tenant, "", "tenant name (run, local)");
@@ -58,6 +59,8 @@ ABSL_FLAG(std::string, tls_key, "", "this tenant's private key (PEM) (run)");
 ABSL_FLAG(std::string, tls_server_name, "",
           "the name the aggregator's certificate carries when it is not the host in "
           "--aggregator (run; e.g. the Service's DNS name when dialling a forwarded port)");
+ABSL_FLAG(absl::Duration, secagg_stall_after_share_keys, absl::ZeroDuration(),
+          "testing only: under secure aggregation, sleep this long right after sharing keys");
 ABSL_FLAG(absl::Duration, give_up, absl::Minutes(2),
           "exit when the aggregator stays unreachable this long");
 
@@ -289,7 +292,11 @@ class Replica {
           }
           return absl::OkStatus();
         case v1::TASK_KIND_FIT:
-          BRAID_RETURN_IF_ERROR(Fit(h.round(), task->weights, trainer));
+          if (h.has_secagg()) {
+            BRAID_RETURN_IF_ERROR(SecAggFit(h, task->weights, trainer));
+          } else {
+            BRAID_RETURN_IF_ERROR(Fit(h.round(), task->weights, trainer));
+          }
           break;
         case v1::TASK_KIND_EVALUATE:
           BRAID_RETURN_IF_ERROR(Evaluate(h.round(), task->weights, trainer));
@@ -325,6 +332,32 @@ class Replica {
               << absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1)))
               << "\n";
     return Tolerate(s, round);
+  }
+
+  // The same under secure aggregation: the update leaves the worker only
+  // masked (see braid/worker/secagg_fit.h). Any model: what travels is
+  // whatever tensors the trainer exchanges (the adapter for LLM jobs).
+  absl::Status SecAggFit(const v1::TaskHeader& h, const TensorList& global, JobTrainer& trainer) {
+    const absl::Time start = absl::Now();
+    auto train = [&]() -> absl::StatusOr<LocalUpdate> {
+      BRAID_RETURN_IF_ERROR(trainer.SetWeights(global));
+      BRAID_ASSIGN_OR_RETURN(FitResult fit,
+                             trainer.Fit(job_.training.local_epochs, h.round() * 1000 + replica_));
+      LocalUpdate update;
+      update.delta = Delta(trainer.Weights(), global);
+      BRAID_RETURN_IF_ERROR(ClipForPrivacy(job_, update.delta));
+      update.num_examples = fit.num_examples;
+      update.train = {fit.loss, 0, fit.num_examples};
+      return update;
+    };
+    SecAggFitOptions options;
+    options.name = name_;
+    options.stall_after_share_keys = absl::GetFlag(FLAGS_secagg_stall_after_share_keys);
+    absl::Status s = RunSecAggFit(client_, client_id(), h, train, options);
+    std::cerr << "worker " << name_ << ": round " << h.round() << " fit (secure aggregation) in "
+              << absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1)))
+              << "\n";
+    return Tolerate(s, h.round());
   }
 
   absl::Status Evaluate(int round, const TensorList& global, JobTrainer& trainer) {

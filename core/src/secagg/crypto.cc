@@ -1,8 +1,11 @@
 #include "crypto.h"
 
+#include <openssl/evp.h>
 #include <sodium.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -77,18 +80,46 @@ Key32 SelfSeed(const Scalar& b, uint64_t round_id) {
 
 namespace {
 
-constexpr size_t kChunkWords = 4096;  // 16 KiB: a multiple of the 64-byte ChaCha20 block
+constexpr size_t kChunkWords = 4096;  // 16 KiB: a multiple of the 64-byte block unit
+
+// The PRG: AES-256-CTR keyed by the seed, the 128-bit big-endian counter
+// starting at 0 (every seed is used for one mask only). AES-NI makes it
+// several times faster than ChaCha20 in software. One context per thread.
+class MaskStream {
+ public:
+  MaskStream() : ctx_(EVP_CIPHER_CTX_new()) {}
+  ~MaskStream() { EVP_CIPHER_CTX_free(ctx_); }
+  MaskStream(const MaskStream&) = delete;
+  MaskStream& operator=(const MaskStream&) = delete;
+
+  // Writes the keystream of `seed` from 16-byte block `block` on into
+  // out[0, bytes); bytes is a multiple of 16. False if OpenSSL fails.
+  bool Generate(const Key32& seed, uint64_t block, unsigned char* out, size_t bytes) {
+    unsigned char iv[16] = {0};
+    for (int i = 0; i < 8; ++i) iv[15 - i] = static_cast<unsigned char>(block >> (8 * i));
+    std::memset(out, 0, bytes);
+    int len = 0;
+    return ctx_ != nullptr &&
+           EVP_EncryptInit_ex(ctx_, EVP_aes_256_ctr(), nullptr, seed.data(), iv) == 1 &&
+           EVP_EncryptUpdate(ctx_, out, &len, out, static_cast<int>(bytes)) == 1 &&
+           static_cast<size_t>(len) == bytes;
+  }
+
+ private:
+  EVP_CIPHER_CTX* ctx_;
+};
 
 // Adds sign * PRG(seed)[first + i] to acc[i] for i < acc.size(); `first` is a
-// multiple of 16 words (one 64-byte block).
-void AddMaskAt(const Key32& seed, int sign, size_t first, uint32_t* acc, size_t words,
-               uint32_t* buf) {
-  static const unsigned char kNonce[crypto_stream_chacha20_ietf_NONCEBYTES] = {0};
+// multiple of 16 words (64 bytes).
+void AddMaskAt(MaskStream& stream, const Key32& seed, int sign, size_t first, uint32_t* acc,
+               size_t words, uint32_t* buf) {
   const size_t bytes = ((words * 4 + 63) / 64) * 64;
-  std::memset(buf, 0, bytes);
-  crypto_stream_chacha20_ietf_xor_ic(reinterpret_cast<unsigned char*>(buf),
-                                     reinterpret_cast<unsigned char*>(buf), bytes, kNonce,
-                                     static_cast<uint32_t>(first / 16), seed.data());
+  if (!stream.Generate(seed, first / 4, reinterpret_cast<unsigned char*>(buf), bytes)) {
+    // OpenSSL's AES-CTR does not fail on valid arguments; if it ever did,
+    // a silently unmasked or wrongly masked vector would be worse than a stop.
+    std::fprintf(stderr, "secagg: AES-256-CTR mask expansion failed\n");
+    std::abort();
+  }
   // The keystream is read as little-endian words (x86 and arm64 are).
   if (sign > 0) {
     for (size_t i = 0; i < words; ++i) acc[i] += buf[i];
@@ -99,9 +130,12 @@ void AddMaskAt(const Key32& seed, int sign, size_t first, uint32_t* acc, size_t 
 
 void AddMasksRange(absl::Span<const SignedSeed> seeds, uint32_t* acc, size_t begin, size_t end) {
   alignas(64) uint32_t buf[kChunkWords];
+  MaskStream stream;
   for (size_t start = begin; start < end; start += kChunkWords) {
     const size_t words = std::min(kChunkWords, end - start);
-    for (const SignedSeed& s : seeds) AddMaskAt(s.seed, s.sign, start, acc + start, words, buf);
+    for (const SignedSeed& s : seeds) {
+      AddMaskAt(stream, s.seed, s.sign, start, acc + start, words, buf);
+    }
   }
 }
 

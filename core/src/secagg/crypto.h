@@ -1,11 +1,12 @@
 // Key derivation, mask expansion and share encryption for secure aggregation,
-// all with libsodium (internal to braid_core_privacy).
+// with libsodium, and OpenSSL for the PRG (internal to braid_core_privacy).
 //   masking key:  scalar s (a Shamir-shareable field element) -> X25519 secret
 //                 key = BLAKE2b-256("braid/secagg/sk" || s), public = X25519 base
 //   pair seed:    BLAKE2b-256(X25519(sk_u, pk_v) || pk_lo || pk_hi || round)
 //   self seed:    BLAKE2b-256("braid/secagg/b" || b || round)
-//   PRG:          ChaCha20 (IETF, zero nonce; every seed is used once) keystream
-//                 read as little-endian uint32 ring elements
+//   PRG:          AES-256-CTR (OpenSSL EVP, AES-NI where the CPU has it) keyed
+//                 by the seed, counter from 0 (every seed is used once);
+//                 keystream read as little-endian uint32 ring elements
 //   shares:       crypto_box (X25519 + XSalsa20-Poly1305), random nonce prefixed
 #ifndef BRAID_CORE_SRC_SECAGG_CRYPTO_H_
 #define BRAID_CORE_SRC_SECAGG_CRYPTO_H_
@@ -50,8 +51,8 @@ struct SignedSeed {
 };
 // AddMask for every seed, fused: each 16 KiB slice of `acc` gets all masks
 // while it sits in cache. With threads > 1 the vector is split into that many
-// contiguous ranges, one thread each (ChaCha20's block counter lets each range
-// start mid-stream). Same result as calling AddMask per seed.
+// contiguous ranges, one thread each (the CTR counter lets each range start
+// mid-stream). Same result as calling AddMask per seed.
 void AddMasks(absl::Span<const SignedSeed> seeds, absl::Span<uint32_t> acc, int threads);
 
 // crypto_box of `plaintext` from `sender_sk` to `recipient_pk`; nonce first.

@@ -1,6 +1,7 @@
 #include "braid/core/secagg/server.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "absl/strings/str_format.h"
 #include "braid/core/secagg/quantize.h"
@@ -117,24 +118,36 @@ absl::StatusOr<std::map<ClientId, ForwardedShares>> Server::CloseShareKeys() {
 }
 
 absl::Status Server::AddMaskedInput(const MaskedInput& input) {
+  return AddMaskedInput(input.from, input.values.data(), input.values.size() * sizeof(uint32_t));
+}
+
+absl::Status Server::AddMaskedInput(ClientId from, const void* values, size_t bytes) {
   BRAID_RETURN_IF_ERROR(Expect(Stage::kMask, "AddMaskedInput"));
-  if (!u2_.count(input.from)) {
+  if (!u2_.count(from)) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "secagg server: client %u sent a masked input without sharing keys", input.from));
+        "secagg server: client %u sent a masked input without sharing keys", from));
   }
-  if (u3_.count(input.from)) {
+  if (u3_.count(from)) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("secagg server: client %u sent a masked input twice", input.from));
+        absl::StrFormat("secagg server: client %u sent a masked input twice", from));
   }
-  if (input.values.size() != config_.vector_length) {
+  if (bytes != config_.vector_length * sizeof(uint32_t)) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "secagg server: client %u sent %u values, the round expects %u", input.from,
-        input.values.size(), config_.vector_length));
+        "secagg server: client %u sent %u values, the round expects %u", from,
+        bytes / sizeof(uint32_t), config_.vector_length));
   }
+  // memcpy a block at a time: `values` may be any buffer (e.g. one received
+  // as float32 storage), read as little-endian uint32.
+  constexpr size_t kBlock = 4096;
+  uint32_t block[kBlock];
+  const auto* src = static_cast<const unsigned char*>(values);
   uint32_t* sum = sum_.data();
-  const uint32_t* v = input.values.data();
-  for (size_t i = 0; i < sum_.size(); ++i) sum[i] += v[i];
-  u3_.insert(input.from);
+  for (size_t start = 0; start < sum_.size(); start += kBlock) {
+    const size_t n = std::min(kBlock, sum_.size() - start);
+    std::memcpy(block, src + start * sizeof(uint32_t), n * sizeof(uint32_t));
+    for (size_t i = 0; i < n; ++i) sum[start + i] += block[i];
+  }
+  u3_.insert(from);
   return absl::OkStatus();
 }
 

@@ -21,7 +21,7 @@ class FederationService final : public v1::Federation::Service {
   //
   // With `require_identity` (the server runs mTLS), every call for a tenant
   // must come with that tenant's certificate (CN "tenant:<name>", see
-  // core/pki.h): Join for another tenant, or GetTask/PutUpdate/Heartbeat
+  // core/pki.h): Join for another tenant, or GetTask/PutUpdate/Heartbeat/SecAggStep
   // for another tenant's client id, is PERMISSION_DENIED. GetStatus is open
   // to any verified peer (the operator, tenants).
   FederationService(std::string job, RoundEngine* engine, AggregatorMetrics* metrics,
@@ -36,6 +36,8 @@ class FederationService final : public v1::Federation::Service {
                          v1::UpdateAck* ack) override;
   grpc::Status Heartbeat(grpc::ServerContext* ctx, const v1::HeartbeatRequest* req,
                          v1::HeartbeatResponse* resp) override;
+  grpc::Status SecAggStep(grpc::ServerContext* ctx, const v1::SecAggStepRequest* req,
+                          v1::SecAggStepResponse* resp) override;
   grpc::Status GetStatus(grpc::ServerContext* ctx, const v1::StatusRequest* req,
                          v1::JobStatus* resp) override;
 

@@ -33,6 +33,7 @@
 #include "absl/time/time.h"
 #include "braid/aggregator/checkpoint.h"
 #include "braid/aggregator/metrics.h"
+#include "braid/aggregator/secagg_round.h"
 #include "braid/aggregator/upload.h"
 #include "braid/core/audit_log.h"
 #include "braid/core/dp/gaussian_noise.h"
@@ -99,6 +100,35 @@ struct EngineOptions {
   std::string audit_job;
   // Differential privacy; off by default.
   DpOptions dp;
+  // Secure aggregation; off by default. See "Secure aggregation" below.
+  SecAggOptions secagg;
+  // Testing only: every FIT upload, as received (masked under secure
+  // aggregation), is written to <dir>/round<R>-<tenant>-<replica>.bin.
+  std::string record_uploads_dir;
+};
+
+// Secure aggregation (options.secagg.enabled). A FIT round runs one
+// SecAggRound over its sampled clients: their FIT tasks carry a SecAggTask,
+// they run the key stages with SecAggStep, train, upload their masked input
+// (BeginFit/CommitFit with masked = true) and answer the unmask request. The
+// engine never holds an individual update in the clear: it gets the
+// unmasked sum of the survivors' updates, each pre-scaled by the client by a
+// public weight (examples / mean examples of the cohort, so that sum /
+// (sum of the survivors' weights) is FedAvg by examples; 1 with DP, whose
+// denominator is the number sampled), and the rest is as for plaintext.
+// With DP mode distributed the clients add N(0, sigma^2 / t) each (t the
+// threshold), so any >= t survivors give the sum at least the central
+// noise. The norm bound (maxUpdateNorm) cannot be checked on masked data:
+// the quantization range clips every element instead. An attempt that
+// fails (fewer than the threshold remain at a stage) is logged and the
+// round is run again with fresh keys, up to kSecAggAttempts times; then the
+// job fails with reason SecureAggregationFailed.
+inline constexpr int kSecAggAttempts = 3;
+
+// A SecAggStep answer: the client's input for its next stage, or pending.
+struct SecAggAnswer {
+  bool pending = false;
+  std::string payload;
 };
 
 enum class TaskKind { kWait, kFit, kEvaluate, kDone };
@@ -108,6 +138,7 @@ struct Task {
   int round = 0;
   int total_rounds = 0;
   std::string reason;  // kDone: why the job ended
+  std::optional<SecAggTask> secagg;  // kFit under secure aggregation
 };
 
 struct ClientMetrics {
@@ -152,13 +183,25 @@ class RoundEngine {
   // Starts receiving a FIT update. Waits up to `wait` for a free upload
   // slot (Unavailable after). NotFound: unknown client; Aborted: the round
   // is not (or no longer) this client's FIT round; InvalidArgument: sizes.
+  // `masked`: a secure-aggregation masked input (uint32 ring elements,
+  // total_bytes = the model's bytes); InvalidArgument if it does not match
+  // the job's mode.
   absl::StatusOr<std::unique_ptr<Upload>> BeginFit(const std::string& client_id, int round,
                                                    uint64_t total_bytes, int64_t num_examples,
-                                                   absl::Duration wait);
+                                                   absl::Duration wait, bool masked = false);
   // Folds a complete upload into the round. Aborted if the round closed
   // meanwhile; InvalidArgument if the upload is incomplete or its norm is
   // above options.max_update_norm.
   absl::Status CommitFit(std::unique_ptr<Upload> upload, const ClientMetrics& train);
+  // Secure aggregation: the client's message for `stage` of the attempt
+  // `round_id` (empty payload: only wait), then waits up to `wait` for the
+  // stage to close. Aborted: the attempt is over for this client (late,
+  // refused message, or the attempt failed); InvalidArgument: a malformed
+  // or refused message (the client is out of the attempt); NotFound:
+  // unknown client.
+  absl::StatusOr<SecAggAnswer> SecAggStep(const std::string& client_id, int round,
+                                          uint64_t round_id, int stage,
+                                          const std::string& payload, absl::Duration wait);
   // Records an EVALUATE result.
   absl::Status ReportEval(const std::string& client_id, int round, const ClientMetrics& eval);
 
@@ -199,6 +242,13 @@ class RoundEngine {
   void StartFit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartEvaluate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseFit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The common end of a FIT phase with `got` contributions in sum_.
+  void FinishFit(int got) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Secure aggregation: starts an attempt over selected_ (false: job failed).
+  bool StartSecAgg() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AdvanceSecAgg() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SecAggFailed(const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecordUpload(const Upload& upload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseEvaluate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Fail(const std::string& reason, const std::string& message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -250,6 +300,11 @@ class RoundEngine {
   // (created at the first noised round).
   dp::RdpAccountant accountant_ ABSL_GUARDED_BY(mu_);
   std::optional<dp::GaussianSampler> sampler_ ABSL_GUARDED_BY(mu_);
+  // Secure aggregation: the attempt in progress, and failed attempts of round_.
+  std::unique_ptr<SecAggRound> secagg_ ABSL_GUARDED_BY(mu_);
+  int secagg_failures_ ABSL_GUARDED_BY(mu_) = 0;
+  int secagg_failures_round_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string secagg_last_failure_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace braid::aggregator

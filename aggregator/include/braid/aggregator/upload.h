@@ -22,8 +22,10 @@ class UploadPool;
 // pool when destroyed.
 class Upload {
  public:
+  // `masked`: the bytes are secure-aggregation ring elements, not floats
+  // (no finiteness check, no norm).
   Upload(UploadPool* pool, std::unique_ptr<std::vector<float>> buffer, std::string client_id,
-         int round, int64_t num_examples);
+         int round, int64_t num_examples, bool masked = false);
   ~Upload();
   Upload(const Upload&) = delete;
   Upload& operator=(const Upload&) = delete;
@@ -45,6 +47,7 @@ class Upload {
   const std::string& client_id() const { return client_id_; }
   int round() const { return round_; }
   int64_t num_examples() const { return num_examples_; }
+  bool masked() const { return masked_; }
 
  private:
   UploadPool* pool_;
@@ -52,6 +55,7 @@ class Upload {
   std::string client_id_;
   int round_;
   int64_t num_examples_;
+  bool masked_;
   uint64_t received_ = 0;
   double sum_squares_ = 0;
 };

@@ -41,6 +41,8 @@ inline constexpr char kTenantApproved[] = "tenant_approved";  // tenant, by
 inline constexpr char kTenantRefused[] = "tenant_refused";    // tenant, by, reason
 inline constexpr char kRoundCompleted[] = "round_completed";  // round, participants, tenants,
                                                               // losses, epsilon if any
+inline constexpr char kRoundFailed[] = "round_failed";        // round, attempt, reason (a secure-
+                                                              // aggregation attempt run again)
 inline constexpr char kJobFinished[] = "job_finished";        // phase, reason, message
 inline constexpr char kModelExported[] = "model_exported";    // path, sha256, bytes
 inline constexpr char kLogRecovered[] = "log_recovered";      // dropped_bytes, dropped_sha256

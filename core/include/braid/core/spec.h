@@ -117,12 +117,31 @@ struct DifferentialPrivacy {
   std::string mode = "central";   // "central" | "distributed"
 };
 
+// spec.privacy.secureAggregationSettings (only with secureAggregation:
+// true); see docs/security.md for the protocol and what each knob trades.
+struct SecureAggregationSettings {
+  // threshold: shares that rebuild a client's secrets, as a fraction of its
+  // share holders, (0, 1]: t = max(2, ceil(threshold * holders)); a round
+  // survives while >= t remain. 0 (absent) = a majority (holders / 2 + 1).
+  double threshold = 0;
+  // neighbours: -1 (absent) = automatic (complete graph up to 16 clients per
+  // round, else SecAgg+ with the smallest even k >= 2 * ceil(log2 n));
+  // 0 = complete graph; an even k in [2, 1000] = SecAgg+ with k neighbours.
+  int neighbours = -1;
+  // quantizationRange: every element of the weighted (and noised) update is
+  // clipped to [-r, r] before it is encoded; (0, 1e6], default 1.
+  double quantization_range = 1.0;
+  // stageTimeout: deadline of each key stage (advertise, share, unmask);
+  // the masked-input stage has strategy.roundTimeout. Default 60 s.
+  double stage_timeout_seconds = 60;
+};
+
 // spec.privacy. Both mechanisms are off by default.
 struct Privacy {
   // secureAggregation: the aggregator sees only the sum of a round's
-  // updates. Refused by validation until the protocol carries it (see
-  // docs/security.md).
+  // updates (SecAgg / SecAgg+ over the gRPC protocol; docs/security.md).
   bool secure_aggregation = false;
+  SecureAggregationSettings secagg;  // meaningful when secure_aggregation
   bool differential_privacy = false;  // differentialPrivacy given
   DifferentialPrivacy dp;             // meaningful when differential_privacy
 };

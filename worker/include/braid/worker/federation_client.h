@@ -11,6 +11,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -59,12 +61,23 @@ class FederationClient {
   // Streams a FIT update: `delta` in the task's layout order.
   absl::Status PutFit(const std::string& client_id, int round, const TensorList& delta,
                       int64_t num_examples, const UpdateMetrics& train);
+  // Streams a secure-aggregation masked input (ENCODING_SECAGG_MASKED): one
+  // little-endian uint32 per element of the task's layout.
+  absl::Status PutMasked(const std::string& client_id, int round,
+                         const std::vector<uint32_t>& values, int64_t num_examples,
+                         const UpdateMetrics& train);
   absl::Status PutEval(const std::string& client_id, int round, const UpdateMetrics& eval);
+  // One SecAggStep call; the server holds it up to request.wait_seconds.
+  absl::StatusOr<v1::SecAggStepResponse> SecAggStep(const v1::SecAggStepRequest& request);
   // OK if known; NotFound if the aggregator no longer knows the client.
   absl::Status Heartbeat(const std::string& client_id);
   absl::StatusOr<v1::JobStatus> GetStatus(absl::Duration timeout = absl::Seconds(5));
 
  private:
+  // Streams `header` then the bytes of `parts`, back to back, in chunks.
+  absl::Status PutChunks(const v1::UpdateMessage& header,
+                         const std::vector<std::pair<const char*, size_t>>& parts, int round);
+
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Federation::Stub> stub_;
 };

@@ -60,6 +60,12 @@ class Server final {
   absl::StatusOr<std::map<ClientId, ForwardedShares>> CloseShareKeys();
 
   absl::Status AddMaskedInput(const MaskedInput& input);
+  // The same from a raw buffer: `bytes` little-endian uint32 values (e.g. a
+  // streamed upload held in any storage); not retained.
+  absl::Status AddMaskedInput(ClientId from, const void* values, size_t bytes);
+  // Clients that shared keys, and that sent a masked input, so far.
+  const std::set<ClientId>& shared_keys() const { return u2_; }
+  const std::set<ClientId>& sent_input() const { return u3_; }
   // The request to send to every survivor.
   absl::StatusOr<UnmaskRequest> CloseMaskedInput();
 

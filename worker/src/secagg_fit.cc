@@ -1,0 +1,140 @@
+#include "braid/worker/secagg_fit.h"
+
+#include <cmath>
+#include <iostream>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "braid/core/dp/gaussian_noise.h"
+#include "braid/core/secagg/client.h"
+#include "braid/core/secagg/messages.h"
+#include "braid/core/status_macros.h"
+
+namespace braid::worker {
+namespace {
+
+constexpr absl::Duration kPollWait = absl::Seconds(10);
+
+absl::StatusOr<secagg::RoundConfig> ConfigFrom(const v1::SecAggConfig& c) {
+  secagg::RoundConfig config;
+  config.round_id = c.round_id();
+  config.clients.assign(c.cohort().begin(), c.cohort().end());
+  config.threshold = c.threshold();
+  config.neighbours = c.neighbours();
+  config.graph_seed = c.graph_seed();
+  config.vector_length = c.vector_length();
+  config.quantization.clip = c.quantization_range();
+  config.quantization.max_summands = c.max_summands();
+  config.quantization.rounding = secagg::Rounding::kNearest;
+  if (absl::Status s = secagg::ValidateRoundConfig(config); !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the task's secure-aggregation config is invalid: ", s.message()));
+  }
+  if (!std::isfinite(c.weight()) || c.weight() <= 0 || !std::isfinite(c.noise_stddev()) ||
+      c.noise_stddev() < 0) {
+    return absl::InvalidArgumentError(
+        "the task's secure-aggregation weight must be > 0 and its noise stddev >= 0");
+  }
+  return config;
+}
+
+// Sends `payload` for `stage`, then polls until the stage closes; returns
+// the answer's payload.
+absl::StatusOr<std::string> Step(FederationClient& client, const std::string& client_id,
+                                 const v1::TaskHeader& header, v1::SecAggStage stage,
+                                 std::string payload) {
+  v1::SecAggStepRequest req;
+  req.set_client_id(client_id);
+  req.set_round(header.round());
+  req.set_round_id(header.secagg().round_id());
+  req.set_stage(stage);
+  req.set_payload(std::move(payload));
+  req.set_wait_seconds(absl::ToDoubleSeconds(kPollWait));
+  while (true) {
+    BRAID_ASSIGN_OR_RETURN(v1::SecAggStepResponse resp, client.SecAggStep(req));
+    if (!resp.pending()) return std::move(*resp.mutable_payload());
+    req.clear_payload();  // sent once; from now on only wait
+  }
+}
+
+}  // namespace
+
+absl::Status RunSecAggFit(FederationClient& client, const std::string& client_id,
+                          const v1::TaskHeader& header,
+                          const std::function<absl::StatusOr<LocalUpdate>()>& train,
+                          const SecAggFitOptions& options) {
+  const v1::SecAggConfig& c = header.secagg();
+  BRAID_ASSIGN_OR_RETURN(secagg::RoundConfig config, ConfigFrom(c));
+  BRAID_ASSIGN_OR_RETURN(std::unique_ptr<secagg::Client> sa,
+                         secagg::Client::Create(config, c.self_id()));
+  const std::string who = absl::StrCat("worker ", options.name, ": round ", header.round(),
+                                       ": secure aggregation: ");
+
+  BRAID_ASSIGN_OR_RETURN(secagg::PublicKeys keys, sa->AdvertiseKeys());
+  BRAID_ASSIGN_OR_RETURN(std::string dir_bytes,
+                         Step(client, client_id, header, v1::SECAGG_STAGE_ADVERTISE_KEYS,
+                              secagg::Encode(keys)));
+  BRAID_ASSIGN_OR_RETURN(secagg::KeyDirectory directory, secagg::DecodeKeyDirectory(dir_bytes));
+  BRAID_ASSIGN_OR_RETURN(secagg::EncryptedShares shares, sa->ShareKeys(directory));
+  BRAID_ASSIGN_OR_RETURN(std::string fwd_bytes,
+                         Step(client, client_id, header, v1::SECAGG_STAGE_SHARE_KEYS,
+                              secagg::Encode(shares)));
+  BRAID_ASSIGN_OR_RETURN(secagg::ForwardedShares forwarded,
+                         secagg::DecodeForwardedShares(fwd_bytes));
+  std::cerr << who << "shared keys with " << directory.keys.size() - 1 << " neighbours"
+            << std::endl;
+  if (options.stall_after_share_keys > absl::ZeroDuration()) {
+    absl::SleepFor(options.stall_after_share_keys);
+  }
+
+  BRAID_ASSIGN_OR_RETURN(LocalUpdate update, train());
+  // Flatten the delta in layout order, scale by the public weight, add this
+  // client's share of the distributed DP noise.
+  std::vector<float> flat;
+  flat.reserve(config.vector_length);
+  for (const Tensor& t : update.delta) {
+    if (t.dtype != DType::kF32) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("secure aggregation needs float32 tensors; '", t.name, "' is not"));
+    }
+    const float* p = t.f32();
+    flat.insert(flat.end(), p, p + t.NumElements());
+  }
+  if (flat.size() != config.vector_length) {
+    return absl::InvalidArgumentError(absl::StrCat("the update has ", flat.size(),
+                                                   " elements, the round expects ",
+                                                   config.vector_length));
+  }
+  const auto weight = static_cast<float>(c.weight());
+  for (float& x : flat) x *= weight;
+  if (c.noise_stddev() > 0) {
+    BRAID_ASSIGN_OR_RETURN(dp::GaussianSampler sampler, dp::GaussianSampler::Secure());
+    sampler.AddNoise(absl::MakeSpan(flat), c.noise_stddev());
+  }
+  size_t clipped = 0;
+  for (float x : flat) clipped += std::fabs(x) > c.quantization_range() ? 1 : 0;
+  if (clipped > 0) {
+    std::cerr << who << clipped << " of " << flat.size()
+              << " elements exceed quantizationRange " << c.quantization_range()
+              << " and are clipped to it" << std::endl;
+  }
+  BRAID_ASSIGN_OR_RETURN(secagg::MaskedInput masked, sa->MaskInput(forwarded, flat));
+  BRAID_RETURN_IF_ERROR(client.PutMasked(client_id, header.round(), masked.values,
+                                         update.num_examples, update.train));
+  masked.values.clear();
+  masked.values.shrink_to_fit();
+
+  BRAID_ASSIGN_OR_RETURN(std::string req_bytes,
+                         Step(client, client_id, header, v1::SECAGG_STAGE_MASKED_INPUT, ""));
+  BRAID_ASSIGN_OR_RETURN(secagg::UnmaskRequest request, secagg::DecodeUnmaskRequest(req_bytes));
+  BRAID_ASSIGN_OR_RETURN(secagg::UnmaskResponse response, sa->Unmask(request));
+  BRAID_RETURN_IF_ERROR(Step(client, client_id, header, v1::SECAGG_STAGE_UNMASKING,
+                             secagg::Encode(response))
+                            .status());
+  std::cerr << who << "unmasking answered (" << request.survivors.size() << " survivors, "
+            << request.dropped.size() << " dropped)" << std::endl;
+  return absl::OkStatus();
+}
+
+}  // namespace braid::worker
