@@ -374,6 +374,14 @@ int RoundEngine::LiveClients() const {
   return n;
 }
 
+int RoundEngine::AwaitedClients() const {
+  std::set<std::pair<std::string, int>> live, lost;
+  for (const auto& [id, c] : clients_) (c.lost ? lost : live).insert({c.tenant, c.replica});
+  int gone = 0;
+  for (const auto& slot : lost) gone += live.count(slot) ? 0 : 1;
+  return std::max(1, options_.expected_clients - gone);
+}
+
 std::vector<std::string> RoundEngine::LiveClientIds() const {
   std::vector<std::string> ids;
   for (const auto& [id, c] : clients_) {
@@ -424,7 +432,7 @@ void RoundEngine::Advance() {
         if (!BudgetAllows(static_cast<double>(SampleSize(n)) / n)) return;
       }
       const int live = LiveClients();
-      if (live >= options_.expected_clients ||
+      if (live >= AwaitedClients() ||
           (live >= needed && now - waiting_since_ >= options_.start_grace)) {
         evaluate_first ? StartEvaluate() : StartFit();
       } else if (now - waiting_since_ > options_.round_timeout) {

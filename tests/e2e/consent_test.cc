@@ -194,7 +194,8 @@ TEST(LocalConsent, RevocationDuringTheRunStopsThatTenantsWorkers) {
   const std::string dir = FreshDir("consent-revoke");
   const std::string work = dir + "/work";
   const std::string job =
-      WriteTabularJob(dir, "{name: fedavg, rounds: 6, minClients: 2, roundTimeout: 60s}");
+      // Enough rounds (~0.1 s each here) that the revocation lands mid-run.
+      WriteTabularJob(dir, "{name: fedavg, rounds: 40, minClients: 2, roundTimeout: 60s}");
   WriteFile(dir + "/tenants.yaml", Tenant("charite", "{requireApproval: true}"));
   const std::string out_path = dir + "/run.out";
   auto run = op::Subprocess::Start(
@@ -204,7 +205,7 @@ TEST(LocalConsent, RevocationDuringTheRunStopsThatTenantsWorkers) {
   ASSERT_TRUE(AwaitText(out_path, "AwaitingApproval", absl::Seconds(60)));
   std::string out;
   ASSERT_EQ(Braid(dir, "approve", {"approve", "--workdir", work, "--tenant", "charite"}, &out), 0);
-  ASSERT_TRUE(AwaitText(out_path, "round 2/6", absl::Seconds(120))) << ReadFile(out_path);
+  ASSERT_TRUE(AwaitText(out_path, "round 2/40", absl::Seconds(120))) << ReadFile(out_path);
   ASSERT_EQ(Braid(dir, "revoke",
                   {"approve", "--workdir", work, "--tenant", "charite", "--refuse", "--comment",
                    "consent withdrawn"},
@@ -215,7 +216,7 @@ TEST(LocalConsent, RevocationDuringTheRunStopsThatTenantsWorkers) {
       << ReadFile(out_path);
   EXPECT_EQ(run->Wait(absl::Minutes(10)), 0) << ReadFile(out_path);
   const json s = json::parse(ReadFile(work + "/summary.json"));
-  ASSERT_EQ(s["rounds"].size(), 6u);
+  ASSERT_EQ(s["rounds"].size(), 40u);
   EXPECT_EQ(s["phase"], "Succeeded");
   // charite took part before; the last rounds ran without it.
   EXPECT_THAT(s["rounds"][0]["tenants"].dump(), HasSubstr("charite"));

@@ -23,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -81,7 +82,10 @@ struct EngineOptions {
   int min_clients = 1;
   double fraction_fit = 1.0;
   // Workers the job starts (sum of replicas). A round starts as soon as this
-  // many are live, or with >= min_clients once start_grace has passed.
+  // many are live, or with >= min_clients once start_grace has passed. A
+  // worker (tenant and replica) that was declared lost and has not joined
+  // again is not waited for: a stopped tenant does not cost every later
+  // round its start_grace.
   int expected_clients = 1;
   absl::Duration round_timeout = absl::Minutes(5);
   absl::Duration heartbeat_timeout = absl::Seconds(15);
@@ -235,6 +239,9 @@ class RoundEngine {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Task TaskFor(const std::string& client_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int LiveClients() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // expected_clients less the workers (tenant, replica) that were declared
+  // lost and have not joined again.
+  int AwaitedClients() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<std::string> LiveClientIds() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Advance() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkLostClients() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
