@@ -14,6 +14,17 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+json TenantEvalToJson(const std::vector<TenantEval>& evals) {
+  json out = json::array();
+  for (const TenantEval& e : evals) {
+    out.push_back({{"tenant", e.tenant},
+                   {"eval_loss", e.eval_loss},
+                   {"eval_accuracy", e.eval_accuracy},
+                   {"eval_examples", e.eval_examples}});
+  }
+  return out;
+}
+
 json RecordToJson(const RoundRecord& r) {
   return json{{"round", r.round},
               {"sampled", r.sampled},
@@ -23,6 +34,7 @@ json RecordToJson(const RoundRecord& r) {
               {"eval_loss", r.eval_loss},
               {"eval_accuracy", r.eval_accuracy},
               {"eval_examples", r.eval_examples},
+              {"tenant_eval", TenantEvalToJson(r.tenant_eval)},
               {"evaluated", r.evaluated},
               {"seconds", r.seconds},
               {"bytes_up", r.bytes_up},
@@ -42,6 +54,10 @@ RoundRecord RecordFromJson(const json& j) {
   r.eval_loss = j.value("eval_loss", 0.0);
   r.eval_accuracy = j.value("eval_accuracy", 0.0);
   r.eval_examples = j.value("eval_examples", int64_t{0});
+  for (const json& e : j.value("tenant_eval", json::array())) {
+    r.tenant_eval.push_back({e.at("tenant").get<std::string>(), e.value("eval_loss", 0.0),
+                             e.value("eval_accuracy", 0.0), e.value("eval_examples", int64_t{0})});
+  }
   r.evaluated = j.value("evaluated", false);
   r.seconds = j.value("seconds", 0.0);
   r.bytes_up = j.value("bytes_up", int64_t{0});

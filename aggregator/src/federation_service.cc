@@ -247,6 +247,13 @@ grpc::Status FederationService::GetStatus(grpc::ServerContext*, const v1::Status
     out->set_bytes_down(r.bytes_down);
     for (const std::string& t : r.tenants) out->add_tenants(t);
     out->set_epsilon(r.epsilon);
+    for (const TenantEval& e : r.tenant_eval) {
+      v1::TenantEval* t = out->add_tenant_eval();
+      t->set_tenant(e.tenant);
+      t->set_eval_loss(e.eval_loss);
+      t->set_eval_accuracy(e.eval_accuracy);
+      t->set_num_examples(e.eval_examples);
+    }
   }
   if (s.privacy.enabled) {
     v1::PrivacyStatus* privacy = resp->mutable_privacy();

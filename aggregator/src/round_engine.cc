@@ -352,6 +352,10 @@ absl::Status RoundEngine::ReportEval(const std::string& client_id, int round,
   eval_loss_sum_ += eval.loss * w;
   eval_acc_sum_ += eval.accuracy * w;
   eval_examples_ += eval.num_examples;
+  TenantEval& t = tenant_eval_[clients_.at(client_id).tenant];
+  t.eval_loss += eval.loss * w;
+  t.eval_accuracy += eval.accuracy * w;
+  t.eval_examples += eval.num_examples;
   reported_.insert(client_id);
   Advance();
   return absl::OkStatus();
@@ -720,6 +724,7 @@ void RoundEngine::StartEvaluate() {
   reported_.clear();
   eval_loss_sum_ = eval_acc_sum_ = 0;
   eval_examples_ = 0;
+  tenant_eval_.clear();
   deadline_ = clock_() + options_.round_timeout;
   phase_ = Phase::kEvaluate;
 }
@@ -730,6 +735,16 @@ void RoundEngine::CloseEvaluate() {
   if (eval_examples_ > 0) {
     record_.eval_loss = eval_loss_sum_ / static_cast<double>(eval_examples_);
     record_.eval_accuracy = eval_acc_sum_ / static_cast<double>(eval_examples_);
+  }
+  record_.tenant_eval.clear();
+  for (auto& [tenant, sums] : tenant_eval_) {
+    TenantEval e = sums;
+    e.tenant = tenant;
+    if (e.eval_examples > 0) {
+      e.eval_loss /= static_cast<double>(e.eval_examples);
+      e.eval_accuracy /= static_cast<double>(e.eval_examples);
+    }
+    record_.tenant_eval.push_back(std::move(e));
   }
   record_.seconds = absl::ToDoubleSeconds(clock_() - round_started_);
   history_.back() = record_;

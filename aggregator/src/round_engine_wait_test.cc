@@ -94,6 +94,30 @@ TEST_F(RoundEngineWaitTest, ALostWorkerIsNotWaitedForInLaterRounds) {
   EXPECT_EQ(next.round, 2);
 }
 
+TEST_F(RoundEngineWaitTest, EachTenantsEvaluationIsKeptBesideThePooledOne) {
+  ASSERT_EQ(TaskOf(0).kind, TaskKind::kFit);
+  for (int i = 0; i < 3; ++i) Fit(i, 1);
+  ASSERT_EQ(TaskOf(0).kind, TaskKind::kEvaluate);
+  ASSERT_TRUE(engine_->ReportEval(ids_[0], 1, {0.2, 0.9, 10}).ok());
+  ASSERT_TRUE(engine_->ReportEval(ids_[1], 1, {0.8, 0.5, 30}).ok());
+  ASSERT_TRUE(engine_->ReportEval(ids_[2], 1, {0.5, 0.7, 10}).ok());
+  const std::vector<RoundRecord> history = engine_->Status().history;
+  ASSERT_EQ(history.size(), 1u);
+  const RoundRecord& r = history[0];
+  EXPECT_NEAR(r.eval_loss, (0.2 * 10 + 0.8 * 30 + 0.5 * 10) / 50, 1e-12);
+  ASSERT_EQ(r.tenant_eval.size(), 3u);
+  EXPECT_EQ(r.tenant_eval[1].tenant, "t1");
+  EXPECT_DOUBLE_EQ(r.tenant_eval[1].eval_loss, 0.8);
+  EXPECT_DOUBLE_EQ(r.tenant_eval[1].eval_accuracy, 0.5);
+  EXPECT_EQ(r.tenant_eval[1].eval_examples, 30);
+  // Kept in the checkpoint: a restarted aggregator reports it too.
+  absl::StatusOr<Checkpoint> reopened =
+      Checkpoint::Open(dir_, "job", dir_ + ".initial.safetensors");
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  ASSERT_EQ(reopened->state().history.at(0).tenant_eval.size(), 3u);
+  EXPECT_DOUBLE_EQ(reopened->state().history[0].tenant_eval[2].eval_loss, 0.5);
+}
+
 TEST_F(RoundEngineWaitTest, AWorkerThatRejoinsIsWaitedForAgain) {
   ASSERT_EQ(TaskOf(0).kind, TaskKind::kFit);
   Fit(0, 1);

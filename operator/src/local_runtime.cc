@@ -115,6 +115,18 @@ json RoundJson(const spec::JobSpec& job, const v1::RoundRecord& r, bool privacy)
   } else {
     j["eval_accuracy"] = r.eval_accuracy();
   }
+  // Each tenant's view of the round's model, on its own eval split.
+  json per_tenant = json::object();
+  for (const v1::TenantEval& t : r.tenant_eval()) {
+    json e{{"eval_loss", t.eval_loss()}, {"num_examples", t.num_examples()}};
+    if (job.model.IsLanguageModel()) {
+      e["perplexity"] = std::exp(t.eval_loss());
+    } else {
+      e["eval_accuracy"] = t.eval_accuracy();
+    }
+    per_tenant[t.tenant()] = e;
+  }
+  j["tenant_eval"] = per_tenant;
   if (privacy) j["epsilon"] = r.epsilon();
   return j;
 }

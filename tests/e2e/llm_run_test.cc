@@ -67,6 +67,13 @@ TEST(BraidRunLlm, FederatedAdapterBeatsBaseAndEveryLocalOnlyAdapter) {
   for (const json& r : s["rounds"]) {
     EXPECT_EQ(r["participants"], 3);
     EXPECT_TRUE(r.contains("perplexity"));
+    // Each tenant's eval loss and perplexity on its own split, beside the pooled.
+    ASSERT_EQ(r["tenant_eval"].size(), 3u) << r;
+    for (const auto& [tenant, e] : r["tenant_eval"].items()) {
+      EXPECT_NEAR(e["perplexity"].get<double>(), std::exp(e["eval_loss"].get<double>()), 1e-9)
+          << tenant;
+      EXPECT_GT(e["num_examples"].get<int64_t>(), 0) << tenant;
+    }
     EXPECT_FALSE(r.contains("eval_accuracy"));
     const int64_t up = r["bytes_up"].get<int64_t>();
     const int64_t down = r["bytes_down"].get<int64_t>();

@@ -17,6 +17,15 @@
 namespace braid::aggregator {
 
 // One round as the summary, status and dashboard show it.
+// One tenant's evaluation of a round's aggregated model on its own eval
+// split, over all its replicas (weighted by examples).
+struct TenantEval {
+  std::string tenant;
+  double eval_loss = 0;
+  double eval_accuracy = 0;
+  int64_t eval_examples = 0;
+};
+
 struct RoundRecord {
   int round = 0;
   int sampled = 0;
@@ -26,6 +35,7 @@ struct RoundRecord {
   double eval_loss = 0;            // of the aggregated model, weighted by examples
   double eval_accuracy = 0;
   int64_t eval_examples = 0;       // 0 until evaluation has finished
+  std::vector<TenantEval> tenant_eval;  // per tenant that reported, by name
   bool evaluated = false;
   double seconds = 0;              // from the round's start to its evaluation
   int64_t bytes_up = 0;

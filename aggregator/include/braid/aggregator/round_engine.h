@@ -303,6 +303,7 @@ class RoundEngine {
   double eval_loss_sum_ ABSL_GUARDED_BY(mu_) = 0;
   double eval_acc_sum_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t eval_examples_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, TenantEval> tenant_eval_ ABSL_GUARDED_BY(mu_);  // sums, by tenant
   // Differential privacy: rounds aggregated so far, and the noise source
   // (created at the first noised round).
   dp::RdpAccountant accountant_ ABSL_GUARDED_BY(mu_);
