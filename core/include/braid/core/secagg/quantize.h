@@ -31,7 +31,7 @@
 namespace braid::secagg {
 
 enum class Rounding : uint8_t {
-  kNearest = 0,     // deterministic, round half away from zero
+  kNearest = 0,     // deterministic, round half to even
   kStochastic = 1,  // round up with probability equal to the fraction (libsodium randombytes)
 };
 
