@@ -4,7 +4,9 @@
 // multiple of one model's bytes.
 //
 //   braid_ingest_bench [--clients 10] [--params 10000000] [--upload-slots 1]
-// (--upload-slots is passed to braid-aggregator; 1 is its default.)
+//                      [-- AGGREGATOR_FLAGS...]
+// (--upload-slots is passed to braid-aggregator; 1 is its default; flags
+// after "--" are passed to it as they are.)
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +15,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -38,11 +42,37 @@ long PeakRssKiB(pid_t pid) {
   return -1;
 }
 
+// CPU seconds (user + system) a process has used so far.
+double CpuSeconds(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Fields after the parenthesised command name; utime and stime are the
+  // 14th and 15th of the whole line.
+  std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i >= 14) ticks += std::strtod(field.c_str(), nullptr);
+  }
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
 int Arg(int argc, char** argv, const std::string& name, int fallback) {
   for (int i = 1; i + 1 < argc; ++i) {
     if (argv[i] == "--" + name) return std::atoi(argv[i + 1]);
   }
   return fallback;
+}
+
+// Everything after "--" goes to braid-aggregator as flags.
+std::vector<std::string> AggregatorFlags(int argc, char** argv) {
+  std::vector<std::string> flags;
+  bool after = false;
+  for (int i = 1; i < argc; ++i) {
+    if (after) flags.emplace_back(argv[i]);
+    after = after || std::string(argv[i]) == "--";
+  }
+  return flags;
 }
 
 }  // namespace
@@ -73,10 +103,20 @@ int main(int argc, char** argv) {
   if (pid == 0) {
     const std::string bin = SelfDir() + "/braid-aggregator";
     const std::string slots_flag = absl::StrCat("--upload-slots=", slots);
-    ::execl(bin.c_str(), bin.c_str(), "--job", (dir / "job.yaml").c_str(), "--checkpoint-dir",
-            (dir / "ckpt").c_str(), "--initial-model", (dir / "init.safetensors").c_str(),
-            "--port-file", port_file.c_str(), "--metrics-listen=", "--start-grace=10m",
-            slots_flag.c_str(), "--linger=0s", static_cast<char*>(nullptr));
+    std::vector<std::string> args = {bin,
+                                     "--job=" + (dir / "job.yaml").string(),
+                                     "--checkpoint-dir=" + (dir / "ckpt").string(),
+                                     "--initial-model=" + (dir / "init.safetensors").string(),
+                                     "--port-file=" + port_file,
+                                     "--metrics-listen=",
+                                     "--start-grace=10m",
+                                     slots_flag,
+                                     "--linger=0s"};
+    for (const std::string& extra : AggregatorFlags(argc, argv)) args.push_back(extra);
+    std::vector<char*> c_args;
+    for (std::string& a : args) c_args.push_back(a.data());
+    c_args.push_back(nullptr);
+    ::execv(bin.c_str(), c_args.data());
     _exit(127);
   }
   int port = 0;
@@ -116,9 +156,13 @@ int main(int argc, char** argv) {
   const absl::Time download_start = absl::Now();
   if (downloaded->Block()) delete downloaded;
   const absl::Time upload_start = absl::Now();
+  const double aggregator_cpu_start = CpuSeconds(pid);
+  const double clients_cpu_start = CpuSeconds(::getpid());
   const long download_peak_kib = PeakRssKiB(pid);
   for (std::thread& t : threads) t.join();
   const absl::Time end = absl::Now();
+  const double aggregator_cpu = CpuSeconds(pid) - aggregator_cpu_start;
+  const double clients_cpu = CpuSeconds(::getpid()) - clients_cpu_start;
   const long peak_kib = PeakRssKiB(pid);
   ::kill(pid, SIGTERM);
   int status = 0;
@@ -133,8 +177,9 @@ int main(int argc, char** argv) {
   const double down_s = absl::ToDoubleSeconds(upload_start - download_start);
   const double peak_bytes = static_cast<double>(peak_kib) * 1024;
   std::cout << absl::StrFormat(
-      "| %d | %d | %d | %.1f | %.2f | %.2f | %.2f | %.0f | %.0f | %.2fx |\n", clients, slots, params,
-      static_cast<double>(model_bytes) / 1e6, gb / up_s, gb / down_s, up_s,
+      "| %d | %d | %d | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f | %.2fx |\n",
+      clients, slots, params, static_cast<double>(model_bytes) / 1e6, gb / up_s, gb / down_s, up_s,
+      aggregator_cpu, gb / aggregator_cpu, clients_cpu,
       static_cast<double>(download_peak_kib) * 1024 / 1e6, peak_bytes / 1e6,
       peak_bytes / static_cast<double>(model_bytes));
   return 0;

@@ -30,12 +30,15 @@ tmp=$(mktemp)
   echo "last is acknowledged. Peak RSS is the aggregator's VmHWM (whole run; after"
   echo "the downloads only in its own column). Targets: >= 1 GB/s ingest; peak RSS"
   echo "<= 3x one model's bytes, flat in the number of clients."
+  echo "CPU s: user + system seconds during the uploads, of the aggregator and of"
+  echo "the clients' process; GB per aggregator CPU s is what one aggregator core"
+  echo "ingests when the clients are elsewhere."
   echo
   echo "Upload slots: updates the aggregator receives at once (\`--upload-slots\`,"
   echo "default 1), each holding one model-sized buffer: 2 trades 40 MB for speed."
   echo
-  echo "| clients | upload slots | params | model MB | ingest GB/s | download GB/s | upload s | peak RSS after downloads MB | peak RSS MB | peak / model |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| clients | upload slots | params | model MB | ingest GB/s | download GB/s | upload s | aggregator CPU s | GB per aggregator CPU s | clients CPU s | peak RSS after downloads MB | peak RSS MB | peak / model |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for slots in 1 2; do
     for clients in 10 50; do
       "$bin/braid_ingest_bench" --clients "$clients" --upload-slots "$slots" 2>/dev/null

@@ -189,6 +189,7 @@ grpc::Status FederationService::PutUpdate(grpc::ServerContext* ctx,
   stream.read = [reader](v1::UpdateMessage* msg) { return reader->Read(msg); };
   stream.cancelled = [ctx] { return ctx->IsCancelled(); };
   stream.slot_wait = kUploadSlotWait;
+  stream.admitted = [reader] { reader->SendInitialMetadata(); };
   stream.authorize = [this, ctx](const std::string& client_id) { return MayActAs(*ctx, client_id); };
   const absl::Status status = ReceiveUpdate(*engine_, stream);
   if (!status.ok() && metrics_) metrics_->UpdateRejected(status.code());

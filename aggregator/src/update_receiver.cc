@@ -22,6 +22,7 @@ absl::Status ReceiveFit(RoundEngine& engine, const v1::UpdateHeader& header,
                       static_cast<uint64_t>(header.total_bytes()), header.num_examples(),
                       stream.slot_wait, header.encoding() == v1::ENCODING_SECAGG_MASKED);
   if (!upload.ok()) return upload.status();
+  stream.admitted();
   v1::UpdateMessage msg;
   int chunks = 0;
   while (stream.read(&msg)) {

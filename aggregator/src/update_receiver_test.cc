@@ -80,7 +80,10 @@ class UpdateReceiverTest : public ::testing::Test {
     ASSERT_EQ(engine_->NextTask(id_, absl::ZeroDuration())->kind, TaskKind::kFit);
   }
 
-  absl::Status Receive(std::vector<v1::UpdateMessage> messages) {
+  // Feeds `messages`; *read_when_admitted (if given) records how many had
+  // been read when the receiver admitted the upload (-1: never).
+  absl::Status Receive(std::vector<v1::UpdateMessage> messages,
+                       int* read_when_admitted = nullptr) {
     size_t next = 0;
     UpdateStream stream;
     stream.read = [&](v1::UpdateMessage* m) {
@@ -89,6 +92,13 @@ class UpdateReceiverTest : public ::testing::Test {
       return true;
     };
     stream.slot_wait = absl::ZeroDuration();
+    if (read_when_admitted != nullptr) {
+      *read_when_admitted = -1;
+      stream.admitted = [&] {
+        EXPECT_EQ(*read_when_admitted, -1) << "admitted twice";
+        *read_when_admitted = static_cast<int>(next);
+      };
+    }
     return ReceiveUpdate(*engine_, stream);
   }
 
@@ -110,6 +120,18 @@ constexpr int64_t kBytes = kFloats * sizeof(float);
 
 TEST_F(UpdateReceiverTest, AWellFormedUpdateIsFoldedIn) {
   ASSERT_TRUE(Receive({Header(id_, 1, kBytes), Chunk(0, {1, 2}), Chunk(8, {3, 4})}).ok());
+  EXPECT_EQ(Weights(), kDelta);
+}
+
+// A worker sends its chunks only once told: after the header, when the
+// update holds an upload slot; never for an update refused up front.
+TEST_F(UpdateReceiverTest, TheUploadIsAdmittedAfterItsHeaderOnlyWhenItHoldsASlot) {
+  int read_when_admitted = 0;
+  ASSERT_TRUE(Receive({Header(id_, 1, kBytes + 4)}, &read_when_admitted).code() ==
+              absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(read_when_admitted, -1);
+  ASSERT_TRUE(Receive({Header(id_, 1, kBytes), Chunk(0, kDelta)}, &read_when_admitted).ok());
+  EXPECT_EQ(read_when_admitted, 1);
   EXPECT_EQ(Weights(), kDelta);
 }
 

@@ -199,6 +199,10 @@ absl::Status FederationClient::PutChunks(const v1::UpdateMessage& msg,
   v1::UpdateAck ack;
   auto writer = stub_->PutUpdate(&ctx, &ack);
   bool open = writer->Write(msg);
+  // The aggregator answers the header with initial metadata once the update
+  // holds an upload slot (or ends the call at once if it refuses it); the
+  // bytes go only then, so a queued upload occupies no transport buffers.
+  if (open) writer->WaitForInitialMetadata();
   // Pack the parts' bytes back to back into chunks.
   v1::UpdateMessage chunk_msg;
   v1::Chunk* chunk = chunk_msg.mutable_chunk();

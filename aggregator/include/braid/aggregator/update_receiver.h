@@ -21,6 +21,11 @@ struct UpdateStream {
   std::function<bool()> cancelled = [] { return false; };
   // How long to wait for a free upload slot.
   absl::Duration slot_wait = absl::Minutes(5);
+  // Called once a FIT upload holds its slot, before its chunks are read:
+  // tells the worker to start sending them (over gRPC, the response's
+  // initial metadata). Workers queued for a slot send nothing beyond their
+  // header, so what the transport buffers does not grow with the queue.
+  std::function<void()> admitted = [] {};
   // Whether the caller may send for the header's client id (its
   // certificate's tenant is the client's); an error refuses the update.
   std::function<absl::Status(const std::string& client_id)> authorize =
