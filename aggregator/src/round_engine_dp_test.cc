@@ -13,9 +13,9 @@
 #include "braid/aggregator/round_engine.h"
 #include "braid/core/dp/gaussian_noise.h"
 #include "braid/core/dp/rdp_accountant.h"
-#include "braid/core/safetensors.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test_checkpoint.h"
 
 namespace braid::aggregator {
 namespace {
@@ -39,14 +39,10 @@ double Epsilon(int rounds) {
 class RoundEngineDpTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = absl::StrCat(::testing::TempDir(), "/round_engine_dp_", ::getpid(), "_", counter_++);
-    const std::string initial = dir_ + ".initial.safetensors";
-    ASSERT_TRUE(
-        safetensors::Write(initial, {Tensor::F32("w", {kFloats}, std::vector<float>(kFloats))})
-            .ok());
-    absl::StatusOr<Checkpoint> cp = Checkpoint::Open(dir_, "job", initial);
+    absl::StatusOr<TestCheckpoint> cp = MakeTestCheckpoint("round_engine_dp", kFloats);
     ASSERT_TRUE(cp.ok()) << cp.status();
-    checkpoint_ = std::make_unique<Checkpoint>(*std::move(cp));
+    dir_ = cp->dir;
+    checkpoint_ = std::move(cp->checkpoint);
   }
 
   // An engine for two clients with DP on, not started.
@@ -114,7 +110,6 @@ class RoundEngineDpTest : public ::testing::Test {
     return w;
   }
 
-  static inline int counter_ = 0;
   std::string dir_;
   AggregatorMetrics metrics_{"job"};
   std::unique_ptr<Checkpoint> checkpoint_;

@@ -13,11 +13,11 @@
 #include "absl/strings/str_cat.h"
 #include "braid/aggregator/metrics.h"
 #include "braid/aggregator/round_engine.h"
-#include "braid/core/safetensors.h"
 #include "braid/core/secagg/client.h"
 #include "braid/core/secagg/messages.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test_checkpoint.h"
 
 namespace braid::aggregator {
 namespace {
@@ -30,14 +30,9 @@ constexpr int64_t kExamples[] = {10, 20, 30};
 class RoundEngineSecAggTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = absl::StrCat(::testing::TempDir(), "/round_engine_secagg_", ::getpid(), "_", counter_++);
-    const std::string initial = dir_ + ".initial.safetensors";
-    ASSERT_TRUE(
-        safetensors::Write(initial, {Tensor::F32("w", {kFloats}, std::vector<float>(kFloats, 1.0f))})
-            .ok());
-    absl::StatusOr<Checkpoint> cp = Checkpoint::Open(dir_, "job", initial);
+    absl::StatusOr<TestCheckpoint> cp = MakeTestCheckpoint("round_engine_secagg", kFloats, 1.0f);
     ASSERT_TRUE(cp.ok()) << cp.status();
-    checkpoint_ = std::make_unique<Checkpoint>(*std::move(cp));
+    checkpoint_ = std::move(cp->checkpoint);
   }
 
   // The engine, its three clients joined. `dp`: distributed DP on.
@@ -98,8 +93,6 @@ class RoundEngineSecAggTest : public ::testing::Test {
   }
 
   absl::Time now_ = absl::FromUnixSeconds(1000);
-  std::string dir_;
-  static int counter_;
   std::unique_ptr<Checkpoint> checkpoint_;
   AggregatorMetrics metrics_{"job"};
   std::unique_ptr<RoundEngine> engine_;
@@ -107,8 +100,6 @@ class RoundEngineSecAggTest : public ::testing::Test {
   std::vector<Task> task_;
   std::vector<std::unique_ptr<secagg::Client>> clients_;
 };
-int RoundEngineSecAggTest::counter_ = 0;
-
 TEST_F(RoundEngineSecAggTest, TheNewModelIsFedAvgByExamplesOfTheMaskedUpdates) {
   Create();
   FetchTasks();

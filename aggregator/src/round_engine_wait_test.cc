@@ -10,8 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "braid/aggregator/metrics.h"
 #include "braid/aggregator/round_engine.h"
-#include "braid/core/safetensors.h"
 #include "gtest/gtest.h"
+#include "test_checkpoint.h"
 
 namespace braid::aggregator {
 namespace {
@@ -21,14 +21,10 @@ constexpr int kFloats = 16;
 class RoundEngineWaitTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = absl::StrCat(::testing::TempDir(), "/round_engine_wait_", ::getpid(), "_", counter_++);
-    const std::string initial = dir_ + ".initial.safetensors";
-    ASSERT_TRUE(
-        safetensors::Write(initial, {Tensor::F32("w", {kFloats}, std::vector<float>(kFloats, 0))})
-            .ok());
-    absl::StatusOr<Checkpoint> cp = Checkpoint::Open(dir_, "job", initial);
+    absl::StatusOr<TestCheckpoint> cp = MakeTestCheckpoint("round_engine_wait", kFloats);
     ASSERT_TRUE(cp.ok()) << cp.status();
-    checkpoint_ = std::make_unique<Checkpoint>(*std::move(cp));
+    dir_ = cp->dir;
+    checkpoint_ = std::move(cp->checkpoint);
     EngineOptions options;
     options.job = "job";
     options.rounds = 3;
@@ -64,14 +60,11 @@ class RoundEngineWaitTest : public ::testing::Test {
 
   absl::Time now_ = absl::FromUnixSeconds(1000);
   std::string dir_;
-  static int counter_;
   std::unique_ptr<Checkpoint> checkpoint_;
   AggregatorMetrics metrics_{"job"};
   std::unique_ptr<RoundEngine> engine_;
   std::vector<std::string> ids_;
 };
-int RoundEngineWaitTest::counter_ = 0;
-
 TEST_F(RoundEngineWaitTest, ALostWorkerIsNotWaitedForInLaterRounds) {
   // All three live: round 1 starts at once.
   ASSERT_EQ(TaskOf(0).kind, TaskKind::kFit);

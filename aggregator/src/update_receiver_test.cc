@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "braid/core/safetensors.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test_checkpoint.h"
 
 namespace braid::aggregator {
 namespace {
@@ -46,15 +46,9 @@ v1::UpdateMessage Chunk(int64_t offset, const std::vector<float>& values) {
 class UpdateReceiverTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string dir = absl::StrCat(::testing::TempDir(), "/update_receiver_", ::getpid(), "_",
-                                         ::testing::UnitTest::GetInstance()->random_seed(), "_",
-                                         counter_++);
-    const std::string initial = dir + ".initial.safetensors";
-    ASSERT_TRUE(safetensors::Write(initial, {Tensor::F32("w", {kFloats}, std::vector<float>(kFloats))})
-                    .ok());
-    absl::StatusOr<Checkpoint> cp = Checkpoint::Open(dir, "job", initial);
+    absl::StatusOr<TestCheckpoint> cp = MakeTestCheckpoint("update_receiver", kFloats);
     ASSERT_TRUE(cp.ok()) << cp.status();
-    checkpoint_ = std::make_unique<Checkpoint>(*std::move(cp));
+    checkpoint_ = std::move(cp->checkpoint);
     EngineOptions options;
     options.job = "job";
     engine_ = std::make_unique<RoundEngine>(options, checkpoint_.get(), nullptr);
@@ -109,7 +103,6 @@ class UpdateReceiverTest : public ::testing::Test {
     return w;
   }
 
-  static inline int counter_ = 0;
   std::unique_ptr<Checkpoint> checkpoint_;
   std::unique_ptr<RoundEngine> engine_;
   std::string id_;
