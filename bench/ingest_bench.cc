@@ -7,8 +7,6 @@
 //                      [-- AGGREGATOR_FLAGS...]
 // (--upload-slots is passed to braid-aggregator; 1 is its default; flags
 // after "--" are passed to it as they are.)
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -25,14 +23,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/barrier.h"
 #include "absl/time/clock.h"
+#include "aggregator_process.h"
 #include "braid/core/safetensors.h"
 #include "braid/worker/federation_client.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string SelfDir() { return fs::read_symlink("/proc/self/exe").parent_path().string(); }
 
 long PeakRssKiB(pid_t pid) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
@@ -98,38 +95,15 @@ int main(int argc, char** argv) {
   }
   const uint64_t model_bytes = TotalBytes(model);
 
-  const std::string port_file = (dir / "port").string();
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const std::string bin = SelfDir() + "/braid-aggregator";
-    const std::string slots_flag = absl::StrCat("--upload-slots=", slots);
-    std::vector<std::string> args = {bin,
-                                     "--job=" + (dir / "job.yaml").string(),
-                                     "--checkpoint-dir=" + (dir / "ckpt").string(),
-                                     "--initial-model=" + (dir / "init.safetensors").string(),
-                                     "--port-file=" + port_file,
-                                     "--metrics-listen=",
-                                     "--start-grace=10m",
-                                     slots_flag,
-                                     "--linger=0s"};
-    for (const std::string& extra : AggregatorFlags(argc, argv)) args.push_back(extra);
-    std::vector<char*> c_args;
-    for (std::string& a : args) c_args.push_back(a.data());
-    c_args.push_back(nullptr);
-    ::execv(bin.c_str(), c_args.data());
-    _exit(127);
-  }
-  int port = 0;
-  for (int i = 0; i < 600 && port == 0; ++i) {
-    absl::SleepFor(absl::Milliseconds(50));
-    std::ifstream in(port_file);
-    in >> port;
-  }
-  if (port == 0) {
-    std::cerr << "braid-aggregator did not start\n";
+  std::vector<std::string> flags = {absl::StrCat("--upload-slots=", slots)};
+  for (const std::string& extra : AggregatorFlags(argc, argv)) flags.push_back(extra);
+  absl::StatusOr<bench::AggregatorProcess> aggregator = bench::StartAggregator(dir, flags);
+  if (!aggregator.ok()) {
+    std::cerr << aggregator.status() << "\n";
     return 1;
   }
-  const std::string address = absl::StrCat("127.0.0.1:", port);
+  const pid_t pid = aggregator->pid;
+  const std::string address = aggregator->address();
 
   const TensorList delta = {Tensor::F32("w", {params}, std::vector<float>(params, 0.001f))};
   absl::Barrier* joined = new absl::Barrier(clients + 1);
@@ -164,9 +138,7 @@ int main(int argc, char** argv) {
   const double aggregator_cpu = CpuSeconds(pid) - aggregator_cpu_start;
   const double clients_cpu = CpuSeconds(::getpid()) - clients_cpu_start;
   const long peak_kib = PeakRssKiB(pid);
-  ::kill(pid, SIGTERM);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
+  aggregator->Stop();
   fs::remove_all(dir);
   if (failures > 0) {
     std::cerr << failures << " clients failed\n";

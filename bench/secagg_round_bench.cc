@@ -18,8 +18,6 @@
 // a pessimistic figure for secure aggregation.
 //
 //   braid_secagg_round_bench [--clients 100] [--params 1000000] [--dropout-percent 0]
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -36,6 +34,7 @@
 #include "absl/synchronization/barrier.h"
 #include "absl/time/clock.h"
 #include <nlohmann/json.hpp>
+#include "aggregator_process.h"
 #include "braid/core/safetensors.h"
 #include "braid/worker/federation_client.h"
 #include "braid/worker/secagg_fit.h"
@@ -43,8 +42,6 @@
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string SelfDir() { return fs::read_symlink("/proc/self/exe").parent_path().string(); }
 
 int Arg(int argc, char** argv, const std::string& name, int fallback) {
   for (int i = 1; i + 1 < argc; ++i) {
@@ -79,28 +76,14 @@ Outcome RunRound(bool secure, int clients, int params, int dropout_percent) {
     out.failures = 1;
     return out;
   }
-  const std::string port_file = (dir / "port").string();
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const std::string bin = SelfDir() + "/braid-aggregator";
-    ::execl(bin.c_str(), bin.c_str(), "--job", (dir / "job.yaml").c_str(), "--checkpoint-dir",
-            (dir / "ckpt").c_str(), "--initial-model", (dir / "init.safetensors").c_str(),
-            "--port-file", port_file.c_str(), "--metrics-listen=", "--start-grace=10m",
-            "--heartbeat-timeout=10s", "--linger=0s", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  int port = 0;
-  for (int i = 0; i < 600 && port == 0; ++i) {
-    absl::SleepFor(absl::Milliseconds(50));
-    std::ifstream in(port_file);
-    in >> port;
-  }
-  if (port == 0) {
-    std::cerr << "braid-aggregator did not start\n";
+  absl::StatusOr<bench::AggregatorProcess> aggregator =
+      bench::StartAggregator(dir, {"--heartbeat-timeout=10s"});
+  if (!aggregator.ok()) {
+    std::cerr << aggregator.status() << "\n";
     out.failures = 1;
     return out;
   }
-  const std::string address = absl::StrCat("127.0.0.1:", port);
+  const std::string address = aggregator->address();
   const int dropped = clients * dropout_percent / 100;
 
   auto* ready = new absl::Barrier(clients + 1);
@@ -185,9 +168,7 @@ Outcome RunRound(bool secure, int clients, int params, int dropout_percent) {
   heartbeats.join();
   out.failures = failures;
   out.participants = clients - dropped;
-  ::kill(pid, SIGTERM);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
+  aggregator->Stop();
   fs::remove_all(dir);
   return out;
 }
