@@ -1,7 +1,9 @@
 // Update ingest over gRPC on loopback: N clients each upload a P-parameter
 // fp32 update to a real braid-aggregator process at once (no training).
-// Prints GB/s of update bytes ingested and the aggregator's peak RSS as a
-// multiple of one model's bytes.
+// Prints GB/s of update bytes ingested, the CPU seconds the aggregator and
+// the clients used during the uploads, and the aggregator's peak RSS as a
+// multiple of one model's bytes (one markdown table row; scripts/bench.sh
+// prints the header).
 //
 //   braid_ingest_bench [--clients 10] [--params 10000000] [--upload-slots 1]
 //                      [-- AGGREGATOR_FLAGS...]

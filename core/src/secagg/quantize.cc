@@ -23,10 +23,10 @@ inline double Level(float value, double c, double inv_step) {
 }
 
 // Round-to-nearest quantization, written so that GCC vectorizes it (-O3
-// -fno-trapping-math, core/CMakeLists.txt): no calls, only selects. A level is in [0, levels]
-// with levels < 2^32, so adding 2^52 rounds it to an integer (to nearest,
-// ties to even, in the default rounding mode) held in the low 32 bits of the
-// double's mantissa.
+// -fno-trapping-math, core/CMakeLists.txt): no calls, only selects (the
+// same clipping as Level). A level is in [0, levels] with levels < 2^32, so
+// adding 2^52 rounds it to an integer (to nearest, ties to even, in the
+// default rounding mode) held in the low 32 bits of the double's mantissa.
 void QuantizeNearest(const float* __restrict values, size_t n, double c, double inv_step,
                      double levels, uint32_t* __restrict out) {
   constexpr double kRoundingBias = 0x1p52;
