@@ -25,18 +25,7 @@ using nlohmann::json;
 constexpr char kJobNs[] = "fl-consent";
 constexpr char kJob[] = "needs-consent";
 
-std::string JobYaml() {
-  return absl::StrCat(
-      "apiVersion: braid.dev/v1alpha1\nkind: FederatedJob\n", "metadata: {name: ", kJob,
-      ", namespace: ", kJobNs, "}\n",
-      "spec:\n"
-      "  model: {kind: mlp, mlp: {hidden: [8], numClasses: 4}}\n"
-      "  data: {features: [x0, x1], label: label}\n"
-      "  strategy: {rounds: 3, minClients: 1, roundTimeout: 1m}\n"
-      "  tenants:\n"
-      "  - {name: consent-a, data: {persistentVolumeClaim: {claimName: data, subPath: a.csv}}}\n"
-      "  - {name: consent-b, data: {persistentVolumeClaim: {claimName: data, subPath: b.csv}}}\n");
-}
+std::string JobYaml() { return TwoTenantJobYaml(kJobNs, kJob, "consent-a", "consent-b"); }
 
 std::string ApprovalYaml(const std::string& ns, const std::string& tenant,
                          const std::string& decision) {
@@ -112,30 +101,15 @@ TEST(Consent, ApprovalByTheTenantsAdminAdmitsTheJobAndRefusalStopsItsWorkers) {
   const std::string dir = e2e::FreshDir("consent");
   absl::StatusOr<Operator> op = StartOperator(Kubeconfig(), dir, {});
   ASSERT_TRUE(op.ok()) << op.status();
-  CreateNamespace(kJobNs);
-  CreateTenant("consent-a", "consent-a", "data");
-  CreateTenant("consent-b", "consent-b", "data");
-  // Re-runnable on the same cluster: no decisions or job left from before.
-  Kubectl({"delete", "fedjob", "-n", kJobNs, kJob, "--ignore-not-found", "--wait=true"});
-  for (const char* t : {"consent-a", "consent-b"}) {
-    Kubectl({"delete", "tenantapprovals", "--all", "-n", t, "--ignore-not-found"});
-    Kubectl({"delete", "rolebinding", "approvers", "-n", t, "--ignore-not-found"});
-  }
-  ASSERT_EQ(Kubectl({"patch", "tenant", "consent-a", "--type=merge", "-p",
-                     R"({"spec":{"policy":{"requireApproval":true}}})"})
-                .code,
-            0);
+  ASSERT_NO_FATAL_FAILURE(
+      ResetConsentScenario(kJobNs, kJob, {"consent-a", "consent-b"}, "consent-a"));
   // Who may approve: the chart's ClusterRole, bound in each tenant's
-  // namespace. Rendered for a release of its own ("consent"), so it does not
-  // collide with the chart the helm install test installs into this cluster.
-  CommandResult role = RunCommand({Tool("helm"), "template", "consent", e2e::SourcePath("charts/braid"),
-                                   "--show-only", "templates/tenant-approver-clusterrole.yaml"});
-  ASSERT_EQ(role.code, 0) << role.err;
-  ASSERT_NE(role.out.find("name: consent-braid-tenant-approver"), std::string::npos) << role.out;
-  ASSERT_EQ(Apply(role.out).code, 0);
+  // namespace.
+  absl::StatusOr<std::string> role = ApplyTenantApproverRole("consent");
+  ASSERT_TRUE(role.ok()) << role.status();
   for (const char* t : {"consent-a", "consent-b"}) {
-    Kubectl({"create", "rolebinding", "approvers", "-n", t,
-             "--clusterrole=consent-braid-tenant-approver", std::string("--user=dpo-") + t});
+    Kubectl({"create", "rolebinding", "approvers", "-n", t, "--clusterrole=" + *role,
+             std::string("--user=dpo-") + t});
   }
 
   ASSERT_EQ(Apply(JobYaml()).code, 0);

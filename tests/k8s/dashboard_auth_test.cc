@@ -24,18 +24,7 @@ using nlohmann::json;
 constexpr char kJobNs[] = "fl-dash";
 constexpr char kJob[] = "dash-job";
 
-std::string JobYaml() {
-  return absl::StrCat(
-      "apiVersion: braid.dev/v1alpha1\nkind: FederatedJob\n", "metadata: {name: ", kJob,
-      ", namespace: ", kJobNs, "}\n",
-      "spec:\n"
-      "  model: {kind: mlp, mlp: {hidden: [8], numClasses: 4}}\n"
-      "  data: {features: [x0, x1], label: label}\n"
-      "  strategy: {rounds: 3, minClients: 1, roundTimeout: 1m}\n"
-      "  tenants:\n"
-      "  - {name: dash-a, data: {persistentVolumeClaim: {claimName: data, subPath: a.csv}}}\n"
-      "  - {name: dash-b, data: {persistentVolumeClaim: {claimName: data, subPath: b.csv}}}\n");
-}
+std::string JobYaml() { return TwoTenantJobYaml(kJobNs, kJob, "dash-a", "dash-b"); }
 
 std::string Token(const std::string& ns, const std::string& sa) {
   CommandResult r = Kubectl({"create", "token", sa, "-n", ns, "--duration=1h"});
@@ -75,30 +64,16 @@ TEST(DashboardAuth, OnlyTheTenantsAdminMayApproveThroughTheDashboard) {
   const int port = DashboardPort(op->log);
   ASSERT_GT(port, 0) << e2e::ReadFile(op->log);
 
-  CreateNamespace(kJobNs);
-  CreateTenant("dash-a", "dash-a", "data");
-  CreateTenant("dash-b", "dash-b", "data");
-  Kubectl({"delete", "fedjob", "-n", kJobNs, kJob, "--ignore-not-found", "--wait=true"});
-  for (const char* t : {"dash-a", "dash-b"}) {
-    Kubectl({"delete", "tenantapprovals", "--all", "-n", t, "--ignore-not-found"});
-  }
+  ASSERT_NO_FATAL_FAILURE(ResetConsentScenario(kJobNs, kJob, {"dash-a", "dash-b"}, "dash-a"));
   // The browser test lets admin-a read jobs; here nobody may.
   Kubectl({"delete", "rolebinding", "job-readers", "-n", kJobNs, "--ignore-not-found"});
-  ASSERT_EQ(Kubectl({"patch", "tenant", "dash-a", "--type=merge", "-p",
-                     R"({"spec":{"policy":{"requireApproval":true}}})"})
-                .code,
-            0);
-  // Rendered as release "dashauth": the chart's own name (release "braid")
-  // belongs to helm_install_test, which installs into the same cluster.
-  CommandResult role = RunCommand({Tool("helm"), "template", "dashauth", e2e::SourcePath("charts/braid"),
-                                   "--show-only", "templates/tenant-approver-clusterrole.yaml"});
-  ASSERT_EQ(role.code, 0) << role.err;
-  ASSERT_EQ(Apply(role.out).code, 0);
+  absl::StatusOr<std::string> role = ApplyTenantApproverRole("dashauth");
+  ASSERT_TRUE(role.ok()) << role.status();
   // admin-a administers tenant dash-a; admin-b only dash-b.
   for (const char* t : {"dash-a", "dash-b"}) {
     const std::string sa = std::string("admin-") + (t + 5);
     Kubectl({"create", "serviceaccount", sa, "-n", t});
-    Kubectl({"create", "rolebinding", "approvers", "-n", t, "--clusterrole=dashauth-braid-tenant-approver",
+    Kubectl({"create", "rolebinding", "approvers", "-n", t, "--clusterrole=" + *role,
              absl::StrCat("--serviceaccount=", t, ":", sa)});
   }
   ASSERT_EQ(Apply(JobYaml()).code, 0);
@@ -178,22 +153,12 @@ TEST(DashboardAuth, ApprovalClickedInTheBrowserAdmitsTheJob) {
   ASSERT_EQ(e2e::ReadFile(op->log).find("serving the dashboard API only"), std::string::npos)
       << "the web app is not built: cmake --build build --target braid_web";
 
-  CreateNamespace(kJobNs);
-  CreateTenant("dash-a", "dash-a", "data");
-  CreateTenant("dash-b", "dash-b", "data");
-  Kubectl({"delete", "fedjob", "-n", kJobNs, kJob, "--ignore-not-found", "--wait=true"});
-  Kubectl({"delete", "tenantapprovals", "--all", "-n", "dash-a", "--ignore-not-found"});
-  ASSERT_EQ(Kubectl({"patch", "tenant", "dash-a", "--type=merge", "-p",
-                     R"({"spec":{"policy":{"requireApproval":true}}})"})
-                .code,
-            0);
-  CommandResult role = RunCommand({Tool("helm"), "template", "dashauth", e2e::SourcePath("charts/braid"),
-                                   "--show-only", "templates/tenant-approver-clusterrole.yaml"});
-  ASSERT_EQ(role.code, 0) << role.err;
-  ASSERT_EQ(Apply(role.out).code, 0);
+  ASSERT_NO_FATAL_FAILURE(ResetConsentScenario(kJobNs, kJob, {"dash-a", "dash-b"}, "dash-a"));
+  absl::StatusOr<std::string> role = ApplyTenantApproverRole("dashauth");
+  ASSERT_TRUE(role.ok()) << role.status();
   Kubectl({"create", "serviceaccount", "admin-a", "-n", "dash-a"});
-  Kubectl({"create", "rolebinding", "approvers", "-n", "dash-a",
-           "--clusterrole=dashauth-braid-tenant-approver", "--serviceaccount=dash-a:admin-a"});
+  Kubectl({"create", "rolebinding", "approvers", "-n", "dash-a", "--clusterrole=" + *role,
+           "--serviceaccount=dash-a:admin-a"});
   // To see the job in the list, the admin may read jobs in its namespace.
   Kubectl({"create", "role", "job-reader", "-n", kJobNs, "--verb=get,list,watch",
            "--resource=federatedjobs.braid.dev"});

@@ -176,6 +176,48 @@ void CreateTenant(const std::string& tenant, const std::string& ns, const std::s
   ASSERT_EQ(r.code, 0) << r.err;
 }
 
+void ResetConsentScenario(const std::string& job_ns, const std::string& job,
+                          const std::vector<std::string>& tenants, const std::string& requiring) {
+  CreateNamespace(job_ns);
+  for (const std::string& t : tenants) CreateTenant(t, t, "data");
+  Kubectl({"delete", "fedjob", "-n", job_ns, job, "--ignore-not-found", "--wait=true"});
+  for (const std::string& t : tenants) {
+    Kubectl({"delete", "tenantapprovals", "--all", "-n", t, "--ignore-not-found"});
+    Kubectl({"delete", "rolebinding", "approvers", "-n", t, "--ignore-not-found"});
+  }
+  CommandResult patched = Kubectl({"patch", "tenant", requiring, "--type=merge", "-p",
+                                   R"({"spec":{"policy":{"requireApproval":true}}})"});
+  ASSERT_EQ(patched.code, 0) << patched.err;
+}
+
+std::string TwoTenantJobYaml(const std::string& job_ns, const std::string& job,
+                             const std::string& tenant_a, const std::string& tenant_b) {
+  return absl::StrCat(
+      "apiVersion: braid.dev/v1alpha1\nkind: FederatedJob\n", "metadata: {name: ", job,
+      ", namespace: ", job_ns, "}\n",
+      "spec:\n"
+      "  model: {kind: mlp, mlp: {hidden: [8], numClasses: 4}}\n"
+      "  data: {features: [x0, x1], label: label}\n"
+      "  strategy: {rounds: 3, minClients: 1, roundTimeout: 1m}\n"
+      "  tenants:\n"
+      "  - {name: ", tenant_a, ", data: {persistentVolumeClaim: {claimName: data, subPath: a.csv}}}\n"
+      "  - {name: ", tenant_b, ", data: {persistentVolumeClaim: {claimName: data, subPath: b.csv}}}\n");
+}
+
+absl::StatusOr<std::string> ApplyTenantApproverRole(const std::string& release) {
+  CommandResult role =
+      RunCommand({Tool("helm"), "template", release, e2e::SourcePath("charts/braid"),
+                  "--show-only", "templates/tenant-approver-clusterrole.yaml"});
+  if (role.code != 0) return absl::InternalError("helm template: " + role.err);
+  const std::string name = release + "-braid-tenant-approver";
+  if (role.out.find("name: " + name) == std::string::npos) {
+    return absl::InternalError("the rendered ClusterRole is not named " + name + ":\n" + role.out);
+  }
+  CommandResult applied = Apply(role.out);
+  if (applied.code != 0) return absl::InternalError("kubectl apply: " + applied.err);
+  return name;
+}
+
 double MetricValue(const std::string& page, const std::string& metric) {
   std::istringstream in(page);
   std::string line;

@@ -70,6 +70,25 @@ absl::StatusOr<Operator> StartOperator(const std::string& kubeconfig, const std:
 void CreateTenant(const std::string& tenant, const std::string& ns, const std::string& claim);
 void CreateNamespace(const std::string& ns);
 
+// The start of a consent scenario, re-runnable on the same cluster: job
+// namespace `job_ns` without FederatedJob `job`; each tenant created (its
+// namespace named after it) with no TenantApprovals and no "approvers"
+// RoleBinding left from an earlier run; `requiring` set to
+// policy.requireApproval.
+void ResetConsentScenario(const std::string& job_ns, const std::string& job,
+                          const std::vector<std::string>& tenants, const std::string& requiring);
+
+// A small FederatedJob (an MLP, 3 rounds) over two tenants whose data is
+// a.csv and b.csv on their claim "data".
+std::string TwoTenantJobYaml(const std::string& job_ns, const std::string& job,
+                             const std::string& tenant_a, const std::string& tenant_b);
+
+// Renders the chart's tenant-approver ClusterRole as Helm release `release`
+// (its own name, so tests do not collide with the chart helm_install_test
+// installs into the same cluster) and applies it; its name
+// ("<release>-braid-tenant-approver") once applied.
+absl::StatusOr<std::string> ApplyTenantApproverRole(const std::string& release);
+
 // The value of `metric` (first sample whose line starts with it) in a
 // Prometheus text page; -1 when absent.
 double MetricValue(const std::string& page, const std::string& metric);
