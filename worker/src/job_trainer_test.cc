@@ -24,7 +24,7 @@
 #include "braid/worker/checkpoint.h"
 #include "braid/worker/decoder.h"
 #include "braid/worker/llm_config.h"
-#include "unicode_text.h"
+#include "test_byte_tokenizer.h"
 
 namespace braid::worker {
 namespace {
@@ -34,34 +34,12 @@ using nlohmann::json;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 
-constexpr int32_t kEos = 256;
-constexpr int32_t kBos = 257;
+constexpr int32_t kEos = kTestEos;
+constexpr int32_t kBos = kTestBos;
 constexpr int kVocab = 258;
 constexpr int kHidden = 32, kIntermediate = 48, kLayers = 2, kHeads = 4, kKvHeads = 2;
 constexpr int kHeadDim = kHidden / kHeads;
 constexpr int kRank = 4;
-
-// One token per byte (id = byte value), EOS <|endoftext|> = 256 and a
-// template that puts <s> = 257 first: Hugging Face's tokenizer.json layout.
-json ByteTokenizerJson() {
-  json vocab = json::object();
-  const auto& table = internal::ByteToUnicode();
-  for (int b = 0; b < 256; ++b) vocab[table[b]] = b;
-  return {
-      {"added_tokens",
-       json::array({{{"id", kEos}, {"content", "<|endoftext|>"}, {"special", true},
-                     {"normalized", false}},
-                    {{"id", kBos}, {"content", "<s>"}, {"special", true}, {"normalized", false}}})},
-      {"normalizer", nullptr},
-      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}}},
-      {"post_processor",
-       {{"type", "TemplateProcessing"},
-        {"single", json::array({{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
-                                {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
-        {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {kBos}}, {"tokens", {"<s>"}}}}}}}},
-      {"decoder", {{"type", "ByteLevel"}}},
-      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array()}}}};
-}
 
 json LlamaConfigJson() {
   return {{"model_type", "llama"},        {"vocab_size", kVocab},

@@ -14,7 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "unicode_text.h"
+#include "test_byte_tokenizer.h"
 
 namespace braid::worker {
 namespace {
@@ -26,30 +26,14 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using nlohmann::json;
 
-constexpr int32_t kEos = 256;
-constexpr int32_t kBos = 257;
+constexpr int32_t kEos = kTestEos;
+constexpr int32_t kBos = kTestBos;
 
 // A byte-level tokenizer with one token per byte (id = byte value), EOS
 // <|endoftext|> and a template that adds <s> as BOS, so expected ids can be
 // written down from the text itself.
 std::unique_ptr<Tokenizer> ByteTokenizer() {
-  json vocab = json::object();
-  const auto& table = internal::ByteToUnicode();
-  for (int b = 0; b < 256; ++b) vocab[table[b]] = b;
-  json tok = {
-      {"added_tokens",
-       json::array({{{"id", kEos}, {"content", "<|endoftext|>"}, {"special", true},
-                     {"normalized", false}},
-                    {{"id", kBos}, {"content", "<s>"}, {"special", true}, {"normalized", false}}})},
-      {"normalizer", nullptr},
-      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}}},
-      {"post_processor",
-       {{"type", "TemplateProcessing"},
-        {"single", json::array({{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
-                                {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
-        {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {kBos}}, {"tokens", {"<s>"}}}}}}}},
-      {"decoder", {{"type", "ByteLevel"}}},
-      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array()}}}};
+  const json tok = ByteTokenizerJson();
   // Per test: ctest runs the tests as parallel processes.
   const fs::path path =
       fs::path(::testing::TempDir()) /
