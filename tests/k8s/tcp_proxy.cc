@@ -89,7 +89,10 @@ void TcpProxy::Pipe(int a, int b) {
       }
       ssize_t sent = 0;
       while (sent < n) {
-        const ssize_t w = ::write(fds[1 - i].fd, buf + sent, n - sent);
+        // MSG_NOSIGNAL: a peer that already closed (the proxy breaking
+        // connections on purpose) is an error here, not a SIGPIPE that kills
+        // the test process.
+        const ssize_t w = ::send(fds[1 - i].fd, buf + sent, n - sent, MSG_NOSIGNAL);
         if (w <= 0) {
           open = false;
           break;
