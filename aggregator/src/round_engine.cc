@@ -349,9 +349,6 @@ absl::Status RoundEngine::ReportEval(const std::string& client_id, int round,
     return absl::InvalidArgumentError("evaluation metrics must be finite, examples >= 0");
   }
   const auto w = static_cast<double>(eval.num_examples);
-  eval_loss_sum_ += eval.loss * w;
-  eval_acc_sum_ += eval.accuracy * w;
-  eval_examples_ += eval.num_examples;
   TenantEval& t = tenant_eval_[clients_.at(client_id).tenant];
   t.eval_loss += eval.loss * w;
   t.eval_accuracy += eval.accuracy * w;
@@ -722,8 +719,6 @@ void RoundEngine::StartEvaluate() {
   std::vector<std::string> live = LiveClientIds();
   selected_ = std::set<std::string>(live.begin(), live.end());
   reported_.clear();
-  eval_loss_sum_ = eval_acc_sum_ = 0;
-  eval_examples_ = 0;
   tenant_eval_.clear();
   deadline_ = clock_() + options_.round_timeout;
   phase_ = Phase::kEvaluate;
@@ -731,10 +726,18 @@ void RoundEngine::StartEvaluate() {
 
 void RoundEngine::CloseEvaluate() {
   record_.evaluated = true;
-  record_.eval_examples = eval_examples_;
-  if (eval_examples_ > 0) {
-    record_.eval_loss = eval_loss_sum_ / static_cast<double>(eval_examples_);
-    record_.eval_accuracy = eval_acc_sum_ / static_cast<double>(eval_examples_);
+  // Pooled: the tenants' example-weighted sums added up.
+  double loss_sum = 0, accuracy_sum = 0;
+  int64_t examples = 0;
+  for (const auto& [tenant, sums] : tenant_eval_) {
+    loss_sum += sums.eval_loss;
+    accuracy_sum += sums.eval_accuracy;
+    examples += sums.eval_examples;
+  }
+  record_.eval_examples = examples;
+  if (examples > 0) {
+    record_.eval_loss = loss_sum / static_cast<double>(examples);
+    record_.eval_accuracy = accuracy_sum / static_cast<double>(examples);
   }
   record_.tenant_eval.clear();
   for (auto& [tenant, sums] : tenant_eval_) {

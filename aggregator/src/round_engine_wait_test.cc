@@ -24,6 +24,7 @@ class RoundEngineWaitTest : public ::testing::Test {
     absl::StatusOr<TestCheckpoint> cp = MakeTestCheckpoint("round_engine_wait", kFloats);
     ASSERT_TRUE(cp.ok()) << cp.status();
     dir_ = cp->dir;
+    initial_ = cp->initial;
     checkpoint_ = std::move(cp->checkpoint);
     EngineOptions options;
     options.job = "job";
@@ -58,8 +59,20 @@ class RoundEngineWaitTest : public ::testing::Test {
     ASSERT_TRUE(engine_->CommitFit(*std::move(up), {0.5, 0, 10}).ok());
   }
 
+  // Workers 0 and 1 send their round-1 updates and keep their heartbeats;
+  // worker 2 goes silent past the heartbeat timeout and is declared lost.
+  void FitRound1WhileWorker2GoesSilent() {
+    Fit(0, 1);
+    Fit(1, 1);
+    now_ += absl::Seconds(11);
+    ASSERT_TRUE(engine_->Touch(ids_[0]).ok());
+    ASSERT_TRUE(engine_->Touch(ids_[1]).ok());
+    engine_->Tick();
+  }
+
   absl::Time now_ = absl::FromUnixSeconds(1000);
   std::string dir_;
+  std::string initial_;  // the initial model's file
   std::unique_ptr<Checkpoint> checkpoint_;
   AggregatorMetrics metrics_{"job"};
   std::unique_ptr<RoundEngine> engine_;
@@ -69,13 +82,7 @@ TEST_F(RoundEngineWaitTest, ALostWorkerIsNotWaitedForInLaterRounds) {
   // All three live: round 1 starts at once.
   ASSERT_EQ(TaskOf(0).kind, TaskKind::kFit);
   for (int i = 0; i < 3; ++i) ASSERT_EQ(TaskOf(i).round, 1);
-  Fit(0, 1);
-  Fit(1, 1);
-  // Worker 2 goes silent; the others keep their heartbeats.
-  now_ += absl::Seconds(11);
-  ASSERT_TRUE(engine_->Touch(ids_[0]).ok());
-  ASSERT_TRUE(engine_->Touch(ids_[1]).ok());
-  engine_->Tick();
+  ASSERT_NO_FATAL_FAILURE(FitRound1WhileWorker2GoesSilent());
   ASSERT_EQ(TaskOf(0).kind, TaskKind::kEvaluate);
   ASSERT_TRUE(engine_->ReportEval(ids_[0], 1, {0.4, 0.9, 10}).ok());
   ASSERT_TRUE(engine_->ReportEval(ids_[1], 1, {0.4, 0.9, 10}).ok());
@@ -105,7 +112,7 @@ TEST_F(RoundEngineWaitTest, EachTenantsEvaluationIsKeptBesideThePooledOne) {
   EXPECT_EQ(r.tenant_eval[1].eval_examples, 30);
   // Kept in the checkpoint: a restarted aggregator reports it too.
   absl::StatusOr<Checkpoint> reopened =
-      Checkpoint::Open(dir_, "job", dir_ + ".initial.safetensors");
+      Checkpoint::Open(dir_, "job", initial_);
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   ASSERT_EQ(reopened->state().history.at(0).tenant_eval.size(), 3u);
   EXPECT_DOUBLE_EQ(reopened->state().history[0].tenant_eval[2].eval_loss, 0.5);
@@ -113,12 +120,7 @@ TEST_F(RoundEngineWaitTest, EachTenantsEvaluationIsKeptBesideThePooledOne) {
 
 TEST_F(RoundEngineWaitTest, AWorkerThatRejoinsIsWaitedForAgain) {
   ASSERT_EQ(TaskOf(0).kind, TaskKind::kFit);
-  Fit(0, 1);
-  Fit(1, 1);
-  now_ += absl::Seconds(11);
-  ASSERT_TRUE(engine_->Touch(ids_[0]).ok());
-  ASSERT_TRUE(engine_->Touch(ids_[1]).ok());
-  engine_->Tick();
+  ASSERT_NO_FATAL_FAILURE(FitRound1WhileWorker2GoesSilent());
   ASSERT_TRUE(engine_->ReportEval(ids_[0], 1, {0.4, 0.9, 10}).ok());
   // Worker 2 comes back (a restarted pod) before round 2 begins.
   absl::StatusOr<std::string> again = engine_->Join("t2", 0, 10);
@@ -140,7 +142,7 @@ TEST_F(RoundEngineWaitTest, WithoutLossesAMissingWorkerGetsTheStartGrace) {
   options.min_clients = 2;
   options.expected_clients = 3;
   options.start_grace = absl::Seconds(30);
-  auto cp = Checkpoint::Open(dir_ + "b", "job", dir_ + ".initial.safetensors");
+  auto cp = Checkpoint::Open(dir_ + "b", "job", initial_);
   ASSERT_TRUE(cp.ok()) << cp.status();
   RoundEngine engine(options, &*cp, &metrics_, [this] { return now_; });
   auto a = engine.Join("t0", 0, 10);

@@ -30,6 +30,22 @@ void BuildDemoModel(const std::string& dir) {
       << "scripts/demo-model.sh failed:\n" << ReadFile(dir + "/demo-model.log");
 }
 
+// The bytes of the adapter the job wrote at `path`, checking that every
+// tensor in it is a LoRA tensor; 0 (and a test failure) if it cannot be read.
+int64_t AdapterBytes(const std::string& path) {
+  auto adapter = safetensors::Read(path);
+  if (!adapter.ok()) {
+    ADD_FAILURE() << adapter.status();
+    return 0;
+  }
+  int64_t bytes = 0;
+  for (const Tensor& t : adapter->tensors) {
+    EXPECT_NE(t.name.find(".lora_"), std::string::npos) << t.name;
+    bytes += static_cast<int64_t>(t.data.size());
+  }
+  return bytes;
+}
+
 TEST(BraidRunLlm, FederatedAdapterBeatsBaseAndEveryLocalOnlyAdapter) {
   const std::string dir = FreshDir("llm-run");
   BuildDemoModel(dir);
@@ -53,13 +69,8 @@ TEST(BraidRunLlm, FederatedAdapterBeatsBaseAndEveryLocalOnlyAdapter) {
   // What travels is the adapter: each round moves 3 adapter updates up and
   // 6 copies of the global adapter down (fit and evaluate tasks), plus
   // framing; far less than one copy of the base.
-  auto adapter = safetensors::Read(s["model"].get<std::string>());
-  ASSERT_TRUE(adapter.ok()) << adapter.status();
-  int64_t adapter_bytes = 0;
-  for (const Tensor& t : adapter->tensors) {
-    EXPECT_NE(t.name.find(".lora_"), std::string::npos) << t.name;
-    adapter_bytes += static_cast<int64_t>(t.data.size());
-  }
+  const int64_t adapter_bytes = AdapterBytes(s["model"].get<std::string>());
+  ASSERT_GT(adapter_bytes, 0);
   auto base = safetensors::Read(SourcePath("examples/models/tiny-llama/model.safetensors"));
   ASSERT_TRUE(base.ok()) << base.status();
   int64_t base_bytes = 0;
@@ -149,13 +160,8 @@ TEST(BraidRunLlm, SecureAggregationCarriesTheAdapterMaskedAndStillLearns) {
               std::string::npos)
         << tenant;
   }
-  auto adapter = safetensors::Read(s["model"].get<std::string>());
-  ASSERT_TRUE(adapter.ok()) << adapter.status();
-  int64_t adapter_bytes = 0;
-  for (const Tensor& t : adapter->tensors) {
-    EXPECT_NE(t.name.find(".lora_"), std::string::npos) << t.name;
-    adapter_bytes += static_cast<int64_t>(t.data.size());
-  }
+  const int64_t adapter_bytes = AdapterBytes(s["model"].get<std::string>());
+  ASSERT_GT(adapter_bytes, 0);
   for (const json& r : s["rounds"]) {
     EXPECT_EQ(r["participants"], 3) << r;
     // Masked inputs are 4 bytes per adapter value, like fp32.

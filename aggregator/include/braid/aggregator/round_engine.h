@@ -300,10 +300,9 @@ class RoundEngine {
   double norm_sum_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<std::string> contributors_ ABSL_GUARDED_BY(mu_);
   // EVALUATE accumulation.
-  double eval_loss_sum_ ABSL_GUARDED_BY(mu_) = 0;
-  double eval_acc_sum_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t eval_examples_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<std::string, TenantEval> tenant_eval_ ABSL_GUARDED_BY(mu_);  // sums, by tenant
+  // This evaluation's example-weighted loss and accuracy sums and example
+  // counts, by tenant; the pooled figures are their totals.
+  std::map<std::string, TenantEval> tenant_eval_ ABSL_GUARDED_BY(mu_);
   // Differential privacy: rounds aggregated so far, and the noise source
   // (created at the first noised round).
   dp::RdpAccountant accountant_ ABSL_GUARDED_BY(mu_);
