@@ -15,8 +15,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <iterator>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -39,21 +37,6 @@ long PeakRssKiB(pid_t pid) {
     if (line.rfind("VmHWM:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
   }
   return -1;
-}
-
-// CPU seconds (user + system) a process has used so far.
-double CpuSeconds(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  // Fields after the parenthesised command name; utime and stime are the
-  // 14th and 15th of the whole line.
-  std::istringstream rest(stat.substr(stat.rfind(')') + 2));
-  std::string field;
-  double ticks = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i >= 14) ticks += std::strtod(field.c_str(), nullptr);
-  }
-  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 int Arg(int argc, char** argv, const std::string& name, int fallback) {
@@ -132,13 +115,13 @@ int main(int argc, char** argv) {
   const absl::Time download_start = absl::Now();
   if (downloaded->Block()) delete downloaded;
   const absl::Time upload_start = absl::Now();
-  const double aggregator_cpu_start = CpuSeconds(pid);
-  const double clients_cpu_start = CpuSeconds(::getpid());
+  const double aggregator_cpu_start = bench::CpuSeconds(pid);
+  const double clients_cpu_start = bench::CpuSeconds(::getpid());
   const long download_peak_kib = PeakRssKiB(pid);
   for (std::thread& t : threads) t.join();
   const absl::Time end = absl::Now();
-  const double aggregator_cpu = CpuSeconds(pid) - aggregator_cpu_start;
-  const double clients_cpu = CpuSeconds(::getpid()) - clients_cpu_start;
+  const double aggregator_cpu = bench::CpuSeconds(pid) - aggregator_cpu_start;
+  const double clients_cpu = bench::CpuSeconds(::getpid()) - clients_cpu_start;
   const long peak_kib = PeakRssKiB(pid);
   aggregator->Stop();
   fs::remove_all(dir);

@@ -43,7 +43,26 @@ FederationService::FederationService(std::string job, RoundEngine* engine,
       metrics_(metrics),
       heartbeat_interval_(heartbeat_interval),
       download_slots_(std::max(1, download_slots)),
-      require_identity_(require_identity) {}
+      require_identity_(require_identity) {
+  // A client-streaming handler over WireFrame for PutUpdate's slot (by its
+  // index in the proto, the order the generated Service registers methods
+  // in). MarkMethodStreamed installs it; it also calls the method
+  // bidirectional, which on the server differs from client streaming in
+  // name only: neither reads a request before the handler runs.
+  const int put_update = v1::UpdateMessage::descriptor()
+                             ->file()
+                             ->FindServiceByName("Federation")
+                             ->FindMethodByName("PutUpdate")
+                             ->index();
+  MarkMethodStreamed(
+      put_update,
+      new grpc::internal::ClientStreamingHandler<FederationService, WireFrame, v1::UpdateAck>(
+          [](FederationService* self, grpc::ServerContext* ctx,
+             grpc::ServerReader<WireFrame>* reader, v1::UpdateAck* ack) {
+            return self->PutUpdateFrames(ctx, reader, ack);
+          },
+          this));
+}
 
 absl::Status FederationService::MaySpeakFor(const grpc::ServerContext& ctx,
                                           const std::string& tenant) const {
@@ -182,11 +201,16 @@ grpc::Status FederationService::GetTask(grpc::ServerContext* ctx, const v1::Task
   return grpc::Status::OK;
 }
 
-grpc::Status FederationService::PutUpdate(grpc::ServerContext* ctx,
-                                          grpc::ServerReader<v1::UpdateMessage>* reader,
-                                          v1::UpdateAck* ack) {
+grpc::Status FederationService::PutUpdateFrames(grpc::ServerContext* ctx,
+                                                grpc::ServerReader<WireFrame>* reader,
+                                                v1::UpdateAck* ack) {
   UpdateStream stream;
-  stream.read = [reader](v1::UpdateMessage* msg) { return reader->Read(msg); };
+  stream.read = [reader](grpc::ByteBuffer* frame) {
+    WireFrame next;
+    if (!reader->Read(&next)) return false;
+    frame->Swap(&next.bytes);
+    return true;
+  };
   stream.cancelled = [ctx] { return ctx->IsCancelled(); };
   stream.slot_wait = kUploadSlotWait;
   stream.admitted = [reader] { reader->SendInitialMetadata(); };

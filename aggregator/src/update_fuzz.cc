@@ -2,8 +2,9 @@
 // decoded by the same ReceiveUpdate the gRPC service calls, into a real
 // RoundEngine over a real checkpoint (a 64-float model).
 //
-// Input: a sequence of [2-byte little-endian length][serialized
-// UpdateMessage]. In a header, an empty client_id stands for the client the
+// Input: a sequence of [2-byte little-endian length][message bytes], each
+// handed to the receiver as gRPC would (raw, for its own chunk decoder:
+// core/chunk_frame.h). In a header, an empty client_id stands for the client the
 // harness joined and round 0 for the current round, so the fuzzer reaches
 // the chunk decoding without guessing ids. Beyond "no crash", it checks that
 // an update the engine refused left the weights untouched.
@@ -73,19 +74,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t pos = 0;
   UpdateStream stream;
   stream.slot_wait = absl::ZeroDuration();
-  stream.read = [&](v1::UpdateMessage* msg) {
+  stream.read = [&](grpc::ByteBuffer* frame) {
     if (size - pos < 2) return false;
     const size_t len = data[pos] | (size_t{data[pos + 1]} << 8);
     pos += 2;
     if (len > size - pos) return false;
-    msg->Clear();
-    const bool parsed = msg->ParseFromArray(data + pos, static_cast<int>(len));
+    std::string bytes(reinterpret_cast<const char*>(data) + pos, len);
     pos += len;
-    if (!parsed) return false;
-    if (msg->has_header()) {
-      if (msg->header().client_id().empty()) msg->mutable_header()->set_client_id(*id);
-      if (msg->header().round() == 0) msg->mutable_header()->set_round(task->round);
+    // A header gets the harness's ids filled in; anything else goes to the
+    // decoder as the fuzzer wrote it, in two slices split at its first byte
+    // (so the decoder meets a slice boundary).
+    v1::UpdateMessage msg;
+    if (msg.ParseFromString(bytes) && msg.has_header()) {
+      if (msg.header().client_id().empty()) msg.mutable_header()->set_client_id(*id);
+      if (msg.header().round() == 0) msg.mutable_header()->set_round(task->round);
+      bytes = msg.SerializeAsString();
     }
+    const size_t cut = bytes.empty() ? 0 : (static_cast<uint8_t>(bytes[0]) % bytes.size());
+    grpc::Slice slices[2] = {grpc::Slice(bytes.data(), cut),
+                             grpc::Slice(bytes.data() + cut, bytes.size() - cut)};
+    *frame = grpc::ByteBuffer(slices, 2);
     return true;
   };
   const absl::Status status = ReceiveUpdate(engine, stream);

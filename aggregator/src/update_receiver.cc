@@ -2,6 +2,8 @@
 
 #include <memory>
 
+#include "braid/core/chunk_frame.h"
+
 namespace braid::aggregator {
 namespace {
 
@@ -23,16 +25,21 @@ absl::Status ReceiveFit(RoundEngine& engine, const v1::UpdateHeader& header,
                       stream.slot_wait, header.encoding() == v1::ENCODING_SECAGG_MASKED);
   if (!upload.ok()) return upload.status();
   stream.admitted();
-  v1::UpdateMessage msg;
+  grpc::ByteBuffer frame;
   int chunks = 0;
-  while (stream.read(&msg)) {
-    if (!msg.has_chunk()) return absl::InvalidArgumentError("a second header in the stream");
-    const v1::Chunk& chunk = msg.chunk();
-    if (chunk.offset() < 0) return absl::InvalidArgumentError("negative chunk offset");
-    if (absl::Status s = (*upload)->Write(static_cast<uint64_t>(chunk.offset()),
-                                          chunk.data().data(), chunk.data().size());
-        !s.ok()) {
-      return s;
+  while (stream.read(&frame)) {
+    // The chunk's data stays in the frame's slices, copied once, into the
+    // upload.
+    absl::StatusOr<ChunkView> chunk = DecodeChunkFrame(frame);
+    if (!chunk.ok()) return chunk.status();
+    if (chunk->offset < 0) return absl::InvalidArgumentError("negative chunk offset");
+    if (chunk->size % sizeof(float) != 0) {
+      return absl::InvalidArgumentError("update chunks must hold whole float32 values");
+    }
+    auto at = static_cast<uint64_t>(chunk->offset);
+    for (absl::string_view piece : chunk->data) {
+      if (absl::Status s = (*upload)->Write(at, piece.data(), piece.size()); !s.ok()) return s;
+      at += piece.size();
     }
     // Long uploads count as signs of life.
     if (++chunks % 16 == 0) (void)engine.Touch(header.client_id());
@@ -44,8 +51,9 @@ absl::Status ReceiveFit(RoundEngine& engine, const v1::UpdateHeader& header,
 }  // namespace
 
 absl::Status ReceiveUpdate(RoundEngine& engine, const UpdateStream& stream) {
+  grpc::ByteBuffer frame;
   v1::UpdateMessage msg;
-  if (!stream.read(&msg) || !msg.has_header()) {
+  if (!stream.read(&frame) || !ParseFrame(frame, &msg) || !msg.has_header()) {
     return absl::InvalidArgumentError("an update stream must start with an UpdateHeader");
   }
   const v1::UpdateHeader header = msg.header();

@@ -41,6 +41,16 @@ v1::UpdateMessage Chunk(int64_t offset, const std::vector<float>& values) {
   return m;
 }
 
+// A message's `bytes` as gRPC might hand them over: in slices of
+// `slice_bytes` (so values and varints straddle slices).
+grpc::ByteBuffer Frame(const std::string& bytes, size_t slice_bytes) {
+  std::vector<grpc::Slice> slices;
+  for (size_t at = 0; at < bytes.size(); at += slice_bytes) {
+    slices.emplace_back(bytes.data() + at, std::min(slice_bytes, bytes.size() - at));
+  }
+  return grpc::ByteBuffer(slices.data(), slices.size());
+}
+
 // A one-client, one-round job over a 4-float model of zeros, with the
 // client's FIT task handed out.
 class UpdateReceiverTest : public ::testing::Test {
@@ -74,15 +84,24 @@ class UpdateReceiverTest : public ::testing::Test {
     ASSERT_EQ(engine_->NextTask(id_, absl::ZeroDuration())->kind, TaskKind::kFit);
   }
 
-  // Feeds `messages`; *read_when_admitted (if given) records how many had
-  // been read when the receiver admitted the upload (-1: never).
-  absl::Status Receive(std::vector<v1::UpdateMessage> messages,
-                       int* read_when_admitted = nullptr) {
+  // Feeds `messages`, each in slices of `slice_bytes`; *read_when_admitted
+  // (if given) records how many had been read when the receiver admitted
+  // the upload (-1: never).
+  absl::Status Receive(const std::vector<v1::UpdateMessage>& messages,
+                       int* read_when_admitted = nullptr, size_t slice_bytes = 3) {
+    std::vector<std::string> frames;
+    for (const v1::UpdateMessage& m : messages) frames.push_back(m.SerializeAsString());
+    return ReceiveBytes(frames, read_when_admitted, slice_bytes);
+  }
+
+  // The same for messages given as their encoded bytes.
+  absl::Status ReceiveBytes(const std::vector<std::string>& frames,
+                            int* read_when_admitted = nullptr, size_t slice_bytes = 3) {
     size_t next = 0;
     UpdateStream stream;
-    stream.read = [&](v1::UpdateMessage* m) {
-      if (next == messages.size()) return false;
-      *m = messages[next++];
+    stream.read = [&](grpc::ByteBuffer* frame) {
+      if (next == frames.size()) return false;
+      *frame = Frame(frames[next++], slice_bytes);
       return true;
     };
     stream.slot_wait = absl::ZeroDuration();
@@ -113,6 +132,14 @@ constexpr int64_t kBytes = kFloats * sizeof(float);
 
 TEST_F(UpdateReceiverTest, AWellFormedUpdateIsFoldedIn) {
   ASSERT_TRUE(Receive({Header(id_, 1, kBytes), Chunk(0, {1, 2}), Chunk(8, {3, 4})}).ok());
+  EXPECT_EQ(Weights(), kDelta);
+}
+
+// However gRPC slices a message, the update is the same.
+TEST_F(UpdateReceiverTest, ChunksArriveWholeOrInSlicesAlike) {
+  ASSERT_TRUE(Receive({Header(id_, 1, kBytes), Chunk(0, {1, 2}), Chunk(8, {3, 4})}, nullptr,
+                      1 << 20)
+                  .ok());
   EXPECT_EQ(Weights(), kDelta);
 }
 
@@ -167,6 +194,31 @@ TEST_F(UpdateReceiverTest, MalformedStreamsAreRefusedAndLeaveTheRoundClean) {
   }
   // None of them reached the sum: the one good update alone decides it.
   ASSERT_TRUE(Receive({Header(id_, 1, kBytes), Chunk(0, kDelta)}).ok());
+  EXPECT_EQ(Weights(), kDelta);
+}
+
+TEST_F(UpdateReceiverTest, MessagesThatAreNotProtobufAreRefused) {
+  const std::string header = Header(id_, 1, kBytes).SerializeAsString();
+  const std::string chunk = Chunk(0, kDelta).SerializeAsString();
+  const struct {
+    const char* what;
+    std::string bytes;
+    const char* says;
+  } cases[] = {
+      {"cut short", chunk.substr(0, chunk.size() - 1), "not valid protobuf"},
+      {"length past the end", std::string("\x12\x7f\x12\x10", 4), "not valid protobuf"},
+      {"bad varint", std::string(11, '\xff'), "not valid protobuf"},
+      {"empty", "", "holds no chunk"},
+  };
+  for (const auto& c : cases) {
+    const absl::Status s = ReceiveBytes({header, c.bytes});
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.what << ": " << s;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(c.says)) << c.what;
+  }
+  EXPECT_EQ(ReceiveBytes({"\x0a\xff"}).code(), absl::StatusCode::kInvalidArgument);
+  // Fields this aggregator does not know are skipped, as protobuf would.
+  const std::string unknown_field("\x18\x05", 2);
+  ASSERT_TRUE(ReceiveBytes({header, unknown_field + chunk}).ok());
   EXPECT_EQ(Weights(), kDelta);
 }
 

@@ -28,23 +28,18 @@ absl::Status Upload::Write(uint64_t offset, const void* data, uint64_t len) {
     return absl::InvalidArgumentError(absl::StrCat("update is larger than the model's ",
                                                    total_bytes(), " bytes"));
   }
-  if (received_ % sizeof(float) != 0 || len % sizeof(float) != 0) {
-    return absl::InvalidArgumentError("update chunks must hold whole float32 values");
-  }
-  float* dst = buffer_->data() + received_ / sizeof(float);
-  // `data` need not be float-aligned: check the copy, which is.
-  std::memcpy(dst, data, len);
-  if (masked_) {
-    received_ += len;
-    return absl::OkStatus();
-  }
-  bool finite = true;
-  const double sum_squares = SumSquares(dst, len / sizeof(float), &finite);
-  if (!finite) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("update holds a value that is not finite near byte ", offset));
-  }
+  std::memcpy(reinterpret_cast<char*>(buffer_->data()) + received_, data, len);
   received_ += len;
+  if (masked_) return absl::OkStatus();
+  // Check the values this write completed (a value may span two writes).
+  const uint64_t complete = received_ / sizeof(float);
+  bool finite = true;
+  const double sum_squares = SumSquares(buffer_->data() + checked_, complete - checked_, &finite);
+  if (!finite) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "update holds a value that is not finite near byte ", checked_ * sizeof(float)));
+  }
+  checked_ = complete;
   sum_squares_ += sum_squares;
   return absl::OkStatus();
 }

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "braid/core/chunk_frame.h"
 #include "braid/core/grpc_tls.h"
 #include "braid/core/wire_limits.h"
 
@@ -194,37 +195,45 @@ absl::Status FederationClient::PutMasked(const std::string& client_id, int round
 absl::Status FederationClient::PutChunks(const v1::UpdateMessage& msg,
                                          const std::vector<std::pair<const char*, size_t>>& parts,
                                          int round) {
+  // The chunks' data go to gRPC by reference (core/chunk_frame.h). `lease`
+  // is destroyed last, after the call (owned by `ctx`), and waits until gRPC
+  // has let go of `parts`.
+  PayloadLease lease;
   grpc::ClientContext ctx;
   ctx.set_deadline(Deadline(absl::Minutes(30)));
   v1::UpdateAck ack;
-  auto writer = stub_->PutUpdate(&ctx, &ack);
-  bool open = writer->Write(msg);
+  static const std::string kMethod =
+      absl::StrCat("/", v1::Federation::service_full_name(), "/PutUpdate");
+  const grpc::internal::RpcMethod method(kMethod.c_str(),
+                                         grpc::internal::RpcMethod::CLIENT_STREAMING);
+  std::unique_ptr<grpc::ClientWriter<WireFrame>> writer(
+      grpc::internal::ClientWriterFactory<WireFrame>::Create(channel_.get(), method, &ctx, &ack));
+  bool open = writer->Write(EncodeFrame(msg));
   // The aggregator answers the header with initial metadata once the update
   // holds an upload slot (or ends the call at once if it refuses it); the
   // bytes go only then, so a queued upload occupies no transport buffers.
   if (open) writer->WaitForInitialMetadata();
-  // Pack the parts' bytes back to back into chunks.
-  v1::UpdateMessage chunk_msg;
-  v1::Chunk* chunk = chunk_msg.mutable_chunk();
-  std::string* buf = chunk->mutable_data();
-  buf->reserve(kChunkDataBytes);
+  // Cut the parts, back to back, into chunks of kChunkDataBytes.
+  std::vector<ChunkPiece> pieces;
+  size_t in_chunk = 0;
   uint64_t offset = 0;
   auto flush = [&] {
-    if (buf->empty() || !open) return;
-    chunk->set_offset(static_cast<int64_t>(offset));
-    offset += buf->size();
-    open = writer->Write(chunk_msg);
-    buf->clear();
+    if (in_chunk == 0 || !open) return;
+    open = writer->Write(EncodeChunkFrame(static_cast<int64_t>(offset), pieces, lease));
+    offset += in_chunk;
+    pieces.clear();
+    in_chunk = 0;
   };
   for (const auto& [data, size] : parts) {
     const char* p = data;
     size_t left = size;
     while (left > 0 && open) {
-      const size_t n = std::min(left, kChunkDataBytes - buf->size());
-      buf->append(p, n);
+      const size_t n = std::min(left, kChunkDataBytes - in_chunk);
+      pieces.push_back({p, n});
       p += n;
       left -= n;
-      if (buf->size() == kChunkDataBytes) flush();
+      in_chunk += n;
+      if (in_chunk == kChunkDataBytes) flush();
     }
   }
   flush();

@@ -89,25 +89,31 @@ absl::Status RunSecAggFit(FederationClient& client, const std::string& client_id
   }
 
   BRAID_ASSIGN_OR_RETURN(LocalUpdate update, train());
-  // Flatten the delta in layout order, scale by the public weight, add this
-  // client's share of the distributed DP noise.
-  std::vector<float> flat;
-  flat.reserve(config.vector_length);
+  // Flatten the delta in layout order, scaled by the public weight (one
+  // pass), then free it, so that at most two model-sized vectors are alive
+  // at once (this one and the masked input), not three.
+  size_t elements = 0;
   for (const Tensor& t : update.delta) {
     if (t.dtype != DType::kF32) {
       return absl::InvalidArgumentError(
           absl::StrCat("secure aggregation needs float32 tensors; '", t.name, "' is not"));
     }
-    const float* p = t.f32();
-    flat.insert(flat.end(), p, p + t.NumElements());
+    elements += static_cast<size_t>(t.NumElements());
   }
-  if (flat.size() != config.vector_length) {
-    return absl::InvalidArgumentError(absl::StrCat("the update has ", flat.size(),
+  if (elements != config.vector_length) {
+    return absl::InvalidArgumentError(absl::StrCat("the update has ", elements,
                                                    " elements, the round expects ",
                                                    config.vector_length));
   }
   const auto weight = static_cast<float>(c.weight());
-  for (float& x : flat) x *= weight;
+  std::vector<float> flat(elements);
+  float* out = flat.data();
+  for (const Tensor& t : update.delta) {
+    const float* p = t.f32();
+    for (int64_t i = 0, n = t.NumElements(); i < n; ++i) *out++ = p[i] * weight;
+  }
+  update.delta.clear();
+  update.delta.shrink_to_fit();
   if (c.noise_stddev() > 0) {
     BRAID_ASSIGN_OR_RETURN(dp::GaussianSampler sampler, dp::GaussianSampler::Secure());
     sampler.AddNoise(absl::MakeSpan(flat), c.noise_stddev());
@@ -120,6 +126,8 @@ absl::Status RunSecAggFit(FederationClient& client, const std::string& client_id
               << " and are clipped to it" << std::endl;
   }
   BRAID_ASSIGN_OR_RETURN(secagg::MaskedInput masked, sa->MaskInput(forwarded, flat));
+  flat.clear();
+  flat.shrink_to_fit();
   BRAID_RETURN_IF_ERROR(client.PutMasked(client_id, header.round(), masked.values,
                                          update.num_examples, update.train));
   masked.values.clear();

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "braid/core/secagg/quantize.h"
 #include "braid/core/status_macros.h"
 #include "crypto.h"
@@ -13,6 +15,29 @@
 
 namespace braid::secagg {
 namespace {
+
+// Mask expansion is CPU-bound: when one process runs many clients (a
+// simulation, the benchmarks), letting more expand at once than there are
+// cores only makes every one of them finish last, together, and then queue
+// for the upload slot. At most this many expand at once per process, so
+// the first ones finish early and upload while the rest still mask.
+class MaskingGate {
+ public:
+  MaskingGate() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(+[](int* free) { return *free > 0; }, &free_));
+    --free_;
+  }
+  ~MaskingGate() {
+    absl::MutexLock lock(&mu_);
+    ++free_;
+  }
+
+ private:
+  static inline absl::Mutex mu_;
+  static inline int free_ ABSL_GUARDED_BY(mu_) =
+      std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+};
 
 // Share plaintext: from u32 | to u32 | round u64 | s-share 32 | b-share 32.
 constexpr size_t kSharePlaintextBytes = 4 + 4 + 8 + 32 + 32;
@@ -210,7 +235,10 @@ absl::StatusOr<MaskedInput> Client::MaskInput(const ForwardedShares& shares,
     }
     seeds.push_back({*seed, self_ < peer ? +1 : -1});
   }
-  AddMasks(seeds, absl::MakeSpan(out.values), /*threads=*/1);
+  {
+    MaskingGate gate;
+    AddMasks(seeds, absl::MakeSpan(out.values), /*threads=*/1);
+  }
   sodium_memzero(seeds.data(), seeds.size() * sizeof(SignedSeed));
   secrets_->held = std::move(held);
   stage_ = Stage::kUnmask;

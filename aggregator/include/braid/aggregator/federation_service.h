@@ -8,6 +8,7 @@
 #include "absl/time/time.h"
 #include "braid/aggregator/metrics.h"
 #include "braid/aggregator/round_engine.h"
+#include "braid/core/chunk_frame.h"
 #include "braid/v1/federation.grpc.pb.h"
 
 namespace braid::aggregator {
@@ -32,8 +33,12 @@ class FederationService final : public v1::Federation::Service {
                     v1::JoinResponse* resp) override;
   grpc::Status GetTask(grpc::ServerContext* ctx, const v1::TaskRequest* req,
                        grpc::ServerWriter<v1::TaskMessage>* writer) override;
-  grpc::Status PutUpdate(grpc::ServerContext* ctx, grpc::ServerReader<v1::UpdateMessage>* reader,
-                         v1::UpdateAck* ack) override;
+  // PutUpdate, reading its messages as bytes (core/chunk_frame.h): the
+  // constructor installs it in place of the generated handler, so an
+  // update's payload is copied once, from what gRPC received into its
+  // upload buffer, not first into a protobuf.
+  grpc::Status PutUpdateFrames(grpc::ServerContext* ctx, grpc::ServerReader<WireFrame>* reader,
+                               v1::UpdateAck* ack);
   grpc::Status Heartbeat(grpc::ServerContext* ctx, const v1::HeartbeatRequest* req,
                          v1::HeartbeatResponse* resp) override;
   grpc::Status SecAggStep(grpc::ServerContext* ctx, const v1::SecAggStepRequest* req,

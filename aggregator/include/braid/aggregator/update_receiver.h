@@ -7,6 +7,8 @@
 
 #include <functional>
 
+#include <grpcpp/support/byte_buffer.h>
+
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "braid/aggregator/round_engine.h"
@@ -15,8 +17,9 @@
 namespace braid::aggregator {
 
 struct UpdateStream {
-  // Reads the next message into `msg`; false at the end of the stream.
-  std::function<bool(v1::UpdateMessage* msg)> read;
+  // Reads the next message's bytes (an encoded UpdateMessage, as gRPC
+  // received it) into `frame`; false at the end of the stream.
+  std::function<bool(grpc::ByteBuffer* frame)> read;
   // True when the worker cancelled the call (checked at the end).
   std::function<bool()> cancelled = [] { return false; };
   // How long to wait for a free upload slot.

@@ -30,10 +30,11 @@ class Upload {
   Upload(const Upload&) = delete;
   Upload& operator=(const Upload&) = delete;
 
-  // Appends `len` bytes that must start at `offset` (== bytes received so
-  // far). InvalidArgument for a gap, an overflow past the model's size, or a
-  // value that is not finite (the update is refused before it can poison
-  // the sum).
+  // Appends `len` bytes (any number; a value may span two writes) that
+  // must start at `offset` (== bytes received so far). InvalidArgument for a
+  // gap, an overflow past the model's size, or a value that is not finite
+  // (the update is refused before it can poison the sum). After an error
+  // the upload is unusable.
   absl::Status Write(uint64_t offset, const void* data, uint64_t len);
 
   // L2 norm of the values received so far (checked against the job's bound
@@ -57,6 +58,7 @@ class Upload {
   int64_t num_examples_;
   bool masked_;
   uint64_t received_ = 0;
+  uint64_t checked_ = 0;  // values checked to be finite and counted in the norm
   double sum_squares_ = 0;
 };
 

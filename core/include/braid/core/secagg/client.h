@@ -55,7 +55,9 @@ class Client final {
   absl::StatusOr<EncryptedShares> ShareKeys(const KeyDirectory& directory);
 
   // Stage 2: quantizes `update` (config.vector_length floats), adds the self
-  // mask and one pairwise mask per neighbour that shared keys.
+  // mask and one pairwise mask per neighbour that shared keys. Clients of
+  // one process expand their masks at most as many at once as there are
+  // cores; the others wait their turn here.
   // kInvalidArgument: wrong length, or shares addressed elsewhere / from
   // clients outside the directory. kPermissionDenied: a share fails to decrypt.
   absl::StatusOr<MaskedInput> MaskInput(const ForwardedShares& shares,
