@@ -19,6 +19,10 @@
 // a pessimistic figure for secure aggregation.
 //
 //   braid_secagg_round_bench [--clients 100] [--params 1000000] [--dropout-percent 0]
+//
+// To profile the secure round alone: with BRAID_PERF_CONTROL=FIFO set, it
+// writes "enable" and "disable" to FIFO around that round's timed window,
+// for `perf record -D -1 --control=fifo:FIFO ...`.
 #include <unistd.h>
 
 #include <atomic>
@@ -157,6 +161,8 @@ Outcome RunRound(bool secure, int clients, int params, int dropout_percent) {
     });
   }
   if (ready->Block()) delete ready;
+  const char* perf_control = secure ? std::getenv("BRAID_PERF_CONTROL") : nullptr;
+  if (perf_control != nullptr) std::ofstream(perf_control) << "enable\n";
   const absl::Time start = absl::Now();
   const double aggregator_cpu_start = bench::CpuSeconds(aggregator->pid);
   const double clients_cpu_start = bench::CpuSeconds(::getpid());
@@ -168,6 +174,7 @@ Outcome RunRound(bool secure, int clients, int params, int dropout_percent) {
     absl::SleepFor(absl::Milliseconds(2));
   }
   out.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  if (perf_control != nullptr) std::ofstream(perf_control) << "disable\n";
   out.aggregator_cpu = bench::CpuSeconds(aggregator->pid) - aggregator_cpu_start;
   out.clients_cpu = bench::CpuSeconds(::getpid()) - clients_cpu_start;
   for (std::thread& t : threads) t.join();

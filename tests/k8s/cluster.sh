@@ -63,6 +63,17 @@ ours() {
   echo "${pid}"
 }
 
+# started_and_alive NAME: the process this run started for NAME still
+# runs. (Not `ours`: right after `start`, before the background shell has
+# exec'd the binary, its command line does not name the state dir yet; under
+# load that window is long enough to call a healthy start a crash.)
+started_and_alive() {
+  local pid
+  pid=$(<"$(pidfile "$1")") || return 1
+  [[ "${pid}" =~ ^[0-9]+$ ]] && kill -0 "${pid}" 2>/dev/null &&
+    ! grep -q '^State:[[:space:]]*Z' "/proc/${pid}/status" 2>/dev/null  # not a zombie
+}
+
 # start NAME ARGS...: run the binary NAME from the tools dir in the
 # background, detached from our stdin/stdout (so `$(cluster.sh up)` returns).
 start() {
@@ -129,7 +140,7 @@ wait_for() {
   shift 2
   until "$@" >/dev/null 2>&1; do
     for c in "${COMPONENTS[@]}"; do
-      if [[ -f "$(pidfile "${c}")" ]] && ! ours "${c}" >/dev/null; then
+      if [[ -f "$(pidfile "${c}")" ]] && ! started_and_alive "${c}"; then
         fail "${c}" "${c} exited while waiting for ${what}"
       fi
     done

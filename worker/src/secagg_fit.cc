@@ -1,8 +1,10 @@
 #include "braid/worker/secagg_fit.h"
 
 #include <cmath>
+#include <cstring>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -89,9 +91,11 @@ absl::Status RunSecAggFit(FederationClient& client, const std::string& client_id
   }
 
   BRAID_ASSIGN_OR_RETURN(LocalUpdate update, train());
-  // Flatten the delta in layout order, scaled by the public weight (one
-  // pass), then free it, so that at most two model-sized vectors are alive
-  // at once (this one and the masked input), not three.
+  // One pass over the delta in layout order: scale by the public weight,
+  // add this client's share of the distributed DP noise, count what the
+  // quantizer will clip, and store the result's bits in the vector that is
+  // then masked in place and uploaded. The delta is freed after the pass:
+  // one model-sized vector is alive while masking and uploading, not three.
   size_t elements = 0;
   for (const Tensor& t : update.delta) {
     if (t.dtype != DType::kF32) {
@@ -105,33 +109,34 @@ absl::Status RunSecAggFit(FederationClient& client, const std::string& client_id
                                                    " elements, the round expects ",
                                                    config.vector_length));
   }
+  std::optional<dp::GaussianSampler> noise;
+  if (c.noise_stddev() > 0) {
+    BRAID_ASSIGN_OR_RETURN(dp::GaussianSampler sampler, dp::GaussianSampler::Secure());
+    noise.emplace(std::move(sampler));
+  }
   const auto weight = static_cast<float>(c.weight());
-  std::vector<float> flat(elements);
-  float* out = flat.data();
+  std::vector<uint32_t> values(elements);
+  size_t at = 0, clipped = 0;
   for (const Tensor& t : update.delta) {
     const float* p = t.f32();
-    for (int64_t i = 0, n = t.NumElements(); i < n; ++i) *out++ = p[i] * weight;
+    for (int64_t i = 0, n = t.NumElements(); i < n; ++i, ++at) {
+      float x = p[i] * weight;
+      if (noise) x = static_cast<float>(x + c.noise_stddev() * noise->Next());
+      clipped += std::fabs(x) > c.quantization_range() ? 1 : 0;
+      std::memcpy(&values[at], &x, sizeof(x));
+    }
   }
   update.delta.clear();
   update.delta.shrink_to_fit();
-  if (c.noise_stddev() > 0) {
-    BRAID_ASSIGN_OR_RETURN(dp::GaussianSampler sampler, dp::GaussianSampler::Secure());
-    sampler.AddNoise(absl::MakeSpan(flat), c.noise_stddev());
-  }
-  size_t clipped = 0;
-  for (float x : flat) clipped += std::fabs(x) > c.quantization_range() ? 1 : 0;
   if (clipped > 0) {
-    std::cerr << who << clipped << " of " << flat.size()
-              << " elements exceed quantizationRange " << c.quantization_range()
-              << " and are clipped to it" << std::endl;
+    std::cerr << who << clipped << " of " << elements << " elements exceed quantizationRange "
+              << c.quantization_range() << " and are clipped to it" << std::endl;
   }
-  BRAID_ASSIGN_OR_RETURN(secagg::MaskedInput masked, sa->MaskInput(forwarded, flat));
-  flat.clear();
-  flat.shrink_to_fit();
-  BRAID_RETURN_IF_ERROR(client.PutMasked(client_id, header.round(), masked.values,
-                                         update.num_examples, update.train));
-  masked.values.clear();
-  masked.values.shrink_to_fit();
+  BRAID_RETURN_IF_ERROR(sa->MaskInPlace(forwarded, absl::MakeSpan(values)));
+  BRAID_RETURN_IF_ERROR(
+      client.PutMasked(client_id, header.round(), values, update.num_examples, update.train));
+  values.clear();
+  values.shrink_to_fit();
 
   BRAID_ASSIGN_OR_RETURN(std::string req_bytes,
                          Step(client, client_id, header, v1::SECAGG_STAGE_MASKED_INPUT, ""));

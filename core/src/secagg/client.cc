@@ -173,11 +173,20 @@ absl::StatusOr<EncryptedShares> Client::ShareKeys(const KeyDirectory& directory)
 
 absl::StatusOr<MaskedInput> Client::MaskInput(const ForwardedShares& shares,
                                               absl::Span<const float> update) {
+  MaskedInput out;
+  out.from = self_;
+  out.values.resize(update.size());
+  std::memcpy(out.values.data(), update.data(), update.size() * sizeof(float));
+  BRAID_RETURN_IF_ERROR(MaskInPlace(shares, absl::MakeSpan(out.values)));
+  return out;
+}
+
+absl::Status Client::MaskInPlace(const ForwardedShares& shares, absl::Span<uint32_t> io) {
   BRAID_RETURN_IF_ERROR(Expect(Stage::kMask, "MaskInput"));
-  if (update.size() != config_.vector_length) {
+  if (io.size() != config_.vector_length) {
     return absl::InvalidArgumentError(
         absl::StrFormat("secagg client %u: update has %u elements, the round expects %u", self_,
-                        update.size(), config_.vector_length));
+                        io.size(), config_.vector_length));
   }
   if (shares.to != self_) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -221,9 +230,7 @@ absl::StatusOr<MaskedInput> Client::MaskInput(const ForwardedShares& shares,
         "secagg client %u: only %u share holders shared keys, threshold is %u", self_,
         held.size() + 1, config_.threshold));
   }
-  MaskedInput out;
-  out.from = self_;
-  BRAID_RETURN_IF_ERROR(Quantize(config_.quantization, update, &out.values));
+  BRAID_RETURN_IF_ERROR(QuantizeInPlace(config_.quantization, io));
   std::vector<SignedSeed> seeds;
   seeds.push_back({SelfSeed(secrets_->b, config_.round_id), +1});
   for (const auto& [peer, unused] : held) {
@@ -237,12 +244,12 @@ absl::StatusOr<MaskedInput> Client::MaskInput(const ForwardedShares& shares,
   }
   {
     MaskingGate gate;
-    AddMasks(seeds, absl::MakeSpan(out.values), /*threads=*/1);
+    AddMasks(seeds, io, /*threads=*/1);
   }
   sodium_memzero(seeds.data(), seeds.size() * sizeof(SignedSeed));
   secrets_->held = std::move(held);
   stage_ = Stage::kUnmask;
-  return out;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<UnmaskResponse> Client::Unmask(const UnmaskRequest& request) {

@@ -22,26 +22,65 @@ inline double Level(float value, double c, double inv_step) {
   return (x + c) * inv_step;
 }
 
-// Round-to-nearest quantization, written so that GCC vectorizes it (-O3
-// -fno-trapping-math, core/CMakeLists.txt): no calls, only selects (the
-// same clipping as Level). A level is in [0, levels] with levels < 2^32, so
-// adding 2^52 rounds it to an integer (to nearest, ties to even, in the
-// default rounding mode) held in the low 32 bits of the double's mantissa.
-void QuantizeNearest(const float* __restrict values, size_t n, double c, double inv_step,
-                     double levels, uint32_t* __restrict out) {
+// Round-to-nearest quantization of one value, written so that GCC
+// vectorizes the loops below (-O3 -fno-trapping-math, core/CMakeLists.txt):
+// no calls, only selects (the same clipping as Level). A level is in
+// [0, levels] with levels < 2^32, so adding 2^52 rounds it to an integer (to
+// nearest, ties to even, in the default rounding mode) held in the low 32
+// bits of the double's mantissa.
+inline uint32_t NearestLevel(float value, double c, double inv_step, double levels) {
   constexpr double kRoundingBias = 0x1p52;
-  for (size_t i = 0; i < n; ++i) {
-    double x = values[i];
-    x = x != x ? 0.0 : x;  // NaN as 0
-    x = x < -c ? -c : x;
-    x = x > c ? c : x;
-    double level = (x + c) * inv_step;
-    level = level > levels ? levels : level;
-    uint64_t bits;
-    const double biased = level + kRoundingBias;
-    std::memcpy(&bits, &biased, sizeof(bits));
-    out[i] = static_cast<uint32_t>(bits);
+  double x = value;
+  x = x != x ? 0.0 : x;  // NaN as 0
+  x = x < -c ? -c : x;
+  x = x > c ? c : x;
+  double level = (x + c) * inv_step;
+  level = level > levels ? levels : level;
+  uint64_t bits;
+  const double biased = level + kRoundingBias;
+  std::memcpy(&bits, &biased, sizeof(bits));
+  return static_cast<uint32_t>(bits);
+}
+
+// Stochastic rounding of one value with `random` uniform bits.
+inline uint32_t StochasticLevel(float value, double c, double inv_step, double levels,
+                                uint32_t random) {
+  const double level = Level(value, c, inv_step);
+  const double floor = std::floor(level);
+  const double u = random * (1.0 / 4294967296.0);  // in [0, 1)
+  const double q = floor + (u < level - floor ? 1.0 : 0.0);
+  return static_cast<uint32_t>(std::min(q, levels));
+}
+
+float FloatFromBits(uint32_t bits) {
+  float x;
+  std::memcpy(&x, &bits, sizeof(x));
+  return x;
+}
+
+// Encodes n values: value(i) gives the i-th, out[i] receives its encoding
+// (out may be where the values are read from).
+template <typename ValueAt>
+absl::Status Encode(const QuantizationParams& params, size_t n, ValueAt value, uint32_t* out) {
+  if (absl::Status s = ValidateQuantization(params); !s.ok()) return s;
+  if (sodium_init() < 0) return absl::InternalError("libsodium failed to initialise");
+  const double c = params.clip;
+  const double inv_step = 1.0 / QuantizationStep(params);
+  const double levels = QuantizationLevels(params);
+  if (params.rounding == Rounding::kNearest) {
+    for (size_t i = 0; i < n; ++i) out[i] = NearestLevel(value(i), c, inv_step, levels);
+    return absl::OkStatus();
   }
+  constexpr size_t kChunk = 4096;
+  uint32_t random[kChunk];
+  for (size_t start = 0; start < n; start += kChunk) {
+    const size_t len = std::min(kChunk, n - start);
+    randombytes_buf(random, len * sizeof(uint32_t));
+    for (size_t i = 0; i < len; ++i) {
+      out[start + i] = StochasticLevel(value(start + i), c, inv_step, levels, random[i]);
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -70,31 +109,14 @@ double QuantizationStep(const QuantizationParams& params) {
 
 absl::Status Quantize(const QuantizationParams& params, absl::Span<const float> values,
                       std::vector<uint32_t>* out) {
-  if (absl::Status s = ValidateQuantization(params); !s.ok()) return s;
-  if (sodium_init() < 0) return absl::InternalError("libsodium failed to initialise");
-  const double c = params.clip;
-  const double inv_step = 1.0 / QuantizationStep(params);
-  const double levels = QuantizationLevels(params);
   out->resize(values.size());
-  uint32_t* dst = out->data();
-  if (params.rounding == Rounding::kNearest) {
-    QuantizeNearest(values.data(), values.size(), c, inv_step, levels, dst);
-    return absl::OkStatus();
-  }
-  constexpr size_t kChunk = 4096;
-  uint32_t random[kChunk];
-  for (size_t start = 0; start < values.size(); start += kChunk) {
-    const size_t len = std::min(kChunk, values.size() - start);
-    randombytes_buf(random, len * sizeof(uint32_t));
-    for (size_t i = 0; i < len; ++i) {
-      const double level = Level(values[start + i], c, inv_step);
-      const double floor = std::floor(level);
-      const double u = random[i] * (1.0 / 4294967296.0);  // in [0, 1)
-      const double q = floor + (u < level - floor ? 1.0 : 0.0);
-      dst[start + i] = static_cast<uint32_t>(std::min(q, levels));
-    }
-  }
-  return absl::OkStatus();
+  const float* __restrict in = values.data();
+  return Encode(params, values.size(), [in](size_t i) { return in[i]; }, out->data());
+}
+
+absl::Status QuantizeInPlace(const QuantizationParams& params, absl::Span<uint32_t> io) {
+  uint32_t* bits = io.data();
+  return Encode(params, io.size(), [bits](size_t i) { return FloatFromBits(bits[i]); }, bits);
 }
 
 absl::StatusOr<std::vector<float>> DequantizeSum(const QuantizationParams& params,

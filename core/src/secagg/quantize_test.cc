@@ -1,6 +1,7 @@
 #include "braid/core/secagg/quantize.h"
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "gmock/gmock.h"
@@ -75,6 +76,33 @@ TEST(Quantize, FullSumOfExtremesDoesNotWrap) {
   uint32_t sum = 0;
   for (int i = 0; i < 7; ++i) sum += hi[0];
   EXPECT_NEAR((*DequantizeSum(p, std::vector<uint32_t>{sum}, 7))[0], 21.0, 1e-5);
+}
+
+// In place (over float bit patterns) encodes as Quantize does: the same
+// values for rounding to nearest, within one level for stochastic rounding.
+TEST(Quantize, InPlaceEncodesAsQuantize) {
+  QuantizationParams p;
+  p.clip = 0.5;
+  p.max_summands = 7;
+  std::vector<float> x = {0.0f, -0.5f, 0.5f, 0.7f, -3.0f, 0.1234f, -0.25f, 1e-9f,
+                          std::nanf(""), INFINITY, -INFINITY};
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> dist(-0.6f, 0.6f);
+  for (int i = 0; i < 1000; ++i) x.push_back(dist(rng));
+  for (Rounding rounding : {Rounding::kNearest, Rounding::kStochastic}) {
+    p.rounding = rounding;
+    std::vector<uint32_t> want, io(x.size());
+    ASSERT_TRUE(Quantize(p, x, &want).ok());
+    std::memcpy(io.data(), x.data(), x.size() * sizeof(float));
+    ASSERT_TRUE(QuantizeInPlace(p, absl::MakeSpan(io)).ok());
+    for (size_t i = 0; i < x.size(); ++i) {
+      if (rounding == Rounding::kNearest) {
+        ASSERT_EQ(io[i], want[i]) << "element " << i << " = " << x[i];
+      } else {
+        ASSERT_LE(std::max(io[i], want[i]) - std::min(io[i], want[i]), 1u) << "element " << i;
+      }
+    }
+  }
 }
 
 TEST(Quantize, RejectsBadParameters) {

@@ -62,6 +62,11 @@ class Client final {
   // clients outside the directory. kPermissionDenied: a share fails to decrypt.
   absl::StatusOr<MaskedInput> MaskInput(const ForwardedShares& shares,
                                         absl::Span<const float> update);
+  // MaskInput without a second model-sized vector: `io` holds the update's
+  // float32 values as their bit patterns (std::memcpy'd in) and receives the
+  // masked ring elements (MaskedInput::values). Same errors; after one,
+  // io's contents are unspecified.
+  absl::Status MaskInPlace(const ForwardedShares& shares, absl::Span<uint32_t> io);
 
   // Stage 3: reveals b-shares of survivors and s-shares of dropped clients
   // among the neighbours that shared keys with this client (and its own b-share).

@@ -53,6 +53,11 @@ double QuantizationStep(const QuantizationParams& params);
 absl::Status Quantize(const QuantizationParams& params, absl::Span<const float> values,
                       std::vector<uint32_t>* out);
 
+// Quantize in place: `io` holds float32 values as their bit patterns
+// (std::memcpy'd in) and receives their encodings, so an update is encoded
+// without a second model-sized vector.
+absl::Status QuantizeInPlace(const QuantizationParams& params, absl::Span<uint32_t> io);
+
 // Decodes the ring sum of `summands` encodings. kInvalidArgument if summands
 // is 0 or more than params.max_summands, or the params are invalid.
 absl::StatusOr<std::vector<float>> DequantizeSum(const QuantizationParams& params,
