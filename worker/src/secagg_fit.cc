@@ -4,7 +4,6 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
-#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +16,27 @@ namespace braid::worker {
 namespace {
 
 constexpr absl::Duration kPollWait = absl::Seconds(10);
+
+// out[i] = the bits of in[i] * weight; returns how many of these products
+// exceed `beyond` in magnitude. -O3 (worker/CMakeLists.txt) vectorizes it;
+// inlined into its caller, GCC 12 no longer does.
+__attribute__((noinline)) size_t ScaleToBits(const float* __restrict in, size_t n, float weight,
+                                             float beyond, uint32_t* __restrict out) {
+  size_t count = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const float x = in[i] * weight;
+    count += std::fabs(x) > beyond ? 1 : 0;
+    std::memcpy(out + i, &x, sizeof(x));
+  }
+  return count;
+}
+
+// The largest float <= range: a float x has |x| > range exactly when
+// |x| > FloatAtMost(range).
+float FloatAtMost(double range) {
+  const auto f = static_cast<float>(range);
+  return static_cast<double>(f) > range ? std::nextafter(f, 0.0f) : f;
+}
 
 absl::StatusOr<secagg::RoundConfig> ConfigFrom(const v1::SecAggConfig& c) {
   secagg::RoundConfig config;
@@ -91,11 +111,11 @@ absl::Status RunSecAggFit(FederationClient& client, const std::string& client_id
   }
 
   BRAID_ASSIGN_OR_RETURN(LocalUpdate update, train());
-  // One pass over the delta in layout order: scale by the public weight,
-  // add this client's share of the distributed DP noise, count what the
-  // quantizer will clip, and store the result's bits in the vector that is
-  // then masked in place and uploaded. The delta is freed after the pass:
-  // one model-sized vector is alive while masking and uploading, not three.
+  // The delta in layout order, scaled by the public weight, plus this
+  // client's share of the distributed DP noise, kept as float bits in the
+  // vector that is then masked in place and uploaded. The delta is freed
+  // right after: one model-sized vector is alive while masking and
+  // uploading, not three.
   size_t elements = 0;
   for (const Tensor& t : update.delta) {
     if (t.dtype != DType::kF32) {
@@ -109,21 +129,24 @@ absl::Status RunSecAggFit(FederationClient& client, const std::string& client_id
                                                    " elements, the round expects ",
                                                    config.vector_length));
   }
-  std::optional<dp::GaussianSampler> noise;
-  if (c.noise_stddev() > 0) {
-    BRAID_ASSIGN_OR_RETURN(dp::GaussianSampler sampler, dp::GaussianSampler::Secure());
-    noise.emplace(std::move(sampler));
-  }
   const auto weight = static_cast<float>(c.weight());
+  const float beyond = FloatAtMost(c.quantization_range());  // what the quantizer clips
   std::vector<uint32_t> values(elements);
   size_t at = 0, clipped = 0;
   for (const Tensor& t : update.delta) {
-    const float* p = t.f32();
-    for (int64_t i = 0, n = t.NumElements(); i < n; ++i, ++at) {
-      float x = p[i] * weight;
-      if (noise) x = static_cast<float>(x + c.noise_stddev() * noise->Next());
-      clipped += std::fabs(x) > c.quantization_range() ? 1 : 0;
-      std::memcpy(&values[at], &x, sizeof(x));
+    const auto n = static_cast<size_t>(t.NumElements());
+    clipped += ScaleToBits(t.f32(), n, weight, beyond, values.data() + at);
+    at += n;
+  }
+  if (c.noise_stddev() > 0) {
+    BRAID_ASSIGN_OR_RETURN(dp::GaussianSampler sampler, dp::GaussianSampler::Secure());
+    clipped = 0;
+    for (uint32_t& bits : values) {
+      float x;
+      std::memcpy(&x, &bits, sizeof(x));
+      x = static_cast<float>(x + c.noise_stddev() * sampler.Next());
+      clipped += std::fabs(x) > beyond ? 1 : 0;
+      std::memcpy(&bits, &x, sizeof(x));
     }
   }
   update.delta.clear();

@@ -62,6 +62,7 @@ struct Client::Secrets {
   X25519KeyPair encryption{};
   Scalar own_s_share{}, own_b_share{};
   std::map<ClientId, std::pair<Scalar, Scalar>> held;  // owner -> (s-share, b-share)
+  std::map<ClientId, Key32> box_keys;  // share holder -> the pair's crypto_box key
   std::set<ClientId> revealed_b, revealed_s;
   ~Secrets() {
     sodium_memzero(&s, sizeof(s));
@@ -69,6 +70,7 @@ struct Client::Secrets {
     sodium_memzero(&masking, sizeof(masking));
     sodium_memzero(&encryption, sizeof(encryption));
     for (auto& [id, shares] : held) sodium_memzero(&shares, sizeof(shares));
+    for (auto& [id, key] : box_keys) sodium_memzero(key.data(), key.size());
   }
 };
 
@@ -157,12 +159,14 @@ absl::StatusOr<EncryptedShares> Client::ShareKeys(const KeyDirectory& directory)
   EncryptedShares out;
   out.from = self_;
   for (size_t i = 0; i + 1 < xs.size(); ++i) {
+    absl::StatusOr<Key32> key =
+        BoxKey(holders[xs[i]].encryption_key, secrets_->encryption.secret_key);
+    if (!key.ok()) return key.status();
     std::string plain = SharePlaintext(self_, xs[i], config_.round_id, s_shares[i], b_shares[i]);
-    absl::StatusOr<std::string> sealed =
-        BoxSeal(plain, holders[xs[i]].encryption_key, secrets_->encryption.secret_key);
+    out.shares.push_back({self_, xs[i], BoxSeal(plain, *key)});
     sodium_memzero(plain.data(), plain.size());
-    if (!sealed.ok()) return sealed.status();
-    out.shares.push_back({self_, xs[i], *std::move(sealed)});
+    secrets_->box_keys[xs[i]] = *key;
+    sodium_memzero(key->data(), key->size());
   }
   secrets_->own_s_share = s_shares.back();
   secrets_->own_b_share = b_shares.back();
@@ -204,9 +208,10 @@ absl::Status Client::MaskInPlace(const ForwardedShares& shares, absl::Span<uint3
       return absl::InvalidArgumentError(absl::StrFormat(
           "secagg client %u: two shares from client %u", self_, share.from));
     }
+    // Every holder in the directory got a share from this client, under the
+    // same pair key.
     BRAID_ASSIGN_OR_RETURN(std::string plain,
-                           BoxOpen(share.ciphertext, holder->second.encryption_key,
-                                   secrets_->encryption.secret_key));
+                           BoxOpen(share.ciphertext, secrets_->box_keys.at(share.from)));
     ClientId from, to;
     uint64_t round;
     if (plain.size() != kSharePlaintextBytes) {

@@ -182,30 +182,35 @@ void AddMasks(absl::Span<const SignedSeed> seeds, absl::Span<uint32_t> acc, int 
   for (auto& w : workers) w.join();
 }
 
-absl::StatusOr<std::string> BoxSeal(absl::string_view plaintext, const Key32& recipient_pk,
-                                    const Key32& sender_sk) {
-  std::string out(crypto_box_NONCEBYTES + crypto_box_MACBYTES + plaintext.size(), '\0');
-  auto* o = reinterpret_cast<unsigned char*>(out.data());
-  randombytes_buf(o, crypto_box_NONCEBYTES);
-  if (crypto_box_easy(o + crypto_box_NONCEBYTES,
-                      reinterpret_cast<const unsigned char*>(plaintext.data()), plaintext.size(), o,
-                      recipient_pk.data(), sender_sk.data()) != 0) {
+absl::StatusOr<Key32> BoxKey(const Key32& their_pk, const Key32& my_sk) {
+  Key32 key;
+  if (crypto_box_beforenm(key.data(), their_pk.data(), my_sk.data()) != 0) {
     return absl::InvalidArgumentError(
         "secagg: a peer's encryption public key is a low-order point");
   }
+  return key;
+}
+
+std::string BoxSeal(absl::string_view plaintext, const Key32& box_key) {
+  std::string out(crypto_box_NONCEBYTES + crypto_box_MACBYTES + plaintext.size(), '\0');
+  auto* o = reinterpret_cast<unsigned char*>(out.data());
+  randombytes_buf(o, crypto_box_NONCEBYTES);
+  crypto_box_easy_afternm(o + crypto_box_NONCEBYTES,
+                          reinterpret_cast<const unsigned char*>(plaintext.data()),
+                          plaintext.size(), o, box_key.data());
   return out;
 }
 
-absl::StatusOr<std::string> BoxOpen(absl::string_view ciphertext, const Key32& sender_pk,
-                                    const Key32& recipient_sk) {
+absl::StatusOr<std::string> BoxOpen(absl::string_view ciphertext, const Key32& box_key) {
   if (ciphertext.size() < crypto_box_NONCEBYTES + crypto_box_MACBYTES) {
     return absl::PermissionDeniedError("secagg: encrypted share is too short");
   }
   const auto* c = reinterpret_cast<const unsigned char*>(ciphertext.data());
   std::string out(ciphertext.size() - crypto_box_NONCEBYTES - crypto_box_MACBYTES, '\0');
-  if (crypto_box_open_easy(reinterpret_cast<unsigned char*>(out.data()), c + crypto_box_NONCEBYTES,
-                           ciphertext.size() - crypto_box_NONCEBYTES, c, sender_pk.data(),
-                           recipient_sk.data()) != 0) {
+  if (crypto_box_open_easy_afternm(reinterpret_cast<unsigned char*>(out.data()),
+                                   c + crypto_box_NONCEBYTES,
+                                   ciphertext.size() - crypto_box_NONCEBYTES, c,
+                                   box_key.data()) != 0) {
     return absl::PermissionDeniedError(
         "secagg: an encrypted share failed authentication (altered, or not from its sender)");
   }

@@ -7,7 +7,8 @@
 //   PRG:          AES-256-CTR (OpenSSL EVP, AES-NI where the CPU has it) keyed
 //                 by the seed, counter from 0 (every seed is used once);
 //                 keystream read as little-endian uint32 ring elements
-//   shares:       crypto_box (X25519 + XSalsa20-Poly1305), random nonce prefixed
+//   shares:       crypto_box (X25519 + XSalsa20-Poly1305), random nonce prefixed;
+//                 each pair's X25519 computed once (BoxKey)
 #ifndef BRAID_CORE_SRC_SECAGG_CRYPTO_H_
 #define BRAID_CORE_SRC_SECAGG_CRYPTO_H_
 
@@ -55,14 +56,15 @@ struct SignedSeed {
 // mid-stream). Same result as calling AddMask per seed.
 void AddMasks(absl::Span<const SignedSeed> seeds, absl::Span<uint32_t> acc, int threads);
 
-// crypto_box of `plaintext` from `sender_sk` to `recipient_pk`; nonce first.
-// kInvalidArgument if recipient_pk is a low-order point.
-absl::StatusOr<std::string> BoxSeal(absl::string_view plaintext, const Key32& recipient_pk,
-                    const Key32& sender_sk);
-// kPermissionDenied if the ciphertext was not made by the holder of
-// sender_pk's secret key for recipient_sk, or was altered.
-absl::StatusOr<std::string> BoxOpen(absl::string_view ciphertext, const Key32& sender_pk,
-                                    const Key32& recipient_sk);
+// The crypto_box key of a pair (crypto_box_beforenm): the same from both
+// ends, so each neighbour's X25519 runs once per round however many boxes
+// go between them. kInvalidArgument if their_pk is a low-order point.
+absl::StatusOr<Key32> BoxKey(const Key32& their_pk, const Key32& my_sk);
+// crypto_box of `plaintext` under a pair's BoxKey; nonce first.
+std::string BoxSeal(absl::string_view plaintext, const Key32& box_key);
+// kPermissionDenied if the ciphertext was not made under `box_key` (by the
+// other end of the pair), or was altered.
+absl::StatusOr<std::string> BoxOpen(absl::string_view ciphertext, const Key32& box_key);
 
 }  // namespace braid::secagg
 
