@@ -51,6 +51,13 @@ inline double CpuSeconds(pid_t pid) {
   return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
+// For profiling one timed window: with BRAID_PERF_CONTROL=FIFO set, writes
+// `command` ("enable" or "disable") to FIFO, for
+// `perf record -D -1 --control=fifo:FIFO ...`. Does nothing otherwise.
+inline void PerfControl(const char* command) {
+  if (const char* fifo = std::getenv("BRAID_PERF_CONTROL")) std::ofstream(fifo) << command << "\n";
+}
+
 // Starts the braid-aggregator next to this binary on the job in `dir`
 // (job.yaml, init.safetensors), checkpointing to dir/ckpt, on a free
 // loopback port, with no metrics listener, a 10 min start grace and no

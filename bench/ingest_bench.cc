@@ -8,7 +8,8 @@
 //   braid_ingest_bench [--clients 10] [--params 10000000] [--upload-slots 1]
 //                      [-- AGGREGATOR_FLAGS...]
 // (--upload-slots is passed to braid-aggregator; 1 is its default; flags
-// after "--" are passed to it as they are.)
+// after "--" are passed to it as they are.) With BRAID_PERF_CONTROL=FIFO it
+// drives `perf record --control=fifo:FIFO` around the uploads.
 #include <unistd.h>
 
 #include <cstdlib>
@@ -114,12 +115,14 @@ int main(int argc, char** argv) {
   if (joined->Block()) delete joined;
   const absl::Time download_start = absl::Now();
   if (downloaded->Block()) delete downloaded;
+  bench::PerfControl("enable");
   const absl::Time upload_start = absl::Now();
   const double aggregator_cpu_start = bench::CpuSeconds(pid);
   const double clients_cpu_start = bench::CpuSeconds(::getpid());
   const long download_peak_kib = PeakRssKiB(pid);
   for (std::thread& t : threads) t.join();
   const absl::Time end = absl::Now();
+  bench::PerfControl("disable");
   const double aggregator_cpu = bench::CpuSeconds(pid) - aggregator_cpu_start;
   const double clients_cpu = bench::CpuSeconds(::getpid()) - clients_cpu_start;
   const long peak_kib = PeakRssKiB(pid);

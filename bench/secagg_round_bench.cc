@@ -161,8 +161,7 @@ Outcome RunRound(bool secure, int clients, int params, int dropout_percent) {
     });
   }
   if (ready->Block()) delete ready;
-  const char* perf_control = secure ? std::getenv("BRAID_PERF_CONTROL") : nullptr;
-  if (perf_control != nullptr) std::ofstream(perf_control) << "enable\n";
+  if (secure) bench::PerfControl("enable");
   const absl::Time start = absl::Now();
   const double aggregator_cpu_start = bench::CpuSeconds(aggregator->pid);
   const double clients_cpu_start = bench::CpuSeconds(::getpid());
@@ -174,7 +173,7 @@ Outcome RunRound(bool secure, int clients, int params, int dropout_percent) {
     absl::SleepFor(absl::Milliseconds(2));
   }
   out.seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  if (perf_control != nullptr) std::ofstream(perf_control) << "disable\n";
+  if (secure) bench::PerfControl("disable");
   out.aggregator_cpu = bench::CpuSeconds(aggregator->pid) - aggregator_cpu_start;
   out.clients_cpu = bench::CpuSeconds(::getpid()) - clients_cpu_start;
   for (std::thread& t : threads) t.join();

@@ -7,8 +7,11 @@
 // kBlock / kLanes = 64 squares in float. Check with
 //   g++ -O3 -fopt-info-vec-optimized -c fedavg.cc
 // which reports the inner loops of FoldLanes and the Apply* kernels
-// "vectorized using 16 byte vectors".
+// "vectorized using 16 byte vectors" (and 32 in their AVX2 copies,
+// core/vector_clones.h; the lanes make both copies give the same bits).
 #include "braid/aggregator/fedavg.h"
+
+#include "braid/core/vector_clones.h"
 
 namespace braid::aggregator {
 namespace {
@@ -33,7 +36,8 @@ inline double FoldLanes(float* __restrict sum, const float* __restrict update, s
   return total;
 }
 
-double Fold(float* __restrict sum, const float* __restrict update, size_t n, float weight) {
+BRAID_VECTOR_CLONES double Fold(float* __restrict sum, const float* __restrict update, size_t n,
+                                float weight) {
   double total = 0.0;
   size_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
@@ -74,30 +78,30 @@ inline double SquareLanes(const float* __restrict x, size_t n, float* nonfinite)
 // case, so that every pointer a kernel writes through is __restrict and GCC
 // vectorizes without runtime overlap checks (which would send the in-place
 // case, out == sum, down the scalar path).
-void ApplyDistinct(float* __restrict out, const float* __restrict base,
-                   const float* __restrict sum, size_t n, double scale) {
+BRAID_VECTOR_CLONES void ApplyDistinct(float* __restrict out, const float* __restrict base,
+                                       const float* __restrict sum, size_t n, double scale) {
   for (size_t i = 0; i < n; ++i) {
     out[i] = static_cast<float>(static_cast<double>(base[i]) + static_cast<double>(sum[i]) * scale);
   }
 }
 
-void ApplyIntoSum(float* __restrict sum_out, const float* __restrict base, size_t n,
-                  double scale) {
+BRAID_VECTOR_CLONES void ApplyIntoSum(float* __restrict sum_out, const float* __restrict base,
+                                      size_t n, double scale) {
   for (size_t i = 0; i < n; ++i) {
     sum_out[i] =
         static_cast<float>(static_cast<double>(base[i]) + static_cast<double>(sum_out[i]) * scale);
   }
 }
 
-void ApplyIntoBase(float* __restrict base_out, const float* __restrict sum, size_t n,
-                   double scale) {
+BRAID_VECTOR_CLONES void ApplyIntoBase(float* __restrict base_out, const float* __restrict sum,
+                                       size_t n, double scale) {
   for (size_t i = 0; i < n; ++i) {
     base_out[i] =
         static_cast<float>(static_cast<double>(base_out[i]) + static_cast<double>(sum[i]) * scale);
   }
 }
 
-void ApplyAllSame(float* __restrict io, size_t n, double scale) {
+BRAID_VECTOR_CLONES void ApplyAllSame(float* __restrict io, size_t n, double scale) {
   for (size_t i = 0; i < n; ++i) {
     const double v = io[i];
     io[i] = static_cast<float>(v + v * scale);
@@ -110,7 +114,7 @@ double FoldWeighted(float* sum, const float* update, size_t n, float weight) {
   return Fold(sum, update, n, weight);
 }
 
-double SumSquares(const float* x, size_t n, bool* all_finite) {
+BRAID_VECTOR_CLONES double SumSquares(const float* x, size_t n, bool* all_finite) {
   double total = 0.0;
   float nonfinite = 0.0f;
   size_t i = 0;

@@ -11,6 +11,7 @@
 #include "braid/core/secagg/client.h"
 #include "braid/core/secagg/messages.h"
 #include "braid/core/status_macros.h"
+#include "braid/core/vector_clones.h"
 
 namespace braid::worker {
 namespace {
@@ -19,9 +20,10 @@ constexpr absl::Duration kPollWait = absl::Seconds(10);
 
 // out[i] = the bits of in[i] * weight; returns how many of these products
 // exceed `beyond` in magnitude. -O3 (worker/CMakeLists.txt) vectorizes it;
-// inlined into its caller, GCC 12 no longer does.
-__attribute__((noinline)) size_t ScaleToBits(const float* __restrict in, size_t n, float weight,
-                                             float beyond, uint32_t* __restrict out) {
+// inlined into its caller, GCC 12 no longer does (BRAID_VECTOR_CLONES keeps
+// it out of line).
+BRAID_VECTOR_CLONES size_t ScaleToBits(const float* __restrict in, size_t n, float weight,
+                                       float beyond, uint32_t* __restrict out) {
   size_t count = 0;
   for (size_t i = 0; i < n; ++i) {
     const float x = in[i] * weight;

@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "braid/core/vector_clones.h"
+
 namespace braid::secagg {
 namespace {
 
@@ -79,13 +81,27 @@ Key32 SelfSeed(const Scalar& b, uint64_t round_id) {
   return seed;
 }
 
+// -O3 (core/CMakeLists.txt) and __restrict let GCC turn the loops into
+// vector adds, 8 words at a time in the AVX2 copy.
+BRAID_VECTOR_CLONES void AddWords(int sign, uint32_t* __restrict acc,
+                                  const uint32_t* __restrict add, size_t words) {
+  if (sign > 0) {
+    for (size_t i = 0; i < words; ++i) acc[i] += add[i];
+  } else {
+    for (size_t i = 0; i < words; ++i) acc[i] -= add[i];
+  }
+}
+
 namespace {
 
 constexpr size_t kChunkWords = 4096;  // 16 KiB: a whole number of AES blocks
 
-// The PRG: AES-256-CTR keyed by the seed, the 128-bit big-endian counter
-// starting at 0 (every seed is used for one mask only). AES-NI makes it
-// several times faster than ChaCha20 in software.
+// The PRG: AES-128-CTR keyed by the seed's first 16 bytes (BLAKE2b output,
+// so any 16 of its bytes are a uniform key), the 128-bit big-endian counter
+// starting at 0 (every seed is used for one mask only). The seeds come from
+// X25519, about 128-bit secure, so a 256-bit PRG key would add no strength;
+// AES-128 runs 10 rounds instead of 14 (1.2-1.4x faster here). AES-NI makes
+// it several times faster than ChaCha20 in software.
 //
 // One stream per seed, keyed once: OpenSSL 3 fetches the cipher and expands
 // the key on every EVP_EncryptInit_ex, which costs as much as encrypting a
@@ -97,7 +113,7 @@ class MaskStream {
     unsigned char iv[16] = {0};
     for (int i = 0; i < 8; ++i) iv[15 - i] = static_cast<unsigned char>(block >> (8 * i));
     ok_ = ctx_ != nullptr &&
-          EVP_EncryptInit_ex(ctx_, EVP_aes_256_ctr(), nullptr, seed.data(), iv) == 1;
+          EVP_EncryptInit_ex(ctx_, EVP_aes_128_ctr(), nullptr, seed.data(), iv) == 1;
   }
   ~MaskStream() { EVP_CIPHER_CTX_free(ctx_); }
   MaskStream(MaskStream&& other) noexcept : ctx_(other.ctx_), ok_(other.ok_) {
@@ -117,7 +133,7 @@ class MaskStream {
     if (!ok_ || bytes > kZeros.size() ||
         EVP_EncryptUpdate(ctx_, out, &len, kZeros.data(), static_cast<int>(bytes)) != 1 ||
         static_cast<size_t>(len) != bytes) {
-      std::fprintf(stderr, "secagg: AES-256-CTR mask expansion failed\n");
+      std::fprintf(stderr, "secagg: AES-128-CTR mask expansion failed\n");
       std::abort();
     }
   }
@@ -127,18 +143,12 @@ class MaskStream {
   bool ok_ = false;
 };
 
-// Adds sign * (the next `words` words of `stream`) to acc[0, words).
-// acc and buf never overlap: with __restrict and -O3 (core/CMakeLists.txt)
-// GCC turns the two loops into vector adds.
-void AddNextMask(MaskStream& stream, int sign, uint32_t* __restrict acc, size_t words,
-                 uint32_t* __restrict buf) {
+// Adds sign * (the next `words` words of `stream`) to acc[0, words); buf is
+// scratch for the keystream.
+void AddNextMask(MaskStream& stream, int sign, uint32_t* acc, size_t words, uint32_t* buf) {
   stream.Next(reinterpret_cast<unsigned char*>(buf), words * sizeof(uint32_t));
   // The keystream is read as little-endian words (x86 and arm64 are).
-  if (sign > 0) {
-    for (size_t i = 0; i < words; ++i) acc[i] += buf[i];
-  } else {
-    for (size_t i = 0; i < words; ++i) acc[i] -= buf[i];
-  }
+  AddWords(sign, acc, buf, words);
 }
 
 // Adds every seed's mask to acc[begin, end); `begin` is a multiple of 4

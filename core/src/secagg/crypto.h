@@ -4,8 +4,9 @@
 //                 key = BLAKE2b-256("braid/secagg/sk" || s), public = X25519 base
 //   pair seed:    BLAKE2b-256(X25519(sk_u, pk_v) || pk_lo || pk_hi || round)
 //   self seed:    BLAKE2b-256("braid/secagg/b" || b || round)
-//   PRG:          AES-256-CTR (OpenSSL EVP, AES-NI where the CPU has it) keyed
-//                 by the seed, counter from 0 (every seed is used once);
+//   PRG:          AES-128-CTR (OpenSSL EVP, AES-NI where the CPU has it) keyed
+//                 by the seed's first 16 bytes, counter from 0 (every seed
+//                 is used once);
 //                 keystream read as little-endian uint32 ring elements
 //   shares:       crypto_box (X25519 + XSalsa20-Poly1305), random nonce prefixed;
 //                 each pair's X25519 computed once (BoxKey)
@@ -42,6 +43,10 @@ X25519KeyPair NewBoxKeyPair();
 absl::StatusOr<Key32> PairSeed(const X25519KeyPair& mine, const Key32& their_pk,
                                uint64_t round_id);
 Key32 SelfSeed(const Scalar& b, uint64_t round_id);
+
+// acc[i] += add[i] (sign > 0) or acc[i] -= add[i] for i < words, mod 2^32;
+// acc and add do not overlap.
+void AddWords(int sign, uint32_t* acc, const uint32_t* add, size_t words);
 
 // acc[i] += sign * PRG(seed)[i] mod 2^32, sign = +1 or -1.
 void AddMask(const Key32& seed, int sign, absl::Span<uint32_t> acc);

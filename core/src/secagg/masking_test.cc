@@ -9,6 +9,7 @@
 #include "braid/core/secagg/client.h"
 #include "braid/core/secagg/quantize.h"
 #include "braid/core/secagg/server.h"
+#include "crypto.h"
 #include "gtest/gtest.h"
 
 namespace braid::secagg {
@@ -97,6 +98,36 @@ TEST(SecAggMasking, TheSameTestsFlagUnmaskedAndWeaklyMaskedInputs) {
   std::vector<uint32_t> weak(kLength);
   for (size_t i = 0; i < kLength; ++i) weak[i] = plain[i] + (strong.values[i] & 0xffff);
   EXPECT_GT(WorstByteChiSquare(weak), Critical()) << "weakly masked input passed as uniform";
+}
+
+// The PRG is AES-128-CTR, keyed by the seed's first 16 bytes, counter from
+// 0, read as little-endian words: the expected words are OpenSSL's command
+// line on the same key (a reference outside this code), at the start and
+// right after the first 16 KiB slice, where the expansion continues the
+// counter in a new slice:
+//   head -c 16400 /dev/zero | openssl enc -aes-128-ctr -nosalt
+//     -K 000102030405060708090a0b0c0d0e0f -iv 0 | od -A d -t x4
+// (one command line).
+TEST(SecAggMasking, MaskIsTheAes128CtrKeystreamOfTheSeed) {
+  Key32 seed;
+  for (size_t i = 0; i < seed.size(); ++i) seed[i] = static_cast<unsigned char>(i);
+  std::vector<uint32_t> mask(4100, 0);
+  AddMask(seed, +1, absl::MakeSpan(mask));
+  EXPECT_EQ(mask[0], 0x373ba1c6u);
+  EXPECT_EQ(mask[1], 0x825b8f87u);
+  EXPECT_EQ(mask[2], 0x62814f6fu);
+  EXPECT_EQ(mask[3], 0x79d8c8a1u);
+  EXPECT_EQ(mask[4096], 0xc0a01eb0u);
+  EXPECT_EQ(mask[4099], 0x59d9efeeu);
+
+  // Two threads split the vector mid-stream and give the same words;
+  // sign -1 subtracts them.
+  std::vector<uint32_t> split(mask.size(), 0);
+  const SignedSeed one{seed, +1};
+  AddMasks(absl::MakeConstSpan(&one, 1), absl::MakeSpan(split), /*threads=*/2);
+  EXPECT_EQ(split, mask);
+  AddMask(seed, -1, absl::MakeSpan(split));
+  EXPECT_EQ(split, std::vector<uint32_t>(mask.size(), 0));
 }
 
 }  // namespace

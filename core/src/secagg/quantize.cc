@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "absl/strings/str_format.h"
+#include "braid/core/vector_clones.h"
 
 namespace braid::secagg {
 
@@ -52,6 +53,23 @@ inline uint32_t StochasticLevel(float value, double c, double inv_step, double l
   return static_cast<uint32_t>(std::min(q, levels));
 }
 
+// Round-to-nearest over a whole vector: from float storage into a separate
+// output (Quantize), and in place over float bits (QuantizeInPlace).
+BRAID_VECTOR_CLONES void NearestFromFloats(const float* __restrict in, size_t n, double c,
+                                           double inv_step, double levels,
+                                           uint32_t* __restrict out) {
+  for (size_t i = 0; i < n; ++i) out[i] = NearestLevel(in[i], c, inv_step, levels);
+}
+
+BRAID_VECTOR_CLONES void NearestInPlace(uint32_t* io, size_t n, double c, double inv_step,
+                                        double levels) {
+  for (size_t i = 0; i < n; ++i) {
+    float x;
+    std::memcpy(&x, io + i, sizeof(x));
+    io[i] = NearestLevel(x, c, inv_step, levels);
+  }
+}
+
 float FloatFromBits(uint32_t bits) {
   float x;
   std::memcpy(&x, &bits, sizeof(x));
@@ -59,16 +77,18 @@ float FloatFromBits(uint32_t bits) {
 }
 
 // Encodes n values: value(i) gives the i-th, out[i] receives its encoding
-// (out may be where the values are read from).
-template <typename ValueAt>
-absl::Status Encode(const QuantizationParams& params, size_t n, ValueAt value, uint32_t* out) {
+// (out may be where the values are read from); nearest(c, inv_step, levels)
+// encodes them all with round-to-nearest.
+template <typename ValueAt, typename Nearest>
+absl::Status Encode(const QuantizationParams& params, size_t n, ValueAt value, uint32_t* out,
+                    Nearest nearest) {
   if (absl::Status s = ValidateQuantization(params); !s.ok()) return s;
   if (sodium_init() < 0) return absl::InternalError("libsodium failed to initialise");
   const double c = params.clip;
   const double inv_step = 1.0 / QuantizationStep(params);
   const double levels = QuantizationLevels(params);
   if (params.rounding == Rounding::kNearest) {
-    for (size_t i = 0; i < n; ++i) out[i] = NearestLevel(value(i), c, inv_step, levels);
+    nearest(c, inv_step, levels);
     return absl::OkStatus();
   }
   constexpr size_t kChunk = 4096;
@@ -110,13 +130,22 @@ double QuantizationStep(const QuantizationParams& params) {
 absl::Status Quantize(const QuantizationParams& params, absl::Span<const float> values,
                       std::vector<uint32_t>* out) {
   out->resize(values.size());
-  const float* __restrict in = values.data();
-  return Encode(params, values.size(), [in](size_t i) { return in[i]; }, out->data());
+  const float* in = values.data();
+  uint32_t* bits = out->data();
+  const size_t n = values.size();
+  return Encode(params, n, [in](size_t i) { return in[i]; }, bits,
+                [&](double c, double inv_step, double levels) {
+                  NearestFromFloats(in, n, c, inv_step, levels, bits);
+                });
 }
 
 absl::Status QuantizeInPlace(const QuantizationParams& params, absl::Span<uint32_t> io) {
   uint32_t* bits = io.data();
-  return Encode(params, io.size(), [bits](size_t i) { return FloatFromBits(bits[i]); }, bits);
+  const size_t n = io.size();
+  return Encode(params, n, [bits](size_t i) { return FloatFromBits(bits[i]); }, bits,
+                [&](double c, double inv_step, double levels) {
+                  NearestInPlace(bits, n, c, inv_step, levels);
+                });
 }
 
 absl::StatusOr<std::vector<float>> DequantizeSum(const QuantizationParams& params,

@@ -145,7 +145,7 @@ absl::Status Server::AddMaskedInput(ClientId from, const void* values, size_t by
   for (size_t start = 0; start < sum_.size(); start += kBlock) {
     const size_t n = std::min(kBlock, sum_.size() - start);
     std::memcpy(block, src + start * sizeof(uint32_t), n * sizeof(uint32_t));
-    for (size_t i = 0; i < n; ++i) sum[start + i] += block[i];
+    AddWords(+1, sum + start, block, n);
   }
   u3_.insert(from);
   return absl::OkStatus();
