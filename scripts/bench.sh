@@ -47,6 +47,19 @@ tmp=$(mktemp)
   echo
   echo "command: \`$bin/braid_ingest_bench --clients N --upload-slots S\` for S in 1 2, N in 10 50"
   echo
+  echo "The transport's ceiling on the same machine: the same uploads (the worker's"
+  echo "own upload code) to a bare gRPC server with the aggregator's transport"
+  echo "settings that reads each frame and drops it (no copy, checks, fold or"
+  echo "checkpoint). CPU s as above, of that server and of the clients."
+  echo
+  echo "| clients | slots | ingest GB/s | upload s | server CPU s | clients CPU s |"
+  echo "|---:|---:|---:|---:|---:|---:|"
+  for slots in 1 2; do
+    "$bin/braid_grpc_ceiling_bench" --clients 10 --slots "$slots" 2>/dev/null
+  done
+  echo
+  echo "command: \`$bin/braid_grpc_ceiling_bench --clients 10 --slots S\` for S in 1 2"
+  echo
   echo "## (c) Operator: 100 jobs x 3 tenants applied at once"
   echo
   echo "A fresh test control plane (tests/k8s/cluster.sh), three Tenants, then 100"
@@ -76,7 +89,7 @@ tmp=$(mktemp)
   echo "fold: (wire bytes / ingest + server s + client s) / (plaintext bytes / ingest"
   echo "+ fold s). Wire MB counts every message, both directions, against the"
   echo "plaintext uploads (N x 4 MB). Targets: <= 2x the plaintext round time,"
-  echo "<= 1.3x its bytes. The PRG is AES-256-CTR (OpenSSL EVP, AES-NI); unmasking"
+  echo "<= 1.3x its bytes. The PRG is AES-128-CTR (OpenSSL EVP, AES-NI); unmasking"
   echo "runs on 2 threads as in the aggregator (it uses up to 4)."
   echo
   rates=()
