@@ -12,8 +12,10 @@
 #ifndef BRAID_CORE_VECTOR_CLONES_H_
 #define BRAID_CORE_VECTOR_CLONES_H_
 
+// A multiversioned function is called through its ifunc, never inlined
+// (clang refuses an explicit noinline beside target_clones).
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define BRAID_VECTOR_CLONES __attribute__((noinline, target_clones("avx2", "default")))
+#define BRAID_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define BRAID_VECTOR_CLONES __attribute__((noinline))
 #endif
