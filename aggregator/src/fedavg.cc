@@ -1,15 +1,16 @@
-// Built with -O3 (aggregator/CMakeLists.txt) and no -ffast-math, so GCC may
-// not reassociate a float reduction by itself. The loops below are written so
-// that it needs to: kLanes independent accumulators, one per element of a
-// fixed-size array, become whole vector registers (SSE2 on the default
-// x86-64 target, wider with -march flags); each block's float partials are
+// Built with -O3 (aggregator/CMakeLists.txt) and no -ffast-math, so the
+// compiler may not reassociate a float reduction by itself. The loops below
+// are written so that it needs to: kLanes independent accumulators, held in
+// two 8-float vector values (one AVX2 register each, two SSE2 ones), lane l
+// taking elements l, l + kLanes, ... in order, so that both copies of
+// core/vector_clones.h give the same bits; each block's float partials are
 // promoted to double, so rounding error stays that of summing
-// kBlock / kLanes = 64 squares in float. Check with
-//   g++ -O3 -fopt-info-vec-optimized -c fedavg.cc
-// which reports the inner loops of FoldLanes and the Apply* kernels
-// "vectorized using 16 byte vectors" (and 32 in their AVX2 copies,
-// core/vector_clones.h; the lanes make both copies give the same bits).
+// kBlock / kLanes = 64 squares in float. The Apply* kernels are left to the
+// auto-vectorizer: `g++ -O3 -fopt-info-vec-optimized -c fedavg.cc` reports
+// them "vectorized using 16 byte vectors" (32 in their AVX2 copies).
 #include "braid/aggregator/fedavg.h"
+
+#include <cstring>
 
 #include "braid/core/vector_clones.h"
 
@@ -19,21 +20,43 @@ namespace {
 constexpr size_t kLanes = 16;    // independent sums of squares
 constexpr size_t kBlock = 1024;  // floats per float-accumulated block (4 KiB)
 
+// Eight float lanes as one value (a GCC/Clang vector type): one AVX2
+// register, two SSE2 ones. Two of them hold the kLanes lanes. Written with
+// vector types rather than left to the auto-vectorizer, which turned the
+// lane arrays of the AVX2 copy into shuffles and stack spills.
+typedef float Lanes8 __attribute__((vector_size(32)));
+
+inline Lanes8 Load8(const float* p) {
+  Lanes8 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+inline void Store8(float* p, Lanes8 v) { std::memcpy(p, &v, sizeof(v)); }
+
+// Sums the lanes in lane order, in double.
+inline double SumLanes(Lanes8 lo, Lanes8 hi) {
+  double total = 0.0;
+  for (int l = 0; l < 8; ++l) total += lo[l];
+  for (int l = 0; l < 8; ++l) total += hi[l];
+  return total;
+}
+
 // Folds the first (n / kLanes) * kLanes elements; returns their sum of
-// squares, accumulated in float per lane and summed in double.
+// squares, accumulated in float per lane (lane l takes the elements i with
+// i % kLanes == l, in order) and summed in double.
 inline double FoldLanes(float* __restrict sum, const float* __restrict update, size_t n,
                         float weight) {
-  float acc[kLanes] = {};
+  const Lanes8 w = weight - Lanes8{};  // weight in every lane
+  Lanes8 acc_lo = {}, acc_hi = {};
   for (size_t i = 0; i + kLanes <= n; i += kLanes) {
-    for (size_t l = 0; l < kLanes; ++l) {
-      const float u = update[i + l];
-      sum[i + l] += weight * u;
-      acc[l] += u * u;
-    }
+    const Lanes8 lo = Load8(update + i), hi = Load8(update + i + 8);
+    Store8(sum + i, Load8(sum + i) + w * lo);
+    Store8(sum + i + 8, Load8(sum + i + 8) + w * hi);
+    acc_lo += lo * lo;
+    acc_hi += hi * hi;
   }
-  double total = 0.0;
-  for (size_t l = 0; l < kLanes; ++l) total += acc[l];
-  return total;
+  return SumLanes(acc_lo, acc_hi);
 }
 
 BRAID_VECTOR_CLONES double Fold(float* __restrict sum, const float* __restrict update, size_t n,
@@ -55,23 +78,18 @@ BRAID_VECTOR_CLONES double Fold(float* __restrict sum, const float* __restrict u
 // Sum of squares of the first (n / kLanes) * kLanes elements, like
 // FoldLanes; adds to *nonfinite a value that stays 0 when all of them are
 // finite and becomes NaN otherwise (u * 0 is NaN exactly for infinities and
-// NaNs; without -ffast-math GCC must keep the multiply).
+// NaNs; without -ffast-math the compiler must keep the multiply).
 inline double SquareLanes(const float* __restrict x, size_t n, float* nonfinite) {
-  float acc[kLanes] = {};
-  float zero[kLanes] = {};
+  Lanes8 acc_lo = {}, acc_hi = {}, zero_lo = {}, zero_hi = {};
   for (size_t i = 0; i + kLanes <= n; i += kLanes) {
-    for (size_t l = 0; l < kLanes; ++l) {
-      const float u = x[i + l];
-      acc[l] += u * u;
-      zero[l] += u * 0.0f;
-    }
+    const Lanes8 lo = Load8(x + i), hi = Load8(x + i + 8);
+    acc_lo += lo * lo;
+    acc_hi += hi * hi;
+    zero_lo += lo * 0.0f;
+    zero_hi += hi * 0.0f;
   }
-  double total = 0.0;
-  for (size_t l = 0; l < kLanes; ++l) {
-    total += acc[l];
-    *nonfinite += zero[l];
-  }
-  return total;
+  *nonfinite += static_cast<float>(SumLanes(zero_lo, zero_hi));
+  return SumLanes(acc_lo, acc_hi);
 }
 
 // out = base + sum * scale, rounded once from double. One kernel per aliasing
