@@ -51,6 +51,14 @@ inline double CpuSeconds(pid_t pid) {
   return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
+// The value of "--NAME VALUE" on the command line as an int, or `fallback`.
+inline int IntArg(int argc, char** argv, const std::string& name, int fallback) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (argv[i] == "--" + name) return std::atoi(argv[i + 1]);
+  }
+  return fallback;
+}
+
 // For profiling one timed window: with BRAID_PERF_CONTROL=FIFO set, writes
 // `command` ("enable" or "disable") to FIFO, for
 // `perf record -D -1 --control=fifo:FIFO ...`. Does nothing otherwise.

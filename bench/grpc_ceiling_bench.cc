@@ -34,6 +34,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "aggregator_process.h"
+#include "braid/aggregator/federation_service.h"
 #include "braid/core/chunk_frame.h"
 #include "braid/core/wire_limits.h"
 #include "braid/worker/federation_client.h"
@@ -41,25 +42,13 @@
 
 namespace {
 
-int Arg(int argc, char** argv, const std::string& name, int fallback) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (argv[i] == "--" + name) return std::atoi(argv[i + 1]);
-  }
-  return fallback;
-}
-
 // PutUpdate as a stream of raw frames (as FederationService installs it),
 // read and dropped, at most `slots` at once.
 class DropService final : public braid::v1::Federation::Service {
  public:
   explicit DropService(int slots) : free_slots_(slots) {
-    const int put_update = braid::v1::UpdateMessage::descriptor()
-                               ->file()
-                               ->FindServiceByName("Federation")
-                               ->FindMethodByName("PutUpdate")
-                               ->index();
     MarkMethodStreamed(
-        put_update,
+        braid::aggregator::FederationService::PutUpdateMethodIndex(),
         new grpc::internal::ClientStreamingHandler<DropService, braid::WireFrame,
                                                    braid::v1::UpdateAck>(
             [](DropService* self, grpc::ServerContext*,
@@ -116,9 +105,9 @@ class DropService final : public braid::v1::Federation::Service {
 
 int main(int argc, char** argv) {
   using namespace braid;
-  const int clients = Arg(argc, argv, "clients", 10);
-  const int params = Arg(argc, argv, "params", 10'000'000);
-  const int slots = Arg(argc, argv, "slots", 1);
+  const int clients = bench::IntArg(argc, argv, "clients", 10);
+  const int params = bench::IntArg(argc, argv, "params", 10'000'000);
+  const int slots = bench::IntArg(argc, argv, "slots", 1);
 
   // Fork before this process touches gRPC.
   int fds[2];

@@ -40,13 +40,6 @@ long PeakRssKiB(pid_t pid) {
   return -1;
 }
 
-int Arg(int argc, char** argv, const std::string& name, int fallback) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (argv[i] == "--" + name) return std::atoi(argv[i + 1]);
-  }
-  return fallback;
-}
-
 // Everything after "--" goes to braid-aggregator as flags.
 std::vector<std::string> AggregatorFlags(int argc, char** argv) {
   std::vector<std::string> flags;
@@ -62,9 +55,9 @@ std::vector<std::string> AggregatorFlags(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   using namespace braid;
-  const int clients = Arg(argc, argv, "clients", 10);
-  const int params = Arg(argc, argv, "params", 10'000'000);
-  const int slots = Arg(argc, argv, "upload-slots", 1);
+  const int clients = bench::IntArg(argc, argv, "clients", 10);
+  const int params = bench::IntArg(argc, argv, "params", 10'000'000);
+  const int slots = bench::IntArg(argc, argv, "upload-slots", 1);
   const fs::path dir = fs::temp_directory_path() / absl::StrCat("braid-ingest-", ::getpid());
   fs::create_directories(dir);
   std::ofstream(dir / "t.csv") << "a,cls\n1,0\n";

@@ -48,13 +48,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-int Arg(int argc, char** argv, const std::string& name, int fallback) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (argv[i] == "--" + name) return std::atoi(argv[i + 1]);
-  }
-  return fallback;
-}
-
 struct Outcome {
   double seconds = 0;
   double aggregator_cpu = 0;  // CPU seconds during the round
@@ -189,9 +182,9 @@ Outcome RunRound(bool secure, int clients, int params, int dropout_percent) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int clients = Arg(argc, argv, "clients", 100);
-  const int params = Arg(argc, argv, "params", 1'000'000);
-  const int dropout = Arg(argc, argv, "dropout-percent", 0);
+  const int clients = braid::bench::IntArg(argc, argv, "clients", 100);
+  const int params = braid::bench::IntArg(argc, argv, "params", 1'000'000);
+  const int dropout = braid::bench::IntArg(argc, argv, "dropout-percent", 0);
   const Outcome plain = RunRound(false, clients, params, dropout);
   const Outcome secure = RunRound(true, clients, params, dropout);
   if (plain.failures > 0 || secure.failures > 0) {

@@ -49,19 +49,22 @@ FederationService::FederationService(std::string job, RoundEngine* engine,
   // in). MarkMethodStreamed installs it; it also calls the method
   // bidirectional, which on the server differs from client streaming in
   // name only: neither reads a request before the handler runs.
-  const int put_update = v1::UpdateMessage::descriptor()
-                             ->file()
-                             ->FindServiceByName("Federation")
-                             ->FindMethodByName("PutUpdate")
-                             ->index();
   MarkMethodStreamed(
-      put_update,
+      PutUpdateMethodIndex(),
       new grpc::internal::ClientStreamingHandler<FederationService, WireFrame, v1::UpdateAck>(
           [](FederationService* self, grpc::ServerContext* ctx,
              grpc::ServerReader<WireFrame>* reader, v1::UpdateAck* ack) {
             return self->PutUpdateFrames(ctx, reader, ack);
           },
           this));
+}
+
+int FederationService::PutUpdateMethodIndex() {
+  return v1::UpdateMessage::descriptor()
+      ->file()
+      ->FindServiceByName("Federation")
+      ->FindMethodByName("PutUpdate")
+      ->index();
 }
 
 absl::Status FederationService::MaySpeakFor(const grpc::ServerContext& ctx,

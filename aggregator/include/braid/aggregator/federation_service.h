@@ -39,6 +39,9 @@ class FederationService final : public v1::Federation::Service {
   // upload buffer, not first into a protobuf.
   grpc::Status PutUpdateFrames(grpc::ServerContext* ctx, grpc::ServerReader<WireFrame>* reader,
                                v1::UpdateAck* ack);
+  // PutUpdate's index among the Federation service's methods (the order the
+  // generated Service registers them in), for MarkMethodStreamed.
+  static int PutUpdateMethodIndex();
   grpc::Status Heartbeat(grpc::ServerContext* ctx, const v1::HeartbeatRequest* req,
                          v1::HeartbeatResponse* resp) override;
   grpc::Status SecAggStep(grpc::ServerContext* ctx, const v1::SecAggStepRequest* req,
