@@ -25,6 +25,7 @@ constexpr size_t kBlock = 1024;  // floats per float-accumulated block (4 KiB)
 // vector types rather than left to the auto-vectorizer, which turned the
 // lane arrays of the AVX2 copy into shuffles and stack spills.
 typedef float Lanes8 __attribute__((vector_size(32)));
+static_assert(kLanes == 2 * 8, "the lane loops hold kLanes as two Lanes8");
 
 inline Lanes8 Load8(const float* p) {
   Lanes8 v;
@@ -57,22 +58,6 @@ inline double FoldLanes(float* __restrict sum, const float* __restrict update, s
     acc_hi += hi * hi;
   }
   return SumLanes(acc_lo, acc_hi);
-}
-
-BRAID_VECTOR_CLONES double Fold(float* __restrict sum, const float* __restrict update, size_t n,
-                                float weight) {
-  double total = 0.0;
-  size_t i = 0;
-  for (; i + kBlock <= n; i += kBlock) {
-    total += FoldLanes(sum + i, update + i, kBlock, weight);  // constant trip count
-  }
-  total += FoldLanes(sum + i, update + i, n - i, weight);
-  for (i += (n - i) / kLanes * kLanes; i < n; ++i) {
-    const float u = update[i];
-    sum[i] += weight * u;
-    total += static_cast<double>(u) * u;
-  }
-  return total;
 }
 
 // Sum of squares of the first (n / kLanes) * kLanes elements, like
@@ -128,8 +113,20 @@ BRAID_VECTOR_CLONES void ApplyAllSame(float* __restrict io, size_t n, double sca
 
 }  // namespace
 
-double FoldWeighted(float* sum, const float* update, size_t n, float weight) {
-  return Fold(sum, update, n, weight);
+BRAID_VECTOR_CLONES double FoldWeighted(float* __restrict sum, const float* __restrict update,
+                                        size_t n, float weight) {
+  double total = 0.0;
+  size_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    total += FoldLanes(sum + i, update + i, kBlock, weight);  // constant trip count
+  }
+  total += FoldLanes(sum + i, update + i, n - i, weight);
+  for (i += (n - i) / kLanes * kLanes; i < n; ++i) {
+    const float u = update[i];
+    sum[i] += weight * u;
+    total += static_cast<double>(u) * u;
+  }
+  return total;
 }
 
 BRAID_VECTOR_CLONES double SumSquares(const float* x, size_t n, bool* all_finite) {

@@ -129,7 +129,7 @@ absl::Status WriteFileAtomically(const std::string& path,
     // At most 4 MiB per write(): on the idle development VM one 40 MB
     // write() to a fresh file (the aggregator's checkpoint) took 0.14-0.18 s
     // in 3 of 14 tries, ~0.01 s in the others; 1 and 4 MiB writes took
-    // 0.009-0.014 s in all 28 (docs/benchmarks.md (b)).
+    // 0.009-0.014 s in all 28 (docs/benchmarks.md, "What the figures say").
     constexpr size_t kMaxWrite = size_t{4} << 20;
     for (std::string_view part : parts) {
       const char* p = part.data();
