@@ -3,15 +3,19 @@
 // connection each) each streaming a P-parameter fp32 update with the
 // worker's own code (FederationClient::PutFit: 1 MiB frames, data by
 // reference), to a bare gRPC server in a child process that has the
-// aggregator's transport settings (message limits, 256 KiB stream window,
-// no BDP probing) and reads every frame and drops it: no copy, no checks,
+// aggregator's transport and allocator settings (message limits, 256 KiB
+// stream window, no BDP probing, TuneMallocForFrames) and reads every frame
+// and drops it: no copy, no checks,
 // no fold, no checkpoint. What braid-aggregator ingests beside this, on the
 // same machine, is how much of the transport it keeps.
 //
 // --slots S: uploads the server reads at once, like braid-aggregator's
 // --upload-slots (the others wait, as there, for initial metadata).
+// --window-kib W: the server's per-stream window, like braid-aggregator's
+// --stream-window-kib.
 //
 //   braid_grpc_ceiling_bench [--clients 10] [--params 10000000] [--slots 1]
+//                            [--window-kib 256]
 //
 // Prints one markdown row: clients, slots, ingest GB/s, upload s, server
 // CPU s, clients CPU s.
@@ -35,6 +39,7 @@
 #include "absl/time/clock.h"
 #include "aggregator_process.h"
 #include "braid/aggregator/federation_service.h"
+#include "braid/aggregator/malloc_tuning.h"
 #include "braid/core/chunk_frame.h"
 #include "braid/core/wire_limits.h"
 #include "braid/worker/federation_client.h"
@@ -84,7 +89,7 @@ class DropService final : public braid::v1::Federation::Service {
 };
 
 // The child: serves until killed; writes its port to `port_fd`.
-[[noreturn]] void Serve(int slots, int port_fd) {
+[[noreturn]] void Serve(int slots, int window_kib, int port_fd) {
   DropService service(slots);
   grpc::ServerBuilder builder;
   int port = 0;
@@ -93,7 +98,7 @@ class DropService final : public braid::v1::Federation::Service {
   builder.SetMaxSendMessageSize(braid::kMaxMessageBytes);
   builder.RegisterService(&service);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 256 << 10);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, window_kib << 10);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) _exit(1);
   if (write(port_fd, &port, sizeof(port)) != sizeof(port)) _exit(1);
@@ -108,6 +113,7 @@ int main(int argc, char** argv) {
   const int clients = bench::IntArg(argc, argv, "clients", 10);
   const int params = bench::IntArg(argc, argv, "params", 10'000'000);
   const int slots = bench::IntArg(argc, argv, "slots", 1);
+  const int window_kib = bench::IntArg(argc, argv, "window-kib", 256);
 
   // Fork before this process touches gRPC.
   int fds[2];
@@ -116,7 +122,8 @@ int main(int argc, char** argv) {
   if (server < 0) return 1;
   if (server == 0) {
     close(fds[0]);
-    Serve(slots, fds[1]);
+    aggregator::TuneMallocForFrames();  // as braid-aggregator's main() does
+    Serve(slots, window_kib, fds[1]);
   }
   close(fds[1]);
   int port = 0;

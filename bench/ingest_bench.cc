@@ -1,7 +1,9 @@
 // Update ingest over gRPC on loopback: N clients each upload a P-parameter
 // fp32 update to a real braid-aggregator process at once (no training).
-// Prints GB/s of update bytes ingested, the CPU seconds the aggregator and
-// the clients used during the uploads, and the aggregator's peak RSS as a
+// Prints GB/s of update bytes ingested (until the last upload is
+// acknowledged), the seconds from then until the round's checkpoint is
+// written, the CPU seconds the aggregator and the clients used during the
+// uploads, and the aggregator's peak RSS as a
 // multiple of one model's bytes (one markdown table row; scripts/bench.sh
 // prints the header).
 //
@@ -16,9 +18,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -31,6 +36,24 @@
 namespace {
 
 namespace fs = std::filesystem;
+
+// Waits (up to 60 s) until the aggregator's checkpoint records `rounds`
+// aggregated rounds: the round's close (average, weights written and
+// fsynced, state) is done. False on timeout.
+bool AwaitCheckpointedRounds(const fs::path& state_json, size_t rounds) {
+  const absl::Time give_up = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < give_up) {
+    std::ifstream in(state_json);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const nlohmann::json state = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (!state.is_discarded() && state.contains("history") && state["history"].is_array() &&
+        state["history"].size() >= rounds) {
+      return true;
+    }
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return false;
+}
 
 long PeakRssKiB(pid_t pid) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
@@ -118,6 +141,12 @@ int main(int argc, char** argv) {
   bench::PerfControl("disable");
   const double aggregator_cpu = bench::CpuSeconds(pid) - aggregator_cpu_start;
   const double clients_cpu = bench::CpuSeconds(::getpid()) - clients_cpu_start;
+  // The uploads are acknowledged once folded; the round closes after.
+  if (failures == 0 && !AwaitCheckpointedRounds(dir / "ckpt" / "state.json", 1)) {
+    std::cerr << "the round was not checkpointed within 60 s\n";
+    ++failures;
+  }
+  const double close_s = absl::ToDoubleSeconds(absl::Now() - end);
   const long peak_kib = PeakRssKiB(pid);
   aggregator->Stop();
   fs::remove_all(dir);
@@ -130,9 +159,10 @@ int main(int argc, char** argv) {
   const double down_s = absl::ToDoubleSeconds(upload_start - download_start);
   const double peak_bytes = static_cast<double>(peak_kib) * 1024;
   std::cout << absl::StrFormat(
-      "| %d | %d | %d | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f | %.2fx |\n",
+      "| %d | %d | %d | %.1f | %.2f | %.2f | %.2f | %.3f | %.2f | %.2f | %.2f | %.0f | %.0f | "
+      "%.2fx |\n",
       clients, slots, params, static_cast<double>(model_bytes) / 1e6, gb / up_s, gb / down_s, up_s,
-      aggregator_cpu, gb / aggregator_cpu, clients_cpu,
+      close_s, aggregator_cpu, gb / aggregator_cpu, clients_cpu,
       static_cast<double>(download_peak_kib) * 1024 / 1e6, peak_bytes / 1e6,
       peak_bytes / static_cast<double>(model_bytes));
   return 0;

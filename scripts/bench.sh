@@ -27,7 +27,9 @@ tmp=$(mktemp)
   echo "braid-aggregator on loopback, download the 10M-parameter model, then all"
   echo "upload a 10M-parameter fp32 update (40 MB) at once; no training."
   echo "Ingest GB/s = update bytes / seconds from the start of the uploads until the"
-  echo "last is acknowledged. Peak RSS is the aggregator's VmHWM (whole run; after"
+  echo "last is acknowledged (an upload is acknowledged once checked and folded into"
+  echo "the sum); round closed s = seconds from then until the round's checkpoint"
+  echo "(average, weights written and fsynced, state) is on disk. Peak RSS is the aggregator's VmHWM (whole run; after"
   echo "the downloads only in its own column). Targets: >= 1 GB/s ingest; peak RSS"
   echo "<= 3x one model's bytes, flat in the number of clients."
   echo "CPU s: user + system seconds during the uploads, of the aggregator and of"
@@ -37,8 +39,8 @@ tmp=$(mktemp)
   echo "Upload slots: updates the aggregator receives at once (\`--upload-slots\`,"
   echo "default 1), each holding one model-sized buffer: 2 trades 40 MB for speed."
   echo
-  echo "| clients | upload slots | params | model MB | ingest GB/s | download GB/s | upload s | aggregator CPU s | GB per aggregator CPU s | clients CPU s | peak RSS after downloads MB | peak RSS MB | peak / model |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| clients | upload slots | params | model MB | ingest GB/s | download GB/s | upload s | round closed s | aggregator CPU s | GB per aggregator CPU s | clients CPU s | peak RSS after downloads MB | peak RSS MB | peak / model |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for slots in 1 2; do
     for clients in 10 50; do
       "$bin/braid_ingest_bench" --clients "$clients" --upload-slots "$slots" 2>/dev/null

@@ -60,14 +60,23 @@ inline double FoldLanes(float* __restrict sum, const float* __restrict update, s
   return SumLanes(acc_lo, acc_hi);
 }
 
-// Sum of squares of the first (n / kLanes) * kLanes elements, like
-// FoldLanes; adds to *nonfinite a value that stays 0 when all of them are
-// finite and becomes NaN otherwise (u * 0 is NaN exactly for infinities and
-// NaNs; without -ffast-math the compiler must keep the multiply).
-inline double SquareLanes(const float* __restrict x, size_t n, float* nonfinite) {
+// Sum of squares of the first (n / kLanes) * kLanes floats at `x` (any
+// alignment), like FoldLanes; adds to *nonfinite a value that stays 0 when
+// all of them are finite and becomes NaN otherwise (u * 0 is NaN exactly for
+// infinities and NaNs; without -ffast-math the compiler must keep the
+// multiply). kCopy: also stores them to `copy_to`, in the same pass.
+template <bool kCopy>
+inline double SquareLanes(const char* __restrict x, size_t n, float* nonfinite,
+                          float* __restrict copy_to) {
   Lanes8 acc_lo = {}, acc_hi = {}, zero_lo = {}, zero_hi = {};
   for (size_t i = 0; i + kLanes <= n; i += kLanes) {
-    const Lanes8 lo = Load8(x + i), hi = Load8(x + i + 8);
+    Lanes8 lo, hi;
+    std::memcpy(&lo, x + i * sizeof(float), sizeof(lo));
+    std::memcpy(&hi, x + (i + 8) * sizeof(float), sizeof(hi));
+    if constexpr (kCopy) {
+      Store8(copy_to + i, lo);
+      Store8(copy_to + i + 8, hi);
+    }
     acc_lo += lo * lo;
     acc_hi += hi * hi;
     zero_lo += lo * 0.0f;
@@ -129,20 +138,41 @@ BRAID_VECTOR_CLONES double FoldWeighted(float* __restrict sum, const float* __re
   return total;
 }
 
-BRAID_VECTOR_CLONES double SumSquares(const float* x, size_t n, bool* all_finite) {
+namespace {
+
+// SumSquares over n floats at `x`, also copied to `copy_to` when kCopy.
+template <bool kCopy>
+inline double SquareBlocks(const char* __restrict x, size_t n, bool* all_finite,
+                           float* __restrict copy_to) {
+  // (No offset is added to a null copy_to.)
+  auto copy_at = [copy_to](size_t i) { return kCopy ? copy_to + i : nullptr; };
   double total = 0.0;
   float nonfinite = 0.0f;
   size_t i = 0;
-  for (; i + kBlock <= n; i += kBlock) {
-    total += SquareLanes(x + i, kBlock, &nonfinite);  // constant trip count
+  for (; i + kBlock <= n; i += kBlock) {  // constant trip count
+    total += SquareLanes<kCopy>(x + i * sizeof(float), kBlock, &nonfinite, copy_at(i));
   }
-  total += SquareLanes(x + i, n - i, &nonfinite);
+  total += SquareLanes<kCopy>(x + i * sizeof(float), n - i, &nonfinite, copy_at(i));
   for (i += (n - i) / kLanes * kLanes; i < n; ++i) {
-    total += static_cast<double>(x[i]) * x[i];
-    nonfinite += x[i] * 0.0f;
+    float v;
+    std::memcpy(&v, x + i * sizeof(float), sizeof(v));
+    if constexpr (kCopy) copy_to[i] = v;
+    total += static_cast<double>(v) * v;
+    nonfinite += v * 0.0f;
   }
   *all_finite = nonfinite == 0.0f;
   return total;
+}
+
+}  // namespace
+
+BRAID_VECTOR_CLONES double SumSquares(const float* x, size_t n, bool* all_finite) {
+  return SquareBlocks<false>(reinterpret_cast<const char*>(x), n, all_finite, nullptr);
+}
+
+BRAID_VECTOR_CLONES double CopySumSquares(float* __restrict dst, const void* __restrict src,
+                                          size_t n, bool* all_finite) {
+  return SquareBlocks<true>(static_cast<const char*>(src), n, all_finite, dst);
 }
 
 void ApplyAverage(float* out, const float* base, const float* sum, size_t n, double scale) {

@@ -175,5 +175,33 @@ TEST(SumSquaresTest, MatchesDoublePrecisionAndFindsEveryNonFiniteValue) {
   EXPECT_TRUE(finite);
 }
 
+// How the aggregator copies a received frame's values into the upload: from
+// any byte alignment, the copy is exact and the checks are SumSquares' own.
+TEST(CopySumSquaresTest, CopiesFromAnyAlignmentAndChecksLikeSumSquares) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 0.5f);
+  for (size_t n : {size_t{0}, size_t{1}, size_t{17}, size_t{1024}, size_t{5000}}) {
+    std::vector<float> x(n);
+    for (float& v : x) v = normal(rng);
+    bool finite = false;
+    const double expected = SumSquares(x.data(), n, &finite);
+    for (size_t misalign : {size_t{0}, size_t{1}, size_t{3}}) {
+      std::vector<char> frame(n * sizeof(float) + misalign);
+      std::memcpy(frame.data() + misalign, x.data(), n * sizeof(float));
+      std::vector<float> copy(n, -1.0f);
+      bool copied_finite = false;
+      EXPECT_EQ(CopySumSquares(copy.data(), frame.data() + misalign, n, &copied_finite), expected)
+          << "n=" << n << " misalign=" << misalign;
+      EXPECT_TRUE(copied_finite);
+      EXPECT_EQ(copy, x) << "n=" << n << " misalign=" << misalign;
+      if (n == 0) continue;
+      const float nan = std::nanf("");
+      std::memcpy(frame.data() + misalign + (n - 1) * sizeof(float), &nan, sizeof(nan));
+      CopySumSquares(copy.data(), frame.data() + misalign, n, &copied_finite);
+      EXPECT_FALSE(copied_finite) << "n=" << n << " misalign=" << misalign;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace braid::aggregator

@@ -2,7 +2,6 @@
 //
 // Exit status: 0 the job succeeded, 3 it failed (reason in the log and in
 // <checkpoint-dir>/state.json), 2 bad arguments or job file, 1 other errors.
-#include <malloc.h>
 
 #include <csignal>
 #include <filesystem>
@@ -21,6 +20,7 @@
 #include "braid/aggregator/admission_audit.h"
 #include "braid/aggregator/checkpoint.h"
 #include "braid/aggregator/federation_service.h"
+#include "braid/aggregator/malloc_tuning.h"
 #include "braid/aggregator/metrics.h"
 #include "braid/aggregator/round_engine.h"
 #include "braid/core/audit_log.h"
@@ -227,7 +227,7 @@ int Run() {
     }
     if (engine.Finished() && ended == absl::InfiniteFuture()) ended = absl::Now();
     if (absl::Now() - ended > absl::GetFlag(FLAGS_linger)) break;
-    absl::SleepFor(absl::Milliseconds(100));
+    engine.AwaitCloseDue(absl::Milliseconds(100));
   }
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   const aggregator::EngineStatus status = engine.Status();
@@ -240,15 +240,7 @@ int Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Chunk-sized buffers (1 MiB) come and go on many gRPC threads. Served
-  // by mmap, each would be faulted in and zeroed page by page on every
-  // message (a quarter of the aggregator's CPU while ingesting, by perf), so
-  // the threshold is fixed above them: they are reused from the heap. Fixed,
-  // not glibc's adaptive one, which would also grow for the model-sized
-  // buffers; and at most two arenas, so freed chunks are not spread over
-  // (and kept by) one arena per thread. Model-sized buffers stay mmapped.
-  mallopt(M_MMAP_THRESHOLD, 4 << 20);
-  mallopt(M_ARENA_MAX, 2);
+  braid::aggregator::TuneMallocForFrames();
   absl::SetProgramUsageMessage("braid-aggregator --job FILE --checkpoint-dir DIR [flags]");
   braid::ParseFlags(argc, argv);
   return Run();

@@ -126,6 +126,7 @@ absl::StatusOr<std::string> RoundEngine::ClientTenant(const std::string& client_
 absl::StatusOr<Task> RoundEngine::NextTask(const std::string& client_id, absl::Duration wait) {
   if (absl::Status s = Touch(client_id); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
+  Advance();  // a round whose last update just arrived closes here or on the tick
   auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return TaskFor(client_id).kind != TaskKind::kWait;
   };
@@ -242,7 +243,6 @@ absl::Status RoundEngine::CommitFit(std::unique_ptr<Upload> upload, const Client
                                            " was complete"));
   }
   RecordUpload(*upload);
-  if (sum_.empty()) sum_.assign(checkpoint_->model_bytes() / sizeof(float), 0.0f);
   const auto examples = static_cast<double>(upload->num_examples());
   // FedAvg weighs by examples; DP-FedAvg weighs every client 1 and clips
   // here too, so that a client that skipped clipping gains no influence.
@@ -264,7 +264,11 @@ absl::Status RoundEngine::CommitFit(std::unique_ptr<Upload> upload, const Client
   contributors_.insert(client->tenant);
   client->last_seen = clock_();
   if (metrics_) metrics_->UpdateReceived(static_cast<double>(upload->total_bytes()), norm);
-  Advance();
+  // The update is in the sum: acknowledge it now. Closing the round (reading
+  // the old weights, averaging, writing and fsyncing the checkpoint) is left
+  // to the engine's thread, which AwaitCloseDue wakes, or to the first
+  // client that asks for its next task: the worker's upload call does not
+  // wait on the checkpoint's disk.
   return absl::OkStatus();
 }
 
@@ -367,6 +371,15 @@ void RoundEngine::AddBytesDown(int round, int64_t bytes) {
 void RoundEngine::Tick() {
   absl::MutexLock lock(&mu_);
   Advance();
+}
+
+void RoundEngine::AwaitCloseDue(absl::Duration wait) {
+  absl::MutexLock lock(&mu_);
+  mu_.AwaitWithTimeout(absl::Condition(this, &RoundEngine::CloseDue), wait);
+}
+
+bool RoundEngine::CloseDue() const {
+  return phase_ == Phase::kFit && !secagg_ && PhaseComplete();
 }
 
 int RoundEngine::LiveClients() const {
@@ -529,7 +542,17 @@ void RoundEngine::StartFit() {
   selected_ = std::set<std::string>(live.begin(), live.begin() + k);
   reported_.clear();
   contributors_.clear();
-  if (!sum_.empty()) std::fill(sum_.begin(), sum_.end(), 0.0f);
+  // The sum and the upload buffers are allocated (and their pages faulted
+  // in) here, while workers download and train, not in the first upload's
+  // path; they are kept for the job's later rounds.
+  if (!options_.secagg.enabled) {
+    if (sum_.empty()) {
+      sum_.assign(checkpoint_->model_bytes() / sizeof(float), 0.0f);
+    } else {
+      std::fill(sum_.begin(), sum_.end(), 0.0f);
+    }
+  }
+  pool_.Reserve();
   total_weight_ = examples_sum_ = train_loss_sum_ = norm_sum_ = 0;
   record_ = RoundRecord{};
   record_.round = round_;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test_checkpoint.h"
@@ -116,7 +117,10 @@ class UpdateReceiverTest : public ::testing::Test {
   }
 
   // The global weights after the round closed.
+  // The global weights, once the engine has ticked (a round whose update is
+  // in closes on the tick, not in the upload's call).
   std::vector<float> Weights() {
+    engine_->Tick();
     std::vector<float> w(kFloats);
     EXPECT_TRUE(checkpoint_->ReadWeights(0, w.data(), sizeof(float) * kFloats).ok());
     return w;
@@ -133,6 +137,22 @@ constexpr int64_t kBytes = kFloats * sizeof(float);
 TEST_F(UpdateReceiverTest, AWellFormedUpdateIsFoldedIn) {
   ASSERT_TRUE(Receive({Header(id_, 1, kBytes), Chunk(0, {1, 2}), Chunk(8, {3, 4})}).ok());
   EXPECT_EQ(Weights(), kDelta);
+}
+
+// The worker's upload is acknowledged once its update is in the sum; the
+// round (average, checkpoint) closes on the engine's thread, which
+// AwaitCloseDue wakes at once.
+TEST_F(UpdateReceiverTest, TheLastUpdateIsAcknowledgedBeforeTheRoundCloses) {
+  ASSERT_TRUE(Receive({Header(id_, 1, kBytes), Chunk(0, kDelta)}).ok());
+  std::vector<float> w(kFloats);
+  ASSERT_TRUE(checkpoint_->ReadWeights(0, w.data(), kBytes).ok());
+  EXPECT_EQ(w, std::vector<float>(kFloats, 0.0f)) << "closed inside the upload's call";
+  EXPECT_TRUE(engine_->Status().history.empty());
+  const absl::Time start = absl::Now();
+  engine_->AwaitCloseDue(absl::Seconds(30));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10)) << "AwaitCloseDue slept through a due close";
+  EXPECT_EQ(Weights(), kDelta);  // ticks
+  EXPECT_EQ(engine_->Status().history.size(), 1u);
 }
 
 // However gRPC slices a message, the update is the same.

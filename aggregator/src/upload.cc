@@ -1,5 +1,6 @@
 #include "braid/aggregator/upload.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -28,18 +29,40 @@ absl::Status Upload::Write(uint64_t offset, const void* data, uint64_t len) {
     return absl::InvalidArgumentError(absl::StrCat("update is larger than the model's ",
                                                    total_bytes(), " bytes"));
   }
-  std::memcpy(reinterpret_cast<char*>(buffer_->data()) + received_, data, len);
-  received_ += len;
-  if (masked_) return absl::OkStatus();
-  // Check the values this write completed (a value may span two writes).
-  const uint64_t complete = received_ / sizeof(float);
+  char* bytes = reinterpret_cast<char*>(buffer_->data());
+  const char* in = static_cast<const char*>(data);
+  if (masked_) {
+    std::memcpy(bytes + received_, in, len);
+    received_ += len;
+    return absl::OkStatus();
+  }
+  // The bytes that finish a value the previous write began.
+  const uint64_t head = std::min<uint64_t>(len, (sizeof(float) - received_ % sizeof(float)) %
+                                                    sizeof(float));
+  std::memcpy(bytes + received_, in, head);
+  received_ += head;
+  if (absl::Status s = Check(received_ / sizeof(float) - checked_, nullptr); !s.ok()) return s;
+  // Whole values: copied and checked in one pass.
+  const uint64_t whole = (len - head) / sizeof(float);
+  if (absl::Status s = Check(whole, in + head); !s.ok()) return s;
+  received_ += whole * sizeof(float);
+  // The first bytes of a value the next write finishes.
+  const uint64_t tail = len - head - whole * sizeof(float);
+  std::memcpy(bytes + received_, in + head + whole * sizeof(float), tail);
+  received_ += tail;
+  return absl::OkStatus();
+}
+
+absl::Status Upload::Check(uint64_t values, const char* copy_from) {
+  float* at = buffer_->data() + checked_;
   bool finite = true;
-  const double sum_squares = SumSquares(buffer_->data() + checked_, complete - checked_, &finite);
+  const double sum_squares = copy_from == nullptr ? SumSquares(at, values, &finite)
+                                                  : CopySumSquares(at, copy_from, values, &finite);
   if (!finite) {
     return absl::InvalidArgumentError(absl::StrCat(
         "update holds a value that is not finite near byte ", checked_ * sizeof(float)));
   }
-  checked_ = complete;
+  checked_ += values;
   sum_squares_ += sum_squares;
   return absl::OkStatus();
 }
@@ -63,6 +86,13 @@ absl::StatusOr<std::unique_ptr<std::vector<float>>> UploadPool::Acquire(absl::Du
   auto buffer = std::make_unique<std::vector<float>>(floats_);
   mu_.Lock();
   return buffer;
+}
+
+void UploadPool::Reserve() {
+  absl::MutexLock lock(&mu_);
+  while (handed_out_ + static_cast<int>(free_.size()) < slots_) {
+    free_.push_back(std::make_unique<std::vector<float>>(floats_));
+  }
 }
 
 void UploadPool::Release(std::unique_ptr<std::vector<float>> buffer) {

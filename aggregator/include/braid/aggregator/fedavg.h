@@ -21,6 +21,11 @@ double FoldWeighted(float* sum, const float* update, size_t n, float weight);
 // aggregator checks an update's values as they arrive.
 double SumSquares(const float* x, size_t n, bool* all_finite);
 
+// Copies n floats from `src` (any alignment: a received frame's bytes) to
+// `dst` and returns SumSquares of them (the same bits), in one pass. The
+// buffers must not overlap.
+double CopySumSquares(float* dst, const void* src, size_t n, bool* all_finite);
+
 // out[i] = base[i] + sum[i] * scale for i in [0, n): turns a weighted sum of
 // deltas into the next global weights (scale = 1 / total weight). `out` may
 // alias `sum` or `base` (the same pointer; partially overlapping ranges are

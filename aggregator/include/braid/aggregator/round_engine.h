@@ -195,7 +195,11 @@ class RoundEngine {
                                                    absl::Duration wait, bool masked = false);
   // Folds a complete upload into the round. Aborted if the round closed
   // meanwhile; InvalidArgument if the upload is incomplete or its norm is
-  // above options.max_update_norm.
+  // above options.max_update_norm. Does not close the round when this was
+  // the last update (the next Tick or NextTask does; AwaitCloseDue wakes
+  // the thread that ticks), so the caller's acknowledgement does not wait
+  // for the checkpoint to be written. Masked (secure-aggregation) inputs
+  // still advance the protocol at once.
   absl::Status CommitFit(std::unique_ptr<Upload> upload, const ClientMetrics& train);
   // Secure aggregation: the client's message for `stage` of the attempt
   // `round_id` (empty payload: only wait), then waits up to `wait` for the
@@ -211,9 +215,13 @@ class RoundEngine {
 
   // Accounts model bytes streamed to a client for `round`.
   void AddBytesDown(int round, int64_t bytes);
-  // Applies deadlines, heartbeat losses and the start of rounds. Call
-  // periodically (the service does, every 100 ms).
+  // Applies deadlines, heartbeat losses, the start of rounds and the close
+  // of a round whose updates are all in. Call periodically (braid-aggregator
+  // does, every 100 ms and as soon as AwaitCloseDue returns).
   void Tick();
+  // Waits up to `wait` until a FIT round has every update it awaits and
+  // should be closed by Tick.
+  void AwaitCloseDue(absl::Duration wait);
 
   EngineStatus Status() const;
   bool Finished() const;
@@ -246,6 +254,7 @@ class RoundEngine {
   void Advance() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkLostClients() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool PhaseComplete() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool CloseDue() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartFit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartEvaluate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseFit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

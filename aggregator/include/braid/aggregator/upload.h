@@ -51,6 +51,10 @@ class Upload {
   bool masked() const { return masked_; }
 
  private:
+  // Checks the next `values` floats after the checked ones, first copying
+  // them from `copy_from` unless it is null (then they are in the buffer).
+  absl::Status Check(uint64_t values, const char* copy_from);
+
   UploadPool* pool_;
   std::unique_ptr<std::vector<float>> buffer_;
   std::string client_id_;
@@ -69,6 +73,9 @@ class UploadPool {
   // A buffer, waiting up to `wait` for one; Unavailable after.
   absl::StatusOr<std::unique_ptr<std::vector<float>>> Acquire(absl::Duration wait);
   void Release(std::unique_ptr<std::vector<float>> buffer);
+  // Allocates (and faults in) every slot's buffer not yet allocated, so
+  // that Acquire does not.
+  void Reserve();
 
  private:
   const int slots_;

@@ -1,0 +1,25 @@
+#include "braid/aggregator/malloc_tuning.h"
+
+#include <malloc.h>
+
+namespace braid::aggregator {
+
+void TuneMallocForFrames() {
+  // Chunk-sized buffers (1 MiB) come and go on many gRPC threads. Served
+  // by mmap, each would be faulted in and zeroed page by page on every
+  // message (a quarter of the aggregator's CPU while ingesting, by perf), so
+  // the threshold is fixed above them: they are reused from the heap. Fixed,
+  // not glibc's adaptive one, which would also grow for the model-sized
+  // buffers; and at most two arenas, so freed chunks are not spread over
+  // (and kept by) one arena per thread. Model-sized buffers stay mmapped.
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  // Fixing the mmap threshold also fixes glibc's trim threshold at 128 KiB:
+  // the freed chunks at the heap's top went back to the kernel and were
+  // faulted in again for the next frames (aggregator CPU while ingesting
+  // 10 x 40 MB: 0.56-0.63 s at 128 KiB, 0.37-0.42 s at 8 MiB, same peak
+  // RSS; docs/benchmarks.md (b)). At most 8 MiB per arena is kept.
+  mallopt(M_TRIM_THRESHOLD, 8 << 20);
+  mallopt(M_ARENA_MAX, 2);
+}
+
+}  // namespace braid::aggregator
