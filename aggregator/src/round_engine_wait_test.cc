@@ -155,7 +155,9 @@ TEST_F(RoundEngineWaitTest, WithoutLossesAMissingWorkerGetsTheStartGrace) {
     ASSERT_TRUE(engine.Touch(*a).ok());
     ASSERT_TRUE(engine.Touch(*b).ok());
     engine.Tick();
-    if (s < 29) ASSERT_EQ(engine.NextTask(*a, absl::ZeroDuration())->kind, TaskKind::kWait) << s;
+    if (s < 29) {
+      ASSERT_EQ(engine.NextTask(*a, absl::ZeroDuration())->kind, TaskKind::kWait) << s;
+    }
   }
   EXPECT_EQ(engine.NextTask(*a, absl::ZeroDuration())->kind, TaskKind::kFit);
 }

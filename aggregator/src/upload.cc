@@ -9,16 +9,27 @@
 
 namespace braid::aggregator {
 
-Upload::Upload(UploadPool* pool, std::unique_ptr<std::vector<float>> buffer,
-               std::string client_id, int round, int64_t num_examples, bool masked)
+Upload::Upload(UploadPool* pool, UploadPool::Held slot, std::string client_id, int round,
+               int64_t num_examples, bool masked)
     : pool_(pool),
-      buffer_(std::move(buffer)),
+      held_(slot),
       client_id_(std::move(client_id)),
       round_(round),
       num_examples_(num_examples),
       masked_(masked) {}
 
-Upload::~Upload() { pool_->Release(std::move(buffer_)); }
+Upload::~Upload() {
+  if (!handed_over_) pool_->HandOver(held_, /*reads=*/false);
+  Consumed(total_bytes());
+}
+
+void Upload::HandOver() {
+  if (handed_over_ || !complete()) return;
+  handed_over_ = true;
+  pool_->HandOver(held_, /*reads=*/true);
+}
+
+void Upload::Consumed(uint64_t bytes) { pool_->Consumed(held_, bytes); }
 
 absl::Status Upload::Write(uint64_t offset, const void* data, uint64_t len) {
   if (offset != received_) {
@@ -29,7 +40,9 @@ absl::Status Upload::Write(uint64_t offset, const void* data, uint64_t len) {
     return absl::InvalidArgumentError(absl::StrCat("update is larger than the model's ",
                                                    total_bytes(), " bytes"));
   }
-  char* bytes = reinterpret_cast<char*>(buffer_->data());
+  // The slot's previous holder may still be folding the bytes ahead.
+  if (received_ + len > writable_) writable_ = pool_->AwaitWritable(held_.slot, received_ + len);
+  char* bytes = reinterpret_cast<char*>(held_.slot->buffer.data());
   const char* in = static_cast<const char*>(data);
   if (masked_) {
     std::memcpy(bytes + received_, in, len);
@@ -54,7 +67,7 @@ absl::Status Upload::Write(uint64_t offset, const void* data, uint64_t len) {
 }
 
 absl::Status Upload::Check(uint64_t values, const char* copy_from) {
-  float* at = buffer_->data() + checked_;
+  float* at = held_.slot->buffer.data() + checked_;
   bool finite = true;
   const double sum_squares = copy_from == nullptr ? SumSquares(at, values, &finite)
                                                   : CopySumSquares(at, copy_from, values, &finite);
@@ -69,37 +82,69 @@ absl::Status Upload::Check(uint64_t values, const char* copy_from) {
 
 double Upload::l2_norm() const { return std::sqrt(sum_squares_); }
 
-absl::StatusOr<std::unique_ptr<std::vector<float>>> UploadPool::Acquire(absl::Duration wait) {
+absl::StatusOr<UploadPool::Held> UploadPool::Acquire(absl::Duration wait) {
   absl::MutexLock lock(&mu_);
-  auto available = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return handed_out_ < slots_; };
+  auto available = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (static_cast<int>(all_.size()) < slots_) return true;
+    for (const auto& slot : all_) {
+      if (!slot->held) return true;
+    }
+    return false;
+  };
   if (!mu_.AwaitWithTimeout(absl::Condition(&available), wait)) {
     return absl::UnavailableError(absl::StrCat("all ", slots_,
                                                " upload slots are busy; retry the upload"));
   }
-  ++handed_out_;
-  if (!free_.empty()) {
-    auto buffer = std::move(free_.back());
-    free_.pop_back();
-    return buffer;
+  for (const auto& slot : all_) {
+    if (!slot->held) {
+      slot->held = true;
+      return Held{slot.get(), ++slot->holders};
+    }
   }
+  all_.push_back(std::make_unique<Slot>());
+  Slot* slot = all_.back().get();
+  slot->held = true;
   mu_.Unlock();  // allocate (and fault in) outside the lock
-  auto buffer = std::make_unique<std::vector<float>>(floats_);
+  std::vector<float> buffer(floats_);
   mu_.Lock();
-  return buffer;
+  slot->buffer = std::move(buffer);
+  slot->writable = slot->buffer.size() * sizeof(float);
+  return Held{slot, ++slot->holders};
 }
 
 void UploadPool::Reserve() {
   absl::MutexLock lock(&mu_);
-  while (handed_out_ + static_cast<int>(free_.size()) < slots_) {
-    free_.push_back(std::make_unique<std::vector<float>>(floats_));
+  while (static_cast<int>(all_.size()) < slots_) {
+    auto slot = std::make_unique<Slot>();
+    slot->buffer.assign(floats_, 0.0f);
+    slot->writable = floats_ * sizeof(float);
+    all_.push_back(std::move(slot));
   }
 }
 
-void UploadPool::Release(std::unique_ptr<std::vector<float>> buffer) {
-  if (!buffer) return;
+void UploadPool::HandOver(const Held& held, bool reads) {
   absl::MutexLock lock(&mu_);
-  --handed_out_;
-  free_.push_back(std::move(buffer));
+  held.slot->held = false;
+  if (reads) {
+    held.slot->reader = held.holder;
+    held.slot->writable = 0;
+  }
+}
+
+void UploadPool::Consumed(const Held& held, uint64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  if (held.slot->reader == held.holder) {
+    held.slot->writable = std::max(held.slot->writable, bytes);
+  }
+}
+
+uint64_t UploadPool::AwaitWritable(Slot* slot, uint64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  auto ready = [slot, bytes]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return slot->writable >= bytes;
+  };
+  mu_.Await(absl::Condition(&ready));
+  return slot->writable;
 }
 
 }  // namespace braid::aggregator

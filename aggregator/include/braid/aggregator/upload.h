@@ -16,16 +16,61 @@
 
 namespace braid::aggregator {
 
-class UploadPool;
+// At most `slots` model-sized buffers, allocated by Reserve (or on first
+// use) and reused. A slot passes to the next upload as soon as its holder
+// hands it over (Upload::HandOver: its bytes are all in and checked), while
+// the holder still reads the buffer to fold it; the next holder overwrites
+// only the bytes the previous one has marked consumed. Thread-safe.
+class UploadPool {
+ public:
+  struct Slot {
+    std::vector<float> buffer;
+    bool held = false;     // by an upload that has not handed it over
+    uint64_t holders = 0;  // uploads that have taken it: the last one's number
+    uint64_t reader = 0;   // the upload whose bytes it holds, still read (0: none)
+    uint64_t writable = 0;  // bytes the reader no longer reads
+  };
+  // A slot and the number of its holder.
+  struct Held {
+    Slot* slot;
+    uint64_t holder;
+  };
 
-// Bytes of one client's update, written in order. Returns its buffer to the
-// pool when destroyed.
+  UploadPool(int slots, size_t floats) : slots_(slots), floats_(floats) {}
+  // A slot, waiting up to `wait` for one; Unavailable after.
+  absl::StatusOr<Held> Acquire(absl::Duration wait);
+  // Allocates (and faults in) every slot's buffer not yet allocated, so
+  // that Acquire does not.
+  void Reserve();
+
+  // For Upload: lets the next upload take the slot. `reads`: the holder's
+  // bytes (all of them: it may say so only once it has written the whole
+  // buffer) stay readable until it marks them Consumed; otherwise what the
+  // slot's current reader has not consumed stays readable.
+  void HandOver(const Held& held, bool reads);
+  // For Upload: the reader `held` no longer reads the first `bytes`; a
+  // no-op for a holder that is not the slot's reader.
+  void Consumed(const Held& held, uint64_t bytes);
+  // For Upload: waits until the first `bytes` of the slot's buffer may be
+  // overwritten; returns how many may be (>= bytes).
+  uint64_t AwaitWritable(Slot* slot, uint64_t bytes);
+
+ private:
+  const int slots_;
+  const size_t floats_;
+  absl::Mutex mu_;
+  std::vector<std::unique_ptr<Slot>> all_ ABSL_GUARDED_BY(mu_);
+};
+
+// Bytes of one client's update, written in order into a pool slot's
+// buffer. Hands the slot over (if it has not) and marks all of it consumed
+// when destroyed.
 class Upload {
  public:
   // `masked`: the bytes are secure-aggregation ring elements, not floats
   // (no finiteness check, no norm).
-  Upload(UploadPool* pool, std::unique_ptr<std::vector<float>> buffer, std::string client_id,
-         int round, int64_t num_examples, bool masked = false);
+  Upload(UploadPool* pool, UploadPool::Held slot, std::string client_id, int round,
+         int64_t num_examples, bool masked = false);
   ~Upload();
   Upload(const Upload&) = delete;
   Upload& operator=(const Upload&) = delete;
@@ -34,17 +79,24 @@ class Upload {
   // must start at `offset` (== bytes received so far). InvalidArgument for a
   // gap, an overflow past the model's size, or a value that is not finite
   // (the update is refused before it can poison the sum). After an error
-  // the upload is unusable.
+  // the upload is unusable. May wait for the slot's previous holder to
+  // consume the bytes it overwrites.
   absl::Status Write(uint64_t offset, const void* data, uint64_t len);
 
   // L2 norm of the values received so far (checked against the job's bound
   // before the update is folded in).
   double l2_norm() const;
 
+  // Once complete: lets the next upload take this one's slot while data()
+  // stays readable; Consumed then tells the next one how far it may
+  // overwrite (the destructor: all of it).
+  void HandOver();
+  void Consumed(uint64_t bytes);
+
   bool complete() const { return received_ == total_bytes(); }
   uint64_t received() const { return received_; }
-  uint64_t total_bytes() const { return buffer_->size() * sizeof(float); }
-  const float* data() const { return buffer_->data(); }
+  uint64_t total_bytes() const { return held_.slot->buffer.size() * sizeof(float); }
+  const float* data() const { return held_.slot->buffer.data(); }
   const std::string& client_id() const { return client_id_; }
   int round() const { return round_; }
   int64_t num_examples() const { return num_examples_; }
@@ -54,35 +106,17 @@ class Upload {
   // Checks the next `values` floats after the checked ones, first copying
   // them from `copy_from` unless it is null (then they are in the buffer).
   absl::Status Check(uint64_t values, const char* copy_from);
-
   UploadPool* pool_;
-  std::unique_ptr<std::vector<float>> buffer_;
+  UploadPool::Held held_;
   std::string client_id_;
   int round_;
   int64_t num_examples_;
   bool masked_;
+  bool handed_over_ = false;
+  uint64_t writable_ = 0;  // bytes known to be writable
   uint64_t received_ = 0;
   uint64_t checked_ = 0;  // values checked to be finite and counted in the norm
   double sum_squares_ = 0;
-};
-
-// At most `slots` model-sized buffers, allocated on first use and reused.
-class UploadPool {
- public:
-  UploadPool(int slots, size_t floats) : slots_(slots), floats_(floats) {}
-  // A buffer, waiting up to `wait` for one; Unavailable after.
-  absl::StatusOr<std::unique_ptr<std::vector<float>>> Acquire(absl::Duration wait);
-  void Release(std::unique_ptr<std::vector<float>> buffer);
-  // Allocates (and faults in) every slot's buffer not yet allocated, so
-  // that Acquire does not.
-  void Reserve();
-
- private:
-  const int slots_;
-  const size_t floats_;
-  absl::Mutex mu_;
-  int handed_out_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<std::unique_ptr<std::vector<float>>> free_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace braid::aggregator
