@@ -187,7 +187,7 @@ TEST(CopySumSquaresTest, CopiesFromAnyAlignmentAndChecksLikeSumSquares) {
     const double expected = SumSquares(x.data(), n, &finite);
     for (size_t misalign : {size_t{0}, size_t{1}, size_t{3}}) {
       std::vector<char> frame(n * sizeof(float) + misalign);
-      std::memcpy(frame.data() + misalign, x.data(), n * sizeof(float));
+      if (n > 0) std::memcpy(frame.data() + misalign, x.data(), n * sizeof(float));
       std::vector<float> copy(n, -1.0f);
       bool copied_finite = false;
       EXPECT_EQ(CopySumSquares(copy.data(), frame.data() + misalign, n, &copied_finite), expected)

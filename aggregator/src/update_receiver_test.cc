@@ -116,7 +116,6 @@ class UpdateReceiverTest : public ::testing::Test {
     return ReceiveUpdate(*engine_, stream);
   }
 
-  // The global weights after the round closed.
   // The global weights, once the engine has ticked (a round whose update is
   // in closes on the tick, not in the upload's call).
   std::vector<float> Weights() {
