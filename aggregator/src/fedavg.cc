@@ -86,6 +86,30 @@ inline double SquareLanes(const char* __restrict x, size_t n, float* nonfinite,
   return SumLanes(acc_lo, acc_hi);
 }
 
+// SumSquares over n floats at `x`, also copied to `copy_to` when kCopy.
+template <bool kCopy>
+inline double SquareBlocks(const char* __restrict x, size_t n, bool* all_finite,
+                           float* __restrict copy_to) {
+  // (No offset is added to a null copy_to.)
+  auto copy_at = [copy_to](size_t i) { return kCopy ? copy_to + i : nullptr; };
+  double total = 0.0;
+  float nonfinite = 0.0f;
+  size_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {  // constant trip count
+    total += SquareLanes<kCopy>(x + i * sizeof(float), kBlock, &nonfinite, copy_at(i));
+  }
+  total += SquareLanes<kCopy>(x + i * sizeof(float), n - i, &nonfinite, copy_at(i));
+  for (i += (n - i) / kLanes * kLanes; i < n; ++i) {
+    float v;
+    std::memcpy(&v, x + i * sizeof(float), sizeof(v));
+    if constexpr (kCopy) copy_to[i] = v;
+    total += static_cast<double>(v) * v;
+    nonfinite += v * 0.0f;
+  }
+  *all_finite = nonfinite == 0.0f;
+  return total;
+}
+
 // out = base + sum * scale, rounded once from double. One kernel per aliasing
 // case, so that every pointer a kernel writes through is __restrict and GCC
 // vectorizes without runtime overlap checks (which would send the in-place
@@ -137,34 +161,6 @@ BRAID_VECTOR_CLONES double FoldWeighted(float* __restrict sum, const float* __re
   }
   return total;
 }
-
-namespace {
-
-// SumSquares over n floats at `x`, also copied to `copy_to` when kCopy.
-template <bool kCopy>
-inline double SquareBlocks(const char* __restrict x, size_t n, bool* all_finite,
-                           float* __restrict copy_to) {
-  // (No offset is added to a null copy_to.)
-  auto copy_at = [copy_to](size_t i) { return kCopy ? copy_to + i : nullptr; };
-  double total = 0.0;
-  float nonfinite = 0.0f;
-  size_t i = 0;
-  for (; i + kBlock <= n; i += kBlock) {  // constant trip count
-    total += SquareLanes<kCopy>(x + i * sizeof(float), kBlock, &nonfinite, copy_at(i));
-  }
-  total += SquareLanes<kCopy>(x + i * sizeof(float), n - i, &nonfinite, copy_at(i));
-  for (i += (n - i) / kLanes * kLanes; i < n; ++i) {
-    float v;
-    std::memcpy(&v, x + i * sizeof(float), sizeof(v));
-    if constexpr (kCopy) copy_to[i] = v;
-    total += static_cast<double>(v) * v;
-    nonfinite += v * 0.0f;
-  }
-  *all_finite = nonfinite == 0.0f;
-  return total;
-}
-
-}  // namespace
 
 BRAID_VECTOR_CLONES double SumSquares(const float* x, size_t n, bool* all_finite) {
   return SquareBlocks<false>(reinterpret_cast<const char*>(x), n, all_finite, nullptr);
