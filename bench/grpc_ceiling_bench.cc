@@ -5,9 +5,9 @@
 // reference), to a bare gRPC server in a child process that has the
 // aggregator's transport and allocator settings (message limits, 256 KiB
 // stream window, no BDP probing, TuneMallocForFrames) and reads every frame
-// and drops it: no copy, no checks,
-// no fold, no checkpoint. What braid-aggregator ingests beside this, on the
-// same machine, is how much of the transport it keeps.
+// and drops it: no copy, no checks, no fold, no checkpoint. What
+// braid-aggregator ingests beside this, on the same machine, is how much of
+// the transport it keeps.
 //
 // --slots S: uploads the server reads at once, like braid-aggregator's
 // --upload-slots (the others wait, as there, for initial metadata).
