@@ -50,9 +50,11 @@ tmp=$(mktemp)
   echo "command: \`$bin/braid_ingest_bench --clients N --upload-slots S\` for S in 1 2, N in 10 50"
   echo
   echo "The transport's ceiling on the same machine: the same uploads (the worker's"
-  echo "own upload code) to a bare gRPC server with the aggregator's transport"
-  echo "settings that reads each frame and drops it (no copy, checks, fold or"
-  echo "checkpoint). CPU s as above, of that server and of the clients."
+  echo "own upload code) to a bare gRPC server with the aggregator's transport and"
+  echo "allocator settings that reads each frame and drops it (no copy, checks, fold"
+  echo "or checkpoint). CPU s as above, of that server and of the clients. This VM's"
+  echo "speed varies from minute to minute: compare the rows above with these, run"
+  echo "in the same minutes, rather than with another day's."
   echo
   echo "| clients | slots | ingest GB/s | upload s | server CPU s | clients CPU s |"
   echo "|---:|---:|---:|---:|---:|---:|"
