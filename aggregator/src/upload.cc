@@ -84,32 +84,21 @@ double Upload::l2_norm() const { return std::sqrt(sum_squares_); }
 
 absl::StatusOr<UploadPool::Held> UploadPool::Acquire(absl::Duration wait) {
   absl::MutexLock lock(&mu_);
-  auto available = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (static_cast<int>(all_.size()) < slots_) return true;
-    for (const auto& slot : all_) {
-      if (!slot->held) return true;
-    }
-    return false;
-  };
+  auto available = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return FreeSlot() != nullptr; };
   if (!mu_.AwaitWithTimeout(absl::Condition(&available), wait)) {
     return absl::UnavailableError(absl::StrCat("all ", slots_,
                                                " upload slots are busy; retry the upload"));
   }
-  for (const auto& slot : all_) {
-    if (!slot->held) {
-      slot->held = true;
-      return Held{slot.get(), ++slot->holders};
-    }
-  }
-  all_.push_back(std::make_unique<Slot>());
-  Slot* slot = all_.back().get();
+  Slot* slot = FreeSlot();
   slot->held = true;
-  mu_.Unlock();  // allocate (and fault in) outside the lock
-  std::vector<float> buffer(floats_);
-  mu_.Lock();
-  slot->buffer = std::move(buffer);
-  slot->writable = slot->buffer.size() * sizeof(float);
   return Held{slot, ++slot->holders};
+}
+
+UploadPool::Slot* UploadPool::FreeSlot() {
+  for (const auto& slot : all_) {
+    if (!slot->held) return slot.get();
+  }
+  return nullptr;
 }
 
 void UploadPool::Reserve() {

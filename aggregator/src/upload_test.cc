@@ -20,6 +20,14 @@ std::unique_ptr<Upload> Take(UploadPool& pool, const std::string& client) {
   return std::make_unique<Upload>(&pool, *slot, client, 1, 10);
 }
 
+// A pool of `slots` with their buffers allocated, as the round engine
+// leaves it when a round starts.
+std::unique_ptr<UploadPool> ReservedPool(int slots) {
+  auto pool = std::make_unique<UploadPool>(slots, kFloats);
+  pool->Reserve();
+  return pool;
+}
+
 std::vector<float> Filled(float value) { return std::vector<float>(kFloats, value); }
 
 // Writes `values` as the upload's first bytes on a thread of its own, so a
@@ -52,7 +60,8 @@ bool WaitUntilDone(const BackgroundWrite& write) {
 // A complete upload hands its slot to the next one while it is folded; the
 // next overwrites only the bytes the first has consumed.
 TEST(UploadPoolTest, TheNextUploadOverwritesOnlyWhatTheFoldHasConsumed) {
-  UploadPool pool(/*slots=*/1, kFloats);
+  std::unique_ptr<UploadPool> reserved = ReservedPool(/*slots=*/1);
+  UploadPool& pool = *reserved;
   std::unique_ptr<Upload> first = Take(pool, "a");
   ASSERT_NE(first, nullptr);
   ASSERT_TRUE(first->Write(0, Filled(1).data(), kBytes).ok());
@@ -77,7 +86,8 @@ TEST(UploadPoolTest, TheNextUploadOverwritesOnlyWhatTheFoldHasConsumed) {
 // An upload that fails (it never hands over its bytes) frees the slot, but
 // the bytes of the upload still being folded stay protected.
 TEST(UploadPoolTest, AFailedUploadDoesNotReleaseTheBytesStillBeingFolded) {
-  UploadPool pool(/*slots=*/1, kFloats);
+  std::unique_ptr<UploadPool> reserved = ReservedPool(/*slots=*/1);
+  UploadPool& pool = *reserved;
   std::unique_ptr<Upload> folded = Take(pool, "a");
   ASSERT_TRUE(folded->Write(0, Filled(1).data(), kBytes).ok());
   folded->HandOver();
@@ -99,7 +109,8 @@ TEST(UploadPoolTest, AFailedUploadDoesNotReleaseTheBytesStillBeingFolded) {
 // An incomplete upload cannot hand its slot over as if it were to be
 // folded.
 TEST(UploadPoolTest, AnIncompleteUploadKeepsItsSlotUntilDestroyed) {
-  UploadPool pool(/*slots=*/1, kFloats);
+  std::unique_ptr<UploadPool> reserved = ReservedPool(/*slots=*/1);
+  UploadPool& pool = *reserved;
   std::unique_ptr<Upload> partial = Take(pool, "a");
   ASSERT_TRUE(partial->Write(0, Filled(1).data(), kBytes / 2).ok());
   partial->HandOver();

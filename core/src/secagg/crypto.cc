@@ -101,8 +101,7 @@ constexpr size_t kChunkWords = 4096;  // 16 KiB: a whole number of AES blocks
 // starting at 0 (every seed is used for one mask only). The seeds come from
 // X25519, about 128-bit secure, so a 256-bit PRG key would add no strength;
 // AES-128 runs 10 rounds instead of 14 (1.2x faster by `openssl speed`
-// here). AES-NI makes
-// it several times faster than ChaCha20 in software.
+// here). AES-NI makes it several times faster than ChaCha20 in software.
 //
 // One stream per seed, keyed once: OpenSSL 3 fetches the cipher and expands
 // the key on every EVP_EncryptInit_ex, which costs as much as encrypting a

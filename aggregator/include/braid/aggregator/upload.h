@@ -16,8 +16,9 @@
 
 namespace braid::aggregator {
 
-// At most `slots` model-sized buffers, allocated by Reserve (or on first
-// use) and reused. A slot passes to the next upload as soon as its holder
+// At most `slots` model-sized buffers, allocated by Reserve (which must
+// come before Acquire: the round engine calls it when a round starts) and
+// reused. A slot passes to the next upload as soon as its holder
 // hands it over (Upload::HandOver: its bytes are all in and checked), while
 // the holder still reads the buffer to fold it; the next holder overwrites
 // only the bytes the previous one has marked consumed. Thread-safe.
@@ -37,10 +38,10 @@ class UploadPool {
   };
 
   UploadPool(int slots, size_t floats) : slots_(slots), floats_(floats) {}
-  // A slot, waiting up to `wait` for one; Unavailable after.
+  // A slot, waiting up to `wait` for one; Unavailable after (and always
+  // before Reserve).
   absl::StatusOr<Held> Acquire(absl::Duration wait);
-  // Allocates (and faults in) every slot's buffer not yet allocated, so
-  // that Acquire does not.
+  // Allocates (and faults in) every slot's buffer not yet allocated.
   void Reserve();
 
   // For Upload: lets the next upload take the slot. `reads`: the holder's
@@ -56,6 +57,9 @@ class UploadPool {
   uint64_t AwaitWritable(Slot* slot, uint64_t bytes);
 
  private:
+  // A reserved slot no upload holds, or null.
+  Slot* FreeSlot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const int slots_;
   const size_t floats_;
   absl::Mutex mu_;
