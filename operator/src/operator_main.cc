@@ -17,7 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "braid/core/cli_flags.h"
-#include "braid/kube/cancel.h"
+#include "braid/core/cancel.h"
 #include "braid/kube/client.h"
 #include "braid/kube/config.h"
 #include "braid/kube/leader_election.h"
@@ -65,7 +65,7 @@ namespace {
 
 // SIGINT and SIGTERM are blocked in every thread and taken by one thread
 // with sigwait, which may lock mutexes (a signal handler may not).
-void StopOnSignal(braid::kube::CancelToken* stop) {
+void StopOnSignal(braid::CancelToken* stop) {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
@@ -86,7 +86,7 @@ std::string DefaultIdentity() {
 
 int Main() {
   using namespace braid;
-  kube::CancelToken stop;
+  CancelToken stop;
   StopOnSignal(&stop);  // before any thread starts, so all inherit the mask
   absl::StatusOr<kube::Config> config =
       kube::LoadDefault(absl::GetFlag(FLAGS_kubeconfig), absl::GetFlag(FLAGS_context));

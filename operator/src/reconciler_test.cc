@@ -17,7 +17,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
-#include "braid/kube/fake_api_server.h"
+#include "braid/kube/testing/fake_api_server.h"
 #include "braid/operator/job_objects.h"
 #include "braid/operator/job_tls.h"
 #include "gmock/gmock.h"

@@ -1,4 +1,4 @@
-// braid_kube (operator/kube) against a real kube-apiserver: TLS with the
+// braid_kube (kube/) against a real kube-apiserver: TLS with the
 // client certificate from the kubeconfig, bearer tokens, server-side apply,
 // the status subresource, watches with bookmarks, 410 Gone, informers and
 // leader election.
@@ -227,7 +227,7 @@ class StaleFirstWatch final : public kube::Client {
   absl::StatusOr<Json> MergePatch(const kube::ResourceRef& r, const std::string& ns, const std::string& n, const Json& p, const std::string& s) override { return real_->MergePatch(r, ns, n, p, s); }
   absl::Status Delete(const kube::ResourceRef& r, const std::string& ns, const std::string& n, const std::string& p) override { return real_->Delete(r, ns, n, p); }
   absl::Status Watch(const kube::ResourceRef& r, const std::string& ns, const kube::WatchOptions& o,
-                     const std::function<bool(const kube::WatchEvent&)>& f, const kube::CancelToken* c) override {
+                     const std::function<bool(const kube::WatchEvent&)>& f, const CancelToken* c) override {
     kube::WatchOptions options = o;
     if (!stale_done_.exchange(true)) {
       before_();
@@ -276,7 +276,7 @@ TEST_F(KubeClientTest, LeaderElectionHandsOverBetweenTwoElectors) {
   struct Candidate {
     std::atomic<bool> leading{false};
     std::unique_ptr<kube::LeaderElector> elector;
-    kube::CancelToken cancel;
+    CancelToken cancel;
     std::thread thread;
   };
   Candidate cands[2];

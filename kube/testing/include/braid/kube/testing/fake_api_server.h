@@ -2,8 +2,8 @@
 // with tests): a small API server behind the HttpTransport seam, and a
 // clock that only moves when told. For tests against the real thing, see
 // tests/k8s/.
-#ifndef BRAID_KUBE_FAKE_API_SERVER_H_
-#define BRAID_KUBE_FAKE_API_SERVER_H_
+#ifndef BRAID_KUBE_TESTING_FAKE_API_SERVER_H_
+#define BRAID_KUBE_TESTING_FAKE_API_SERVER_H_
 
 #include <cstdint>
 #include <deque>
@@ -15,7 +15,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "braid/kube/clock.h"
+#include "braid/core/clock.h"
+#include "braid/core/testing/fake_clock.h"
 #include "braid/kube/http.h"
 #include "braid/kube/resource.h"
 #include "nlohmann/json.hpp"
@@ -122,23 +123,7 @@ class FakeApiServer final : public HttpTransport {
   std::vector<HttpRequest> requests_ ABSL_GUARDED_BY(mu_);
 };
 
-// Starts at 2024-01-01T00:00:00Z; moves only by Advance() and Sleep(),
-// which returns at once (after yielding the CPU briefly, so loops driven by
-// it don't spin) having advanced the time by the requested duration, and
-// records it. Thread-safe.
-class FakeClock final : public Clock {
- public:
-  absl::Time Now() const override;
-  bool Sleep(absl::Duration d, const CancelToken* cancel) override;
-  void Advance(absl::Duration d);
-  std::vector<absl::Duration> sleeps() const;
-
- private:
-  mutable absl::Mutex mu_;
-  absl::Time now_ ABSL_GUARDED_BY(mu_) = absl::FromUnixSeconds(1704067200);
-  std::vector<absl::Duration> sleeps_ ABSL_GUARDED_BY(mu_);
-};
 
 }  // namespace braid::kube
 
-#endif  // BRAID_KUBE_FAKE_API_SERVER_H_
+#endif  // BRAID_KUBE_TESTING_FAKE_API_SERVER_H_

@@ -18,9 +18,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "braid/kube/backoff.h"
-#include "braid/kube/cancel.h"
+#include "braid/core/cancel.h"
 #include "braid/kube/client.h"
-#include "braid/kube/clock.h"
+#include "braid/core/clock.h"
 
 namespace braid::kube {
 

@@ -11,7 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "braid/kube/client.h"
-#include "braid/kube/clock.h"
+#include "braid/core/clock.h"
 
 namespace braid::kube {
 

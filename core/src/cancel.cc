@@ -1,6 +1,6 @@
-#include "braid/kube/cancel.h"
+#include "braid/core/cancel.h"
 
-namespace braid::kube {
+namespace braid {
 
 void CancelToken::Cancel() {
   absl::MutexLock lock(&mu_);
@@ -19,4 +19,4 @@ bool CancelToken::WaitFor(absl::Duration d) const {
   return cancelled_;
 }
 
-}  // namespace braid::kube
+}  // namespace braid

@@ -3,7 +3,7 @@
 #include <thread>
 
 #include "absl/time/clock.h"
-#include "braid/kube/fake_api_server.h"
+#include "braid/kube/testing/fake_api_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

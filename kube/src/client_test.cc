@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "braid/kube/api_error.h"
-#include "braid/kube/fake_api_server.h"
+#include "braid/kube/testing/fake_api_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

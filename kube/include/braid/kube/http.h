@@ -10,7 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "braid/kube/cancel.h"
+#include "braid/core/cancel.h"
 #include "braid/kube/config.h"
 
 namespace braid::kube {

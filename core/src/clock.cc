@@ -1,8 +1,8 @@
-#include "braid/kube/clock.h"
+#include "braid/core/clock.h"
 
 #include "absl/time/clock.h"
 
-namespace braid::kube {
+namespace braid {
 namespace {
 
 class WallClock final : public Clock {
@@ -24,4 +24,4 @@ Clock* RealClock() {
   return clock;
 }
 
-}  // namespace braid::kube
+}  // namespace braid

@@ -11,7 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "braid/kube/cancel.h"
+#include "braid/core/cancel.h"
 #include "braid/kube/http.h"
 #include "braid/kube/resource.h"
 #include "nlohmann/json.hpp"

@@ -1,12 +1,12 @@
 // A one-way cancellation flag that blocking calls (watches, sleeps) observe.
-#ifndef BRAID_KUBE_CANCEL_H_
-#define BRAID_KUBE_CANCEL_H_
+#ifndef BRAID_CORE_CANCEL_H_
+#define BRAID_CORE_CANCEL_H_
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
-namespace braid::kube {
+namespace braid {
 
 // Starts un-cancelled; Cancel() is permanent. Thread-safe: any thread may
 // Cancel() while others poll cancelled() or block in WaitFor().
@@ -28,6 +28,6 @@ class CancelToken {
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-}  // namespace braid::kube
+}  // namespace braid
 
-#endif  // BRAID_KUBE_CANCEL_H_
+#endif  // BRAID_CORE_CANCEL_H_

@@ -1,6 +1,6 @@
 #include "braid/kube/events.h"
 
-#include "braid/kube/fake_api_server.h"
+#include "braid/kube/testing/fake_api_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -1,4 +1,4 @@
-#include "braid/kube/fake_api_server.h"
+#include "braid/kube/testing/fake_api_server.h"
 
 #include <algorithm>
 #include <thread>
@@ -569,32 +569,6 @@ absl::StatusOr<HttpResponse> FakeApiServer::Stream(
       return HttpResponse{200, ""};
     }
   }
-}
-
-absl::Time FakeClock::Now() const {
-  absl::MutexLock lock(&mu_);
-  return now_;
-}
-
-bool FakeClock::Sleep(absl::Duration d, const CancelToken* cancel) {
-  if (cancel != nullptr && cancel->cancelled()) return false;
-  {
-    absl::MutexLock lock(&mu_);
-    sleeps_.push_back(d);
-    now_ += d;
-  }
-  std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  return cancel == nullptr || !cancel->cancelled();
-}
-
-void FakeClock::Advance(absl::Duration d) {
-  absl::MutexLock lock(&mu_);
-  now_ += d;
-}
-
-std::vector<absl::Duration> FakeClock::sleeps() const {
-  absl::MutexLock lock(&mu_);
-  return sleeps_;
 }
 
 }  // namespace braid::kube

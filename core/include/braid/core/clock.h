@@ -1,12 +1,12 @@
 // Time behind a seam, so that leader election and retry back-off can be
 // unit-tested without waiting.
-#ifndef BRAID_KUBE_CLOCK_H_
-#define BRAID_KUBE_CLOCK_H_
+#ifndef BRAID_CORE_CLOCK_H_
+#define BRAID_CORE_CLOCK_H_
 
 #include "absl/time/time.h"
-#include "braid/kube/cancel.h"
+#include "braid/core/cancel.h"
 
-namespace braid::kube {
+namespace braid {
 
 // Implementations must be thread-safe.
 class Clock {
@@ -21,6 +21,6 @@ class Clock {
 // The process-wide wall clock. Never null, never destroyed.
 Clock* RealClock();
 
-}  // namespace braid::kube
+}  // namespace braid
 
-#endif  // BRAID_KUBE_CLOCK_H_
+#endif  // BRAID_CORE_CLOCK_H_
