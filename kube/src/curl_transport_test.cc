@@ -8,9 +8,11 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/synchronization/notification.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -61,6 +63,8 @@ class TestServer {
     for (std::thread& t : conn_threads_) t.join();
     ::close(listen_fd_);
   }
+  // Makes every handler see `stop` and every connection close; idempotent.
+  void Stop() { stop_ = true; }
   std::string url() const { return absl::StrCat("http://127.0.0.1:", port_); }
   int connections() const { return connections_.load(); }
   std::vector<Request> requests() {
@@ -223,17 +227,29 @@ TEST(CurlTransportTest, StreamStopsOnCancelAndOnCallback) {
   });
   auto transport = NewCurlTransport(ConfigFor(server));
   ASSERT_TRUE(transport.ok());
+  // Cancel once the first chunk has arrived, i.e. while the stream idles.
   CancelToken cancel;
-  std::thread canceller([&] {
-    absl::SleepFor(absl::Milliseconds(150));
-    cancel.Cancel();
+  absl::Notification got_first_chunk;
+  std::promise<absl::StatusOr<HttpResponse>> result;
+  std::thread streamer([&] {
+    result.set_value((*transport)->Stream(
+        {"GET", "/w", "", "", absl::ZeroDuration()},
+        [&](std::string_view) {
+          if (!got_first_chunk.HasBeenNotified()) got_first_chunk.Notify();
+          return true;
+        },
+        &cancel));
   });
-  const absl::Time start = absl::Now();
-  absl::StatusOr<HttpResponse> r = (*transport)->Stream(
-      {"GET", "/w", "", "", absl::ZeroDuration()}, [](std::string_view) { return true; }, &cancel);
-  canceller.join();
+  ASSERT_TRUE(got_first_chunk.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  cancel.Cancel();
+  // The idle server never hangs up: only the cancellation can end the call.
+  std::future<absl::StatusOr<HttpResponse>> returned = result.get_future();
+  const bool ended = returned.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  if (!ended) server.Stop();  // unblock the streamer so the test can fail cleanly
+  streamer.join();
+  ASSERT_TRUE(ended) << "Stream did not return after Cancel()";
+  absl::StatusOr<HttpResponse> r = returned.get();
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_LT(absl::Now() - start, absl::Milliseconds(600));
 
   r = (*transport)->Stream({"GET", "/w", "", "", absl::ZeroDuration()},
                            [](std::string_view) { return false; }, nullptr);

@@ -151,8 +151,8 @@ TEST_F(LeaderElectionTest, CancelledRunReleasesTheLease) {
   EXPECT_EQ(Lease()["spec"]["holderIdentity"], "");  // released on cancel
 }
 
-// Two candidates on the real clock, with the shortest durations a Lease
-// allows: one leads; when it stops, the other takes over.
+// Two candidates on the real clock, a short retry period and a long lease:
+// one leads; when it stops (releasing the lease), the other takes over.
 TEST_F(LeaderElectionTest, TwoElectorsHandOver) {
   struct Candidate {
     std::atomic<bool> leading{false};
@@ -166,7 +166,8 @@ TEST_F(LeaderElectionTest, TwoElectorsHandOver) {
   const char* names[2] = {"a", "b"};
   for (int i = 0; i < 2; ++i) {
     LeaderElectionConfig config = Config(names[i]);
-    config.lease_duration = absl::Seconds(5);
+    // A lease far longer than the test waits: b can only lead by a's release.
+    config.lease_duration = absl::Seconds(120);
     config.renew_deadline = absl::Seconds(3);
     config.retry_period = absl::Milliseconds(100);
     Candidate* c = &cands[i];
@@ -179,7 +180,18 @@ TEST_F(LeaderElectionTest, TwoElectorsHandOver) {
   while (!cands[0].leading && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
   ASSERT_TRUE(cands[0].leading);
   cands[1].thread = std::thread([&] { cands[1].result = cands[1].elector->Run(&cands[1].cancel); });
-  absl::SleepFor(absl::Milliseconds(700));
+  // Wait until b has seen a's lease and both have gone through several more
+  // retry periods (each one reads the Lease): b must still be waiting.
+  const absl::Time seen_deadline = absl::Now() + absl::Seconds(30);
+  while (cands[1].elector->Holder() != "a" && absl::Now() < seen_deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(cands[1].elector->Holder(), "a");
+  const size_t requests_seen = server_.requests().size();
+  while (server_.requests().size() < requests_seen + 6 && absl::Now() < seen_deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_GE(server_.requests().size(), requests_seen + 6);
   EXPECT_TRUE(cands[0].elector->IsLeader());
   EXPECT_FALSE(cands[1].leading);
   EXPECT_EQ(cands[1].elector->Holder(), "a");
@@ -189,12 +201,11 @@ TEST_F(LeaderElectionTest, TwoElectorsHandOver) {
   cands[0].thread.join();
   EXPECT_TRUE(cands[0].result.ok()) << cands[0].result;
   EXPECT_FALSE(cands[0].leading);
-  while (!cands[1].leading && absl::Now() < handover + absl::Seconds(5)) {
+  // Released, so b need not wait out the 120 s lease.
+  while (!cands[1].leading && absl::Now() < handover + absl::Seconds(30)) {
     absl::SleepFor(absl::Milliseconds(5));
   }
   ASSERT_TRUE(cands[1].leading);
-  // Released, so no need to wait out the 5 s lease.
-  EXPECT_LT(absl::Now() - handover, absl::Seconds(3));
   EXPECT_EQ(Lease()["spec"]["holderIdentity"], "b");
   EXPECT_EQ(Lease()["spec"]["leaseTransitions"], 1);
   cands[1].cancel.Cancel();
