@@ -126,10 +126,9 @@ absl::Status WriteFileAtomically(const std::string& path,
   {
     Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (fd.get() < 0) return ErrnoStatus(tmp, "cannot create");
-    // At most 4 MiB per write(): on the idle development VM one 40 MB
-    // write() to a fresh file (the aggregator's checkpoint) took 0.14-0.18 s
-    // in 3 of 14 tries, ~0.01 s in the others; 1 and 4 MiB writes took
-    // 0.009-0.014 s in all 28 (docs/benchmarks.md, "What the figures say").
+    // At most 4 MiB per write(): one model-sized write() to a fresh file
+    // can stall for many times as long as the same bytes in pieces
+    // (docs/benchmarks.md, section (b)'s reading).
     constexpr size_t kMaxWrite = size_t{4} << 20;
     for (std::string_view part : parts) {
       const char* p = part.data();

@@ -100,12 +100,12 @@ constexpr size_t kChunkWords = 4096;  // 16 KiB: a whole number of AES blocks
 // so any 16 of its bytes are a uniform key), the 128-bit big-endian counter
 // starting at 0 (every seed is used for one mask only). The seeds come from
 // X25519, about 128-bit secure, so a 256-bit PRG key would add no strength;
-// AES-128 runs 10 rounds instead of 14 (1.2x faster by `openssl speed`
-// here). AES-NI makes it several times faster than ChaCha20 in software.
+// AES-128 runs 10 rounds instead of 14. AES-NI makes it several times faster
+// than ChaCha20 in software (docs/benchmarks.md, section (d)'s reading).
 //
 // One stream per seed, keyed once: OpenSSL 3 fetches the cipher and expands
 // the key on every EVP_EncryptInit_ex, which costs as much as encrypting a
-// few KiB, so re-keying per chunk made expansion 2x slower.
+// few KiB, so the key is never set up per chunk.
 class MaskStream {
  public:
   // The keystream of `seed` from 16-byte block `block` on.
