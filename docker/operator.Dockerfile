@@ -1,4 +1,5 @@
-# braid-operator: the Kubernetes operator (FederatedJob and Tenant controllers).
+# braid-operator: the Kubernetes operator (the FederatedJob controller, which
+# also reads Tenants and TenantApprovals) and its optional dashboard.
 #
 #   docker build -f docker/operator.Dockerfile -t braid-operator:0.1.0 .
 #
