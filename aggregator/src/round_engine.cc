@@ -542,6 +542,7 @@ bool RoundEngine::BeginStrategyRound() {
   begin.sampled = record_.sampled;
   begin.model_floats = checkpoint_->model_bytes() / sizeof(float);
   begin.secagg = secagg_.get();
+  begin.cohort.assign(selected_.begin(), selected_.end());
   if (absl::Status s = strategy_->BeginRound(begin); !s.ok()) {
     Fail(ReasonOf(s, "AggregationFailed"), absl::StrCat("round ", round_, ": ", s.message()));
     return false;

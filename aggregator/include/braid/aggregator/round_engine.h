@@ -19,7 +19,6 @@
 #define BRAID_AGGREGATOR_ROUND_ENGINE_H_
 
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <memory>
 #include <optional>

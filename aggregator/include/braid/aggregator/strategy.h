@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 #include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
@@ -31,6 +32,9 @@ struct RoundBegin {
   // masked inputs are summed in its ring. Owned by the engine; valid until
   // Finish returns or the next BeginRound. Null without secure aggregation.
   SecAggRound* secagg = nullptr;
+  // The sampled clients' ids (Upload::client_id of their updates), sorted;
+  // for strategies that keep per-client state (e.g. SCAFFOLD's variates).
+  std::vector<std::string> cohort;
 };
 
 // What folding one update found.
