@@ -105,6 +105,7 @@ absl::StatusOr<Checkpoint> Checkpoint::Open(const std::string& dir, const std::s
   cp.dir_ = dir;
   cp.model_path_ = (fs::path(dir) / "model.safetensors").string();
   cp.state_path_ = (fs::path(dir) / "state.json").string();
+  cp.strategy_path_ = (fs::path(dir) / "strategy.state").string();
 
   const bool have_model = fs::exists(cp.model_path_);
   const bool have_state = fs::exists(cp.state_path_);
@@ -175,6 +176,26 @@ absl::Status Checkpoint::WriteState(const CheckpointState& state) {
   BRAID_RETURN_IF_ERROR(WriteFileAtomically(state_path_, {j.dump(2)}));
   state_ = state;
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Checkpoint::ReadStrategyState() const {
+  std::error_code ec;
+  const uintmax_t size = fs::file_size(strategy_path_, ec);
+  if (ec) {
+    if (!fs::exists(strategy_path_)) return std::string();
+    return absl::DataLossError(absl::StrCat(strategy_path_, ": ", ec.message()));
+  }
+  return ReadFileRange(strategy_path_, 0, size);
+}
+
+absl::Status Checkpoint::WriteStrategyState(std::string_view state) {
+  if (state.empty()) {
+    std::error_code ec;
+    fs::remove(strategy_path_, ec);
+    if (ec) return absl::InternalError(absl::StrCat(strategy_path_, ": cannot remove: ", ec.message()));
+    return absl::OkStatus();
+  }
+  return WriteFileAtomically(strategy_path_, {state});
 }
 
 }  // namespace braid::aggregator

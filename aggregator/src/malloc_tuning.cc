@@ -7,8 +7,8 @@ namespace braid::aggregator {
 void TuneMallocForFrames() {
   // Chunk-sized buffers (1 MiB) come and go on many gRPC threads. Served
   // by mmap, each would be faulted in and zeroed page by page on every
-  // message (a quarter of the aggregator's CPU while ingesting, by perf), so
-  // the threshold is fixed above them: they are reused from the heap. Fixed,
+  // message, a large share of the aggregator's CPU while ingesting, so the
+  // threshold is fixed above them: they are reused from the heap. Fixed,
   // not glibc's adaptive one, which would also grow for the model-sized
   // buffers; and at most two arenas, so freed chunks are not spread over
   // (and kept by) one arena per thread. Model-sized buffers stay mmapped.
@@ -16,10 +16,8 @@ void TuneMallocForFrames() {
   // Fixing the mmap threshold also fixes glibc's trim threshold at 128 KiB:
   // the freed chunks at the heap's top go back to the kernel and are
   // faulted in again for the next frames. At most 4 MiB per arena is kept
-  // instead (aggregator CPU while ingesting 10 x 40 MB: 0.38-0.52 s at
-  // 128 KiB, 0.33-0.36 s at 4 MiB, peak RSS within 2 MB; a bare gRPC server
-  // with these settings ingests 1.35-1.71 GB/s against 0.98-1.29 with
-  // glibc's defaults; docs/benchmarks.md (b)).
+  // instead, which costs little memory and saves that CPU (the figures:
+  // docs/benchmarks.md (b)).
   mallopt(M_TRIM_THRESHOLD, 4 << 20);
   mallopt(M_ARENA_MAX, 2);
 }

@@ -2,23 +2,18 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
-#include <iostream>
 #include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "braid/aggregator/fedavg.h"
+#include "braid/aggregator/strategy_factory.h"
+#include "braid/core/dp/gaussian_noise.h"
+#include "braid/core/log.h"
 
 namespace braid::aggregator {
 namespace {
-
-constexpr uint64_t kApplyChunkBytes = 1 << 20;
-// Floats folded between two reports of progress to the slot's next holder
-// (1 MiB).
-constexpr size_t kFoldPieceFloats = (1 << 20) / sizeof(float);
 
 std::string PhaseName(bool finished, bool failed, bool started) {
   if (failed) return "Failed";
@@ -26,28 +21,50 @@ std::string PhaseName(bool finished, bool failed, bool started) {
   return started ? "Running" : "Pending";
 }
 
+StrategyOptions StrategyOptionsOf(const EngineOptions& options) {
+  StrategyOptions s;
+  s.name = options.strategy;
+  s.dp = options.dp;
+  s.secure_aggregation = options.secagg.enabled;
+  return s;
+}
+
+// The given strategy, else the one the options ask for (null, with *error
+// set, if there is none).
+std::unique_ptr<AggregationStrategy> ChooseStrategy(std::unique_ptr<AggregationStrategy> given,
+                                                    const EngineOptions& options,
+                                                    absl::Status* error) {
+  if (given != nullptr) return given;
+  absl::StatusOr<std::unique_ptr<AggregationStrategy>> made =
+      CreateStrategy(StrategyOptionsOf(options));
+  if (!made.ok()) {
+    *error = made.status();
+    return nullptr;
+  }
+  return *std::move(made);
+}
+
 }  // namespace
 
 RoundEngine::RoundEngine(EngineOptions options, Checkpoint* checkpoint,
-                         AggregatorMetrics* metrics, std::function<absl::Time()> clock)
+                         AggregatorMetrics* metrics, Clock* clock,
+                         std::unique_ptr<AggregationStrategy> strategy)
     : options_(std::move(options)),
       checkpoint_(checkpoint),
       metrics_(metrics),
-      clock_(std::move(clock)),
-      pool_(std::max(1, options_.upload_slots), checkpoint->model_bytes() / sizeof(float)) {
+      clock_(clock != nullptr ? clock : RealClock()),
+      pool_(std::max(1, options_.upload_slots), checkpoint->model_bytes() / sizeof(float)),
+      strategy_(ChooseStrategy(std::move(strategy), options_, &strategy_error_)),
+      clients_(clock_, options_.heartbeat_timeout),
+      budget_(options_.dp) {
   absl::MutexLock lock(&mu_);
   const CheckpointState& state = checkpoint_->state();
   history_ = state.history;
-  waiting_since_ = clock_();
-  if (options_.dp.enabled) {
-    // The accountant restarts from the rounds the checkpoint aggregated.
-    for (const RoundRecord& r : history_) {
-      if (absl::Status s = accountant_.AddRounds(r.sampling_rate, options_.dp.noise_multiplier);
-          !s.ok()) {
-        std::cerr << "aggregator: round " << r.round << " in the checkpoint: " << s << "\n";
-      }
-    }
-    if (metrics_ && !history_.empty()) metrics_->SetPrivacyEpsilon(history_.back().epsilon);
+  waiting_since_ = clock_->Now();
+  // The accountant restarts from the rounds the checkpoint aggregated.
+  budget_.Restore(history_);
+  if (metrics_ && budget_.enabled() && !history_.empty()) {
+    metrics_->SetPrivacyEpsilon(history_.back().epsilon);
   }
   if (state.phase == "Failed") {
     phase_ = Phase::kFailed;
@@ -55,10 +72,33 @@ RoundEngine::RoundEngine(EngineOptions options, Checkpoint* checkpoint,
     message_ = state.message;
     return;
   }
+  if (strategy_ == nullptr) {
+    phase_ = Phase::kFailed;
+    reason_ = "InvalidStrategy";
+    message_ = std::string(strategy_error_.message());
+    return;
+  }
+  if (strategy_->masked_input() != options_.secagg.enabled) {
+    phase_ = Phase::kFailed;
+    reason_ = "InvalidStrategy";
+    message_ = absl::StrCat("strategy ", strategy_->name(),
+                            strategy_->masked_input() ? " needs" : " cannot run under",
+                            " secure aggregation");
+    return;
+  }
+  absl::StatusOr<std::string> saved = checkpoint_->ReadStrategyState();
+  absl::Status restored =
+      saved.ok() ? strategy_->RestoreState(*saved) : saved.status();
+  if (!restored.ok()) {
+    phase_ = Phase::kFailed;
+    reason_ = "CheckpointFailed";
+    message_ = absl::StrCat("strategy ", strategy_->name(), ": ", restored.message());
+    return;
+  }
   if (!history_.empty() && !history_.back().evaluated) {
     round_ = history_.back().round;  // aggregated, evaluation pending
     record_ = history_.back();
-    round_started_ = clock_();
+    round_started_ = clock_->Now();
   } else {
     round_ = static_cast<int>(history_.size()) + 1;
   }
@@ -81,30 +121,10 @@ absl::StatusOr<std::string> RoundEngine::Join(const std::string& tenant, int rep
                                                       reason_, "): ", message_));
   }
   // A replica that joins again replaces its previous registration.
-  for (auto& [id, c] : clients_) {
-    if (c.tenant == tenant && c.replica == replica) c.lost = true;
-  }
-  const std::string id = absl::StrCat(tenant, "/", replica, "#", ++next_client_);
-  clients_[id] = Client{tenant, replica, num_examples, clock_(), false};
-  if (metrics_) metrics_->SetClients(LiveClients());
+  const std::string id = clients_.Join(tenant, replica, num_examples);
+  if (metrics_) metrics_->SetClients(clients_.LiveCount());
   Advance();
   return id;
-}
-
-RoundEngine::Client* RoundEngine::FindLive(const std::string& client_id) {
-  auto it = clients_.find(client_id);
-  return it == clients_.end() || it->second.lost ? nullptr : &it->second;
-}
-
-absl::StatusOr<RoundEngine::Client*> RoundEngine::Seen(const std::string& client_id) {
-  Client* client = FindLive(client_id);
-  if (client == nullptr) {
-    return absl::NotFoundError(absl::StrCat("unknown client ", client_id,
-                                            " (the aggregator restarted or declared it lost); "
-                                            "join again"));
-  }
-  client->last_seen = clock_();
-  return client;
 }
 
 bool RoundEngine::AwaitsResult(const std::string& client_id, Phase phase, int round) const {
@@ -114,16 +134,16 @@ bool RoundEngine::AwaitsResult(const std::string& client_id, Phase phase, int ro
 
 absl::Status RoundEngine::Touch(const std::string& client_id) {
   absl::MutexLock lock(&mu_);
-  return Seen(client_id).status();
+  return clients_.Heartbeat(client_id);
 }
 
 absl::StatusOr<std::string> RoundEngine::ClientTenant(const std::string& client_id) const {
   absl::MutexLock lock(&mu_);
-  auto it = clients_.find(client_id);
-  if (it == clients_.end()) {
+  const ClientLiveness::Client* c = clients_.Find(client_id);
+  if (c == nullptr) {
     return absl::NotFoundError(absl::StrCat("unknown client ", client_id, "; join again"));
   }
-  return it->second.tenant;
+  return c->tenant;
 }
 
 absl::StatusOr<Task> RoundEngine::NextTask(const std::string& client_id, absl::Duration wait) {
@@ -141,11 +161,10 @@ Task RoundEngine::TaskFor(const std::string& client_id) const {
   Task task;
   task.total_rounds = options_.rounds;
   task.round = round_;
-  auto it = clients_.find(client_id);
   if (phase_ == Phase::kSucceeded || phase_ == Phase::kFailed) {
     task.kind = TaskKind::kDone;
     task.reason = absl::StrCat(reason_, ": ", message_);
-  } else if (it == clients_.end() || it->second.lost) {
+  } else if (!clients_.IsLive(client_id)) {
     task.kind = TaskKind::kDone;
     task.reason = "ClientLost: join again";
   } else if (AwaitsResult(client_id, Phase::kFit, round_)) {
@@ -163,7 +182,7 @@ absl::StatusOr<std::unique_ptr<Upload>> RoundEngine::BeginFit(const std::string&
                                                               absl::Duration wait, bool masked) {
   {
     absl::MutexLock lock(&mu_);
-    if (absl::Status s = Seen(client_id).status(); !s.ok()) return s;
+    if (absl::Status s = clients_.Heartbeat(client_id); !s.ok()) return s;
     if (masked != options_.secagg.enabled) {
       return absl::InvalidArgumentError(
           options_.secagg.enabled
@@ -192,10 +211,11 @@ absl::StatusOr<std::unique_ptr<Upload>> RoundEngine::BeginFit(const std::string&
     }
   }
   // Wait for a slot in short steps: a client whose stream the server is
-  // holding in the queue is alive, whatever its heartbeats say.
-  const absl::Time give_up = clock_() + wait;
+  // holding in the queue is alive, whatever its heartbeats say. (Real time:
+  // this bounds a real wait.)
+  const absl::Time give_up = absl::Now() + wait;
   absl::StatusOr<UploadPool::Held> slot = pool_.Acquire(std::min(wait, absl::Seconds(1)));
-  while (absl::IsUnavailable(slot.status()) && clock_() < give_up) {
+  while (absl::IsUnavailable(slot.status()) && absl::Now() < give_up) {
     if (absl::Status s = Touch(client_id); !s.ok()) return s;
     slot = pool_.Acquire(absl::Seconds(1));
   }
@@ -213,72 +233,78 @@ absl::Status RoundEngine::CommitFit(std::unique_ptr<Upload> upload, const Client
                                                    " exceeds the job's bound ",
                                                    options_.max_update_norm));
   }
+  {
+    absl::MutexLock lock(&mu_);
+    if (absl::Status s = AcceptUpdate(*upload); !s.ok()) return s;
+  }
+  // The next upload may take the slot now and overwrite each piece of the
+  // buffer as soon as the strategy has folded (consumed) it: the fold stays
+  // ahead of a stream, so it is off the uploads' path. It runs outside mu_,
+  // so other clients' heartbeats, tasks and uploads are not held up by it.
+  upload->HandOver();
+  absl::StatusOr<FoldResult> folded;
+  {
+    absl::MutexLock fold_lock(&fold_mu_);
+    folded = strategy_->Fold(*upload);
+  }
   absl::MutexLock lock(&mu_);
-  const std::string& id = upload->client_id();
-  Client* client = FindLive(id);
-  if (upload->masked()) {
-    if (client == nullptr || phase_ != Phase::kFit || upload->round() != round_ || !secagg_) {
-      return absl::AbortedError(absl::StrCat("round ", upload->round(),
+  --folds_in_flight_;
+  if (!folded.ok()) {
+    RefuseUpdate(*upload);
+    return folded.status();
+  }
+  const auto examples = static_cast<double>(upload->num_examples());
+  examples_sum_ += examples;
+  train_loss_sum_ += train.loss * examples;
+  norm_sum_ += folded->norm;
+  record_.bytes_up += static_cast<int64_t>(upload->total_bytes());
+  if (const ClientLiveness::Client* c = clients_.Find(upload->client_id())) {
+    contributors_.insert(c->tenant);
+  }
+  (void)clients_.Heartbeat(upload->client_id());
+  if (metrics_) metrics_->UpdateReceived(static_cast<double>(upload->total_bytes()), folded->norm);
+  // The update is in the sum: acknowledge it now. Closing a plaintext round
+  // (reading the old weights, averaging, writing and fsyncing the
+  // checkpoint) is left to the engine's thread, which AwaitCloseDue wakes,
+  // or to the first client that asks for its next task: the worker's upload
+  // call does not wait on the checkpoint's disk.
+  AfterUpdate(*upload);
+  return absl::OkStatus();
+}
+
+absl::Status RoundEngine::AcceptUpdate(const Upload& upload) {
+  const std::string& id = upload.client_id();
+  if (upload.masked()) {
+    if (!clients_.IsLive(id) || phase_ != Phase::kFit || upload.round() != round_ || !secagg_) {
+      return absl::AbortedError(absl::StrCat("round ", upload.round(),
                                              " closed before the masked input from ", id,
                                              " was complete"));
     }
-    RecordUpload(*upload);
-    if (absl::Status s = secagg_->SubmitMaskedInput(id, upload->data(), upload->total_bytes());
-        !s.ok()) {
+    // Counts as the client's input at once: it cannot send a second.
+    if (absl::Status s = secagg_->ClaimMaskedInput(id); !s.ok()) {
       secagg_->Exclude(id);
       return s;
     }
-    const auto examples = static_cast<double>(upload->num_examples());
-    examples_sum_ += examples;
-    train_loss_sum_ += train.loss * examples;
-    record_.bytes_up += static_cast<int64_t>(upload->total_bytes());
-    contributors_.insert(client->tenant);
-    client->last_seen = clock_();
-    if (metrics_) metrics_->UpdateReceived(static_cast<double>(upload->total_bytes()), 0);
-    Advance();
-    return absl::OkStatus();
-  }
-  if (client == nullptr || !AwaitsResult(id, Phase::kFit, upload->round())) {
-    return absl::AbortedError(absl::StrCat("round ", upload->round(),
+  } else if (!clients_.IsLive(id) || !AwaitsResult(id, Phase::kFit, upload.round())) {
+    return absl::AbortedError(absl::StrCat("round ", upload.round(),
                                            " closed before the update from ", id,
                                            " was complete"));
   }
-  RecordUpload(*upload);
-  const auto examples = static_cast<double>(upload->num_examples());
-  // FedAvg weighs by examples; DP-FedAvg weighs every client 1 and clips
-  // here too, so that a client that skipped clipping gains no influence.
-  double weight = examples;
-  if (options_.dp.enabled) {
-    weight = 1;
-    const double l2 = upload->l2_norm();
-    if (options_.dp.central_noise && l2 > options_.dp.clip_norm) weight = options_.dp.clip_norm / l2;
-  }
-  // The next upload may take the slot now and overwrite each piece of the
-  // buffer as soon as it is folded: the fold (~8 GB/s) stays ahead of a
-  // stream, so the fold is off the uploads' path.
-  upload->HandOver();
-  double sq = 0;
-  for (size_t at = 0; at < sum_.size(); at += kFoldPieceFloats) {
-    const size_t n = std::min(kFoldPieceFloats, sum_.size() - at);
-    sq += FoldWeighted(sum_.data() + at, upload->data() + at, n, static_cast<float>(weight));
-    upload->Consumed((at + n) * sizeof(float));
-  }
-  const double norm = std::sqrt(sq);
-  total_weight_ += options_.dp.enabled ? 1 : weight;
-  examples_sum_ += examples;
-  train_loss_sum_ += train.loss * examples;
-  norm_sum_ += norm;
-  record_.bytes_up += static_cast<int64_t>(upload->total_bytes());
   reported_.insert(id);
-  contributors_.insert(client->tenant);
-  client->last_seen = clock_();
-  if (metrics_) metrics_->UpdateReceived(static_cast<double>(upload->total_bytes()), norm);
-  // The update is in the sum: acknowledge it now. Closing the round (reading
-  // the old weights, averaging, writing and fsyncing the checkpoint) is left
-  // to the engine's thread, which AwaitCloseDue wakes, or to the first
-  // client that asks for its next task: the worker's upload call does not
-  // wait on the checkpoint's disk.
+  ++folds_in_flight_;
   return absl::OkStatus();
+}
+
+void RoundEngine::RefuseUpdate(const Upload& upload) {
+  if (upload.masked()) {
+    secagg_->Exclude(upload.client_id());
+  } else {
+    reported_.erase(upload.client_id());
+  }
+}
+
+void RoundEngine::AfterUpdate(const Upload& upload) {
+  if (upload.masked()) Advance();
 }
 
 absl::StatusOr<SecAggAnswer> RoundEngine::SecAggStep(const std::string& client_id, int round,
@@ -286,7 +312,7 @@ absl::StatusOr<SecAggAnswer> RoundEngine::SecAggStep(const std::string& client_i
                                                      const std::string& payload,
                                                      absl::Duration wait) {
   absl::MutexLock lock(&mu_);
-  if (absl::Status s = Seen(client_id).status(); !s.ok()) return s;
+  if (absl::Status s = clients_.Heartbeat(client_id); !s.ok()) return s;
   if (stage < static_cast<int>(SecAggStage::kAdvertise) ||
       stage > static_cast<int>(SecAggStage::kUnmask)) {
     return absl::InvalidArgumentError(absl::StrCat("unknown secure-aggregation stage ", stage));
@@ -308,7 +334,7 @@ absl::StatusOr<SecAggAnswer> RoundEngine::SecAggStep(const std::string& client_i
   if (!payload.empty()) {
     if (absl::Status s = secagg_->Submit(client_id, st, payload); !s.ok()) {
       secagg_->Exclude(client_id);
-      std::cerr << "aggregator: round " << round_ << ": " << s.message() << "\n";
+      LogWarning(absl::StrCat("aggregator: round ", round_, ": ", s.message()));
       return s;
     }
     record_.bytes_up += static_cast<int64_t>(payload.size());
@@ -324,7 +350,7 @@ absl::StatusOr<SecAggAnswer> RoundEngine::SecAggStep(const std::string& client_i
   while (!closed() && absl::Now() < give_up) {
     mu_.AwaitWithTimeout(absl::Condition(&closed),
                          std::min(give_up - absl::Now(), absl::Seconds(1)));
-    if (Client* c = FindLive(client_id)) c->last_seen = clock_();
+    (void)clients_.Heartbeat(client_id);
   }
   if (attempt_over()) {
     return absl::AbortedError(absl::StrCat(
@@ -338,22 +364,10 @@ absl::StatusOr<SecAggAnswer> RoundEngine::SecAggStep(const std::string& client_i
   return SecAggAnswer{false, **answer};
 }
 
-void RoundEngine::RecordUpload(const Upload& upload) {
-  if (options_.record_uploads_dir.empty()) return;
-  auto it = clients_.find(upload.client_id());
-  if (it == clients_.end()) return;
-  const std::string path = absl::StrCat(options_.record_uploads_dir, "/round", upload.round(), "-",
-                                        it->second.tenant, "-", it->second.replica, ".bin");
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(upload.data()),
-            static_cast<std::streamsize>(upload.total_bytes()));
-  if (!out) std::cerr << "aggregator: cannot record the upload to " << path << "\n";
-}
-
 absl::Status RoundEngine::ReportEval(const std::string& client_id, int round,
                                      const ClientMetrics& eval) {
   absl::MutexLock lock(&mu_);
-  if (absl::Status s = Seen(client_id).status(); !s.ok()) return s;
+  if (absl::Status s = clients_.Heartbeat(client_id); !s.ok()) return s;
   if (!AwaitsResult(client_id, Phase::kEvaluate, round)) {
     return absl::AbortedError(absl::StrCat("round ", round, " is not evaluating (now round ",
                                            round_, "); fetch the next task"));
@@ -362,7 +376,7 @@ absl::Status RoundEngine::ReportEval(const std::string& client_id, int round,
     return absl::InvalidArgumentError("evaluation metrics must be finite, examples >= 0");
   }
   const auto w = static_cast<double>(eval.num_examples);
-  TenantEval& t = tenant_eval_[clients_.at(client_id).tenant];
+  TenantEval& t = tenant_eval_[clients_.Find(client_id)->tenant];
   t.eval_loss += eval.loss * w;
   t.eval_accuracy += eval.accuracy * w;
   t.eval_examples += eval.num_examples;
@@ -388,50 +402,25 @@ void RoundEngine::AwaitCloseDue(absl::Duration wait) {
 }
 
 bool RoundEngine::CloseDue() const {
-  return phase_ == Phase::kFit && !secagg_ && PhaseComplete();
-}
-
-int RoundEngine::LiveClients() const {
-  int n = 0;
-  for (const auto& [id, c] : clients_) n += c.lost ? 0 : 1;
-  return n;
+  return phase_ == Phase::kFit && !secagg_ && folds_in_flight_ == 0 && PhaseComplete();
 }
 
 int RoundEngine::AwaitedClients() const {
-  std::set<std::pair<std::string, int>> live, lost;
-  for (const auto& [id, c] : clients_) (c.lost ? lost : live).insert({c.tenant, c.replica});
-  int gone = 0;
-  for (const auto& slot : lost) gone += live.count(slot) ? 0 : 1;
-  return std::max(1, options_.expected_clients - gone);
-}
-
-std::vector<std::string> RoundEngine::LiveClientIds() const {
-  std::vector<std::string> ids;
-  for (const auto& [id, c] : clients_) {
-    if (!c.lost) ids.push_back(id);
-  }
-  return ids;
+  return std::max(1, options_.expected_clients - clients_.LostWorkers());
 }
 
 void RoundEngine::MarkLostClients() {
-  const absl::Time now = clock_();
-  bool changed = false;
-  for (auto& [id, c] : clients_) {
-    if (!c.lost && now - c.last_seen > options_.heartbeat_timeout) {
-      c.lost = true;
-      changed = true;
-      std::cerr << "aggregator: client " << id << " lost (no heartbeat for "
-                << absl::FormatDuration(options_.heartbeat_timeout) << ")\n";
-    }
+  const std::vector<std::string> lost = clients_.MarkLost();
+  for (const std::string& id : lost) {
+    LogInfo(absl::StrCat("aggregator: client ", id, " lost (no heartbeat for ",
+                         absl::FormatDuration(options_.heartbeat_timeout), ")"));
   }
-  if (changed && metrics_) metrics_->SetClients(LiveClients());
+  if (!lost.empty() && metrics_) metrics_->SetClients(clients_.LiveCount());
 }
 
 bool RoundEngine::PhaseComplete() const {
   for (const std::string& id : selected_) {
-    if (reported_.count(id)) continue;
-    auto it = clients_.find(id);
-    if (it != clients_.end() && !it->second.lost) return false;
+    if (!reported_.count(id) && clients_.IsLive(id)) return false;
   }
   return true;
 }
@@ -439,7 +428,7 @@ bool RoundEngine::PhaseComplete() const {
 // The state machine's one step function; called after every event.
 void RoundEngine::Advance() {
   MarkLostClients();
-  const absl::Time now = clock_();
+  const absl::Time now = clock_->Now();
   switch (phase_) {
     case Phase::kSucceeded:
     case Phase::kFailed:
@@ -448,13 +437,13 @@ void RoundEngine::Advance() {
       const bool evaluate_first = !history_.empty() && !history_.back().evaluated &&
                                   history_.back().round == round_;
       const int needed = evaluate_first ? 1 : options_.min_clients;
-      if (!evaluate_first && options_.dp.enabled) {
+      if (!evaluate_first && budget_.enabled()) {
         // Stop as soon as the budget is spent, without waiting for workers;
         // StartFit checks again with the clients actually live.
         const int n = std::max(1, options_.expected_clients);
         if (!BudgetAllows(static_cast<double>(SampleSize(n)) / n)) return;
       }
-      const int live = LiveClients();
+      const int live = clients_.LiveCount();
       if (live >= AwaitedClients() ||
           (live >= needed && now - waiting_since_ >= options_.start_grace)) {
         evaluate_first ? StartEvaluate() : StartFit();
@@ -468,6 +457,7 @@ void RoundEngine::Advance() {
       return;
     }
     case Phase::kFit:
+      if (folds_in_flight_ > 0) return;  // the round closes once they are in
       if (secagg_) {
         AdvanceSecAgg();
       } else if (PhaseComplete() || now >= deadline_) {
@@ -487,14 +477,13 @@ int RoundEngine::SampleSize(int live) const {
 
 bool RoundEngine::BudgetAllows(double q) {
   const DpOptions& dp = options_.dp;
-  absl::StatusOr<dp::BudgetCheck> check =
-      accountant_.CheckNextRound(q, dp.noise_multiplier, dp.delta, dp.max_epsilon);
+  absl::StatusOr<dp::BudgetCheck> check = budget_.CheckNextRound(q);
   if (!check.ok()) {
     Fail("PrivacyAccountingFailed", absl::StrCat("round ", round_, ": ", check.status().message()));
     return false;
   }
   if (check->allowed) return true;
-  const int done = static_cast<int>(accountant_.rounds());
+  const int done = budget_.rounds();
   const std::string message = absl::StrFormat(
       "round %d would spend epsilon %.4g > maxEpsilon %g at delta %g (noiseMultiplier %g, "
       "sampling rate %.4g); %s",
@@ -511,69 +500,54 @@ bool RoundEngine::BudgetAllows(double q) {
   reason_ = "PrivacyBudgetExhausted";
   message_ = message;
   selected_.clear();
-  std::cerr << "aggregator: job ends: " << reason_ << ": " << message_ << "\n";
+  LogInfo(absl::StrCat("aggregator: job ends: ", reason_, ": ", message_));
   Persist();
   Audit(audit::kJobFinished, {{"phase", "Succeeded"}, {"reason", reason_}, {"message", message_}});
   return false;
 }
 
-bool RoundEngine::AddCentralNoise() {
-  if (options_.dp.noise_seed != 0) {
-    sampler_.reset();  // a fresh seeded stream per round: reproducible rounds
-    absl::StatusOr<dp::GaussianSampler> seeded =
-        dp::GaussianSampler::Seeded(options_.dp.noise_seed * 1000003u + round_);
-    if (seeded.ok()) sampler_.emplace(*std::move(seeded));
-  } else if (!sampler_.has_value()) {
-    absl::StatusOr<dp::GaussianSampler> secure = dp::GaussianSampler::Secure();
-    if (!secure.ok()) {
-      Fail("PrivacyNoiseFailed", absl::StrCat("round ", round_, ": no noise source: ",
-                                              secure.status().message()));
-      return false;
-    }
-    sampler_.emplace(*std::move(secure));
-  }
-  if (!sampler_.has_value()) {
-    Fail("PrivacyNoiseFailed", absl::StrCat("round ", round_, ": cannot seed the noise source"));
-    return false;
-  }
-  sampler_->AddNoise(absl::MakeSpan(sum_),
-                     dp::CentralNoiseStddev(options_.dp.noise_multiplier, options_.dp.clip_norm));
-  return true;
-}
-
 void RoundEngine::StartFit() {
-  std::vector<std::string> live = LiveClientIds();
+  std::vector<std::string> live = clients_.LiveIds();
   const int k = SampleSize(static_cast<int>(live.size()));
   const double q = live.empty() ? 1.0 : static_cast<double>(k) / live.size();
-  if (options_.dp.enabled && !BudgetAllows(q)) return;
+  if (!BudgetAllows(q)) return;
   std::mt19937_64 rng(options_.seed * 1000003u + static_cast<uint64_t>(round_));
   std::shuffle(live.begin(), live.end(), rng);
   selected_ = std::set<std::string>(live.begin(), live.begin() + k);
   reported_.clear();
   contributors_.clear();
-  // The sum and the upload buffers are allocated (and their pages faulted
-  // in) here, while workers download and train, not in the first upload's
-  // path; they are kept for the job's later rounds.
-  if (!options_.secagg.enabled) {
-    if (sum_.empty()) {
-      sum_.assign(checkpoint_->model_bytes() / sizeof(float), 0.0f);
-    } else {
-      std::fill(sum_.begin(), sum_.end(), 0.0f);
-    }
-  }
+  // The upload buffers (and the strategy's, in BeginStrategyRound) are
+  // allocated and their pages faulted in here, while workers download and
+  // train, not in the first upload's path; they are kept for the job's
+  // later rounds.
   pool_.Reserve();
-  total_weight_ = examples_sum_ = train_loss_sum_ = norm_sum_ = 0;
+  examples_sum_ = train_loss_sum_ = norm_sum_ = 0;
   record_ = RoundRecord{};
   record_.round = round_;
   record_.sampled = k;
-  if (options_.dp.enabled) record_.sampling_rate = q;
-  round_started_ = clock_();
+  if (budget_.enabled()) record_.sampling_rate = q;
+  round_started_ = clock_->Now();
   deadline_ = round_started_ + options_.round_timeout;
   phase_ = Phase::kFit;
   if (metrics_) metrics_->SetRound(round_);
-  std::cerr << "aggregator: round " << round_ << "/" << options_.rounds << " started with " << k
-            << " of " << LiveClients() << " clients\n";
-  if (options_.secagg.enabled) StartSecAgg();
+  LogInfo(absl::StrCat("aggregator: round ", round_, "/", options_.rounds, " started with ", k,
+                       " of ", clients_.LiveCount(), " clients"));
+  if (options_.secagg.enabled && !StartSecAgg()) return;
+  BeginStrategyRound();
+}
+
+bool RoundEngine::BeginStrategyRound() {
+  RoundBegin begin;
+  begin.round = round_;
+  begin.sampled = record_.sampled;
+  begin.model_floats = checkpoint_->model_bytes() / sizeof(float);
+  begin.secagg = secagg_.get();
+  begin.cohort.assign(selected_.begin(), selected_.end());
+  if (absl::Status s = strategy_->BeginRound(begin); !s.ok()) {
+    Fail(ReasonOf(s, "AggregationFailed"), absl::StrCat("round ", round_, ": ", s.message()));
+    return false;
+  }
+  return true;
 }
 
 bool RoundEngine::StartSecAgg() {
@@ -583,13 +557,17 @@ bool RoundEngine::StartSecAgg() {
   }
   std::vector<SecAggRound::Member> members;
   double examples = 0;
-  for (const std::string& id : selected_) examples += static_cast<double>(clients_[id].num_examples);
+  for (const std::string& id : selected_) {
+    examples += static_cast<double>(clients_.Find(id)->num_examples);
+  }
   const double mean = selected_.empty() ? 1 : examples / static_cast<double>(selected_.size());
   for (const std::string& id : selected_) {
     // Public weights: FedAvg by the examples each client joined with; DP
     // weighs every client 1 (its denominator is the number sampled).
     double w = 1;
-    if (!options_.dp.enabled && mean > 0) w = static_cast<double>(clients_[id].num_examples) / mean;
+    if (!options_.dp.enabled && mean > 0) {
+      w = static_cast<double>(clients_.Find(id)->num_examples) / mean;
+    }
     members.push_back({id, w});
   }
   const CohortShape shape = ShapeFor(options_.secagg, static_cast<uint32_t>(members.size()));
@@ -606,7 +584,7 @@ bool RoundEngine::StartSecAgg() {
   absl::StatusOr<std::unique_ptr<SecAggRound>> round = SecAggRound::Create(
       options_.secagg, round_id, options_.seed * 1000003u + static_cast<uint64_t>(round_) * 7919u +
                                      static_cast<uint64_t>(secagg_failures_),
-      checkpoint_->model_bytes() / sizeof(float), members, noise, clock_(),
+      checkpoint_->model_bytes() / sizeof(float), members, noise, clock_->Now(),
       options_.round_timeout, threads);
   if (!round.ok()) {
     Fail("SecureAggregationFailed",
@@ -614,27 +592,26 @@ bool RoundEngine::StartSecAgg() {
     return false;
   }
   secagg_ = *std::move(round);
-  std::cerr << "aggregator: round " << round_ << ": secure aggregation over " << members.size()
-            << " clients, threshold " << shape.threshold << ", "
-            << (shape.neighbours == 0 ? std::string("complete graph")
-                                      : absl::StrCat(shape.neighbours, " neighbours (SecAgg+)"))
-            << "\n";
+  LogInfo(absl::StrCat("aggregator: round ", round_, ": secure aggregation over ", members.size(),
+                       " clients, threshold ", shape.threshold, ", ",
+                       shape.neighbours == 0
+                           ? std::string("complete graph")
+                           : absl::StrCat(shape.neighbours, " neighbours (SecAgg+)")));
   return true;
 }
 
 void RoundEngine::AdvanceSecAgg() {
   auto gone = [this](const std::string& id) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    auto it = clients_.find(id);
-    return it == clients_.end() || it->second.lost;
+    return !clients_.IsLive(id);
   };
   const SecAggStage before = secagg_->stage();
-  if (absl::Status s = secagg_->Advance(clock_(), gone); !s.ok()) {
+  if (absl::Status s = secagg_->Advance(clock_->Now(), gone); !s.ok()) {
     SecAggFailed(std::string(s.message()));
     return;
   }
   if (secagg_->stage() != before) {
-    std::cerr << "aggregator: round " << round_ << ": secure aggregation stage "
-              << SecAggStageName(before) << " closed\n";
+    LogInfo(absl::StrCat("aggregator: round ", round_, ": secure aggregation stage ",
+                         SecAggStageName(before), " closed"));
   }
   if (secagg_->stage() != SecAggStage::kDone) return;
   const std::vector<std::string> contributors = secagg_->contributors();
@@ -646,11 +623,9 @@ void RoundEngine::AdvanceSecAgg() {
                       " needed (strategy.minClients)"));
     return;
   }
-  sum_ = std::move(secagg_->sum());
-  total_weight_ = secagg_->contributor_weight();
-  // Tenants and losses only of those whose input is in the sum.
+  // Tenants only of those whose input is in the sum.
   contributors_.clear();
-  for (const std::string& id : contributors) contributors_.insert(clients_[id].tenant);
+  for (const std::string& id : contributors) contributors_.insert(clients_.Find(id)->tenant);
   FinishFit(got);
 }
 
@@ -667,18 +642,17 @@ void RoundEngine::SecAggFailed(const std::string& why) {
   }
   message_ = absl::StrCat("round ", round_, " attempt ", secagg_failures_, " of ",
                           kSecAggAttempts, " failed (", why, "); running it again");
-  std::cerr << "aggregator: " << message_ << "\n";
+  LogWarning(absl::StrCat("aggregator: ", message_));
   Audit(audit::kRoundFailed, {{"round", round_}, {"attempt", secagg_failures_}, {"reason", why}});
   phase_ = Phase::kWaiting;
-  waiting_since_ = clock_();
+  waiting_since_ = clock_->Now();
 }
 
 std::string RoundEngine::DescribeMissing() const {
   std::vector<std::string> missing;
   for (const std::string& id : selected_) {
     if (reported_.count(id)) continue;
-    auto it = clients_.find(id);
-    const bool lost = it == clients_.end() || it->second.lost;
+    const bool lost = !clients_.IsLive(id);
     missing.push_back(absl::StrCat(id, lost ? " (lost: no heartbeat)" : " (no update in time)"));
   }
   return absl::StrJoin(missing, ", ");
@@ -698,26 +672,21 @@ void RoundEngine::CloseFit() {
 }
 
 void RoundEngine::FinishFit(int got) {
-  // DP-FedAvg: noise on the sum, and a fixed denominator (the clients
-  // sampled), so that one client moves the average by <= clip_norm / sampled.
-  double denominator = total_weight_;
-  if (options_.dp.enabled) {
-    if (options_.dp.central_noise && !AddCentralNoise()) return;
-    denominator = record_.sampled;
+  // The old global is read a piece at a time from the checkpoint.
+  const GlobalReader old_global = [this](uint64_t offset, void* out, uint64_t len) {
+    absl::Status s = checkpoint_->ReadWeights(offset, out, len);
+    return s.ok() ? s : WithReason(absl::Status(s.code(), s.ToString()), "CheckpointFailed");
+  };
+  absl::StatusOr<absl::Span<const float>> global = strategy_->Finish(old_global);
+  if (!global.ok()) {
+    Fail(ReasonOf(global.status(), "AggregationFailed"), std::string(global.status().message()));
+    return;
   }
-  // global = global + sum / denominator, a chunk of the old global at a time.
-  std::vector<float> base(kApplyChunkBytes / sizeof(float));
-  const uint64_t bytes = checkpoint_->model_bytes();
-  for (uint64_t off = 0; off < bytes; off += kApplyChunkBytes) {
-    const uint64_t len = std::min(kApplyChunkBytes, bytes - off);
-    if (absl::Status s = checkpoint_->ReadWeights(off, base.data(), len); !s.ok()) {
-      Fail("CheckpointFailed", s.ToString());
-      return;
-    }
-    float* dst = sum_.data() + off / sizeof(float);
-    ApplyAverage(dst, base.data(), dst, len / sizeof(float), 1.0 / denominator);
+  if (absl::Status s = checkpoint_->WriteWeights(global->data()); !s.ok()) {
+    Fail("CheckpointFailed", s.ToString());
+    return;
   }
-  if (absl::Status s = checkpoint_->WriteWeights(sum_.data()); !s.ok()) {
+  if (absl::Status s = checkpoint_->WriteStrategyState(strategy_->SaveState()); !s.ok()) {
     Fail("CheckpointFailed", s.ToString());
     return;
   }
@@ -728,18 +697,16 @@ void RoundEngine::FinishFit(int got) {
   record_.update_norm_mean = norm_sum_ / got;
   secagg_.reset();
   secagg_last_failure_.clear();
-  if (options_.dp.enabled) {
-    // The round's release is done: compose it.
-    absl::Status added = accountant_.AddRounds(record_.sampling_rate, options_.dp.noise_multiplier);
-    absl::StatusOr<double> epsilon = accountant_.Epsilon(options_.dp.delta);
-    if (!added.ok() || !epsilon.ok()) {
-      Fail("PrivacyAccountingFailed",
-           absl::StrCat("round ", round_, ": ", added.ok() ? epsilon.status().message()
-                                                            : added.message()));
-      return;
-    }
-    record_.epsilon = *epsilon;
-    if (metrics_) metrics_->SetPrivacyEpsilon(*epsilon);
+  // The round's release is done: compose it (with DP).
+  absl::StatusOr<std::optional<double>> epsilon = budget_.Spend(record_.sampling_rate);
+  if (!epsilon.ok()) {
+    Fail("PrivacyAccountingFailed",
+         absl::StrCat("round ", round_, ": ", epsilon.status().message()));
+    return;
+  }
+  if (epsilon->has_value()) {
+    record_.epsilon = **epsilon;
+    if (metrics_) metrics_->SetPrivacyEpsilon(**epsilon);
   }
   record_.evaluated = false;
   history_.push_back(record_);
@@ -748,11 +715,11 @@ void RoundEngine::FinishFit(int got) {
 }
 
 void RoundEngine::StartEvaluate() {
-  std::vector<std::string> live = LiveClientIds();
+  std::vector<std::string> live = clients_.LiveIds();
   selected_ = std::set<std::string>(live.begin(), live.end());
   reported_.clear();
   tenant_eval_.clear();
-  deadline_ = clock_() + options_.round_timeout;
+  deadline_ = clock_->Now() + options_.round_timeout;
   phase_ = Phase::kEvaluate;
 }
 
@@ -781,7 +748,7 @@ void RoundEngine::CloseEvaluate() {
     }
     record_.tenant_eval.push_back(std::move(e));
   }
-  record_.seconds = absl::ToDoubleSeconds(clock_() - round_started_);
+  record_.seconds = absl::ToDoubleSeconds(clock_->Now() - round_started_);
   history_.back() = record_;
   nlohmann::json details = {{"round", record_.round},
          {"participants", record_.participants},
@@ -792,7 +759,7 @@ void RoundEngine::CloseEvaluate() {
          {"eval_accuracy", record_.eval_accuracy},
          {"bytes_up", record_.bytes_up},
          {"bytes_down", record_.bytes_down}};
-  if (options_.dp.enabled) {
+  if (budget_.enabled()) {
     details["epsilon"] = record_.epsilon;
     details["delta"] = options_.dp.delta;
   }
@@ -808,7 +775,7 @@ void RoundEngine::CloseEvaluate() {
     Audit(audit::kJobFinished, {{"phase", "Succeeded"}, {"reason", reason_}, {"message", message_}});
   } else {
     phase_ = Phase::kWaiting;
-    waiting_since_ = clock_();
+    waiting_since_ = clock_->Now();
   }
   Persist();
   if (phase_ == Phase::kWaiting) Advance();
@@ -819,7 +786,7 @@ void RoundEngine::Fail(const std::string& reason, const std::string& message) {
   reason_ = reason;
   message_ = message;
   selected_.clear();
-  std::cerr << "aggregator: job failed: " << reason << ": " << message << "\n";
+  LogError(absl::StrCat("aggregator: job failed: ", reason, ": ", message));
   Persist();
   Audit(audit::kJobFinished, {{"phase", "Failed"}, {"reason", reason_}, {"message", message_}});
 }
@@ -828,7 +795,9 @@ void RoundEngine::Audit(const char* kind, nlohmann::json details) {
   if (options_.audit == nullptr) return;
   absl::StatusOr<audit::Entry> e =
       options_.audit->Append(kind, "aggregator", options_.audit_job, std::move(details));
-  if (!e.ok()) std::cerr << "aggregator: cannot append to the audit log: " << e.status() << "\n";
+  if (!e.ok()) {
+    LogError(absl::StrCat("aggregator: cannot append to the audit log: ", e.status().ToString()));
+  }
 }
 
 void RoundEngine::Persist() {
@@ -839,7 +808,7 @@ void RoundEngine::Persist() {
   state.message = message_;
   state.history = history_;
   if (absl::Status s = checkpoint_->WriteState(state); !s.ok()) {
-    std::cerr << "aggregator: cannot write checkpoint state: " << s << "\n";
+    LogError(absl::StrCat("aggregator: cannot write checkpoint state: ", s.ToString()));
   }
 }
 
@@ -851,10 +820,10 @@ EngineStatus RoundEngine::Status() const {
   s.reason = reason_;
   s.message = message_;
   s.total_rounds = options_.rounds;
-  s.live_clients = LiveClients();
+  s.live_clients = clients_.LiveCount();
   s.history = history_;
   for (const RoundRecord& r : history_) s.rounds_completed += r.evaluated ? 1 : 0;
-  if (options_.dp.enabled) {
+  if (budget_.enabled()) {
     s.privacy.enabled = true;
     s.privacy.epsilon = history_.empty() ? 0 : history_.back().epsilon;
     s.privacy.delta = options_.dp.delta;

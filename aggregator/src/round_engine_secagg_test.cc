@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "braid/aggregator/metrics.h"
 #include "braid/aggregator/round_engine.h"
+#include "braid/core/testing/fake_clock.h"
 #include "braid/core/secagg/client.h"
 #include "braid/core/secagg/messages.h"
 #include "gmock/gmock.h"
@@ -53,7 +54,7 @@ class RoundEngineSecAggTest : public ::testing::Test {
       options.dp.max_epsilon = 100;
     }
     engine_ = std::make_unique<RoundEngine>(options, checkpoint_.get(), &metrics_,
-                                            [this] { return now_; });
+                                            &clock_);
     for (int i = 0; i < 3; ++i) {
       absl::StatusOr<std::string> id = engine_->Join("t" + std::to_string(i), 0, kExamples[i]);
       ASSERT_TRUE(id.ok()) << id.status();
@@ -92,7 +93,7 @@ class RoundEngineSecAggTest : public ::testing::Test {
     }
   }
 
-  absl::Time now_ = absl::FromUnixSeconds(1000);
+  FakeClock clock_;
   std::unique_ptr<Checkpoint> checkpoint_;
   AggregatorMetrics metrics_{"job"};
   std::unique_ptr<RoundEngine> engine_;
@@ -165,7 +166,7 @@ TEST_F(RoundEngineSecAggTest, AFailedAttemptRunsAgainAndTheThirdFailureEndsTheJo
     FetchTasks();
     const uint64_t round_id = task_[0].secagg->config.round_id;
     Step(0, 1, secagg::Encode(*clients_[0]->AdvertiseKeys()));  // the others never do
-    now_ += absl::Seconds(6);                                   // past the stage deadline
+    clock_.Advance(absl::Seconds(6));                                   // past the stage deadline
     engine_->Tick();
     // The attempt is over for the one who advertised.
     absl::StatusOr<SecAggAnswer> late =
@@ -177,7 +178,7 @@ TEST_F(RoundEngineSecAggTest, AFailedAttemptRunsAgainAndTheThirdFailureEndsTheJo
       EXPECT_EQ(s.phase, "Pending") << s.message;
       EXPECT_THAT(s.message, HasSubstr(absl::StrCat("attempt ", attempt, " of 3 failed")));
       for (const std::string& id : ids_) ASSERT_TRUE(engine_->Touch(id).ok());
-      now_ += absl::Seconds(2);  // a new attempt starts once all are live
+      clock_.Advance(absl::Seconds(2));  // a new attempt starts once all are live
       engine_->Tick();
     } else {
       EXPECT_EQ(s.phase, "Failed");

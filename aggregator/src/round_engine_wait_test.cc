@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "braid/aggregator/metrics.h"
 #include "braid/aggregator/round_engine.h"
+#include "braid/core/testing/fake_clock.h"
 #include "gtest/gtest.h"
 #include "test_checkpoint.h"
 
@@ -34,7 +35,7 @@ class RoundEngineWaitTest : public ::testing::Test {
     options.start_grace = absl::Seconds(30);
     options.heartbeat_timeout = absl::Seconds(10);
     engine_ = std::make_unique<RoundEngine>(options, checkpoint_.get(), &metrics_,
-                                            [this] { return now_; });
+                                            &clock_);
     for (int i = 0; i < 3; ++i) {
       absl::StatusOr<std::string> id = engine_->Join("t" + std::to_string(i), 0, 10);
       ASSERT_TRUE(id.ok()) << id.status();
@@ -64,13 +65,13 @@ class RoundEngineWaitTest : public ::testing::Test {
   void FitRound1WhileWorker2GoesSilent() {
     Fit(0, 1);
     Fit(1, 1);
-    now_ += absl::Seconds(11);
+    clock_.Advance(absl::Seconds(11));
     ASSERT_TRUE(engine_->Touch(ids_[0]).ok());
     ASSERT_TRUE(engine_->Touch(ids_[1]).ok());
     engine_->Tick();
   }
 
-  absl::Time now_ = absl::FromUnixSeconds(1000);
+  FakeClock clock_;
   std::string dir_;
   std::string initial_;  // the initial model's file
   std::unique_ptr<Checkpoint> checkpoint_;
@@ -144,14 +145,14 @@ TEST_F(RoundEngineWaitTest, WithoutLossesAMissingWorkerGetsTheStartGrace) {
   options.start_grace = absl::Seconds(30);
   auto cp = Checkpoint::Open(dir_ + "b", "job", initial_);
   ASSERT_TRUE(cp.ok()) << cp.status();
-  RoundEngine engine(options, &*cp, &metrics_, [this] { return now_; });
+  RoundEngine engine(options, &*cp, &metrics_, &clock_);
   auto a = engine.Join("t0", 0, 10);
   auto b = engine.Join("t1", 0, 10);
   ASSERT_TRUE(a.ok() && b.ok());
   engine.Tick();
   EXPECT_EQ(engine.NextTask(*a, absl::ZeroDuration())->kind, TaskKind::kWait);
   for (int s = 0; s < 31; ++s) {  // heartbeats every second while waiting
-    now_ += absl::Seconds(1);
+    clock_.Advance(absl::Seconds(1));
     ASSERT_TRUE(engine.Touch(*a).ok());
     ASSERT_TRUE(engine.Touch(*b).ok());
     engine.Tick();

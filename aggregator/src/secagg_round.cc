@@ -157,14 +157,23 @@ bool SecAggRound::ExpectsMaskedInput(const std::string& client_id) const {
 
 absl::Status SecAggRound::SubmitMaskedInput(const std::string& client_id, const void* values,
                                             size_t bytes) {
+  BRAID_RETURN_IF_ERROR(ClaimMaskedInput(client_id));
+  return AddMaskedInput(client_id, values, bytes);
+}
+
+absl::Status SecAggRound::ClaimMaskedInput(const std::string& client_id) {
   if (!ExpectsMaskedInput(client_id)) {
     return absl::AbortedError(absl::StrCat("secure aggregation: the round is at ",
                                            SecAggStageName(stage_), " and takes no masked input from ",
                                            client_id));
   }
-  BRAID_RETURN_IF_ERROR(server_->AddMaskedInput(ids_.at(client_id), values, bytes));
   done_.insert(client_id);
   return absl::OkStatus();
+}
+
+absl::Status SecAggRound::AddMaskedInput(const std::string& client_id, const void* values,
+                                         size_t bytes) {
+  return server_->AddMaskedInput(ids_.at(client_id), values, bytes);
 }
 
 absl::StatusOr<std::optional<std::string>> SecAggRound::Answer(const std::string& client_id,

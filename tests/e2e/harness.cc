@@ -84,10 +84,11 @@ std::string Aggregator::address() const { return absl::StrCat("127.0.0.1:", port
 
 absl::StatusOr<Aggregator> StartAggregator(const std::string& job, const std::string& dir,
                                            const std::string& initial_model, int port,
-                                           const std::vector<std::string>& extra_flags) {
+                                           const std::vector<std::string>& extra_flags,
+                                           const std::string& binary) {
   const std::string port_file = (fs::path(dir) / "aggregator.port").string();
   fs::remove(port_file);
-  std::vector<std::string> argv = {Binary("braid-aggregator"),
+  std::vector<std::string> argv = {Binary(binary),
                                    "--job", job,
                                    "--checkpoint-dir", (fs::path(dir) / "checkpoint").string(),
                                    "--listen", absl::StrCat("127.0.0.1:", port),
@@ -105,14 +106,14 @@ absl::StatusOr<Aggregator> StartAggregator(const std::string& job, const std::st
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (absl::Now() < deadline) {
     if (auto code = agg.proc.Poll()) {
-      return absl::InternalError(absl::StrCat("braid-aggregator exited with ", *code, ":\n",
+      return absl::InternalError(absl::StrCat(binary, " exited with ", *code, ":\n",
                                               ReadFile((fs::path(dir) / "aggregator.log").string())));
     }
     std::ifstream in(port_file);
     if (in >> agg.port && agg.port > 0) return agg;
     absl::SleepFor(absl::Milliseconds(50));
   }
-  return absl::DeadlineExceededError("braid-aggregator did not listen within 30s");
+  return absl::DeadlineExceededError(absl::StrCat(binary, " did not listen within 30s"));
 }
 
 absl::StatusOr<v1::JobStatus> WaitForStatus(

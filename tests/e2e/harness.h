@@ -35,10 +35,13 @@ struct Aggregator {
   int port = 0;
   std::string address() const;
 };
-// Starts braid-aggregator on `port` (0 = any) and waits until it listens.
+// Starts `binary` (in $BRAID_BUILD_DIR/bin: braid-aggregator, or the
+// test-only braid-aggregator-testing for its hooks) on `port` (0 = any)
+// and waits until it listens.
 absl::StatusOr<Aggregator> StartAggregator(const std::string& job, const std::string& dir,
                                            const std::string& initial_model, int port,
-                                           const std::vector<std::string>& extra_flags = {});
+                                           const std::vector<std::string>& extra_flags = {},
+                                           const std::string& binary = "braid-aggregator");
 
 // Polls the aggregator's status until `pred` holds or `timeout` passes.
 absl::StatusOr<v1::JobStatus> WaitForStatus(

@@ -5,8 +5,9 @@
 //     bound;
 //   - a worker killed after sharing keys does not stop the round: the
 //     survivors unmask its pairwise masks and the job goes on;
-//   - what the aggregator receives from a client (--record-uploads) is not
-//     its update: uncorrelated with it, spread over the whole ring.
+//   - what the aggregator receives from a client (recorded by the test-only
+//     braid-aggregator-testing --record-uploads) is not its update:
+//     uncorrelated with it, spread over the whole ring.
 #include <csignal>
 #include <cmath>
 #include <algorithm>
@@ -99,9 +100,11 @@ TEST(SecureAggregation, BraidRunGivesThePlaintextModelWithinTheQuantizationBound
 // does not expose: killing one worker, recording what the aggregator got.
 class SecAggJob {
  public:
+  // `aggregator`: the binary to run (braid-aggregator-testing for its hooks).
   SecAggJob(const std::string& dir, const std::string& strategy,
             std::vector<std::string> aggregator_flags,
-            const std::map<std::string, std::vector<std::string>>& worker_flags = {})
+            const std::map<std::string, std::vector<std::string>>& worker_flags = {},
+            const std::string& aggregator = "braid-aggregator")
       : dir_(dir) {
     const std::string job = WriteTabularJob(dir, strategy);
     const std::string model = dir + "/initial.safetensors";
@@ -109,7 +112,8 @@ class SecAggJob {
         {Binary("braid-worker"), "init", "--job=" + job, "--out=" + model}, dir + "/init.log");
     EXPECT_TRUE(init.ok());
     EXPECT_EQ(init->Wait(absl::Minutes(2)), 0) << ReadFile(dir + "/init.log");
-    absl::StatusOr<Aggregator> agg = StartAggregator(job, dir, model, 0, aggregator_flags);
+    absl::StatusOr<Aggregator> agg =
+        StartAggregator(job, dir, model, 0, aggregator_flags, aggregator);
     EXPECT_TRUE(agg.ok()) << agg.status();
     if (!agg.ok()) return;
     aggregator_ = std::make_unique<Aggregator>(*std::move(agg));
@@ -199,7 +203,8 @@ TEST(SecureAggregation, TheAggregatorReceivesMaskedInputsNotUpdates) {
     std::filesystem::create_directories(uploads);
     std::vector<std::string> flags = kFastLoss;
     flags.push_back("--record-uploads=" + uploads);
-    SecAggJob job(dir, secure ? strategy + kSecAgg : strategy, flags);
+    SecAggJob job(dir, secure ? strategy + kSecAgg : strategy, flags, {},
+                  "braid-aggregator-testing");
     ASSERT_TRUE(job.ok());
     for (const char* t : {"st-mary", "charite", "karolinska"}) {
       EXPECT_EQ(job.worker(t).Wait(absl::Minutes(3)), 0) << ReadFile(job.Log(t));

@@ -1,13 +1,16 @@
 // The aggregator's durable state in one directory:
 //   model.safetensors  the global weights after the last aggregated round
 //   state.json         job name, phase and the history of rounds
-// Both are replaced atomically (write, fsync, rename), so a killed
+//   strategy.state     the aggregation strategy's state after that round
+//                      (opaque bytes; absent when the strategy keeps none)
+// Each is replaced atomically (write, fsync, rename), so a killed
 // aggregator restarts from the last complete round and loses none.
 #ifndef BRAID_AGGREGATOR_CHECKPOINT_H_
 #define BRAID_AGGREGATOR_CHECKPOINT_H_
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -81,10 +84,18 @@ class Checkpoint {
   // Replaces state.json.
   absl::Status WriteState(const CheckpointState& state);
 
+  // The strategy's saved state (AggregationStrategy::SaveState); empty if
+  // none was saved.
+  absl::StatusOr<std::string> ReadStrategyState() const;
+  // Replaces it; empty removes it (no file is written for a strategy that
+  // keeps no state).
+  absl::Status WriteStrategyState(std::string_view state);
+
  private:
   std::string dir_;
   std::string model_path_;
   std::string state_path_;
+  std::string strategy_path_;
   safetensors::Index index_;
   uint64_t model_bytes_ = 0;
   std::string header_;  // the model file's bytes before its data section

@@ -7,9 +7,10 @@
 // memory is O(model) whatever the number of clients. The phase closes when
 // every sampled client has reported or been lost (no heartbeat within the
 // heartbeat timeout), or at the round deadline. With >= minClients updates
-// the new global = global + sum / total examples is checkpointed (with
-// differential privacy: see DpOptions); with fewer
-// the job fails with reason RoundFailed. EVALUATE: every live client
+// the job's AggregationStrategy (strategy.h; e.g. FedAvg: new global =
+// global + sum / total examples; with differential privacy see DpOptions)
+// gives the new global, which is checkpointed; with fewer the job fails
+// with reason RoundFailed, naming the missing clients. EVALUATE: every live client
 // evaluates the new global on its local eval split; metrics are averaged
 // weighted by examples and the round is recorded.
 //
@@ -18,7 +19,6 @@
 #define BRAID_AGGREGATOR_ROUND_ENGINE_H_
 
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -33,40 +33,17 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "braid/aggregator/checkpoint.h"
+#include "braid/aggregator/client_liveness.h"
+#include "braid/aggregator/dp_options.h"
 #include "braid/aggregator/metrics.h"
+#include "braid/aggregator/privacy_budget.h"
 #include "braid/aggregator/secagg_round.h"
+#include "braid/aggregator/strategy.h"
 #include "braid/aggregator/upload.h"
 #include "braid/core/audit_log.h"
-#include "braid/core/dp/gaussian_noise.h"
-#include "braid/core/dp/rdp_accountant.h"
+#include "braid/core/clock.h"
 
 namespace braid::aggregator {
-
-// Client-level DP-FedAvg with central noise (McMahan et al. 2018), from
-// spec.privacy.differentialPrivacy. With `enabled`, each FIT update is
-// clipped to clip_norm by the aggregator (workers clip too), folded with
-// weight 1 (uniform, not by examples), N(0, (noise_multiplier *
-// clip_norm)^2) is added to each coordinate of the round's sum, and the sum
-// is divided by the fixed number of clients sampled for the round (not by
-// how many reported: dropouts add zeros, so one client's influence on the
-// average stays <= clip_norm / sampled). Before each round the RDP
-// accountant (sampling rate q = sampled / live clients, one sampled
-// Gaussian event per round) decides whether the round may run; if it would
-// take epsilon at delta above max_epsilon, the job ends with reason
-// PrivacyBudgetExhausted: Succeeded when at least one round was aggregated,
-// Failed when none could run.
-struct DpOptions {
-  bool enabled = false;
-  double clip_norm = 1;
-  double noise_multiplier = 1;
-  double delta = 1e-5;
-  double max_epsilon = 1;
-  // false: the clients add the noise (distributed DP under secure
-  // aggregation); the aggregator then neither clips nor adds noise.
-  bool central_noise = true;
-  // Tests only: a seeded noise source; 0 = the OS CSPRNG (production).
-  uint64_t noise_seed = 0;
-};
 
 // Privacy as GetStatus, the summary and the job status show it.
 struct PrivacyStatus {
@@ -90,25 +67,26 @@ struct EngineOptions {
   absl::Duration round_timeout = absl::Minutes(5);
   absl::Duration heartbeat_timeout = absl::Seconds(15);
   absl::Duration start_grace = absl::Seconds(10);
-  // FIT uploads received at once; each holds one model-sized buffer.
+  // FIT uploads received at once; each holds one model-sized buffer. At
+  // least 1. (braid-aggregator passes its --upload-slots flag, default 1.)
   int upload_slots = 2;
   // Updates whose L2 norm exceeds this are refused (InvalidArgument) before
   // they reach the sum; 0 = no bound.
   double max_update_norm = 0;
   uint64_t seed = 0;
+  // spec.strategy.name: which AggregationStrategy CreateStrategy makes
+  // (with dp and secagg below), unless the engine is given one.
+  std::string strategy = "fedavg";
   // Where completed rounds and the job's end are recorded (round_completed,
   // job_finished); not owned, may be null. audit_job names the job in the
-  // entries ("<namespace>/<name>"). An append that fails is reported on
-  // stderr and the job goes on.
+  // entries ("<namespace>/<name>"). An append that fails is logged
+  // (braid/core/log.h) and the job goes on.
   audit::AuditLog* audit = nullptr;
   std::string audit_job;
   // Differential privacy; off by default.
   DpOptions dp;
   // Secure aggregation; off by default. See "Secure aggregation" below.
   SecAggOptions secagg;
-  // Testing only: every FIT upload, as received (masked under secure
-  // aggregation), is written to <dir>/round<R>-<tenant>-<replica>.bin.
-  std::string record_uploads_dir;
 };
 
 // Secure aggregation (options.secagg.enabled). A FIT round runs one
@@ -164,11 +142,17 @@ struct EngineStatus {
 
 class RoundEngine {
  public:
-  // `checkpoint` and `metrics` (nullable) must outlive the engine. Resumes
-  // from the checkpoint's history: a round aggregated but not yet evaluated
-  // is evaluated first; then the next round starts.
+  // `checkpoint` and `metrics` (nullable) must outlive the engine. `clock`
+  // (not owned; null = braid::RealClock()) gives deadlines, heartbeats and
+  // round times. `strategy` aggregates the FIT updates; null = the one
+  // CreateStrategy makes from options (strategy, dp, secagg); if that fails
+  // (an unknown strategy name) the job is Failed with reason
+  // InvalidStrategy from the start. The strategy's masked_input() must match
+  // options.secagg.enabled. Resumes from the checkpoint: its history (a
+  // round aggregated but not yet evaluated is evaluated first; then the
+  // next round starts) and the strategy's saved state.
   RoundEngine(EngineOptions options, Checkpoint* checkpoint, AggregatorMetrics* metrics,
-              std::function<absl::Time()> clock = [] { return absl::Now(); });
+              Clock* clock = nullptr, std::unique_ptr<AggregationStrategy> strategy = nullptr);
   RoundEngine(const RoundEngine&) = delete;
   RoundEngine& operator=(const RoundEngine&) = delete;
 
@@ -184,29 +168,32 @@ class RoundEngine {
   // The client's next task, waiting up to `wait` for one (kWait if none).
   absl::StatusOr<Task> NextTask(const std::string& client_id, absl::Duration wait);
 
-  // Starts receiving a FIT update. Waits up to `wait` for a free upload
-  // slot (Unavailable after). NotFound: unknown client; Aborted: the round
-  // is not (or no longer) this client's FIT round; InvalidArgument: sizes.
-  // `masked`: a secure-aggregation masked input (uint32 ring elements,
-  // total_bytes = the model's bytes); InvalidArgument if it does not match
-  // the job's mode.
+  // Starts receiving a FIT update. Waits up to `wait` (real time) for a free
+  // upload slot (Unavailable after). NotFound: unknown client; Aborted: the
+  // round is not (or no longer) this client's FIT round; InvalidArgument:
+  // sizes. `masked`: a secure-aggregation masked input (uint32 ring
+  // elements, total_bytes = the model's bytes); InvalidArgument if it does
+  // not match the job's mode.
   absl::StatusOr<std::unique_ptr<Upload>> BeginFit(const std::string& client_id, int round,
                                                    uint64_t total_bytes, int64_t num_examples,
                                                    absl::Duration wait, bool masked = false);
-  // Folds a complete upload into the round. Aborted if the round closed
-  // meanwhile; InvalidArgument if the upload is incomplete or its norm is
-  // above options.max_update_norm. Does not close the round when this was
-  // the last update (the next Tick or NextTask does; AwaitCloseDue wakes
-  // the thread that ticks), so the caller's acknowledgement does not wait
-  // for the checkpoint to be written. Masked (secure-aggregation) inputs
-  // still advance the protocol at once.
+  // Folds a complete upload into the round through the strategy. Aborted if
+  // the round closed meanwhile; InvalidArgument if the upload is incomplete
+  // or its norm is above options.max_update_norm, or the strategy refused
+  // it. The fold runs outside the engine's lock (other clients' calls go
+  // on meanwhile; folds are serialized among themselves), and the round
+  // does not close while one is in flight. Does not close the round when
+  // this was the last update (the next Tick or NextTask does; AwaitCloseDue
+  // wakes the thread that ticks), so the caller's acknowledgement does not
+  // wait for the checkpoint to be written. Masked (secure-aggregation)
+  // inputs still advance the protocol at once.
   absl::Status CommitFit(std::unique_ptr<Upload> upload, const ClientMetrics& train);
   // Secure aggregation: the client's message for `stage` of the attempt
-  // `round_id` (empty payload: only wait), then waits up to `wait` for the
-  // stage to close. Aborted: the attempt is over for this client (late,
-  // refused message, or the attempt failed); InvalidArgument: a malformed
-  // or refused message (the client is out of the attempt); NotFound:
-  // unknown client.
+  // `round_id` (empty payload: only wait), then waits up to `wait` (real
+  // time, at most 30 s) for the stage to close. Aborted: the attempt is over
+  // for this client (late, refused message, or the attempt failed);
+  // InvalidArgument: a malformed or refused message (the client is out of
+  // the attempt); NotFound: unknown client.
   absl::StatusOr<SecAggAnswer> SecAggStep(const std::string& client_id, int round,
                                           uint64_t round_id, int stage,
                                           const std::string& payload, absl::Duration wait);
@@ -219,8 +206,8 @@ class RoundEngine {
   // of a round whose updates are all in. Call periodically (braid-aggregator
   // does, every 100 ms and as soon as AwaitCloseDue returns).
   void Tick();
-  // Waits up to `wait` until a FIT round has every update it awaits and
-  // should be closed by Tick.
+  // Waits up to `wait` (real time) until a FIT round has every update it
+  // awaits, folded, and should be closed by Tick.
   void AwaitCloseDue(absl::Duration wait);
 
   EngineStatus Status() const;
@@ -229,53 +216,48 @@ class RoundEngine {
 
  private:
   enum class Phase { kWaiting, kFit, kEvaluate, kSucceeded, kFailed };
-  struct Client {
-    std::string tenant;
-    int replica = 0;
-    int64_t num_examples = 0;
-    absl::Time last_seen;
-    bool lost = false;
-  };
 
-  // The client if joined and not lost, else nullptr.
-  Client* FindLive(const std::string& client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // FindLive, marked seen now; NotFound (join again) if unknown or lost.
-  absl::StatusOr<Client*> Seen(const std::string& client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether the client was sampled for `phase` of `round`, which is the
   // current one, and has not reported yet.
   bool AwaitsResult(const std::string& client_id, Phase phase, int round) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Task TaskFor(const std::string& client_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  int LiveClients() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // expected_clients less the workers (tenant, replica) that were declared
   // lost and have not joined again.
   int AwaitedClients() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::vector<std::string> LiveClientIds() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Advance() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkLostClients() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool PhaseComplete() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool CloseDue() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartFit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Begins the strategy's round (false: job failed).
+  bool BeginStrategyRound() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartEvaluate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseFit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The common end of a FIT phase with `got` contributions in sum_.
+  // The common end of a FIT phase with `got` contributions folded.
   void FinishFit(int got) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // CommitFit's steps around the fold. AcceptUpdate: whether the round
+  // takes this update now (Aborted if not); if so, the client counts as
+  // reported (a second upload is refused) and a fold is in flight.
+  absl::Status AcceptUpdate(const Upload& upload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The strategy refused an accepted update: the client is out of the round.
+  void RefuseUpdate(const Upload& upload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After an update is in: secure aggregation's protocol advances at once
+  // (a stage may close); a plaintext round is closed by Tick (CloseDue).
+  void AfterUpdate(const Upload& upload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Secure aggregation: starts an attempt over selected_ (false: job failed).
   bool StartSecAgg() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AdvanceSecAgg() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SecAggFailed(const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RecordUpload(const Upload& upload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseEvaluate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Fail(const std::string& reason, const std::string& message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // With DP: whether a FIT round at sampling rate q stays within the
-  // budget. If not, ends the job (PrivacyBudgetExhausted) and returns false.
+  // Whether a FIT round at sampling rate q stays within the privacy budget
+  // (always, without DP). If not, ends the job (PrivacyBudgetExhausted) and
+  // returns false.
   bool BudgetAllows(double q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The sampling rate of a FIT round of `live` clients, and its size.
   int SampleSize(int live) const;
-  // With central DP: adds the round's noise to sum_. False (job failed) if
-  // no noise source can be had.
-  bool AddCentralNoise() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Persist() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Appends an entry to options_.audit, if any.
   void Audit(const char* kind, nlohmann::json details) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -284,15 +266,24 @@ class RoundEngine {
   const EngineOptions options_;
   Checkpoint* const checkpoint_;
   AggregatorMetrics* const metrics_;
-  const std::function<absl::Time()> clock_;
+  Clock* const clock_;
   UploadPool pool_;
+
+  // Serializes the strategy's Folds; taken without mu_ held (never the
+  // other way round).
+  absl::Mutex fold_mu_;
+  // Why CreateStrategy made no strategy (set by the constructor only).
+  absl::Status strategy_error_;
+  // The strategy: its Fold runs under fold_mu_ alone, every other call
+  // under mu_ with no fold in flight (folds_in_flight_ == 0), so the two
+  // never overlap. Not ABSL_GUARDED_BY either mutex for that reason.
+  const std::unique_ptr<AggregationStrategy> strategy_;
 
   mutable absl::Mutex mu_;
   Phase phase_ ABSL_GUARDED_BY(mu_) = Phase::kWaiting;
   std::string reason_ ABSL_GUARDED_BY(mu_);
   std::string message_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, Client> clients_ ABSL_GUARDED_BY(mu_);
-  int64_t next_client_ ABSL_GUARDED_BY(mu_) = 0;
+  ClientLiveness clients_ ABSL_GUARDED_BY(mu_);
   std::vector<RoundRecord> history_ ABSL_GUARDED_BY(mu_);
   int round_ ABSL_GUARDED_BY(mu_) = 1;  // the round being run or awaited
   std::set<std::string> selected_ ABSL_GUARDED_BY(mu_);
@@ -301,9 +292,10 @@ class RoundEngine {
   absl::Time round_started_ ABSL_GUARDED_BY(mu_);
   absl::Time deadline_ ABSL_GUARDED_BY(mu_);
   RoundRecord record_ ABSL_GUARDED_BY(mu_);  // the round in progress
-  // FIT accumulation: the weighted sum of deltas and its weights.
-  std::vector<float> sum_ ABSL_GUARDED_BY(mu_);
-  double total_weight_ ABSL_GUARDED_BY(mu_) = 0;
+  // FIT: accepted updates whose fold has not returned. While > 0 the FIT
+  // phase neither closes nor advances its secure-aggregation stage, and the
+  // strategy is not called but for those folds.
+  int folds_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   double examples_sum_ ABSL_GUARDED_BY(mu_) = 0;    // training examples behind the sum
   double train_loss_sum_ ABSL_GUARDED_BY(mu_) = 0;  // weighted by examples
   double norm_sum_ ABSL_GUARDED_BY(mu_) = 0;
@@ -312,10 +304,8 @@ class RoundEngine {
   // This evaluation's example-weighted loss and accuracy sums and example
   // counts, by tenant; the pooled figures are their totals.
   std::map<std::string, TenantEval> tenant_eval_ ABSL_GUARDED_BY(mu_);
-  // Differential privacy: rounds aggregated so far, and the noise source
-  // (created at the first noised round).
-  dp::RdpAccountant accountant_ ABSL_GUARDED_BY(mu_);
-  std::optional<dp::GaussianSampler> sampler_ ABSL_GUARDED_BY(mu_);
+  // Differential privacy: the rounds aggregated so far.
+  PrivacyBudget budget_ ABSL_GUARDED_BY(mu_);
   // Secure aggregation: the attempt in progress, and failed attempts of round_.
   std::unique_ptr<SecAggRound> secagg_ ABSL_GUARDED_BY(mu_);
   int secagg_failures_ ABSL_GUARDED_BY(mu_) = 0;

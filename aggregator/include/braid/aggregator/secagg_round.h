@@ -14,7 +14,8 @@
 // is out of the attempt. When fewer than the threshold remain, Advance()
 // returns kAborted naming the stage, and the attempt is over.
 //
-// Not thread-safe: the round engine calls it under its mutex.
+// Not thread-safe: the round engine calls it under its mutex (but for
+// AddMaskedInput, see there).
 #ifndef BRAID_AGGREGATOR_SECAGG_ROUND_H_
 #define BRAID_AGGREGATOR_SECAGG_ROUND_H_
 
@@ -96,8 +97,20 @@ class SecAggRound {
   // client is not expected at it; kInvalidArgument if the message is
   // malformed or refused by the protocol (the caller should Exclude it).
   absl::Status Submit(const std::string& client_id, SecAggStage stage, absl::string_view payload);
-  // The masked input, `bytes` little-endian uint32 values.
+  // The masked input, `bytes` little-endian uint32 values: ClaimMaskedInput
+  // then AddMaskedInput.
   absl::Status SubmitMaskedInput(const std::string& client_id, const void* values, size_t bytes);
+  // The first half of SubmitMaskedInput, under the caller's lock: kAborted
+  // unless ExpectsMaskedInput(client_id); then the client counts as having
+  // sent its input (it cannot send a second one). Until the matching
+  // AddMaskedInput returns, the caller must not call Advance.
+  absl::Status ClaimMaskedInput(const std::string& client_id);
+  // The second half: adds the claimed input into the ring sum (O(model)).
+  // May run outside the caller's lock, but not concurrently with itself or
+  // with Advance; it touches only the ring sum and the set of inputs
+  // received. kInvalidArgument (the caller should Exclude the client) if the
+  // protocol refuses the input.
+  absl::Status AddMaskedInput(const std::string& client_id, const void* values, size_t bytes);
   // The client leaves the attempt (it sent something refused).
   void Exclude(const std::string& client_id) { excluded_.insert(client_id); }
 

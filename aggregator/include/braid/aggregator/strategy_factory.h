@@ -1,0 +1,38 @@
+// Creates the aggregation strategy a job asks for (see strategy.h).
+#ifndef BRAID_AGGREGATOR_STRATEGY_FACTORY_H_
+#define BRAID_AGGREGATOR_STRATEGY_FACTORY_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "braid/aggregator/dp_options.h"
+#include "braid/aggregator/strategy.h"
+
+namespace braid::aggregator {
+
+// What of the job spec chooses and configures the strategy.
+struct StrategyOptions {
+  // spec.strategy.name; only "fedavg" so far.
+  std::string name = "fedavg";
+  // spec.privacy.differentialPrivacy; off by default.
+  DpOptions dp;
+  // spec.privacy.secureAggregation: updates arrive masked and are summed in
+  // the secure-aggregation ring; off by default.
+  bool secure_aggregation = false;
+};
+
+// The strategy for `options`:
+//   fedavg                          FedAvg: average weighted by examples
+//   fedavg + differentialPrivacy    DP-FedAvg: clipped, uniform, noised
+//   fedavg + secureAggregation      the unmasked ring sum over the
+//                                   survivors' public weights (with DP:
+//                                   over the number sampled, noised when
+//                                   the mode is central)
+// InvalidArgument naming spec.strategy.name for an unknown name.
+absl::StatusOr<std::unique_ptr<AggregationStrategy>> CreateStrategy(
+    const StrategyOptions& options);
+
+}  // namespace braid::aggregator
+
+#endif  // BRAID_AGGREGATOR_STRATEGY_FACTORY_H_

@@ -1,0 +1,32 @@
+// The strategies CreateStrategy (strategy_factory.h) chooses from, one file
+// each. Internal to the aggregator library and its tests.
+#ifndef BRAID_AGGREGATOR_SRC_STRATEGIES_H_
+#define BRAID_AGGREGATOR_SRC_STRATEGIES_H_
+
+#include <memory>
+
+#include "braid/aggregator/dp_options.h"
+#include "braid/aggregator/strategy.h"
+
+namespace braid::aggregator {
+
+// FedAvg (fedavg_strategy.cc): new global = global + sum of the deltas
+// weighted by examples / total examples.
+std::unique_ptr<AggregationStrategy> NewFedAvgStrategy();
+
+// DP-FedAvg (dp_fedavg_strategy.cc), `dp.enabled` assumed: with central
+// noise each delta is clipped to dp.clip_norm and N(0, (noise_multiplier *
+// clip_norm)^2) is added to each element of the sum; every client weighs 1
+// and the sum is divided by the number sampled.
+std::unique_ptr<AggregationStrategy> NewDpFedAvgStrategy(const DpOptions& dp);
+
+// Secure aggregation (secagg_sum_strategy.cc): masked inputs are summed in
+// the attempt's ring (RoundBegin::secagg); the unmasked sum of the
+// survivors' pre-weighted updates is divided by their total public weight
+// (with dp.enabled: by the number sampled, and noised first when
+// dp.central_noise).
+std::unique_ptr<AggregationStrategy> NewSecAggSumStrategy(const DpOptions& dp);
+
+}  // namespace braid::aggregator
+
+#endif  // BRAID_AGGREGATOR_SRC_STRATEGIES_H_

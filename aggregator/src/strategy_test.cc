@@ -1,0 +1,144 @@
+// The strategies through the factory and the AggregationStrategy interface,
+// without an engine: which one a job gets, FedAvg's and DP-FedAvg's
+// arithmetic, and the streaming hand-over (a fold frees the upload's slot
+// for the next upload as it goes).
+#include "braid/aggregator/strategy_factory.h"
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace braid::aggregator {
+namespace {
+
+using ::testing::HasSubstr;
+
+// An upload of `values` from a one-slot pool, complete.
+struct TestUpload {
+  explicit TestUpload(const std::vector<float>& values, int64_t examples)
+      : pool(1, values.size()) {
+    pool.Reserve();
+    absl::StatusOr<UploadPool::Held> slot = pool.Acquire(absl::ZeroDuration());
+    EXPECT_TRUE(slot.ok()) << slot.status();
+    upload = std::make_unique<Upload>(&pool, *slot, "t/0#1", 1, examples);
+    EXPECT_TRUE(upload->Write(0, values.data(), values.size() * sizeof(float)).ok());
+    upload->HandOver();
+  }
+  UploadPool pool;
+  std::unique_ptr<Upload> upload;
+};
+
+GlobalReader ReaderOf(const std::vector<float>& global) {
+  return [global](uint64_t offset, void* out, uint64_t len) {
+    std::memcpy(out, reinterpret_cast<const char*>(global.data()) + offset, len);
+    return absl::OkStatus();
+  };
+}
+
+TEST(StrategyFactoryTest, TheJobSpecChoosesTheStrategy) {
+  StrategyOptions options;
+  EXPECT_EQ((*CreateStrategy(options))->name(), "fedavg");
+  options.dp.enabled = true;
+  EXPECT_EQ((*CreateStrategy(options))->name(), "dp-fedavg");
+  EXPECT_FALSE((*CreateStrategy(options))->masked_input());
+  options.secure_aggregation = true;
+  EXPECT_EQ((*CreateStrategy(options))->name(), "secagg-sum");
+  EXPECT_TRUE((*CreateStrategy(options))->masked_input());
+  options.name = "fedyogi";
+  absl::StatusOr<std::unique_ptr<AggregationStrategy>> unknown = CreateStrategy(options);
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(unknown.status().message()), HasSubstr("spec.strategy.name"));
+}
+
+TEST(StrategyTest, FedAvgAveragesTheDeltasByExamples) {
+  std::unique_ptr<AggregationStrategy> s = *CreateStrategy(StrategyOptions{});
+  ASSERT_TRUE(s->BeginRound({1, 2, 3, nullptr}).ok());
+  TestUpload a({1, 2, 3}, 10);
+  TestUpload b({4, 0, -3}, 30);
+  absl::StatusOr<FoldResult> fa = s->Fold(*a.upload);
+  ASSERT_TRUE(fa.ok()) << fa.status();
+  EXPECT_NEAR(fa->norm, std::sqrt(14.0), 1e-6);
+  ASSERT_TRUE(s->Fold(*b.upload).ok());
+  absl::StatusOr<absl::Span<const float>> global = s->Finish(ReaderOf({10, 10, 10}));
+  ASSERT_TRUE(global.ok()) << global.status();
+  ASSERT_EQ(global->size(), 3u);
+  EXPECT_FLOAT_EQ((*global)[0], 10 + (1 * 10 + 4 * 30) / 40.0f);
+  EXPECT_FLOAT_EQ((*global)[1], 10 + (2 * 10) / 40.0f);
+  EXPECT_FLOAT_EQ((*global)[2], 10 + (3 * 10 - 3 * 30) / 40.0f);
+  EXPECT_EQ(s->SaveState(), "");
+  EXPECT_TRUE(s->RestoreState("").ok());
+  EXPECT_FALSE(s->RestoreState("moments").ok());
+  // A new round starts from zero.
+  ASSERT_TRUE(s->BeginRound({2, 1, 3, nullptr}).ok());
+  TestUpload c({1, 1, 1}, 5);
+  ASSERT_TRUE(s->Fold(*c.upload).ok());
+  global = s->Finish(ReaderOf({0, 0, 0}));
+  ASSERT_TRUE(global.ok());
+  EXPECT_FLOAT_EQ((*global)[0], 1.0f);
+}
+
+TEST(StrategyTest, AFoldFreesTheSlotForTheNextUpload) {
+  std::unique_ptr<AggregationStrategy> s = *CreateStrategy(StrategyOptions{});
+  ASSERT_TRUE(s->BeginRound({1, 2, 4, nullptr}).ok());
+  TestUpload a({1, 1, 1, 1}, 1);
+  // The next holder of a's slot may not write until a is folded.
+  absl::StatusOr<UploadPool::Held> next = a.pool.Acquire(absl::ZeroDuration());
+  ASSERT_TRUE(next.ok()) << next.status();
+  ASSERT_TRUE(s->Fold(*a.upload).ok());
+  Upload b(&a.pool, *next, "t/1#2", 1, 1);
+  const std::vector<float> values = {2, 2, 2, 2};
+  ASSERT_TRUE(b.Write(0, values.data(), 16).ok());  // would wait forever if not consumed
+  EXPECT_TRUE(b.complete());
+}
+
+TEST(StrategyTest, DpFedAvgClipsWeighsUniformlyAndDividesBySampled) {
+  StrategyOptions options;
+  options.dp.enabled = true;
+  options.dp.clip_norm = 1;
+  options.dp.central_noise = false;  // no noise: the arithmetic alone
+  std::unique_ptr<AggregationStrategy> s = *CreateStrategy(options);
+  ASSERT_TRUE(s->BeginRound({1, 4, 2, nullptr}).ok());
+  TestUpload a({3, 4}, 10);
+  TestUpload b({0.5f, 0}, 1000);
+  ASSERT_TRUE(s->Fold(*a.upload).ok());
+  ASSERT_TRUE(s->Fold(*b.upload).ok());
+  absl::StatusOr<absl::Span<const float>> global = s->Finish(ReaderOf({0, 0}));
+  ASSERT_TRUE(global.ok()) << global.status();
+  // Without central noise the aggregator does not clip (the clients do);
+  // weights 1 each, over the 4 sampled.
+  EXPECT_FLOAT_EQ((*global)[0], 3.5f / 4);
+  EXPECT_FLOAT_EQ((*global)[1], 4.0f / 4);
+
+  options.dp.central_noise = true;
+  options.dp.noise_multiplier = 1e-9;  // negligible noise
+  options.dp.noise_seed = 1;
+  s = *CreateStrategy(options);
+  ASSERT_TRUE(s->BeginRound({1, 2, 2, nullptr}).ok());
+  TestUpload c({3, 4}, 10);  // norm 5, clipped to 1
+  ASSERT_TRUE(s->Fold(*c.upload).ok());
+  global = s->Finish(ReaderOf({1, 1}));
+  ASSERT_TRUE(global.ok()) << global.status();
+  EXPECT_NEAR((*global)[0], 1 + 0.6 / 2, 1e-6);
+  EXPECT_NEAR((*global)[1], 1 + 0.8 / 2, 1e-6);
+}
+
+TEST(StrategyTest, AFailedReadOfTheOldGlobalKeepsTheReadersReason) {
+  std::unique_ptr<AggregationStrategy> s = *CreateStrategy(StrategyOptions{});
+  ASSERT_TRUE(s->BeginRound({1, 1, 2, nullptr}).ok());
+  TestUpload a({1, 1}, 1);
+  ASSERT_TRUE(s->Fold(*a.upload).ok());
+  absl::StatusOr<absl::Span<const float>> global =
+      s->Finish([](uint64_t, void*, uint64_t) {
+        return WithReason(absl::DataLossError("disk"), "CheckpointFailed");
+      });
+  EXPECT_EQ(global.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(ReasonOf(global.status(), "x"), "CheckpointFailed");
+  EXPECT_EQ(ReasonOf(absl::InternalError("y"), "Fallback"), "Fallback");
+}
+
+}  // namespace
+}  // namespace braid::aggregator
