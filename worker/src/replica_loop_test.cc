@@ -193,7 +193,9 @@ class FakeTrainer final : public ReplicaTrainer {
     for (Tensor& t : update.delta) {
       for (int64_t i = 0; i < t.NumElements(); ++i) t.f32()[i] = step;
     }
-    if (wrong_size) update.delta = {Tensor::F32("w", {*wrong_size}, std::vector<float>(*wrong_size))};
+    if (wrong_size) {
+      update.delta = {Tensor::F32("w", {*wrong_size}, std::vector<float>(*wrong_size))};
+    }
     update.num_examples = examples;
     update.train = {train_loss, 0, examples};
     return update;
