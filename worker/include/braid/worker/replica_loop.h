@@ -90,7 +90,9 @@ struct ReplicaLoopOptions {
   // Default 2 s (the aggregator's own default).
   absl::Duration default_heartbeat_interval = absl::Seconds(2);
   // Time for the give-up deadline, backoff pauses and heartbeat periods.
-  // Not owned; must outlive the loop. Default the wall clock.
+  // Not owned; must outlive the loop. Default the wall clock. (With a
+  // FakeClock, core/testing, pauses take no time: heartbeats then go out
+  // back to back, so such tests should not get as far as joining.)
   Clock* clock = RealClock();
 };
 
