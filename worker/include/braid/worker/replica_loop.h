@@ -106,7 +106,8 @@ struct ReplicaLoopOptions {
 // during pauses (a call in flight finishes first: a GetTask within
 // options.task_wait, a Fit when the trainer returns); otherwise the first
 // error that is not retried (see the contract above), from the aggregator
-// or from `trainer`.
+// or from `trainer`. InvalidArgument at once if options.job, .tenant or
+// .clock is missing.
 //
 // `client` and `trainer` are used by this call only while it runs; `client`
 // is shared with the heartbeat thread (FederationClient is thread-safe).
