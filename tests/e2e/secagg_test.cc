@@ -16,6 +16,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -98,12 +99,15 @@ TEST(SecureAggregation, BraidRunGivesThePlaintextModelWithinTheQuantizationBound
 
 // Aggregator + three workers on loopback (no TLS), for what `braid run`
 // does not expose: killing one worker, recording what the aggregator got.
+// The tenants in `stalling` run braid-stalling-worker (a test-only program
+// that joins like braid-worker and stalls in its first FIT, after sharing
+// its keys) instead of braid-worker.
 class SecAggJob {
  public:
   // `aggregator`: the binary to run (braid-aggregator-testing for its hooks).
   SecAggJob(const std::string& dir, const std::string& strategy,
             std::vector<std::string> aggregator_flags,
-            const std::map<std::string, std::vector<std::string>>& worker_flags = {},
+            const std::set<std::string>& stalling = {},
             const std::string& aggregator = "braid-aggregator")
       : dir_(dir) {
     const std::string job = WriteTabularJob(dir, strategy);
@@ -118,11 +122,17 @@ class SecAggJob {
     if (!agg.ok()) return;
     aggregator_ = std::make_unique<Aggregator>(*std::move(agg));
     for (const char* t : {"st-mary", "charite", "karolinska"}) {
-      std::vector<std::string> argv = {Binary("braid-worker"), "run", "--job=" + job,
-                                       "--tenant=" + std::string(t), "--replica=0",
-                                       "--aggregator=" + aggregator_->address(), "--give-up=20s"};
-      auto extra = worker_flags.find(t);
-      if (extra != worker_flags.end()) argv.insert(argv.end(), extra->second.begin(), extra->second.end());
+      const std::vector<std::string> common = {"--job=" + job, "--tenant=" + std::string(t),
+                                               "--replica=0",
+                                               "--aggregator=" + aggregator_->address(),
+                                               "--give-up=20s"};
+      std::vector<std::string> argv = {Binary("braid-worker"), "run"};
+      if (stalling.count(t)) {
+        // 1600 = 2000 rows less the eval split (evalFraction 0.2): the
+        // weight braid-worker would announce for this tenant.
+        argv = {Binary("braid-stalling-worker"), "--num-examples=1600", "--stall=5m"};
+      }
+      argv.insert(argv.end(), common.begin(), common.end());
       auto w = op::Subprocess::Start(argv, Log(t));
       EXPECT_TRUE(w.ok()) << w.status();
       if (w.ok()) workers_.emplace(t, std::make_unique<op::Subprocess>(*std::move(w)));
@@ -147,9 +157,9 @@ const std::vector<std::string> kFastLoss = {"--heartbeat-interval=500ms",
 TEST(SecureAggregation, AWorkerKilledAfterSharingKeysDoesNotStopTheRound) {
   const std::string dir = FreshDir("secagg-dropout");
   SecAggJob job(dir, std::string("{name: fedavg, rounds: 2, minClients: 2, roundTimeout: 2m}\n") + kSecAgg,
-                kFastLoss, {{"karolinska", {"--secagg-stall-after-share-keys=5m"}}});
+                kFastLoss, /*stalling=*/{"karolinska"});
   ASSERT_TRUE(job.ok());
-  // Kill karolinska once it has shared its keys (it then stalls, by flag).
+  // Kill karolinska once it has shared its keys (it then stalls).
   const absl::Time deadline = absl::Now() + absl::Minutes(2);
   while (ReadFile(job.Log("karolinska")).find("shared keys") == std::string::npos) {
     ASSERT_LT(absl::Now(), deadline) << ReadFile(job.Log("karolinska"));

@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <filesystem>
-#include <iostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -10,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
+#include "braid/core/log.h"
 #include "braid/core/status_macros.h"
 #include "braid/worker/checkpoint.h"
 #include "braid/worker/lm_data.h"
@@ -246,11 +246,11 @@ absl::StatusOr<std::unique_ptr<JobTrainer>> CreateLora(const spec::JobSpec& job,
     if (source.evaluate_only) data_options.eval_fraction = 0;
     BRAID_ASSIGN_OR_RETURN(LmDataset data, ReadLmJsonl(source.data_file, *tokenizer, data_options));
     for (const std::string& problem : data.report.problems) {
-      std::cerr << "skipped: " << problem << "\n";
+      LogWarning(absl::StrCat("skipped: ", problem));
     }
     if (data.report.skipped > data.report.problems.size()) {
-      std::cerr << "skipped " << data.report.skipped - data.report.problems.size()
-                << " more lines of " << source.data_file << "\n";
+      LogWarning(absl::StrCat("skipped ", data.report.skipped - data.report.problems.size(),
+                              " more lines of ", source.data_file));
     }
     if (source.evaluate_only) {
       eval = std::move(data.train);  // eval_fraction 0: every record is in train

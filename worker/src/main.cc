@@ -9,10 +9,10 @@
 //                                                         in PEFT's layout)
 //
 // Exit status: 0 done, 2 bad arguments/job/data, 1 other errors.
-#include <atomic>
 #include <iostream>
+#include <memory>
 #include <string>
-#include <thread>
+#include <utility>
 #include <vector>
 
 #include <torch/torch.h>
@@ -22,20 +22,16 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
-#include "absl/time/clock.h"
 #include "braid/core/cli_flags.h"
-#include "braid/core/dp/clip.h"
 #include "braid/core/grpc_tls.h"
 #include "braid/core/safetensors.h"
 #include "braid/core/spec.h"
 #include "braid/core/status_macros.h"
 #include "braid/worker/federation_client.h"
+#include "braid/worker/job_replica_trainer.h"
 #include "braid/worker/job_trainer.h"
-#include "braid/worker/secagg_fit.h"
+#include "braid/worker/replica_loop.h"
 
 ABSL_FLAG(std::string, job, "", "FederatedJob file");
 ABSL_FLAG(std::string, tenant, "", "tenant name (run, local)");
@@ -59,8 +55,6 @@ ABSL_FLAG(std::string, tls_key, "", "this tenant's private key (PEM) (run)");
 ABSL_FLAG(std::string, tls_server_name, "",
           "the name the aggregator's certificate carries when it is not the host in "
           "--aggregator (run; e.g. the Service's DNS name when dialling a forwarded port)");
-ABSL_FLAG(absl::Duration, secagg_stall_after_share_keys, absl::ZeroDuration(),
-          "testing only: under secure aggregation, sleep this long right after sharing keys");
 ABSL_FLAG(absl::Duration, give_up, absl::Minutes(2),
           "exit when the aggregator stays unreachable this long");
 
@@ -101,28 +95,6 @@ absl::StatusOr<std::unique_ptr<JobTrainer>> TenantTrainer(const spec::JobSpec& j
   source.replica = replica;
   source.replicas = tenant.replicas;
   return JobTrainer::Create(job, source);
-}
-
-// delta = local - global, tensor by tensor (same layout).
-TensorList Delta(const TensorList& local, const TensorList& global) {
-  TensorList delta = local;
-  for (size_t i = 0; i < delta.size(); ++i) {
-    float* d = delta[i].f32();
-    const float* g = global[i].f32();
-    const int64_t n = delta[i].NumElements();
-    for (int64_t j = 0; j < n; ++j) d[j] -= g[j];
-  }
-  return delta;
-}
-
-// With differential privacy the whole update (all tensors together) is
-// clipped to clipNorm before it leaves the worker; the aggregator clips
-// again in central mode, so a worker that skips this gains nothing.
-absl::Status ClipForPrivacy(const spec::JobSpec& job, TensorList& delta) {
-  if (!job.privacy.differential_privacy) return absl::OkStatus();
-  std::vector<absl::Span<float>> parts;
-  for (Tensor& t : delta) parts.push_back(absl::MakeSpan(t.f32(), t.NumElements()));
-  return dp::ClipToL2Norm(parts, job.privacy.dp.clip_norm).status();
 }
 
 // Language models report perplexity (and tokens) where classifiers report
@@ -199,186 +171,6 @@ absl::Status Local() {
   return absl::OkStatus();
 }
 
-// The federated loop of one replica.
-class Replica {
- public:
-  Replica(spec::JobSpec job, const spec::Tenant& tenant, int replica, std::string address,
-          const std::optional<pki::TlsMaterial>& tls)
-      : job_(std::move(job)),
-        tenant_(tenant.name),
-        replica_(replica),
-        name_(absl::StrCat(tenant.name, "/", replica)),
-        client_(address, tls) {}
-
-  absl::Status Run(JobTrainer& trainer) {
-    BRAID_RETURN_IF_ERROR(JoinWithRetry(trainer.num_train_examples()));
-    std::thread heartbeat([this] { HeartbeatLoop(); });
-    absl::Status status = TaskLoop(trainer);
-    stop_.Notify();
-    heartbeat.join();
-    return status;
-  }
-
- private:
-  std::string client_id() const {
-    absl::MutexLock lock(&mu_);
-    return client_id_;
-  }
-
-  absl::Status JoinWithRetry(int64_t num_examples) {
-    num_examples_ = num_examples;
-    const absl::Time give_up = absl::Now() + absl::GetFlag(FLAGS_give_up);
-    absl::Duration backoff = absl::Milliseconds(200);
-    while (true) {
-      absl::StatusOr<JoinResult> joined = client_.Join(job_.name, tenant_, replica_, num_examples);
-      if (joined.ok()) {
-        absl::MutexLock lock(&mu_);
-        client_id_ = joined->client_id;
-        heartbeat_interval_ = joined->heartbeat_interval;
-        std::cerr << "worker " << name_ << ": joined as " << client_id_ << "\n";
-        return absl::OkStatus();
-      }
-      if (!absl::IsUnavailable(joined.status()) && !absl::IsDeadlineExceeded(joined.status())) {
-        return joined.status();
-      }
-      if (absl::Now() > give_up) {
-        return absl::UnavailableError(absl::StrCat("aggregator unreachable for ",
-                                                   absl::FormatDuration(absl::GetFlag(FLAGS_give_up)),
-                                                   ": ", joined.status().message()));
-      }
-      absl::SleepFor(backoff);
-      backoff = std::min(backoff * 2, absl::Seconds(2));
-    }
-  }
-
-  void HeartbeatLoop() {
-    absl::Duration interval;
-    {
-      absl::MutexLock lock(&mu_);
-      interval = heartbeat_interval_ > absl::ZeroDuration() ? heartbeat_interval_
-                                                              : absl::Seconds(2);
-    }
-    while (!stop_.WaitForNotificationWithTimeout(interval)) {
-      (void)client_.Heartbeat(client_id());  // failures surface in the task loop
-    }
-  }
-
-  absl::Status TaskLoop(JobTrainer& trainer) {
-    absl::Time unreachable_since = absl::InfiniteFuture();
-    while (true) {
-      absl::StatusOr<ReceivedTask> task = client_.GetTask(client_id(), absl::Seconds(10));
-      if (!task.ok()) {
-        if (absl::IsNotFound(task.status())) {  // the aggregator restarted
-          std::cerr << "worker " << name_ << ": " << task.status().message() << "\n";
-          BRAID_RETURN_IF_ERROR(JoinWithRetry(num_examples_));
-          continue;
-        }
-        if (absl::IsUnavailable(task.status()) || absl::IsDeadlineExceeded(task.status())) {
-          if (unreachable_since == absl::InfiniteFuture()) unreachable_since = absl::Now();
-          if (absl::Now() - unreachable_since > absl::GetFlag(FLAGS_give_up)) return task.status();
-          absl::SleepFor(absl::Milliseconds(500));
-          continue;
-        }
-        return task.status();
-      }
-      unreachable_since = absl::InfiniteFuture();
-      const v1::TaskHeader& h = task->header;
-      switch (h.kind()) {
-        case v1::TASK_KIND_DONE:
-          std::cerr << "worker " << name_ << ": job ended: " << h.reason() << "\n";
-          if (absl::StartsWith(h.reason(), "ClientLost")) {
-            BRAID_RETURN_IF_ERROR(JoinWithRetry(num_examples_));
-            continue;
-          }
-          return absl::OkStatus();
-        case v1::TASK_KIND_FIT:
-          if (h.has_secagg()) {
-            BRAID_RETURN_IF_ERROR(SecAggFit(h, task->weights, trainer));
-          } else {
-            BRAID_RETURN_IF_ERROR(Fit(h.round(), task->weights, trainer));
-          }
-          break;
-        case v1::TASK_KIND_EVALUATE:
-          BRAID_RETURN_IF_ERROR(Evaluate(h.round(), task->weights, trainer));
-          break;
-        default:
-          break;  // WAIT: ask again
-      }
-    }
-  }
-
-  // Results the aggregator refuses because the round moved on are dropped;
-  // a restarted aggregator is joined again. Other errors end the worker.
-  absl::Status Tolerate(const absl::Status& s, int round) {
-    if (s.ok() || absl::IsAborted(s) || absl::IsUnavailable(s)) {
-      if (!s.ok()) std::cerr << "worker " << name_ << ": round " << round << ": " << s << "\n";
-      return absl::OkStatus();
-    }
-    if (absl::IsNotFound(s)) return JoinWithRetry(num_examples_);
-    return s;
-  }
-
-  absl::Status Fit(int round, const TensorList& global, JobTrainer& trainer) {
-    const absl::Time start = absl::Now();
-    BRAID_RETURN_IF_ERROR(trainer.SetWeights(global));
-    BRAID_ASSIGN_OR_RETURN(FitResult fit,
-                           trainer.Fit(job_.training.local_epochs, round * 1000 + replica_));
-    TensorList delta = Delta(trainer.Weights(), global);
-    BRAID_RETURN_IF_ERROR(ClipForPrivacy(job_, delta));
-    UpdateMetrics train{fit.loss, 0, fit.num_examples};
-    absl::Status s = client_.PutFit(client_id(), round, delta, fit.num_examples, train);
-    std::cerr << "worker " << name_ << ": round " << round << " fit: loss " << fit.loss << " on "
-              << fit.num_examples << " examples in "
-              << absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1)))
-              << "\n";
-    return Tolerate(s, round);
-  }
-
-  // The same under secure aggregation: the update leaves the worker only
-  // masked (see braid/worker/secagg_fit.h). Any model: what travels is
-  // whatever tensors the trainer exchanges (the adapter for LLM jobs).
-  absl::Status SecAggFit(const v1::TaskHeader& h, const TensorList& global, JobTrainer& trainer) {
-    const absl::Time start = absl::Now();
-    auto train = [&]() -> absl::StatusOr<LocalUpdate> {
-      BRAID_RETURN_IF_ERROR(trainer.SetWeights(global));
-      BRAID_ASSIGN_OR_RETURN(FitResult fit,
-                             trainer.Fit(job_.training.local_epochs, h.round() * 1000 + replica_));
-      LocalUpdate update;
-      update.delta = Delta(trainer.Weights(), global);
-      BRAID_RETURN_IF_ERROR(ClipForPrivacy(job_, update.delta));
-      update.num_examples = fit.num_examples;
-      update.train = {fit.loss, 0, fit.num_examples};
-      return update;
-    };
-    SecAggFitOptions options;
-    options.name = name_;
-    options.stall_after_share_keys = absl::GetFlag(FLAGS_secagg_stall_after_share_keys);
-    absl::Status s = RunSecAggFit(client_, client_id(), h, train, options);
-    std::cerr << "worker " << name_ << ": round " << h.round() << " fit (secure aggregation) in "
-              << absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1)))
-              << "\n";
-    return Tolerate(s, h.round());
-  }
-
-  absl::Status Evaluate(int round, const TensorList& global, JobTrainer& trainer) {
-    BRAID_RETURN_IF_ERROR(trainer.SetWeights(global));
-    BRAID_ASSIGN_OR_RETURN(const EvalResult r, trainer.Evaluate());
-    return Tolerate(client_.PutEval(client_id(), round, {r.loss, r.accuracy, r.num_examples}),
-                    round);
-  }
-
-  const spec::JobSpec job_;
-  const std::string tenant_;
-  const int replica_;
-  const std::string name_;
-  FederationClient client_;
-  int64_t num_examples_ = 0;
-  absl::Notification stop_;
-  mutable absl::Mutex mu_;
-  std::string client_id_ ABSL_GUARDED_BY(mu_);
-  absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_);
-};
-
 absl::Status RunReplica() {
   BRAID_ASSIGN_OR_RETURN(spec::JobSpec job, LoadJob(/*reads_job_data_sources=*/true));
   BRAID_ASSIGN_OR_RETURN(const spec::Tenant* tenant, FindTenant(job, absl::GetFlag(FLAGS_tenant)));
@@ -396,9 +188,15 @@ absl::Status RunReplica() {
                absl::GetFlag(FLAGS_tls_key)}));
   if (tls.has_value()) tls->server_name = absl::GetFlag(FLAGS_tls_server_name);
   // Each replica holds a disjoint shard of the tenant's train and eval parts.
-  BRAID_ASSIGN_OR_RETURN(auto trainer, TenantTrainer(job, *tenant, replica));
-  Replica worker(job, *tenant, replica, absl::GetFlag(FLAGS_aggregator), tls);
-  return worker.Run(*trainer);
+  BRAID_ASSIGN_OR_RETURN(std::unique_ptr<JobTrainer> trainer, TenantTrainer(job, *tenant, replica));
+  JobReplicaTrainer replica_trainer(job, replica, std::move(trainer));
+  ReplicaLoopOptions options;
+  options.job = job.name;
+  options.tenant = tenant->name;
+  options.replica = replica;
+  options.give_up = absl::GetFlag(FLAGS_give_up);
+  FederationClient client(absl::GetFlag(FLAGS_aggregator), tls);
+  return RunReplicaLoop(client, replica_trainer, options);
 }
 
 int Main(const std::string& command) {

@@ -3,14 +3,15 @@
 #ifndef BRAID_WORKER_PRECONDITION_H_
 #define BRAID_WORKER_PRECONDITION_H_
 
-#include <cstdio>
 #include <cstdlib>
 #include <string>
+
+#include "braid/core/log.h"
 
 namespace braid::worker {
 
 [[noreturn]] inline void PreconditionFailed(const std::string& what) {
-  std::fprintf(stderr, "braid::worker: precondition failed: %s\n", what.c_str());
+  LogError("braid::worker: precondition failed: " + what);
   std::abort();
 }
 

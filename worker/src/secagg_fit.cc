@@ -2,12 +2,12 @@
 
 #include <cmath>
 #include <cstring>
-#include <iostream>
 #include <memory>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "braid/core/dp/gaussian_noise.h"
+#include "braid/core/log.h"
 #include "braid/core/secagg/client.h"
 #include "braid/core/secagg/messages.h"
 #include "braid/core/status_macros.h"
@@ -19,9 +19,9 @@ namespace {
 constexpr absl::Duration kPollWait = absl::Seconds(10);
 
 // out[i] = the bits of in[i] * weight; returns how many of these products
-// exceed `beyond` in magnitude. -O3 (worker/CMakeLists.txt) vectorizes it;
-// inlined into its caller, GCC 12 no longer does (BRAID_VECTOR_CLONES keeps
-// it out of line).
+// exceed `beyond` in magnitude. Written for the vectorizer (-O3,
+// worker/CMakeLists.txt) and kept out of line by BRAID_VECTOR_CLONES: a copy
+// inlined into the caller's loop over tensors need not be vectorized.
 BRAID_VECTOR_CLONES size_t ScaleToBits(const float* __restrict in, size_t n, float weight,
                                        float beyond, uint32_t* __restrict out) {
   size_t count = 0;
@@ -106,11 +106,7 @@ absl::Status RunSecAggFit(FederationClient& client, const std::string& client_id
                               secagg::Encode(shares)));
   BRAID_ASSIGN_OR_RETURN(secagg::ForwardedShares forwarded,
                          secagg::DecodeForwardedShares(fwd_bytes));
-  std::cerr << who << "shared keys with " << directory.keys.size() - 1 << " neighbours"
-            << std::endl;
-  if (options.stall_after_share_keys > absl::ZeroDuration()) {
-    absl::SleepFor(options.stall_after_share_keys);
-  }
+  LogInfo(absl::StrCat(who, "shared keys with ", directory.keys.size() - 1, " neighbours"));
 
   BRAID_ASSIGN_OR_RETURN(LocalUpdate update, train());
   // The delta in layout order, scaled by the public weight, plus this
@@ -154,8 +150,8 @@ absl::Status RunSecAggFit(FederationClient& client, const std::string& client_id
   update.delta.clear();
   update.delta.shrink_to_fit();
   if (clipped > 0) {
-    std::cerr << who << clipped << " of " << elements << " elements exceed quantizationRange "
-              << c.quantization_range() << " and are clipped to it" << std::endl;
+    LogWarning(absl::StrCat(who, clipped, " of ", elements, " elements exceed quantizationRange ",
+                            c.quantization_range(), " and are clipped to it"));
   }
   BRAID_RETURN_IF_ERROR(sa->MaskInPlace(forwarded, absl::MakeSpan(values)));
   BRAID_RETURN_IF_ERROR(
@@ -170,8 +166,8 @@ absl::Status RunSecAggFit(FederationClient& client, const std::string& client_id
   BRAID_RETURN_IF_ERROR(Step(client, client_id, header, v1::SECAGG_STAGE_UNMASKING,
                              secagg::Encode(response))
                             .status());
-  std::cerr << who << "unmasking answered (" << request.survivors.size() << " survivors, "
-            << request.dropped.size() << " dropped)" << std::endl;
+  LogInfo(absl::StrCat(who, "unmasking answered (", request.survivors.size(), " survivors, ",
+                       request.dropped.size(), " dropped)"));
   return absl::OkStatus();
 }
 

@@ -40,10 +40,8 @@ struct LocalUpdate {
 };
 
 struct SecAggFitOptions {
-  std::string name;  // for log lines ("tenant/replica")
-  // Testing only: sleep this long right after ShareKeys, so a test can kill
-  // the worker between sharing keys and sending its input.
-  absl::Duration stall_after_share_keys = absl::ZeroDuration();
+  // Names the worker in log lines ("tenant/replica"). Default empty.
+  std::string name;
 };
 
 absl::Status RunSecAggFit(FederationClient& client, const std::string& client_id,
