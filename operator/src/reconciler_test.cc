@@ -26,13 +26,14 @@
 namespace braid::op {
 namespace {
 
+using control::AggregatorReport;
 using nlohmann::json;
 using ::testing::HasSubstr;
 
 // Answers Poll() with whatever the test scripted; records the addresses.
 class ScriptedStatusSource final : public AggregatorStatusSource {
  public:
-  absl::StatusOr<AggregatorReport> Poll(const std::string& address, absl::Duration timeout,
+  absl::StatusOr<control::AggregatorReport> Poll(const std::string& address, absl::Duration timeout,
                                         const std::optional<TlsTarget>& tls) override {
     absl::MutexLock lock(&mu_);
     addresses_.push_back(address);
@@ -43,7 +44,7 @@ class ScriptedStatusSource final : public AggregatorStatusSource {
     absl::MutexLock lock(&mu_);
     return server_names_;
   }
-  void Answer(absl::StatusOr<AggregatorReport> answer) {
+  void Answer(absl::StatusOr<control::AggregatorReport> answer) {
     absl::MutexLock lock(&mu_);
     answer_ = std::move(answer);
   }
@@ -54,7 +55,7 @@ class ScriptedStatusSource final : public AggregatorStatusSource {
 
  private:
   mutable absl::Mutex mu_;
-  absl::StatusOr<AggregatorReport> answer_ ABSL_GUARDED_BY(mu_) =
+  absl::StatusOr<control::AggregatorReport> answer_ ABSL_GUARDED_BY(mu_) =
       absl::UnavailableError("connection refused");
   std::vector<std::string> addresses_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> server_names_ ABSL_GUARDED_BY(mu_);

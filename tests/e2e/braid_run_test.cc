@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "braid/core/safetensors.h"
-#include "braid/operator/subprocess.h"
+#include "braid/cli/subprocess.h"
 #include "tests/e2e/harness.h"
 
 namespace braid::e2e {

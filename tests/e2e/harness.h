@@ -10,7 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "braid/operator/subprocess.h"
+#include "braid/cli/subprocess.h"
 #include "braid/v1/federation.pb.h"
 
 namespace braid::e2e {

@@ -23,7 +23,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "braid/core/safetensors.h"
-#include "braid/operator/subprocess.h"
+#include "braid/cli/subprocess.h"
 #include "tests/e2e/harness.h"
 
 namespace braid::e2e {

@@ -15,7 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "braid/operator/subprocess.h"
+#include "braid/cli/subprocess.h"
 
 namespace braid::k8s {
 
