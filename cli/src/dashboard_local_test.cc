@@ -94,6 +94,19 @@ TEST(LocalDashboardSource, ListsTheJobAndFollowsItsRounds) {
   EXPECT_EQ(events[0].data["round"], 3);
 }
 
+// The row comes from the same status the operator writes, so a job with
+// differential privacy shows its budget beside the epsilon spent.
+TEST(LocalDashboardSource, ShowsThePrivacySpentAndTheBudget) {
+  dashboard::EventFeed feed;
+  LocalDashboardSource source(Job(), "/nonexistent/audit.jsonl", &feed);
+  json update = Status("Running", 2);
+  update["status"]["privacy"] = {{"epsilon", 2.5}, {"delta", 1e-5}, {"maxEpsilon", 8.0}};
+  source.Update(update);
+  const json row = source.Jobs()["jobs"][0];
+  EXPECT_DOUBLE_EQ(row["epsilon"].get<double>(), 2.5);
+  EXPECT_DOUBLE_EQ(row["max_epsilon"].get<double>(), 8.0);
+}
+
 TEST(LocalDashboardSource, OtherJobsAreNotFound) {
   dashboard::EventFeed feed;
   LocalDashboardSource source(Job(), "/nonexistent/audit.jsonl", &feed);
