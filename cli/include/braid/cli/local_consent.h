@@ -1,7 +1,7 @@
 // Tenant policy and consent for `braid run`: the same Tenant objects and the
-// same rules as the operator (tenant_resolution.h, tenant_approval.h), with
-// the approvals kept as files in the run's working directory instead of
-// TenantApproval objects:
+// same rules as the operator (control/tenant_resolution.h,
+// control/tenant_approval.h), with the approvals kept as files in the run's
+// working directory instead of TenantApproval objects:
 //
 //   <workdir>/consent.json              written by `braid run --tenants`: the
 //                                       job ({namespace, name, uid}) and its

@@ -1,5 +1,8 @@
-// A FederatedJob's status from what the operator observed: a pure function,
-// so phases and conditions are unit-tested without a cluster.
+// A FederatedJob's status from what a runtime observed: a pure function,
+// so phases and conditions are unit-tested without a cluster. Both runtimes
+// use it: braid-operator writes it into the object's status; `braid run`
+// hands it to its dashboard (cli/local_runtime.h on_status), so a job reads
+// the same on one machine as in the cluster.
 //
 // Phases: Pending (waiting for tenants or the aggregator), AwaitingApproval
 // (a tenant that requires approval has not given it), Running, Succeeded,
