@@ -25,7 +25,7 @@ int Braid(const std::string& dir, const std::string& name, const std::vector<std
   std::vector<std::string> argv = {Binary("braid")};
   argv.insert(argv.end(), args.begin(), args.end());
   const std::string log = dir + "/" + name + ".log";
-  auto proc = op::Subprocess::Start(argv, log, log);
+  auto proc = cli::Subprocess::Start(argv, log, log);
   if (!proc.ok()) {
     *out = proc.status().ToString();
     return -1;

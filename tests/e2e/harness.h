@@ -31,7 +31,7 @@ void WriteFile(const std::string& path, const std::string& text);
 std::string WriteTabularJob(const std::string& dir, const std::string& strategy);
 
 struct Aggregator {
-  op::Subprocess proc;
+  cli::Subprocess proc;
   int port = 0;
   std::string address() const;
 };

@@ -85,7 +85,7 @@ TEST(BraidRunPrivacy, EpsilonMatchesDpAccountingAndTheBudgetStopsTheJob) {
                         absl::StrFormat("%.17g", budget), "}"));
   const std::string summary_path = dir + "/summary.json";
   const std::string stdout_path = dir + "/stdout.txt";
-  auto proc = op::Subprocess::Start({Binary("braid"), "run", job, "--workdir", dir + "/work",
+  auto proc = cli::Subprocess::Start({Binary("braid"), "run", job, "--workdir", dir + "/work",
                                      "--summary", summary_path},
                                     dir + "/braid.log", stdout_path);
   ASSERT_TRUE(proc.ok()) << proc.status();
