@@ -17,6 +17,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
+#include "braid/core/testing/fake_clock.h"
 #include "braid/kube/testing/fake_api_server.h"
 #include "braid/operator/job_objects.h"
 #include "braid/operator/job_tls.h"
@@ -300,14 +301,16 @@ TEST_F(ReconcilerTest, ADeploymentDeletedByHandIsRecreated) {
 // The controller's periodic resync promises to undo changes made by hand:
 // a deleted NetworkPolicy (the workers' isolation) must come back.
 TEST_F(ReconcilerTest, ANetworkPolicyDeletedByHandIsRestoredByALaterReconcile) {
+  FakeClock clock;
   ReconcilerOptions options;
-  options.reapply_interval = absl::Milliseconds(50);
+  options.reapply_interval = absl::Minutes(10);
+  options.clock = &clock;
   Build(options);
   SetUpTenants();
   server_.Upsert(kube::kFederatedJob, JobObject());
   ASSERT_TRUE(reconciler_->Reconcile("lab", "train").ok());
   ASSERT_TRUE(client_->Delete(kube::kNetworkPolicy, "tenant-a", TenantName("workers")).ok());
-  absl::SleepFor(absl::Milliseconds(60));
+  clock.Advance(absl::Minutes(10));
   ASSERT_TRUE(reconciler_->Reconcile("lab", "train").ok());
   EXPECT_FALSE(server_.Object(kube::kNetworkPolicy, "tenant-a", TenantName("workers")).is_null());
 }
