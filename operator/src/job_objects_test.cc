@@ -479,7 +479,7 @@ TEST_F(JobObjectsTest, PodsRunAsNonRootWithReadOnlyRootAndNoToken) {
   }
 }
 
-TEST_F(JobObjectsTest, DeploymentsFollowDesiredWorkloadsInOrder) {
+TEST_F(JobObjectsTest, DeploymentsFollowTheDesiredSetInOrder) {
   const std::vector<control::Workload> workloads = control::ComputeDesiredSet(job_).workloads;
   const std::vector<json> deployments = OfKind(objects_, "Deployment");
   ASSERT_EQ(deployments.size(), workloads.size());

@@ -1,6 +1,6 @@
 // Who may do what through the dashboard API. `braid run --dashboard`
 // serves without one (loopback, one user); braid-operator passes a
-// KubeDashboardAuthorizer (dashboard_kube.h) that asks the API server:
+// KubeDashboardAuthorizer (operator/dashboard_kube.h) that asks the API server:
 // TokenReview for the bearer token, SubjectAccessReview for each action.
 #ifndef BRAID_DASHBOARD_AUTH_H_
 #define BRAID_DASHBOARD_AUTH_H_

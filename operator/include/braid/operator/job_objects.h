@@ -40,7 +40,7 @@ struct JobObjectsContext {
   std::string job_yaml;         // the job file the pods read (spec as applied)
   // admission.json beside it in the job namespace's ConfigMap: the job's
   // creation and tenants' consent for the aggregator's audit log
-  // (AdmissionJson in tenant_approval.h; aggregator/admission_audit.h).
+  // (AdmissionJson in control/tenant_approval.h; aggregator/admission_audit.h).
   std::string admission_json = "{}";
   std::string aggregator_image;
   std::string worker_image;

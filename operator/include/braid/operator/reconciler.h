@@ -60,7 +60,7 @@ struct ClusterView {
   std::function<std::map<std::string, nlohmann::json>()> tenants;
   // The Deployment ns/name from the cache, or null JSON if absent.
   std::function<nlohmann::json(const std::string& ns, const std::string& name)> deployment;
-  // TenantApproval objects in every namespace (see tenant_approval.h).
+  // TenantApproval objects in every namespace (see control/tenant_approval.h).
   std::function<std::vector<nlohmann::json>()> approvals;
 };
 
