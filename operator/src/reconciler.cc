@@ -1,6 +1,8 @@
 #include "braid/operator/reconciler.h"
 
+#include <cstdlib>
 #include <functional>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -13,7 +15,6 @@
 #include "braid/core/spec.h"
 #include "braid/core/status_macros.h"
 #include "braid/operator/job_objects.h"
-#include "braid/control/job_status.h"
 #include "braid/operator/job_tls.h"
 
 namespace braid::op {
@@ -51,10 +52,13 @@ int ReadyReplicas(const json& deployment) {
 
 std::string Key(const std::string& ns, const std::string& name) { return ns + "/" + name; }
 
-// The --expected-clients the aggregator Deployment `deployment` (null: none
-// yet) runs with: its flag, or the job's total replicas without one.
+// The --expected-clients the aggregator Deployment `deployment` runs with:
+// its flag, or the job's total replicas without one. nullopt when it does
+// not run (absent, or scaled to 0 while suspended): then a new count
+// restarts nothing.
 std::optional<int> RunningExpectedClients(const json& deployment, const spec::JobSpec& job) {
   if (!deployment.is_object()) return std::nullopt;
+  if (deployment.value("/spec/replicas"_json_pointer, 1) == 0) return std::nullopt;
   const json containers =
       deployment.value("/spec/template/spec/containers"_json_pointer, json::array());
   for (const json& c : containers) {
