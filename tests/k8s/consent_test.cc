@@ -227,7 +227,8 @@ TEST(Consent, ARefusalBeforeTheStartLeavesTheTenantOutOfTheExpectedWorkers) {
   ASSERT_EQ(Apply(TwoTenantJobYaml(kNs, kName, "early-a", "early-b")).code, 0);
   auto job = [&] { return GetJson({"federatedjob", "-n", kNs, kName}).value_or(json()); };
   ASSERT_TRUE(WaitUntil(absl::Seconds(30), [&] {
-    return JobCondition(job(), "Admitted").value("status", "") == "True";
+    const json admitted = JobCondition(job(), "Admitted");  // null until the status has it
+    return admitted.is_object() && admitted.value("status", "") == "True";
   })) << job().dump(2);
   const std::string uid = job().value("/metadata/uid"_json_pointer, std::string());
   ASSERT_TRUE(WaitUntil(absl::Seconds(30), [&] { return Deployments(uid).size() == 3; }))
