@@ -7,43 +7,19 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "braid/control/aggregator_report.h"
 #include "braid/core/grpc_tls.h"
 #include "braid/v1/federation.grpc.pb.h"
 
 namespace braid::op {
 namespace {
 
-AggregatorReport FromProto(const braid::v1::JobStatus& s) {
-  AggregatorReport r;
-  r.job = s.job();
-  r.phase = s.phase();
-  r.reason = s.reason();
-  r.message = s.message();
-  r.round = s.round();
-  r.total_rounds = s.total_rounds();
-  r.clients = s.clients();
-  for (const braid::v1::RoundRecord& round : s.rounds()) {
-    for (const std::string& tenant : round.tenants()) r.tenant_last_round[tenant] = round.round();
-  }
-  if (s.has_privacy() && s.privacy().enabled()) {
-    r.privacy_enabled = true;
-    r.epsilon = s.privacy().epsilon();
-    r.delta = s.privacy().delta();
-    r.max_epsilon = s.privacy().max_epsilon();
-  }
-  if (s.rounds_size() > 0) {
-    const braid::v1::RoundRecord& last = s.rounds(s.rounds_size() - 1);
-    r.participants = last.participants();
-    r.train_loss = last.train_loss();
-    r.eval_loss = last.eval_loss();
-    r.eval_accuracy = last.eval_accuracy();
-  }
-  return r;
-}
+using control::AggregatorReport;
+
 
 class GrpcAggregatorStatusSource final : public AggregatorStatusSource {
  public:
-  absl::StatusOr<AggregatorReport> Poll(const std::string& address, absl::Duration timeout,
+  absl::StatusOr<control::AggregatorReport> Poll(const std::string& address, absl::Duration timeout,
                                         const std::optional<TlsTarget>& tls) override {
     braid::v1::Federation::Stub* stub = StubFor(address, tls);
     grpc::ClientContext context;
@@ -55,7 +31,7 @@ class GrpcAggregatorStatusSource final : public AggregatorStatusSource {
       return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                           "aggregator " + address + ": " + status.error_message());
     }
-    return FromProto(reply);
+    return control::ReportFromStatus(reply);
   }
 
  private:

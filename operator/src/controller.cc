@@ -1,8 +1,8 @@
 #include "braid/operator/controller.h"
 
-#include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "braid/core/log.h"
 
 namespace braid::op {
 namespace {
@@ -34,7 +34,9 @@ Controller::Controller(kube::Client* client, AggregatorStatusSource* status_sour
     : client_(client),
       metrics_(metrics),
       options_(std::move(options)),
-      events_(client, "braid-operator") {
+      clock_(options_.clock != nullptr ? options_.clock : RealClock()),
+      events_(client, "braid-operator"),
+      queue_(clock_) {
   auto enqueue_job = [this](const json& obj) { queue_.Add(JobKeyOf(obj)); };
   jobs_ = std::make_unique<kube::Informer>(client_, Follow(kube::kFederatedJob),
                                            OnChange(enqueue_job));
@@ -80,8 +82,10 @@ Controller::Controller(kube::Client* client, AggregatorStatusSource* status_sour
     std::optional<json> d = deployments_->Get(ns, name);
     return d.has_value() ? *d : json();
   };
+  ReconcilerOptions reconciler_options = options_.reconciler;
+  if (reconciler_options.clock == nullptr) reconciler_options.clock = clock_;
   reconciler_ = std::make_unique<Reconciler>(client_, std::move(view), status_source, &events_,
-                                             options_.reconciler);
+                                             std::move(reconciler_options));
 }
 
 Controller::~Controller() { Stop(); }
@@ -136,10 +140,10 @@ void Controller::Work() {
   std::map<std::string, int> failures;
   while (std::optional<std::string> key = queue_.Get()) {
     const size_t slash = key->find('/');
-    const absl::Time start = absl::Now();
+    const absl::Time start = clock_->Now();
     absl::StatusOr<absl::Duration> next =
         reconciler_->Reconcile(key->substr(0, slash), key->substr(slash + 1));
-    metrics_->Reconciled(absl::ToDoubleSeconds(absl::Now() - start), next.ok());
+    metrics_->Reconciled(absl::ToDoubleSeconds(clock_->Now() - start), next.ok());
     if (next.ok()) {
       failures.erase(*key);
       queue_.AddAfter(*key, std::min(*next, options_.resync));
@@ -147,8 +151,7 @@ void Controller::Work() {
       // Conflicts are routine (someone wrote first): retry at once, quietly.
       const int n = ++failures[*key];
       if (!absl::IsAborted(next.status())) {
-        std::cerr << "braid-operator: reconcile " << *key << ": " << next.status().message()
-                  << "\n";
+        LogWarning(absl::StrCat("braid-operator: reconcile ", *key, ": ", next.status().message()));
       }
       queue_.AddAfter(*key, std::min(absl::Milliseconds(100) * (1 << std::min(n, 9)),
                                      absl::Seconds(30)));

@@ -3,12 +3,21 @@
 #include "absl/strings/str_cat.h"
 #include "braid/core/spec.h"
 #include "braid/core/status_macros.h"
-#include "braid/operator/dashboard_local.h"
 #include "braid/operator/reconciler.h"
-#include "braid/operator/tenant_approval.h"
+#include "braid/control/tenant_approval.h"
+#include "braid/dashboard/source.h"
 
 namespace braid::op {
 namespace {
+
+using control::ConsentName;
+using control::JobRef;
+using control::ResolveConsent;
+using control::TenantConsent;
+using dashboard::Access;
+using dashboard::Caller;
+using dashboard::EventFeed;
+using dashboard::SpecSummary;
 
 using nlohmann::json;
 
@@ -29,20 +38,10 @@ std::string Str(const json& obj, const char* pointer) {
 }
 
 json Row(const json& job) {
-  const json status = job.value("status", json::object());
-  const json metrics = status.value("metrics", json::object());
-  return json{{"namespace", Str(job, "/metadata/namespace")},
-              {"name", Str(job, "/metadata/name")},
-              {"phase", status.value("phase", "Pending")},
-              {"reason", status.value("reason", "")},
-              {"message", status.value("message", "")},
-              {"round", status.value("round", 0)},
-              {"total_rounds", Ptr(job, "/spec/strategy/rounds")},
-              {"train_loss", metrics.value("trainLoss", json(nullptr))},
-              {"eval_loss", metrics.value("evalLoss", json(nullptr))},
-              {"eval_accuracy", metrics.value("evalAccuracy", json(nullptr))},
-              {"epsilon", Ptr(job, "/status/privacy/epsilon")},
-              {"max_epsilon", Ptr(job, "/spec/privacy/differentialPrivacy/maxEpsilon")}};
+  return dashboard::JobRow(Str(job, "/metadata/namespace"), Str(job, "/metadata/name"),
+                           job.value("status", json::object()),
+                           Ptr(job, "/spec/strategy/rounds"),
+                           Ptr(job, "/spec/privacy/differentialPrivacy/maxEpsilon"));
 }
 
 absl::StatusOr<spec::JobSpec> ParseJob(const json& job) {

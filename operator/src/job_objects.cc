@@ -5,7 +5,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "braid/operator/desired_set.h"
+#include "braid/control/desired_set.h"
 #include "braid/operator/job_tls.h"
 
 namespace braid::op {
@@ -106,7 +106,8 @@ json Deployment(json metadata, json selector, int replicas, json pod_spec) {
               {"spec", std::move(pod_spec)}}}}}};
 }
 
-json AggregatorDeployment(const spec::JobSpec& job, const JobObjectsContext& context) {
+json AggregatorDeployment(const spec::JobSpec& job, const JobObjectsContext& context,
+                          const control::DesiredSet& desired) {
   const std::string name = ObjectName(job, job.namespace_, "aggregator");
   json labels = Labels(job, context, "aggregator");
   json selector = {{kJobUidLabel, context.job_uid}, {"braid.dev/role", "aggregator"}};
@@ -145,6 +146,9 @@ json AggregatorDeployment(const spec::JobSpec& job, const JobObjectsContext& con
               {"volumes",
                {JobFileVolume(ObjectName(job, job.namespace_, "job")),
                 {{"name", "checkpoint"}, {"emptyDir", json::object()}}}}};
+  for (const std::string& arg : desired.aggregator_args) {
+    pod["containers"][0]["args"].push_back(arg);
+  }
   if (context.tls) {
     json& container = pod["containers"][0];
     for (const std::string& arg : TlsArgs()) container["args"].push_back(arg);
@@ -152,7 +156,7 @@ json AggregatorDeployment(const spec::JobSpec& job, const JobObjectsContext& con
     pod["volumes"].push_back(TlsVolume(AggregatorTlsSecretName(job)));
   }
   return Deployment(Metadata(name, job.namespace_, labels, job, context), selector,
-                    context.run_aggregator ? 1 : 0, pod);
+                    desired.run_aggregator ? 1 : 0, pod);
 }
 
 json AggregatorService(const spec::JobSpec& job, const JobObjectsContext& context) {
@@ -233,7 +237,8 @@ std::string BaseName(const std::string& path) {
 }
 
 json WorkerDeployment(const spec::JobSpec& job, const JobObjectsContext& context,
-                      const spec::Tenant& tenant, int replica) {
+                      const spec::Tenant& tenant, const control::Workload& workload) {
+  const int replica = workload.replica;
   const std::string ns = TenantNamespace(context, tenant.name);
   json labels = Labels(job, context, "worker");
   labels["braid.dev/tenant"] = tenant.name;
@@ -277,9 +282,7 @@ json WorkerDeployment(const spec::JobSpec& job, const JobObjectsContext& context
   }
   return Deployment(Metadata(ObjectName(job, ns, absl::StrCat(tenant.name, "-", replica)), ns,
                              labels, job, context),
-                    selector,
-                    context.run_workers && !context.stopped_tenants.count(tenant.name) ? 1 : 0,
-                    pod);
+                    selector, workload.run ? 1 : 0, pod);
 }
 
 }  // namespace
@@ -343,9 +346,10 @@ std::vector<json> DesiredObjects(const spec::JobSpec& job, const JobObjectsConte
   // The one list both runtimes start from: the aggregator, then each
   // tenant's replicas.
   std::set<std::string> namespaces_done;
-  for (const Workload& workload : DesiredWorkloads(job)) {
-    if (workload.role == Workload::Role::kAggregator) {
-      objects.push_back(AggregatorDeployment(job, context));
+  const control::DesiredSet desired = control::ComputeDesiredSet(job, context.run);
+  for (const control::Workload& workload : desired.workloads) {
+    if (workload.role == control::Workload::Role::kAggregator) {
+      objects.push_back(AggregatorDeployment(job, context, desired));
       continue;
     }
     const spec::Tenant* tenant = nullptr;
@@ -359,7 +363,7 @@ std::vector<json> DesiredObjects(const spec::JobSpec& job, const JobObjectsConte
     if (namespaces_done.insert("policy:" + ns).second) {
       objects.push_back(WorkerNetworkPolicy(job, context, ns));
     }
-    objects.push_back(WorkerDeployment(job, context, *tenant, workload.replica));
+    objects.push_back(WorkerDeployment(job, context, *tenant, workload));
   }
   return objects;
 }

@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "braid/core/spec.h"
-#include "braid/operator/desired_set.h"
+#include "braid/control/desired_set.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -359,10 +359,12 @@ TEST_F(JobObjectsTest, AggregatorPolicyAdmitsOnlyThisJobsWorkersAndTheOperator) 
 
 TEST(JobObjects, NotRunningWorkersOrAggregatorScalesThemToZero) {
   const spec::JobSpec job = ParseJob(kJobYaml);
-  auto replicas = [&](bool run_aggregator, bool run_workers) {
+  // (suspended, ended): what the reconciler passes for a suspended job and
+  // for one the aggregator ended.
+  auto replicas = [&](bool suspended, bool ended) {
     JobObjectsContext c = Context();
-    c.run_aggregator = run_aggregator;
-    c.run_workers = run_workers;
+    c.run.suspended = suspended;
+    c.run.ended = ended;
     std::map<std::string, int> out;  // role -> sum of replicas
     int deployments = 0;
     for (const json& d : OfKind(DesiredObjects(job, c), "Deployment")) {
@@ -372,15 +374,15 @@ TEST(JobObjects, NotRunningWorkersOrAggregatorScalesThemToZero) {
     EXPECT_EQ(deployments, 4) << "Deployments are kept (scaled), not removed";
     return out;
   };
-  EXPECT_EQ(replicas(true, true), (std::map<std::string, int>{{"aggregator", 1}, {"worker", 3}}));
-  EXPECT_EQ(replicas(true, false), (std::map<std::string, int>{{"aggregator", 1}, {"worker", 0}}));
-  EXPECT_EQ(replicas(false, false), (std::map<std::string, int>{{"aggregator", 0}, {"worker", 0}}));
+  EXPECT_EQ(replicas(false, false), (std::map<std::string, int>{{"aggregator", 1}, {"worker", 3}}));
+  EXPECT_EQ(replicas(false, true), (std::map<std::string, int>{{"aggregator", 1}, {"worker", 0}}));
+  EXPECT_EQ(replicas(true, false), (std::map<std::string, int>{{"aggregator", 0}, {"worker", 0}}));
 }
 
 TEST(JobObjects, StoppedTenantsWorkersAreScaledToZero) {
   const spec::JobSpec job = ParseJob(kJobYaml);
   JobObjectsContext c = Context();
-  c.stopped_tenants = {job.tenants[0].name};
+  c.run.consent = {control::TenantConsent{job.tenants[0].name, control::Consent::kRefused, "", ""}};
   std::map<std::string, int> by_tenant;  // tenant -> sum of worker replicas
   for (const json& d : OfKind(DesiredObjects(job, c), "Deployment")) {
     if (Label(d, "braid.dev/role") == "worker") {
@@ -392,6 +394,34 @@ TEST(JobObjects, StoppedTenantsWorkersAreScaledToZero) {
   for (size_t i = 1; i < job.tenants.size(); ++i) {
     EXPECT_EQ(by_tenant[job.tenants[i].name], job.tenants[i].replicas);
   }
+}
+
+// The aggregator waits for the workers that will come: a refused tenant's
+// replicas are not expected (as `braid run` tells its aggregator), so rounds
+// do not sit out the start grace for workers that never join.
+TEST(JobObjects, TheAggregatorExpectsOnlyTheWorkersOfTenantsThatMayRun) {
+  const spec::JobSpec job = ParseJob(kJobYaml);  // alpha: 2 replicas, beta: 1
+  auto aggregator_args = [&](const JobObjectsContext& c) {
+    for (const json& d : OfKind(DesiredObjects(job, c), "Deployment")) {
+      if (Label(d, "braid.dev/role") == "aggregator") return PodSpec(d)["containers"][0];
+    }
+    return json();
+  };
+  JobObjectsContext c = Context();
+  c.run.consent = {control::TenantConsent{"alpha", control::Consent::kApproved, "", ""},
+                   control::TenantConsent{"beta", control::Consent::kRefused, "", ""}};
+  EXPECT_EQ(Arg(aggregator_args(c), "expected-clients"), "2");
+  c.run.consent = {control::TenantConsent{"alpha", control::Consent::kRefused, "", ""},
+                   control::TenantConsent{"beta", control::Consent::kNotRequired, "", ""}};
+  EXPECT_EQ(Arg(aggregator_args(c), "expected-clients"), "1");
+  // Every tenant runs: the aggregator's default (all 3 replicas), no flag.
+  c.run.consent = {};
+  EXPECT_EQ(Arg(aggregator_args(c), "expected-clients"), "");
+  // A revocation once the aggregator runs keeps its arguments (a change
+  // would restart it); the reconciler passes what it runs with.
+  c.run.consent = {control::TenantConsent{"alpha", control::Consent::kRefused, "", ""}};
+  c.run.running_expected_clients = 3;
+  EXPECT_EQ(Arg(aggregator_args(c), "expected-clients"), "");
 }
 
 TEST_F(JobObjectsTest, PodsReadTheJobFileFromAConfigMapInTheirNamespace) {
@@ -449,14 +479,14 @@ TEST_F(JobObjectsTest, PodsRunAsNonRootWithReadOnlyRootAndNoToken) {
   }
 }
 
-TEST_F(JobObjectsTest, DeploymentsFollowDesiredWorkloadsInOrder) {
-  const std::vector<Workload> workloads = DesiredWorkloads(job_);
+TEST_F(JobObjectsTest, DeploymentsFollowTheDesiredSetInOrder) {
+  const std::vector<control::Workload> workloads = control::ComputeDesiredSet(job_).workloads;
   const std::vector<json> deployments = OfKind(objects_, "Deployment");
   ASSERT_EQ(deployments.size(), workloads.size());
   for (size_t i = 0; i < workloads.size(); ++i) {
     SCOPED_TRACE(workloads[i].name);
     const json& d = deployments[i];
-    if (workloads[i].role == Workload::Role::kAggregator) {
+    if (workloads[i].role == control::Workload::Role::kAggregator) {
       EXPECT_EQ(Label(d, "braid.dev/role"), "aggregator");
       EXPECT_EQ(Name(d), ObjectName(job_, "lab", "aggregator"));
     } else {

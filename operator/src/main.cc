@@ -1,269 +1,229 @@
-// braid: the command line.
-//
-//   braid validate FILE       print every problem of a job file; exit 2 if any
-//   braid run FILE [--workdir DIR] [--summary PATH] [--baselines] [--dashboard ADDR]
-//             [--insecure]    run the job on this machine as local processes
-//                             (mTLS on loopback with per-run certificates)
-//             [--tenants TENANTS.yaml]  Tenant objects: policy and consent
-//   braid approve --workdir DIR --tenant T [--refuse] [--comment TEXT]
-//                             record a tenant's decision for the run in DIR
-//   braid audit verify FILE   check an audit log's hash chain
-//   braid audit show FILE [--json]
-//
-// Exit status of approve: 0 recorded, 2 bad arguments or no such run/tenant.
-// Exit status of run: 0 the job succeeded, 1 it failed, 2 invalid job file
-// or dashboard address, 130 interrupted (during the job). With --dashboard
-// the dashboard keeps serving after the job ends until Ctrl-C; the exit
-// status is then the job's. Audit: 0 the chain verifies, 1 it is broken, 2
-// the file cannot be read.
-#include <pwd.h>
+// braid-operator: reconciles FederatedJobs into aggregator and worker
+// Deployments. Runs in the cluster (service-account credentials) or beside
+// it (--kubeconfig, KUBECONFIG). With --leader-elect only the replica that
+// holds the Lease reconciles; losing the lease ends the process, so a
+// restarted replica starts clean (as controller-runtime does).
 #include <unistd.h>
+
+#include <pthread.h>
 
 #include <csignal>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <string>
+#include <thread>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/strings/str_format.h"
-#include "absl/time/clock.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "braid/core/cli_flags.h"
-#include "braid/core/audit_log.h"
-#include "braid/core/file_io.h"
-#include "braid/core/spec.h"
-#include "braid/operator/audit_command.h"
-#include "braid/operator/dashboard_local.h"
-#include "braid/operator/dashboard_server.h"
-#include "braid/operator/local_consent.h"
-#include "braid/operator/local_runtime.h"
-#include "braid/operator/subprocess.h"
+#include "braid/core/cancel.h"
+#include "braid/kube/client.h"
+#include "braid/kube/config.h"
+#include "braid/kube/leader_election.h"
+#include "braid/operator/aggregator_status.h"
+#include "braid/operator/controller.h"
+#include "braid/operator/dashboard_kube.h"
+#include "braid/dashboard/server.h"
+#include "braid/operator/operator_metrics.h"
 
-ABSL_FLAG(std::string, workdir, "", "run: working directory (default .braid/<job name>)");
-ABSL_FLAG(std::string, summary, "", "run: write the JSON summary here (default <workdir>/summary.json)");
-ABSL_FLAG(bool, baselines, false,
-          "run: also train each tenant's local-only model with the same budget");
-ABSL_FLAG(bool, insecure, false,
-          "run: plaintext gRPC on loopback instead of mTLS with per-run certificates "
-          "(<workdir>/tls)");
-ABSL_FLAG(std::string, dashboard, "",
-          "run: serve the dashboard at HOST:PORT (e.g. 127.0.0.1:8080; port 0 picks a free one "
-          "and prints the URL). Binds only that address. The dashboard keeps serving after the "
-          "job ends until Ctrl-C");
+ABSL_FLAG(std::string, kubeconfig, "",
+          "kubeconfig file; default $KUBECONFIG, then in-cluster credentials, then ~/.kube/config");
+ABSL_FLAG(std::string, context, "", "kubeconfig context (default: current-context)");
+ABSL_FLAG(std::string, namespace, "",
+          "the operator's namespace (its Lease; admitted to aggregators); default: the "
+          "service account's or the kubeconfig context's");
+ABSL_FLAG(bool, leader_elect, false, "hold a coordination.k8s.io Lease before reconciling");
+ABSL_FLAG(std::string, lease_name, "braid-operator", "name of the leader-election Lease");
+ABSL_FLAG(std::string, identity, "", "this replica's name in the Lease (default: hostname-pid)");
+ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9090", "serve /metrics, /healthz, /readyz here");
+ABSL_FLAG(std::string, metrics_port_file, "", "write the bound metrics port here");
+ABSL_FLAG(std::string, aggregator_image, "braid/aggregator:0.1.0", "aggregator container image");
+ABSL_FLAG(std::string, worker_image, "braid/worker:0.1.0", "worker container image");
+ABSL_FLAG(std::string, image_pull_policy, "IfNotPresent", "Always | IfNotPresent | Never");
+ABSL_FLAG(absl::Duration, status_interval, absl::Seconds(2),
+          "how often a running job's aggregator is asked for progress");
+ABSL_FLAG(int, workers, 2, "jobs reconciled at once");
+ABSL_FLAG(bool, tls, true,
+          "mTLS between each job's workers and aggregator, with a per-job CA and certificates "
+          "the operator keeps in Secrets (false: plaintext gRPC)");
+ABSL_FLAG(std::string, aggregator_address_template, "",
+          "reach aggregators here for status instead of their Service, e.g. "
+          "\"127.0.0.1:7070\" or \"{name}-aggregator.{namespace}.example:7070\" (for an operator "
+          "outside the cluster)");
+
+ABSL_FLAG(std::string, dashboard_listen, "",
+          "serve the dashboard (web app + /api/) here, e.g. 0.0.0.0:8080; every API call needs "
+          "a Kubernetes bearer token (TokenReview) and RBAC permission (SubjectAccessReview). "
+          "Empty: no dashboard");
 ABSL_FLAG(std::string, web_dir, "",
-          "run: the built web app to serve with --dashboard (default $BRAID_WEB_DIR, else "
-          "<braid's dir>/../share/braid/web)");
-ABSL_FLAG(bool, json, false, "audit show: print JSON");
-ABSL_FLAG(std::string, tenants, "",
-          "run: Tenant objects (YAML, as for kubectl apply) whose policy the job must meet and "
-          "whose consent it may need (spec.policy.requireApproval)");
-ABSL_FLAG(std::string, tenant, "", "approve: the tenant that decides");
-ABSL_FLAG(bool, refuse, false, "approve: refuse (or revoke) instead of approving");
-ABSL_FLAG(std::string, comment, "", "approve: a comment kept with the decision and in the audit log");
+          "the built web app for --dashboard-listen (default $BRAID_WEB_DIR, else "
+          "<binary's dir>/../share/braid/web)");
 
 namespace {
 
-namespace fs = std::filesystem;
-std::atomic<bool> g_interrupted{false};
-
-void OnSignal(int) { g_interrupted = true; }
-
-constexpr char kUsage[] =
-    "usage:\n"
-    "  braid validate FILE\n"
-    "  braid run FILE [--workdir DIR] [--summary PATH] [--baselines] [--dashboard HOST:PORT]\n"
-    "            [--insecure]\n"
-    "      --dashboard serves the dashboard (web app + /api/) while the job runs and keeps\n"
-    "      serving after it ends, until Ctrl-C\n"
-    "      --insecure runs plaintext gRPC instead of mTLS with per-run certificates\n"
-    "            [--tenants TENANTS.yaml]\n"
-    "      --tenants checks the job against those Tenants' policy; a tenant with\n"
-    "      requireApproval holds the job in AwaitingApproval until braid approve\n"
-    "  braid approve --workdir DIR --tenant T [--refuse] [--comment TEXT]\n"
-    "  braid audit verify FILE          exit 0 chain ok, 1 broken (names the entry), 2 unreadable\n"
-    "  braid audit show FILE [--json]\n";
-
-int Validate(const std::string& file) {
-  absl::StatusOr<std::string> text = braid::ReadSmallFile(file, braid::spec::kMaxJobBytes);
-  if (!text.ok()) {
-    std::cerr << text.status().message() << "\n";
-    return 2;
-  }
-  const std::string dir = fs::absolute(file).parent_path().string();
-  const std::vector<braid::spec::FieldError> errors = braid::spec::ValidateJobYaml(*text, dir);
-  for (const auto& e : errors) std::cout << file << ": " << e.ToString() << "\n";
-  if (!errors.empty()) {
-    std::cout << file << ": invalid\n";
-    return 2;
-  }
-  std::cout << file << ": valid\n";
-  return 0;
+// The directory of this binary (the web app is found beside it).
+std::string BinaryDir() {
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? "." : exe.parent_path().string();
 }
 
-// Language-model jobs (their evaluations carry perplexity) compare loss per
-// token, lower is better, with the base model as a third yardstick;
-// classifiers compare accuracy.
-void PrintLmComparison(const nlohmann::json& s) {
-  const nlohmann::json& pooled = s["final"]["pooled"];
-  const double fed = pooled.value("eval_loss", 0.0);
-  std::cout << absl::StrFormat("pooled held-out loss per token: federated %.4f (perplexity %.3f)\n",
-                               fed, pooled.value("perplexity", 0.0));
-  auto line = [&](const std::string& who, const nlohmann::json& r) {
-    const double loss = r.value("eval_loss", 0.0);
-    std::cout << absl::StrFormat("  %-27s %.4f (perplexity %.3f)  federated %s by %.4f\n", who,
-                                 loss, r.value("perplexity", 0.0),
-                                 fed < loss ? "ahead" : "BEHIND", loss - fed);
-  };
-  if (s["final"].contains("base")) line("base model", s["final"]["base"]);
-  if (!s.contains("baselines")) return;
-  for (const auto& [tenant, b] : s["baselines"].items()) line("local-only " + tenant, b["pooled"]);
+// SIGINT and SIGTERM are blocked in every thread and taken by one thread
+// with sigwait, which may lock mutexes (a signal handler may not).
+void StopOnSignal(braid::CancelToken* stop) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::thread([stop, signals] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    stop->Cancel();
+  }).detach();
 }
 
-void PrintComparison(const nlohmann::json& s) {
-  if (!s.contains("final")) return;
-  if (s["final"]["pooled"].contains("perplexity")) return PrintLmComparison(s);
-  const double fed = s["final"]["pooled"].value("eval_accuracy", 0.0);
-  std::cout << absl::StrFormat("pooled held-out accuracy: federated %.4f (loss %.4f)\n", fed,
-                               s["final"]["pooled"].value("eval_loss", 0.0));
-  if (!s.contains("baselines")) return;
-  for (const auto& [tenant, b] : s["baselines"].items()) {
-    const double acc = b["pooled"].value("eval_accuracy", 0.0);
-    std::cout << absl::StrFormat("  local-only %-16s %.4f (loss %.4f)  federated %s by %+.4f\n",
-                                 tenant, acc, b["pooled"].value("eval_loss", 0.0),
-                                 fed > acc ? "ahead" : "BEHIND", fed - acc);
-  }
+std::string DefaultIdentity() {
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  return absl::StrCat(host, "-", getpid());
 }
 
-int Run(const std::string& file) {
-  absl::StatusOr<braid::spec::JobSpec> job = braid::spec::ParseJobFile(file);
-  if (!job.ok()) {
-    std::cerr << file << ":\n" << job.status().message() << "\n";
+int Main() {
+  using namespace braid;
+  CancelToken stop;
+  StopOnSignal(&stop);  // before any thread starts, so all inherit the mask
+  absl::StatusOr<kube::Config> config =
+      kube::LoadDefault(absl::GetFlag(FLAGS_kubeconfig), absl::GetFlag(FLAGS_context));
+  if (!config.ok()) {
+    std::cerr << "braid-operator: " << config.status().message() << "\n";
     return 2;
   }
-  if (job->suspend) {
-    std::cerr << file << ": spec.suspend is true; set it to false to run the job\n";
+  absl::StatusOr<std::unique_ptr<kube::Client>> client = kube::NewClientForConfig(*config);
+  if (!client.ok()) {
+    std::cerr << "braid-operator: " << client.status().message() << "\n";
     return 2;
   }
-  braid::op::LocalRunOptions options;
-  if (const std::string tenants = absl::GetFlag(FLAGS_tenants); !tenants.empty()) {
-    absl::StatusOr<std::map<std::string, nlohmann::json>> objects =
-        braid::op::ReadTenantsFile(tenants);
-    if (!objects.ok()) {
-      std::cerr << "braid run: " << objects.status().message() << "\n";
-      return 2;
+  std::string ns = absl::GetFlag(FLAGS_namespace);
+  if (ns.empty()) ns = config->default_namespace;
+
+  op::OperatorMetrics metrics;
+  absl::StatusOr<int> port = metrics.Serve(absl::GetFlag(FLAGS_metrics_listen));
+  if (!port.ok()) {
+    std::cerr << "braid-operator: " << port.status().message() << "\n";
+    return 2;
+  }
+  if (const std::string file = absl::GetFlag(FLAGS_metrics_port_file); !file.empty()) {
+    FILE* f = std::fopen(file.c_str(), "w");
+    if (f != nullptr) {
+      std::fprintf(f, "%d\n", *port);
+      std::fclose(f);
     }
-    options.tenants = *std::move(objects);
   }
-  options.job_file = fs::absolute(file).string();
-  options.workdir = absl::GetFlag(FLAGS_workdir);
-  if (options.workdir.empty()) options.workdir = (fs::path(".braid") / job->name).string();
-  options.bin_dir = braid::op::SelfDir();
-  options.baselines = absl::GetFlag(FLAGS_baselines);
-  options.insecure = absl::GetFlag(FLAGS_insecure);
-  options.interrupted = &g_interrupted;
-  options.progress = &std::cout;
-  options.progress_bar = ::isatty(STDOUT_FILENO) == 1;
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
-  std::signal(SIGHUP, OnSignal);
 
-  // The dashboard: its own threads read a copy of the status the runtime
-  // hands over, so serving never slows the job.
-  braid::op::EventFeed feed;
-  braid::op::LocalDashboardSource source(
-      *job, braid::op::LocalAuditLogPath(options.workdir), &feed,
-      braid::op::LocalTenancy{options.workdir, options.tenants,
-                              braid::audit::FileSha256Hex(options.job_file).value_or("")});
-  std::unique_ptr<braid::op::DashboardServer> dashboard;
-  if (const std::string addr = absl::GetFlag(FLAGS_dashboard); !addr.empty()) {
-    braid::op::DashboardOptions dopts;
+  // The dashboard serves on every replica, leader or not: it only reads
+  // through its own informers and writes TenantApprovals.
+  braid::dashboard::EventFeed feed;
+  std::unique_ptr<op::KubeDashboardSource> dashboard_source;
+  std::unique_ptr<op::KubeDashboardAuthorizer> authorizer;
+  std::unique_ptr<braid::dashboard::DashboardServer> dashboard;
+  if (const std::string addr = absl::GetFlag(FLAGS_dashboard_listen); !addr.empty()) {
+    braid::dashboard::DashboardOptions dopts;
     dopts.address = addr;
     dopts.static_dir = absl::GetFlag(FLAGS_web_dir);
     if (dopts.static_dir.empty()) {
-      absl::StatusOr<std::string> dir = braid::op::FindWebDir(options.bin_dir);
-      if (!dir.ok()) {
-        std::cerr << "braid run: " << dir.status().message() << "\n";
-        return 2;
+      absl::StatusOr<std::string> dir = braid::dashboard::FindWebDir(BinaryDir());
+      if (dir.ok()) {
+        dopts.static_dir = *dir;
+      } else {
+        // The API still serves (curl, scripts); the pages need the app.
+        std::cerr << "braid-operator: " << dir.status().message()
+                  << "; serving the dashboard API only\n";
+        dopts.api_only = true;
       }
-      dopts.static_dir = *dir;
     }
-    absl::StatusOr<std::unique_ptr<braid::op::DashboardServer>> server =
-        braid::op::DashboardServer::Start(dopts, &source, &feed);
+    dashboard_source = std::make_unique<op::KubeDashboardSource>(client->get(), &feed);
+    authorizer = std::make_unique<op::KubeDashboardAuthorizer>(client->get());
+    dopts.authorizer = authorizer.get();
+    absl::StatusOr<std::unique_ptr<braid::dashboard::DashboardServer>> server =
+        braid::dashboard::DashboardServer::Start(dopts, dashboard_source.get(), &feed);
     if (!server.ok()) {
-      std::cerr << "braid run: " << server.status().message() << "\n";
+      std::cerr << "braid-operator: " << server.status().message() << "\n";
       return 2;
     }
     dashboard = *std::move(server);
-    std::cout << "dashboard: " << dashboard->url() << std::endl;
-    options.on_status = [&source](const nlohmann::json& status) { source.Update(status); };
+    std::cerr << "braid-operator: dashboard on " << dashboard->url() << "\n";
   }
 
-  absl::StatusOr<nlohmann::json> summary = braid::op::RunLocal(*job, options);
-  if (!summary.ok()) {
-    std::cerr << "braid run: " << summary.status().message() << "\n";
-    return g_interrupted ? 130 : 1;
-  }
-  std::string path = absl::GetFlag(FLAGS_summary);
-  if (path.empty()) path = (fs::path(options.workdir) / "summary.json").string();
-  std::ofstream(path) << summary->dump(2) << "\n";
-  const std::string phase = (*summary)["phase"];
-  std::cout << "job " << job->name << ": " << phase << " (" << (*summary)["reason"].get<std::string>()
-            << ") " << (*summary)["message"].get<std::string>() << "\n";
-  PrintComparison(*summary);
-  if (summary->contains("model")) std::cout << "model: " << (*summary)["model"].get<std::string>() << "\n";
-  std::cout << "summary: " << path << "\n";
-  if (g_interrupted) return 130;
-  const int code = phase == "Succeeded" ? 0 : 1;
-  if (dashboard) {
-    std::cout << "dashboard: still serving at " << dashboard->url() << "; press Ctrl-C to stop"
-              << std::endl;
-    while (!g_interrupted) absl::SleepFor(absl::Milliseconds(200));
-    dashboard->Stop();
-  }
-  return code;
-}
+  op::ControllerOptions options;
+  options.workers = absl::GetFlag(FLAGS_workers);
+  options.reconciler.aggregator_image = absl::GetFlag(FLAGS_aggregator_image);
+  options.reconciler.worker_image = absl::GetFlag(FLAGS_worker_image);
+  options.reconciler.image_pull_policy = absl::GetFlag(FLAGS_image_pull_policy);
+  options.reconciler.operator_namespace = ns;
+  options.reconciler.status_interval = absl::GetFlag(FLAGS_status_interval);
+  options.reconciler.tls = absl::GetFlag(FLAGS_tls);
+  options.reconciler.aggregator_address_template =
+      absl::GetFlag(FLAGS_aggregator_address_template);
+  std::unique_ptr<op::AggregatorStatusSource> status = op::NewGrpcAggregatorStatusSource();
+  op::Controller controller(client->get(), status.get(), &metrics, options);
 
-int Approve() {
-  const std::string workdir = absl::GetFlag(FLAGS_workdir);
-  const std::string tenant = absl::GetFlag(FLAGS_tenant);
-  if (workdir.empty() || tenant.empty()) {
-    std::cerr << "braid approve: --workdir DIR and --tenant T are required\n" << kUsage;
-    return 2;
+  std::cerr << "braid-operator: using " << config->source << "; namespace " << ns
+            << "; metrics on port " << *port << "\n";
+
+  int exit_code = 0;
+  if (!absl::GetFlag(FLAGS_leader_elect)) {
+    controller.Start();
+    metrics.SetLeader(true);
+    stop.WaitFor(absl::InfiniteDuration());
+  } else {
+    kube::LeaderElectionConfig election;
+    election.lease_namespace = ns;
+    election.lease_name = absl::GetFlag(FLAGS_lease_name);
+    election.identity = absl::GetFlag(FLAGS_identity).empty() ? DefaultIdentity()
+                                                               : absl::GetFlag(FLAGS_identity);
+    election.on_started_leading = [&] {
+      std::cerr << "braid-operator: " << election.identity << " leads; reconciling\n";
+      metrics.SetLeader(true);
+      controller.Start();
+    };
+    election.on_stopped_leading = [&] {
+      metrics.SetLeader(false);
+      if (!stop.cancelled()) {
+        std::cerr << "braid-operator: lost the lease; exiting so a fresh process takes over\n";
+        exit_code = 1;
+        stop.Cancel();
+      }
+    };
+    election.on_error = [](const absl::Status& error) {
+      std::cerr << "braid-operator: leader election: " << error.message() << "\n";
+    };
+    kube::LeaderElector elector(client->get(), election);
+    std::cerr << "braid-operator: " << election.identity << " waiting for lease " << ns << "/"
+              << election.lease_name << "\n";
+    // Returns when `stop` is cancelled (signal or lost lease); releases the
+    // lease if held.
+    absl::Status run = elector.Run(&stop);
+    if (!run.ok()) std::cerr << "braid-operator: " << run.message() << "\n";
   }
-  braid::op::Decision d;
-  d.tenant = tenant;
-  d.approve = !absl::GetFlag(FLAGS_refuse);
-  d.comment = absl::GetFlag(FLAGS_comment);
-  const passwd* pw = ::getpwuid(::getuid());
-  d.by = std::string("braid approve (user ") + (pw != nullptr ? pw->pw_name : std::to_string(::getuid())) + ")";
-  absl::StatusOr<nlohmann::json> approval = braid::op::RecordDecision(workdir, d);
-  if (!approval.ok()) {
-    std::cerr << "braid approve: " << approval.status().message() << "\n";
-    return 2;
-  }
-  std::cout << "tenant " << tenant << ": " << (*approval)["spec"]["decision"].get<std::string>()
-            << " for job " << (*approval)["spec"]["job"]["namespace"].get<std::string>() << "/"
-            << (*approval)["spec"]["job"]["name"].get<std::string>() << " (recorded in "
-            << braid::op::ApprovalsDir(workdir) << ")\n";
-  return 0;
+  controller.Stop();
+  if (dashboard) dashboard->Stop();
+  std::cerr << "braid-operator: stopped\n";
+  return exit_code;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(kUsage);
+  absl::SetProgramUsageMessage(
+      "braid-operator [--kubeconfig FILE] [--leader-elect] [--metrics-listen ADDR] ...\n"
+      "Reconciles braid.dev/v1alpha1 FederatedJobs into aggregator and worker Deployments.");
   const std::vector<std::string> args = braid::ParseFlags(argc, argv);
-  if (args.size() == 3 && args[1] == "validate") return Validate(args[2]);
-  if (args.size() == 3 && args[1] == "run") return Run(args[2]);
-  if (args.size() == 2 && args[1] == "approve") return Approve();
-  if (args.size() == 4 && args[1] == "audit" && args[2] == "verify") {
-    return braid::op::AuditVerify(args[3], std::cout, std::cerr);
+  if (args.size() != 1) {
+    std::cerr << "braid-operator takes no arguments, only flags (see --help)\n";
+    return 2;
   }
-  if (args.size() == 4 && args[1] == "audit" && args[2] == "show") {
-    return braid::op::AuditShow(args[3], absl::GetFlag(FLAGS_json), std::cout, std::cerr);
-  }
-  std::cerr << kUsage;
-  return 2;
+  return Main();
 }

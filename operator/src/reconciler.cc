@@ -1,22 +1,29 @@
 #include "braid/operator/reconciler.h"
 
+#include <cstdlib>
 #include <functional>
-#include <iostream>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "braid/control/desired_set.h"
+#include "braid/control/job_status.h"
+#include "braid/control/tenant_approval.h"
+#include "braid/control/tenant_resolution.h"
+#include "braid/core/log.h"
 #include "braid/core/spec.h"
 #include "braid/core/status_macros.h"
 #include "braid/operator/job_objects.h"
-#include "braid/operator/job_status.h"
 #include "braid/operator/job_tls.h"
-#include "braid/operator/tenant_approval.h"
-#include "braid/operator/tenant_resolution.h"
 
 namespace braid::op {
 namespace {
 
+using control::AggregatorReport;
+using control::ObservedJob;
+using control::TenantConsent;
+using control::WorkerCounts;
 using nlohmann::json;
 
 // Every kind the operator creates for a job, for apply and clean-up.
@@ -45,6 +52,26 @@ int ReadyReplicas(const json& deployment) {
 
 std::string Key(const std::string& ns, const std::string& name) { return ns + "/" + name; }
 
+// The --expected-clients the aggregator Deployment `deployment` runs with:
+// its flag, or the job's total replicas without one. nullopt when it does
+// not run (absent, or scaled to 0 while suspended): then a new count
+// restarts nothing.
+std::optional<int> RunningExpectedClients(const json& deployment, const spec::JobSpec& job) {
+  if (!deployment.is_object()) return std::nullopt;
+  if (deployment.value("/spec/replicas"_json_pointer, 1) == 0) return std::nullopt;
+  const json containers =
+      deployment.value("/spec/template/spec/containers"_json_pointer, json::array());
+  for (const json& c : containers) {
+    if (c.value("name", "") != "aggregator") continue;
+    for (const json& arg : c.value("args", json::array())) {
+      const std::string a = arg.is_string() ? arg.get<std::string>() : "";
+      constexpr char kFlag[] = "--expected-clients=";
+      if (a.rfind(kFlag, 0) == 0) return std::atoi(a.c_str() + sizeof(kFlag) - 1);
+    }
+  }
+  return job.TotalReplicas();
+}
+
 }  // namespace
 
 std::string JobFileText(const json& job) {
@@ -65,7 +92,8 @@ Reconciler::Reconciler(kube::Client* client, ClusterView view,
       view_(std::move(view)),
       status_source_(status_source),
       events_(events),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      clock_(options_.clock != nullptr ? options_.clock : RealClock()) {}
 
 std::map<std::string, std::string> Reconciler::Phases() const {
   absl::MutexLock lock(&mu_);
@@ -90,7 +118,7 @@ absl::Status Reconciler::ApplyAll(const std::string& uid, const std::vector<json
       all_present = false;
     }
   }
-  const absl::Time now = absl::Now();
+  const absl::Time now = clock_->Now();
   {
     absl::MutexLock lock(&mu_);
     auto it = applied_.find(uid);
@@ -169,7 +197,7 @@ absl::StatusOr<json> Reconciler::GetOrCreateSecret(
 
 absl::StatusOr<TlsTarget> Reconciler::EnsureTls(const spec::JobSpec& job,
                                                 const JobObjectsContext& context) {
-  const absl::Time now = absl::Now();
+  const absl::Time now = clock_->Now();
   {
     absl::MutexLock lock(&mu_);
     auto it = tls_.find(context.job_uid);
@@ -309,13 +337,13 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
     observed.suspended = spec.suspend;
     observed.rounds = spec.strategy.rounds;
     const std::map<std::string, json> tenant_objects = view_.tenants();
-    TenantResolution tenants = ResolveTenants(spec, tenant_objects);
+    control::TenantResolution tenants = control::ResolveTenants(spec, tenant_objects);
     observed.tenant_problems = tenants.problems;
     if (tenants.problems.empty()) {
-      observed.consent = ResolveConsent(spec, JobRef{ns, name, uid}, tenant_objects,
+      observed.consent = control::ResolveConsent(spec, control::JobRef{ns, name, uid}, tenant_objects,
                                         view_.approvals ? view_.approvals() : std::vector<json>{});
-      observed.admission = DecideAdmission(spec, observed.consent);
-      observed.admitted = WasAdmitted(previous) || observed.admission.admit;
+      observed.admission = control::DecideAdmission(spec, observed.consent);
+      observed.admitted = control::WasAdmitted(previous) || observed.admission.admit;
     }
     if (tenants.problems.empty() && !observed.admitted) {
       // Nothing is created, so nothing touches any tenant's data.
@@ -326,41 +354,40 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
       JobObjectsContext context;
       context.job_uid = uid;
       context.job_yaml = job_file;
-      context.admission_json = AdmissionJson(job, observed.consent);
+      context.admission_json = control::AdmissionJson(job, observed.consent);
       context.aggregator_image = options_.aggregator_image;
       context.worker_image = options_.worker_image;
       context.image_pull_policy = options_.image_pull_policy;
       context.operator_namespace = options_.operator_namespace;
       context.tenant_namespaces = tenants.namespaces;
-      const bool ended = EndedByAggregator(previous);
-      context.run_aggregator = !spec.suspend;
-      context.run_workers = !spec.suspend && !ended;
+      const bool ended = control::EndedByAggregator(previous);
+      const std::string aggregator = ObjectName(spec, ns, "aggregator");
+      const json aggregator_deployment = view_.deployment(ns, aggregator);
+      context.run.suspended = spec.suspend;
+      context.run.ended = ended;
+      context.run.consent = observed.consent;
+      context.run.running_expected_clients = RunningExpectedClients(aggregator_deployment, spec);
       context.tls = options_.tls;
-      for (const TenantConsent& c : observed.consent) {
-        if (!MayRun(c.consent)) context.stopped_tenants.insert(c.tenant);
-      }
       std::optional<TlsTarget> tls;
       if (context.tls) {
         BRAID_ASSIGN_OR_RETURN(tls, EnsureTls(spec, context));
       }
       BRAID_RETURN_IF_ERROR(ApplyAll(uid, DesiredObjects(spec, context)));
 
-      const std::string aggregator = ObjectName(spec, ns, "aggregator");
-      observed.aggregator_ready = ReadyReplicas(view_.deployment(ns, aggregator));
+      observed.aggregator_ready = ReadyReplicas(aggregator_deployment);
       observed.aggregator_endpoint = AggregatorAddress(spec);
-      for (const spec::Tenant& t : spec.tenants) {
-        WorkerCounts& counts = observed.workers[t.name];
-        counts.namespace_ = TenantNamespace(context, t.name);
-        counts.desired =
-            context.run_workers && !context.stopped_tenants.count(t.name) ? t.replicas : 0;
-        for (int r = 0; r < t.replicas; ++r) {
-          counts.ready += ReadyReplicas(view_.deployment(
-              counts.namespace_, ObjectName(spec, counts.namespace_, absl::StrCat(t.name, "-", r))));
-        }
+      for (const control::Workload& w : control::ComputeDesiredSet(spec, context.run).workloads) {
+        if (w.role != control::Workload::Role::kWorker) continue;
+        WorkerCounts& counts = observed.workers[w.tenant];
+        counts.namespace_ = TenantNamespace(context, w.tenant);
+        counts.desired += w.run ? 1 : 0;
+        counts.ready += ReadyReplicas(view_.deployment(
+            counts.namespace_,
+            ObjectName(spec, counts.namespace_, absl::StrCat(w.tenant, "-", w.replica))));
       }
       if (!spec.suspend && !ended && observed.aggregator_ready > 0) {
         const std::string address = StatusAddress(ns, name, observed.aggregator_endpoint);
-        absl::StatusOr<AggregatorReport> report =
+        absl::StatusOr<control::AggregatorReport> report =
             status_source_->Poll(address, options_.status_timeout, tls);
         // An address that leads to another job's aggregator (a stale
         // Service, a wrong template) must not lend this job its progress.
@@ -368,15 +395,14 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
         if (report.ok() && report->job == name) {
           observed.report = *std::move(report);
         } else if (report.ok()) {
-          std::cerr << "braid-operator: " << ns << "/" << name << ": the aggregator at "
-                    << address << " runs job "
-                    << report->job << "; ignoring its status\n";
+          LogWarning(absl::StrCat("braid-operator: ", ns, "/", name, ": the aggregator at ",
+                                  address, " runs job ", report->job, "; ignoring its status"));
         }
       }
     }
   }
 
-  json status = ComputeStatus(observed, previous, NowRfc3339());
+  json status = control::ComputeStatus(observed, previous, control::Rfc3339(clock_->Now()));
   const std::string phase = status["phase"];
   if (status != previous) {
     json patch = {{"apiVersion", job["apiVersion"]},
@@ -399,7 +425,7 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
     absl::MutexLock lock(&mu_);
     phases_[Key(ns, name)] = phase;
   }
-  if (IsFinalPhase(phase) || phase == "Suspended") return absl::InfiniteDuration();
+  if (control::IsFinalPhase(phase) || phase == "Suspended") return absl::InfiniteDuration();
   return options_.status_interval;
 }
 

@@ -6,6 +6,7 @@
 #include "braid/operator/reconciler.h"
 
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <set>
@@ -17,6 +18,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
+#include "braid/core/testing/fake_clock.h"
 #include "braid/kube/testing/fake_api_server.h"
 #include "braid/operator/job_objects.h"
 #include "braid/operator/job_tls.h"
@@ -26,13 +28,14 @@
 namespace braid::op {
 namespace {
 
+using control::AggregatorReport;
 using nlohmann::json;
 using ::testing::HasSubstr;
 
 // Answers Poll() with whatever the test scripted; records the addresses.
 class ScriptedStatusSource final : public AggregatorStatusSource {
  public:
-  absl::StatusOr<AggregatorReport> Poll(const std::string& address, absl::Duration timeout,
+  absl::StatusOr<control::AggregatorReport> Poll(const std::string& address, absl::Duration timeout,
                                         const std::optional<TlsTarget>& tls) override {
     absl::MutexLock lock(&mu_);
     addresses_.push_back(address);
@@ -43,7 +46,7 @@ class ScriptedStatusSource final : public AggregatorStatusSource {
     absl::MutexLock lock(&mu_);
     return server_names_;
   }
-  void Answer(absl::StatusOr<AggregatorReport> answer) {
+  void Answer(absl::StatusOr<control::AggregatorReport> answer) {
     absl::MutexLock lock(&mu_);
     answer_ = std::move(answer);
   }
@@ -54,7 +57,7 @@ class ScriptedStatusSource final : public AggregatorStatusSource {
 
  private:
   mutable absl::Mutex mu_;
-  absl::StatusOr<AggregatorReport> answer_ ABSL_GUARDED_BY(mu_) =
+  absl::StatusOr<control::AggregatorReport> answer_ ABSL_GUARDED_BY(mu_) =
       absl::UnavailableError("connection refused");
   std::vector<std::string> addresses_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> server_names_ ABSL_GUARDED_BY(mu_);
@@ -111,6 +114,10 @@ class ReconcilerTest : public ::testing::Test {
         for (const json& t : (*list)["items"]) out[t["metadata"]["name"]] = t;
       }
       return out;
+    };
+    view.approvals = [this] {
+      absl::StatusOr<json> list = client_->List(kube::kTenantApproval, "");
+      return list.ok() ? (*list)["items"].get<std::vector<json>>() : std::vector<json>{};
     };
     view.deployment = [this](const std::string& ns, const std::string& name) {
       json d = server_.Object(kube::kDeployment, ns, name);
@@ -299,14 +306,16 @@ TEST_F(ReconcilerTest, ADeploymentDeletedByHandIsRecreated) {
 // The controller's periodic resync promises to undo changes made by hand:
 // a deleted NetworkPolicy (the workers' isolation) must come back.
 TEST_F(ReconcilerTest, ANetworkPolicyDeletedByHandIsRestoredByALaterReconcile) {
+  FakeClock clock;
   ReconcilerOptions options;
-  options.reapply_interval = absl::Milliseconds(50);
+  options.reapply_interval = absl::Minutes(10);
+  options.clock = &clock;
   Build(options);
   SetUpTenants();
   server_.Upsert(kube::kFederatedJob, JobObject());
   ASSERT_TRUE(reconciler_->Reconcile("lab", "train").ok());
   ASSERT_TRUE(client_->Delete(kube::kNetworkPolicy, "tenant-a", TenantName("workers")).ok());
-  absl::SleepFor(absl::Milliseconds(60));
+  clock.Advance(absl::Minutes(10));
   ASSERT_TRUE(reconciler_->Reconcile("lab", "train").ok());
   EXPECT_FALSE(server_.Object(kube::kNetworkPolicy, "tenant-a", TenantName("workers")).is_null());
 }
@@ -492,6 +501,64 @@ TEST_F(ReconcilerTest, MissingTenantWaitsThenProceedsWhenItAppears) {
   for (const Ref& r : AllObjects()) {
     EXPECT_FALSE(server_.Object(*r.ref, r.ns, r.name).is_null()) << r.name;
   }
+}
+
+// alpha (2 replicas) requires approval; the decision is a TenantApproval in
+// its namespace.
+json Approval(const std::string& decision) {
+  return {{"apiVersion", "braid.dev/v1alpha1"},
+          {"kind", "TenantApproval"},
+          {"metadata", {{"name", "train"}, {"namespace", "tenant-a"}}},
+          {"spec",
+           {{"tenant", "alpha"},
+            {"job", {{"namespace", "lab"}, {"name", "train"}}},
+            {"decision", decision}}}};
+}
+
+std::vector<std::string> AggregatorArgs(const json& deployment) {
+  return deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+      .get<std::vector<std::string>>();
+}
+
+bool Has(const std::vector<std::string>& args, const std::string& arg) {
+  return std::find(args.begin(), args.end(), arg) != args.end();
+}
+
+// A tenant refused before the start: the aggregator expects only beta's one
+// worker (as `braid run` tells its aggregator); alpha's are kept at 0.
+TEST_F(ReconcilerTest, ARefusedTenantIsNotAmongTheWorkersTheAggregatorExpects) {
+  SetUpTenants();
+  json alpha = TenantObject("alpha", "tenant-a", "alpha-data");
+  alpha["spec"]["policy"] = {{"requireApproval", true}};
+  server_.Upsert(kube::kTenant, alpha);
+  server_.Upsert(kube::kTenantApproval, Approval("Refused"));
+  server_.Upsert(kube::kFederatedJob, JobObject(/*min_clients=*/1));
+  ASSERT_TRUE(reconciler_->Reconcile("lab", "train").ok());
+  const json aggregator = server_.Object(kube::kDeployment, "lab", "train-aggregator");
+  ASSERT_FALSE(aggregator.is_null()) << Status().dump(2);
+  EXPECT_TRUE(Has(AggregatorArgs(aggregator), "--expected-clients=1"));
+  EXPECT_EQ(Replicas("tenant-a", TenantName("alpha-0")), 0);
+  EXPECT_EQ(Replicas("lab", "train-beta-0"), 1);
+}
+
+// A revocation once the aggregator runs stops the tenant's workers but
+// leaves the aggregator's Deployment as it is: a change would restart it
+// and lose the round in progress (it declares the stopped workers lost).
+TEST_F(ReconcilerTest, ARevocationWhileRunningKeepsTheAggregatorsArgs) {
+  SetUpTenants();
+  json alpha = TenantObject("alpha", "tenant-a", "alpha-data");
+  alpha["spec"]["policy"] = {{"requireApproval", true}};
+  server_.Upsert(kube::kTenant, alpha);
+  server_.Upsert(kube::kTenantApproval, Approval("Approved"));
+  server_.Upsert(kube::kFederatedJob, JobObject(/*min_clients=*/1));
+  ASSERT_TRUE(reconciler_->Reconcile("lab", "train").ok());
+  const std::vector<std::string> before =
+      AggregatorArgs(server_.Object(kube::kDeployment, "lab", "train-aggregator"));
+  EXPECT_FALSE(Has(before, "--expected-clients=1"));
+  server_.Upsert(kube::kTenantApproval, Approval("Refused"));
+  ASSERT_TRUE(reconciler_->Reconcile("lab", "train").ok());
+  EXPECT_EQ(Replicas("tenant-a", TenantName("alpha-0")), 0);
+  EXPECT_EQ(AggregatorArgs(server_.Object(kube::kDeployment, "lab", "train-aggregator")), before);
 }
 
 TEST_F(ReconcilerTest, AJobThatIsGoneIsNotAnError) {

@@ -4,6 +4,9 @@
 
 namespace braid::op {
 
+WorkQueue::WorkQueue(Clock* clock, absl::Duration poll)
+    : clock_(clock != nullptr ? clock : RealClock()), poll_(poll) {}
+
 void WorkQueue::Add(const std::string& key) {
   absl::MutexLock lock(&mu_);
   if (shut_down_) return;
@@ -19,7 +22,7 @@ void WorkQueue::AddAfter(const std::string& key, absl::Duration delay) {
   if (delay <= absl::ZeroDuration()) return Add(key);
   absl::MutexLock lock(&mu_);
   if (shut_down_ || queued_.count(key) > 0) return;
-  const absl::Time due = absl::Now() + delay;
+  const absl::Time due = clock_->Now() + delay;
   auto [it, inserted] = delayed_.emplace(key, due);
   if (!inserted) it->second = std::min(it->second, due);
   ++delay_changes_;
@@ -44,7 +47,8 @@ void WorkQueue::PromoteDue(absl::Time now) {
 std::optional<std::string> WorkQueue::Get() {
   absl::MutexLock lock(&mu_);
   while (true) {
-    PromoteDue(absl::Now());
+    const absl::Time now = clock_->Now();
+    PromoteDue(now);
     if (shut_down_) return std::nullopt;
     if (!queue_.empty()) break;
     absl::Time next = absl::InfiniteFuture();
@@ -54,8 +58,9 @@ std::optional<std::string> WorkQueue::Get() {
     auto woken = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return shut_down_ || !queue_.empty() || delay_changes_ != seen;
     };
-    mu_.AwaitWithDeadline(absl::Condition(&woken),
-                          std::min(next, absl::Now() + absl::Seconds(1)));
+    // Waited in real time: the clock's time to the next due key, capped at
+    // poll_ (for clocks that are not the wall clock).
+    mu_.AwaitWithTimeout(absl::Condition(&woken), std::min(next - now, poll_));
   }
   std::string key = queue_.front();
   queue_.pop_front();

@@ -7,6 +7,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "braid/core/testing/fake_clock.h"
 #include "gtest/gtest.h"
 
 namespace braid::op {
@@ -114,9 +115,11 @@ TEST(WorkQueue, ADelayedKeyDueWhileProcessedWaitsForDone) {
 
 // A worker already blocked in Get() (the controller's idle workers are)
 // must see a key added with a short delay when it falls due, not only when
-// its own earlier wake-up time comes.
+// its own earlier wake-up time comes. On a fake clock: the idle key is due
+// in 30 s, the retry in 50 ms; only the retry's due time passes.
 TEST(WorkQueue, ABlockedGetWakesForAShortDelayAddedLater) {
-  WorkQueue q;
+  FakeClock clock;
+  WorkQueue q(&clock, /*poll=*/absl::Milliseconds(10));
   q.AddAfter("lab/idle", absl::Seconds(30));
   std::optional<std::string> got;
   absl::Time returned;
@@ -124,16 +127,33 @@ TEST(WorkQueue, ABlockedGetWakesForAShortDelayAddedLater) {
   std::thread worker([&] {
     started.Notify();
     got = q.Get();
-    returned = absl::Now();
+    returned = clock.Now();
   });
   started.WaitForNotification();
-  absl::SleepFor(absl::Milliseconds(50));  // let it block
-  const absl::Time added = absl::Now();
+  const absl::Time added = clock.Now();
   q.AddAfter("lab/retry", absl::Milliseconds(50));
+  clock.Advance(absl::Milliseconds(50));
   worker.join();
   EXPECT_EQ(got, "lab/retry");
-  // Generous: the point is "about 50ms", not "at the next 1s poll".
-  EXPECT_LT(returned - added, absl::Milliseconds(700));
+  EXPECT_EQ(returned - added, absl::Milliseconds(50)) << "handed out when due, not later";
+  EXPECT_EQ(q.Pending(), 1u) << "the idle key still waits for its time";
+}
+
+// The same on the wall clock: the retry is not held back to the blocked
+// Get's earlier wake-up (30 s); waits on the key itself, with a deadline.
+TEST(WorkQueue, ABlockedGetOnTheRealClockHandsOutAShortDelay) {
+  WorkQueue q;
+  q.AddAfter("lab/idle", absl::Seconds(30));
+  std::optional<std::string> got;
+  absl::Notification done;
+  std::thread worker([&] {
+    got = q.Get();
+    done.Notify();
+  });
+  q.AddAfter("lab/retry", absl::Milliseconds(50));
+  EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  worker.join();
+  EXPECT_EQ(got, "lab/retry");
 }
 
 TEST(WorkQueue, ShutDownWakesABlockedGet) {

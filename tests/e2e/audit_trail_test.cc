@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "braid/core/audit_log.h"
-#include "braid/operator/subprocess.h"
+#include "braid/cli/subprocess.h"
 #include "tests/e2e/harness.h"
 
 namespace braid::e2e {
@@ -25,7 +25,7 @@ int Braid(const std::string& dir, const std::string& name, const std::vector<std
   std::vector<std::string> argv = {Binary("braid")};
   argv.insert(argv.end(), args.begin(), args.end());
   const std::string log = dir + "/" + name + ".log";
-  auto proc = op::Subprocess::Start(argv, log, log);
+  auto proc = cli::Subprocess::Start(argv, log, log);
   if (!proc.ok()) {
     *out = proc.status().ToString();
     return -1;

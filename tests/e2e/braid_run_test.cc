@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "braid/core/safetensors.h"
-#include "braid/operator/subprocess.h"
+#include "braid/cli/subprocess.h"
 #include "tests/e2e/harness.h"
 
 namespace braid::e2e {
@@ -19,7 +19,7 @@ TEST(BraidRun, ExampleJobBeatsEveryLocalOnlyBaseline) {
   const std::string dir = FreshDir("run");
   const std::string summary_path = dir + "/summary.json";
   const std::string stdout_path = dir + "/stdout.txt";
-  auto proc = op::Subprocess::Start(
+  auto proc = cli::Subprocess::Start(
       {Binary("braid"), "run", SourcePath("examples/tabular.yaml"), "--workdir", dir + "/work",
        "--summary", summary_path, "--baselines"},
       dir + "/braid.log", stdout_path);
@@ -77,7 +77,7 @@ TEST(BraidValidate, PrintsEveryProblemAndExits2) {
             "  data: {features: [a], label: y}\n"
             "  strategy: {rounds: -1}\n"
             "  tenants:\n  - {name: a, data: {path: nowhere.csv}}\n");
-  auto proc = op::Subprocess::Start({Binary("braid"), "validate", dir + "/bad.yaml"},
+  auto proc = cli::Subprocess::Start({Binary("braid"), "validate", dir + "/bad.yaml"},
                                     dir + "/log", dir + "/out");
   ASSERT_TRUE(proc.ok());
   EXPECT_EQ(proc->Wait(absl::Seconds(30)), 2);
@@ -85,7 +85,7 @@ TEST(BraidValidate, PrintsEveryProblemAndExits2) {
   EXPECT_NE(out.find("spec.strategy.rounds"), std::string::npos) << out;
   EXPECT_NE(out.find("spec.tenants[0].data.path"), std::string::npos) << out;
 
-  auto good = op::Subprocess::Start({Binary("braid"), "validate", SourcePath("examples/tabular.yaml")},
+  auto good = cli::Subprocess::Start({Binary("braid"), "validate", SourcePath("examples/tabular.yaml")},
                                     dir + "/log", dir + "/out2");
   ASSERT_TRUE(good.ok());
   EXPECT_EQ(good->Wait(absl::Seconds(30)), 0) << ReadFile(dir + "/out2");
@@ -93,7 +93,7 @@ TEST(BraidValidate, PrintsEveryProblemAndExits2) {
 
 TEST(ExampleData, GeneratorReproducesTheCommittedFiles) {
   const std::string dir = FreshDir("gen");
-  auto proc = op::Subprocess::Start(
+  auto proc = cli::Subprocess::Start(
       {"/usr/bin/env", "python3", SourcePath("examples/data/generate_tabular.py"), dir},
       dir + "/log");
   ASSERT_TRUE(proc.ok());

@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "braid/core/audit_log.h"
-#include "braid/operator/subprocess.h"
+#include "braid/cli/subprocess.h"
 #include "tests/e2e/harness.h"
 
 namespace braid::e2e {
@@ -34,7 +34,7 @@ int Braid(const std::string& dir, const std::string& name, const std::vector<std
   std::vector<std::string> argv = {Binary("braid")};
   argv.insert(argv.end(), args.begin(), args.end());
   const std::string log = dir + "/" + name + ".log";
-  auto proc = op::Subprocess::Start(argv, log, log);
+  auto proc = cli::Subprocess::Start(argv, log, log);
   if (!proc.ok()) {
     *out = proc.status().ToString();
     return -1;
@@ -100,7 +100,7 @@ TEST(LocalConsent, AJobWaitsForApprovalThenRuns) {
   WriteFile(dir + "/tenants.yaml", Tenant("charite", "{requireApproval: true}") +
                                        Tenant("karolinska", "{requireApproval: true}"));
   const std::string out_path = dir + "/run.out";
-  auto run = op::Subprocess::Start(
+  auto run = cli::Subprocess::Start(
       {Binary("braid"), "run", job, "--workdir", work, "--tenants", dir + "/tenants.yaml"},
       out_path, out_path);
   ASSERT_TRUE(run.ok()) << run.status();
@@ -153,7 +153,7 @@ TEST(LocalConsent, RefusalExcludesTheTenantOrStopsTheJob) {
 
   // minClients 3 cannot be met without charite: TenantRefused.
   std::string job = WriteTabularJob(dir, "{name: fedavg, rounds: 3, minClients: 3}");
-  auto run = op::Subprocess::Start(
+  auto run = cli::Subprocess::Start(
       {Binary("braid"), "run", job, "--workdir", work, "--tenants", dir + "/tenants.yaml"},
       dir + "/run1.out", dir + "/run1.out");
   ASSERT_TRUE(run.ok());
@@ -172,7 +172,7 @@ TEST(LocalConsent, RefusalExcludesTheTenantOrStopsTheJob) {
   // for the same job file, so the run starts at once.
   job = WriteTabularJob(dir + "/v2", "{name: fedavg, rounds: 3, minClients: 2}");
   const std::string work2 = dir + "/work2";
-  run = op::Subprocess::Start(
+  run = cli::Subprocess::Start(
       {Binary("braid"), "run", job, "--workdir", work2, "--tenants", dir + "/tenants.yaml"},
       dir + "/run2.out", dir + "/run2.out");
   ASSERT_TRUE(run.ok());
@@ -198,7 +198,7 @@ TEST(LocalConsent, RevocationDuringTheRunStopsThatTenantsWorkers) {
       WriteTabularJob(dir, "{name: fedavg, rounds: 40, minClients: 2, roundTimeout: 60s}");
   WriteFile(dir + "/tenants.yaml", Tenant("charite", "{requireApproval: true}"));
   const std::string out_path = dir + "/run.out";
-  auto run = op::Subprocess::Start(
+  auto run = cli::Subprocess::Start(
       {Binary("braid"), "run", job, "--workdir", work, "--tenants", dir + "/tenants.yaml"},
       out_path, out_path);
   ASSERT_TRUE(run.ok());

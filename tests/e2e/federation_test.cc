@@ -176,16 +176,16 @@ TEST(Federation, RoundFailsClearlyWhenASampledClientIsLostBelowMinimum) {
 TEST(Federation, KilledWorkerRoundCompletesWithTheOthers) {
   const std::string dir = FreshDir("kill-worker");
   const std::string job = WriteTabularJob(dir, "{rounds: 6, minClients: 2, roundTimeout: 2m}");
-  auto init = op::RunForOutput({Binary("braid-worker"), "init", "--job", job, "--out",
+  auto init = cli::RunForOutput({Binary("braid-worker"), "init", "--job", job, "--out",
                                 dir + "/init.safetensors"},
                                dir + "/init.log", absl::Seconds(60));
   ASSERT_TRUE(init.ok()) << init.status();
   auto agg = StartAggregator(job, dir, dir + "/init.safetensors", 0,
                              {"--heartbeat-timeout=2s", "--heartbeat-interval=500ms"});
   ASSERT_TRUE(agg.ok()) << agg.status();
-  std::map<std::string, op::Subprocess> workers;
+  std::map<std::string, cli::Subprocess> workers;
   for (const char* t : {"st-mary", "charite", "karolinska"}) {
-    auto w = op::Subprocess::Start({Binary("braid-worker"), "run", "--job", job, "--tenant", t,
+    auto w = cli::Subprocess::Start({Binary("braid-worker"), "run", "--job", job, "--tenant", t,
                                     "--aggregator", agg->address()},
                                    dir + "/" + t + ".log");
     ASSERT_TRUE(w.ok());
@@ -216,16 +216,16 @@ TEST(Federation, KilledWorkerRoundCompletesWithTheOthers) {
 TEST(Federation, RestartedAggregatorResumesWithNoRoundLost) {
   const std::string dir = FreshDir("restart");
   const std::string job = WriteTabularJob(dir, "{rounds: 6, minClients: 3, roundTimeout: 2m}");
-  auto init = op::RunForOutput({Binary("braid-worker"), "init", "--job", job, "--out",
+  auto init = cli::RunForOutput({Binary("braid-worker"), "init", "--job", job, "--out",
                                 dir + "/init.safetensors"},
                                dir + "/init.log", absl::Seconds(60));
   ASSERT_TRUE(init.ok()) << init.status();
   const int port = FreePort();
   auto agg = StartAggregator(job, dir, dir + "/init.safetensors", port);
   ASSERT_TRUE(agg.ok()) << agg.status();
-  std::vector<op::Subprocess> workers;
+  std::vector<cli::Subprocess> workers;
   for (const char* t : {"st-mary", "charite", "karolinska"}) {
-    auto w = op::Subprocess::Start({Binary("braid-worker"), "run", "--job", job, "--tenant", t,
+    auto w = cli::Subprocess::Start({Binary("braid-worker"), "run", "--job", job, "--tenant", t,
                                     "--aggregator", agg->address()},
                                    dir + "/" + t + ".log");
     ASSERT_TRUE(w.ok());

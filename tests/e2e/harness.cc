@@ -99,8 +99,8 @@ absl::StatusOr<Aggregator> StartAggregator(const std::string& job, const std::st
     argv.push_back(initial_model);
   }
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
-  absl::StatusOr<op::Subprocess> proc =
-      op::Subprocess::Start(argv, (fs::path(dir) / "aggregator.log").string());
+  absl::StatusOr<cli::Subprocess> proc =
+      cli::Subprocess::Start(argv, (fs::path(dir) / "aggregator.log").string());
   if (!proc.ok()) return proc.status();
   Aggregator agg{*std::move(proc), 0};
   const absl::Time deadline = absl::Now() + absl::Seconds(30);

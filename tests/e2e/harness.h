@@ -10,7 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "braid/operator/subprocess.h"
+#include "braid/cli/subprocess.h"
 #include "braid/v1/federation.pb.h"
 
 namespace braid::e2e {
@@ -31,7 +31,7 @@ void WriteFile(const std::string& path, const std::string& text);
 std::string WriteTabularJob(const std::string& dir, const std::string& strategy);
 
 struct Aggregator {
-  op::Subprocess proc;
+  cli::Subprocess proc;
   int port = 0;
   std::string address() const;
 };

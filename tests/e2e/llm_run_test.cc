@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "braid/core/safetensors.h"
-#include "braid/operator/subprocess.h"
+#include "braid/cli/subprocess.h"
 #include "tests/e2e/harness.h"
 
 namespace braid::e2e {
@@ -23,7 +23,7 @@ using nlohmann::json;
 // Needs the Python reference stack (scripts/pyref.sh, which `make test`
 // prepares); without it the test fails and the log says why.
 void BuildDemoModel(const std::string& dir) {
-  auto proc = op::Subprocess::Start({"/bin/bash", SourcePath("scripts/demo-model.sh")},
+  auto proc = cli::Subprocess::Start({"/bin/bash", SourcePath("scripts/demo-model.sh")},
                                     dir + "/demo-model.log", dir + "/demo-model.out");
   ASSERT_TRUE(proc.ok()) << proc.status();
   ASSERT_EQ(proc->Wait(absl::Minutes(30)), 0)
@@ -51,7 +51,7 @@ TEST(BraidRunLlm, FederatedAdapterBeatsBaseAndEveryLocalOnlyAdapter) {
   BuildDemoModel(dir);
   const std::string summary_path = dir + "/summary.json";
   const std::string stdout_path = dir + "/stdout.txt";
-  auto proc = op::Subprocess::Start(
+  auto proc = cli::Subprocess::Start(
       {Binary("braid"), "run", SourcePath("examples/llm-lora.yaml"), "--workdir", dir + "/work",
        "--summary", summary_path, "--baselines"},
       dir + "/braid.log", stdout_path);
@@ -143,7 +143,7 @@ TEST(BraidRunLlm, SecureAggregationCarriesTheAdapterMaskedAndStillLearns) {
                      "  - {name: thesaurus, data: {path: ", ex, "/data/thesaurus.jsonl}}\n",
                      "  - {name: word-games, data: {path: ", ex, "/data/word-games.jsonl}}\n"));
   const std::string summary_path = dir + "/summary.json";
-  auto proc = op::Subprocess::Start({Binary("braid"), "run", job, "--workdir", dir + "/work",
+  auto proc = cli::Subprocess::Start({Binary("braid"), "run", job, "--workdir", dir + "/work",
                                      "--summary", summary_path},
                                     dir + "/braid.log", dir + "/stdout.txt");
   ASSERT_TRUE(proc.ok()) << proc.status();

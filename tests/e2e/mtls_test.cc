@@ -36,7 +36,7 @@ class MtlsTest : public ::testing::Test {
     operator_tls_ = Files("operator", Client(pki::kOperatorCommonName));
 
     const std::string model = dir_ + "/initial.safetensors";
-    op::Subprocess init = *op::Subprocess::Start(
+    cli::Subprocess init = *cli::Subprocess::Start(
         {Binary("braid-worker"), "init", "--job=" + job_, "--out=" + model}, dir_ + "/init.log");
     ASSERT_EQ(init.Wait(absl::Minutes(2)), 0);
     absl::StatusOr<Aggregator> agg =
@@ -82,11 +82,11 @@ class MtlsTest : public ::testing::Test {
 };
 
 TEST_F(MtlsTest, WorkersWithTheirTenantsCertificatesRunTheJob) {
-  std::vector<op::Subprocess> workers;
+  std::vector<cli::Subprocess> workers;
   for (const auto& [tenant, tls] : tenant_tls_) {
-    workers.push_back(*op::Subprocess::Start(WorkerArgs(tenant, tls), dir_ + "/" + tenant + ".log"));
+    workers.push_back(*cli::Subprocess::Start(WorkerArgs(tenant, tls), dir_ + "/" + tenant + ".log"));
   }
-  for (op::Subprocess& w : workers) EXPECT_EQ(w.Wait(absl::Minutes(3)), 0);
+  for (cli::Subprocess& w : workers) EXPECT_EQ(w.Wait(absl::Minutes(3)), 0);
   worker::FederationClient status(aggregator_->address(), Material(operator_tls_));
   absl::StatusOr<v1::JobStatus> s = status.GetStatus();
   ASSERT_TRUE(s.ok()) << s.status();
@@ -96,7 +96,7 @@ TEST_F(MtlsTest, WorkersWithTheirTenantsCertificatesRunTheJob) {
 
 TEST_F(MtlsTest, AWorkerCannotSpeakForAnotherTenant) {
   // charite's certificate, claiming st-mary: the worker exits at Join.
-  op::Subprocess impostor = *op::Subprocess::Start(
+  cli::Subprocess impostor = *cli::Subprocess::Start(
       WorkerArgs("st-mary", tenant_tls_["charite"]), dir_ + "/impostor.log");
   EXPECT_NE(impostor.Wait(absl::Minutes(1)), 0);
   const std::string log = ReadFile(dir_ + "/impostor.log");

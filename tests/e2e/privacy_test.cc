@@ -13,7 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "braid/operator/subprocess.h"
+#include "braid/cli/subprocess.h"
 #include "tests/e2e/harness.h"
 
 namespace braid::e2e {
@@ -85,7 +85,7 @@ TEST(BraidRunPrivacy, EpsilonMatchesDpAccountingAndTheBudgetStopsTheJob) {
                         absl::StrFormat("%.17g", budget), "}"));
   const std::string summary_path = dir + "/summary.json";
   const std::string stdout_path = dir + "/stdout.txt";
-  auto proc = op::Subprocess::Start({Binary("braid"), "run", job, "--workdir", dir + "/work",
+  auto proc = cli::Subprocess::Start({Binary("braid"), "run", job, "--workdir", dir + "/work",
                                      "--summary", summary_path},
                                     dir + "/braid.log", stdout_path);
   ASSERT_TRUE(proc.ok()) << proc.status();

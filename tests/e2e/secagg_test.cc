@@ -25,7 +25,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "braid/core/safetensors.h"
-#include "braid/operator/subprocess.h"
+#include "braid/cli/subprocess.h"
 #include "tests/e2e/harness.h"
 
 namespace braid::e2e {
@@ -45,7 +45,7 @@ constexpr int kClients = 3;
 json BraidRun(const std::string& dir, const std::string& strategy) {
   const std::string job = WriteTabularJob(dir, strategy);
   const std::string summary = dir + "/summary.json";
-  auto proc = op::Subprocess::Start(
+  auto proc = cli::Subprocess::Start(
       {Binary("braid"), "run", job, "--workdir", dir + "/work", "--summary", summary},
       dir + "/braid.log", dir + "/stdout.txt");
   EXPECT_TRUE(proc.ok()) << proc.status();
@@ -112,7 +112,7 @@ class SecAggJob {
       : dir_(dir) {
     const std::string job = WriteTabularJob(dir, strategy);
     const std::string model = dir + "/initial.safetensors";
-    auto init = op::Subprocess::Start(
+    auto init = cli::Subprocess::Start(
         {Binary("braid-worker"), "init", "--job=" + job, "--out=" + model}, dir + "/init.log");
     EXPECT_TRUE(init.ok());
     EXPECT_EQ(init->Wait(absl::Minutes(2)), 0) << ReadFile(dir + "/init.log");
@@ -133,20 +133,20 @@ class SecAggJob {
         argv = {Binary("braid-stalling-worker"), "--num-examples=1600", "--stall=5m"};
       }
       argv.insert(argv.end(), common.begin(), common.end());
-      auto w = op::Subprocess::Start(argv, Log(t));
+      auto w = cli::Subprocess::Start(argv, Log(t));
       EXPECT_TRUE(w.ok()) << w.status();
-      if (w.ok()) workers_.emplace(t, std::make_unique<op::Subprocess>(*std::move(w)));
+      if (w.ok()) workers_.emplace(t, std::make_unique<cli::Subprocess>(*std::move(w)));
     }
   }
   std::string Log(const std::string& tenant) const { return dir_ + "/" + tenant + ".log"; }
   bool ok() const { return aggregator_ != nullptr && workers_.size() == 3; }
   Aggregator& aggregator() { return *aggregator_; }
-  op::Subprocess& worker(const std::string& tenant) { return *workers_.at(tenant); }
+  cli::Subprocess& worker(const std::string& tenant) { return *workers_.at(tenant); }
 
  private:
   std::string dir_;
   std::unique_ptr<Aggregator> aggregator_;
-  std::map<std::string, std::unique_ptr<op::Subprocess>> workers_;
+  std::map<std::string, std::unique_ptr<cli::Subprocess>> workers_;
 };
 
 // Lost after 3 s of silence; a round starts without a missing worker after

@@ -4,6 +4,8 @@
 // braid-tenant-approver ClusterRole, bound per namespace) decides who may
 // write one; refusing later stops that tenant's workers. The decisions reach
 // the aggregator's audit log through the job's ConfigMap.
+#include <algorithm>
+#include <iostream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "braid/aggregator/admission_audit.h"
 #include "braid/core/audit_log.h"
@@ -96,6 +99,28 @@ int WorkerReplicas(const std::string& uid, const std::string& tenant) {
   return replicas;
 }
 
+// The aggregator container's args ("" entries when there is none).
+std::vector<std::string> AggregatorArgs(const std::string& uid) {
+  std::vector<std::string> out;
+  for (const json& d : Deployments(uid)) {
+    if (d.value("/metadata/labels/braid.dev~1role"_json_pointer, std::string()) != "aggregator") {
+      continue;
+    }
+    for (const json& a :
+         d.value("/spec/template/spec/containers/0/args"_json_pointer, json::array())) {
+      out.push_back(a.get<std::string>());
+    }
+  }
+  return out;
+}
+
+bool HasArgPrefix(const std::vector<std::string>& args, const std::string& prefix) {
+  for (const std::string& a : args) {
+    if (a.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
+
 TEST(Consent, ApprovalByTheTenantsAdminAdmitsTheJobAndRefusalStopsItsWorkers) {
   InstallCrds();
   const std::string dir = e2e::FreshDir("consent");
@@ -153,6 +178,9 @@ TEST(Consent, ApprovalByTheTenantsAdminAdmitsTheJobAndRefusalStopsItsWorkers) {
   EXPECT_NE(job["status"]["phase"], "AwaitingApproval");
   EXPECT_EQ(TenantStatus(job, "consent-a")["consent"], "Approved");
   EXPECT_EQ(WorkerReplicas(uid, "consent-a"), 1);
+  const std::vector<std::string> aggregator_args = AggregatorArgs(uid);
+  EXPECT_FALSE(HasArgPrefix(aggregator_args, "--expected-clients="))
+      << "every tenant runs: the aggregator waits for all replicas by default";
   // The approval is on its way to the aggregator's audit log.
   EXPECT_EQ(AuditedAdmission(dir),
             (std::vector<std::string>{"job_created", "tenant_approved consent-a Approved"}));
@@ -168,6 +196,8 @@ TEST(Consent, ApprovalByTheTenantsAdminAdmitsTheJobAndRefusalStopsItsWorkers) {
   })) << Job().dump(2);
   EXPECT_EQ(JobCondition(Job(), "Admitted")["status"], "True");
   EXPECT_NE(Job()["status"]["phase"], "Failed");
+  EXPECT_EQ(AggregatorArgs(uid), aggregator_args)
+      << "a revocation must not change (and so restart) the running aggregator";
   EXPECT_EQ(AuditedAdmission(dir),
             (std::vector<std::string>{"job_created", "tenant_approved consent-a Approved",
                                       "tenant_refused consent-a Refused"}));
@@ -175,6 +205,42 @@ TEST(Consent, ApprovalByTheTenantsAdminAdmitsTheJobAndRefusalStopsItsWorkers) {
   if (HasFailure()) std::cerr << "--- operator log ---\n" << e2e::ReadFile(op->log) << "\n";
   Kubectl({"delete", "fedjob", "-n", kJobNs, kJob, "--wait=true", "--timeout=60s"});
   Kubectl({"delete", "clusterrole", "consent-braid-tenant-approver", "--ignore-not-found"});
+}
+
+// A tenant that refused before the job started: the job runs without it,
+// and its aggregator is told to expect only the other tenant's workers (as
+// `braid run` tells its own), so rounds do not wait out the start grace for
+// workers that never come.
+TEST(Consent, ARefusalBeforeTheStartLeavesTheTenantOutOfTheExpectedWorkers) {
+  InstallCrds();
+  constexpr char kNs[] = "fl-consent-early";
+  constexpr char kName[] = "refused-early";
+  const std::string dir = e2e::FreshDir("consent-early");
+  absl::StatusOr<Operator> op = StartOperator(Kubeconfig(), dir, {});
+  ASSERT_TRUE(op.ok()) << op.status();
+  ASSERT_NO_FATAL_FAILURE(ResetConsentScenario(kNs, kName, {"early-a", "early-b"}, "early-a"));
+  const std::string refusal = absl::StrCat(
+      "apiVersion: braid.dev/v1alpha1\nkind: TenantApproval\n", "metadata: {name: ", kName,
+      ", namespace: early-a}\n", "spec:\n  tenant: early-a\n  job: {namespace: ", kNs,
+      ", name: ", kName, "}\n  decision: Refused\n  comment: not our data\n");
+  ASSERT_EQ(Apply(refusal).code, 0);
+  ASSERT_EQ(Apply(TwoTenantJobYaml(kNs, kName, "early-a", "early-b")).code, 0);
+  auto job = [&] { return GetJson({"federatedjob", "-n", kNs, kName}).value_or(json()); };
+  ASSERT_TRUE(WaitUntil(absl::Seconds(30), [&] {
+    const json admitted = JobCondition(job(), "Admitted");  // null until the status has it
+    return admitted.is_object() && admitted.value("status", "") == "True";
+  })) << job().dump(2);
+  const std::string uid = job().value("/metadata/uid"_json_pointer, std::string());
+  ASSERT_TRUE(WaitUntil(absl::Seconds(30), [&] { return Deployments(uid).size() == 3; }))
+      << job().dump(2);
+  EXPECT_EQ(WorkerReplicas(uid, "early-a"), 0);
+  EXPECT_EQ(WorkerReplicas(uid, "early-b"), 1);
+  const std::vector<std::string> args = AggregatorArgs(uid);
+  EXPECT_TRUE(std::find(args.begin(), args.end(), "--expected-clients=1") != args.end())
+      << absl::StrJoin(args, " ");
+
+  if (HasFailure()) std::cerr << "--- operator log ---\n" << e2e::ReadFile(op->log) << "\n";
+  Kubectl({"delete", "fedjob", "-n", kNs, kName, "--wait=true", "--timeout=60s"});
 }
 
 }  // namespace

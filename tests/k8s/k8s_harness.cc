@@ -57,7 +57,7 @@ CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration ti
   fs::remove(base + ".out");
   fs::remove(base + ".err");
   CommandResult result;
-  absl::StatusOr<op::Subprocess> proc = op::Subprocess::Start(argv, base + ".err", base + ".out");
+  absl::StatusOr<cli::Subprocess> proc = cli::Subprocess::Start(argv, base + ".err", base + ".out");
   if (!proc.ok()) {
     result.err = std::string(proc.status().message());
     return result;
@@ -145,7 +145,7 @@ absl::StatusOr<Operator> StartOperator(const std::string& kubeconfig, const std:
                                    "--metrics-port-file=" + port_file,
                                    "--status-interval=500ms"};
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
-  absl::StatusOr<op::Subprocess> proc = op::Subprocess::Start(argv, log);
+  absl::StatusOr<cli::Subprocess> proc = cli::Subprocess::Start(argv, log);
   if (!proc.ok()) return proc.status();
   if (!WaitUntil(absl::Seconds(30), [&] { return !Slurp(port_file).empty(); })) {
     return absl::DeadlineExceededError("braid-operator did not start; log:\n" + Slurp(log));

@@ -15,7 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "braid/operator/subprocess.h"
+#include "braid/cli/subprocess.h"
 
 namespace braid::k8s {
 
@@ -55,7 +55,7 @@ void InstallCrds();
 // braid-operator as a child process against `kubeconfig`, with its metrics
 // port known. Extra flags are appended.
 struct Operator {
-  op::Subprocess proc;
+  cli::Subprocess proc;
   int metrics_port = 0;
   std::string log;
   // The metrics page (GET /metrics), "" if unreachable.

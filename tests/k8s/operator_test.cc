@@ -159,8 +159,8 @@ class OperatorTest : public ::testing::Test {
       // The aggregator's certificate names its Service, not the loopback
       // address the local worker dials.
       argv.push_back("--tls-server-name=" + op::AggregatorServerName(*job));
-      absl::StatusOr<op::Subprocess> worker =
-          op::Subprocess::Start(argv, dir_ + "/worker-" + tenants[i] + ".log");
+      absl::StatusOr<cli::Subprocess> worker =
+          cli::Subprocess::Start(argv, dir_ + "/worker-" + tenants[i] + ".log");
       ASSERT_TRUE(worker.ok()) << worker.status();
       workers_.push_back(*std::move(worker));
     }
@@ -170,7 +170,7 @@ class OperatorTest : public ::testing::Test {
   int aggregator_port_ = 0;
   std::unique_ptr<Operator> operator_;
   std::unique_ptr<e2e::Aggregator> aggregator_;
-  std::vector<op::Subprocess> workers_;
+  std::vector<cli::Subprocess> workers_;
 };
 
 TEST_F(OperatorTest, TwoTenantJobCreatesItsObjectsAndFollowsTheRounds) {

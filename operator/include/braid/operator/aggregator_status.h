@@ -10,7 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "braid/core/pki.h"
-#include "braid/operator/job_status.h"
+#include "braid/control/job_status.h"
 
 namespace braid::op {
 
@@ -27,7 +27,7 @@ class AggregatorStatusSource {
   // (the aggregator's certificate is verified for tls->server_name, whatever
   // address is dialed) or plaintext without. Unavailable or
   // DeadlineExceeded when it cannot be reached within `timeout`. Thread-safe.
-  virtual absl::StatusOr<AggregatorReport> Poll(const std::string& address,
+  virtual absl::StatusOr<control::AggregatorReport> Poll(const std::string& address,
                                                 absl::Duration timeout,
                                                 const std::optional<TlsTarget>& tls) = 0;
 };

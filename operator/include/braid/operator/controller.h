@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "braid/core/clock.h"
 #include "braid/kube/client.h"
 #include "braid/kube/events.h"
 #include "braid/kube/informer.h"
@@ -27,6 +28,9 @@ struct ControllerOptions {
   // Every job is looked at again at least this often, even without events
   // (re-applies what might have been changed by hand).
   absl::Duration resync = absl::Minutes(10);
+  // The work queue's and (unless reconciler.clock is set) the reconciler's
+  // time. Not owned; null: braid::RealClock().
+  Clock* clock = nullptr;
 };
 
 class Controller {
@@ -51,6 +55,7 @@ class Controller {
   kube::Client* const client_;
   OperatorMetrics* const metrics_;
   const ControllerOptions options_;
+  Clock* const clock_;
   kube::EventRecorder events_;
   WorkQueue queue_;
   std::unique_ptr<kube::Informer> jobs_;

@@ -18,15 +18,16 @@
 #include "absl/synchronization/mutex.h"
 #include "braid/kube/client.h"
 #include "braid/kube/informer.h"
-#include "braid/operator/dashboard_auth.h"
-#include "braid/operator/dashboard_source.h"
+#include "braid/dashboard/auth.h"
+#include "braid/dashboard/event_feed.h"
+#include "braid/dashboard/source.h"
 
 namespace braid::op {
 
-class KubeDashboardSource final : public DashboardSource {
+class KubeDashboardSource final : public dashboard::DashboardSource {
  public:
   // `client` and `feed` (not owned) outlive this. Starts its informers.
-  KubeDashboardSource(kube::Client* client, EventFeed* feed);
+  KubeDashboardSource(kube::Client* client, dashboard::EventFeed* feed);
   ~KubeDashboardSource() override;  // stops the informers
   KubeDashboardSource(const KubeDashboardSource&) = delete;
   KubeDashboardSource& operator=(const KubeDashboardSource&) = delete;
@@ -57,7 +58,7 @@ class KubeDashboardSource final : public DashboardSource {
   void OnJob(const nlohmann::json& job);
 
   kube::Client* const client_;
-  EventFeed* const feed_;
+  dashboard::EventFeed* const feed_;
   std::unique_ptr<kube::Informer> jobs_, tenants_, approvals_;
   absl::Mutex mu_;
   std::map<std::string, std::pair<std::string, int>> seen_ ABSL_GUARDED_BY(mu_);  // phase, round
@@ -65,11 +66,11 @@ class KubeDashboardSource final : public DashboardSource {
 
 // TokenReview + SubjectAccessReview through `client` (not owned; the
 // operator's service account needs create on both).
-class KubeDashboardAuthorizer final : public DashboardAuthorizer {
+class KubeDashboardAuthorizer final : public dashboard::DashboardAuthorizer {
  public:
   explicit KubeDashboardAuthorizer(kube::Client* client) : client_(client) {}
-  absl::StatusOr<Caller> Authenticate(const std::string& token) override;
-  absl::StatusOr<bool> Allowed(const Caller& caller, const Access& access) override;
+  absl::StatusOr<dashboard::Caller> Authenticate(const std::string& token) override;
+  absl::StatusOr<bool> Allowed(const dashboard::Caller& caller, const dashboard::Access& access) override;
 
  private:
   kube::Client* const client_;

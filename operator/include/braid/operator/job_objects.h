@@ -1,6 +1,7 @@
 // The Kubernetes objects a FederatedJob needs: a pure function of the job,
 // the tenants' namespaces and the operator's settings, rendered from the
-// same DesiredWorkloads() list that `braid run` starts as local processes.
+// same desired set (control/desired_set.h) that `braid run` starts as local
+// processes: one Deployment per workload, at 0 replicas when it does not run.
 //
 // In the job's namespace: the aggregator Deployment and Service, the job file
 // as a ConfigMap, and a NetworkPolicy that admits only this job's workers
@@ -17,12 +18,12 @@
 #define BRAID_OPERATOR_JOB_OBJECTS_H_
 
 #include <map>
-#include <set>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "braid/control/desired_set.h"
 #include "braid/core/spec.h"
 
 namespace braid::op {
@@ -39,7 +40,7 @@ struct JobObjectsContext {
   std::string job_yaml;         // the job file the pods read (spec as applied)
   // admission.json beside it in the job namespace's ConfigMap: the job's
   // creation and tenants' consent for the aggregator's audit log
-  // (AdmissionJson in tenant_approval.h; aggregator/admission_audit.h).
+  // (AdmissionJson in control/tenant_approval.h; aggregator/admission_audit.h).
   std::string admission_json = "{}";
   std::string aggregator_image;
   std::string worker_image;
@@ -47,11 +48,11 @@ struct JobObjectsContext {
   std::string operator_namespace;  // may reach the aggregator's gRPC port (status polling)
   // Tenant name -> the namespace its workers run in (from its Tenant object).
   std::map<std::string, std::string> tenant_namespaces;
-  bool run_aggregator = true;   // false while suspended: replicas 0, checkpoint kept
-  bool run_workers = true;      // false while suspended or once the job has ended
-  // Tenants whose workers are kept at 0 replicas even when run_workers:
-  // those that refused or revoked consent (see tenant_approval.h).
-  std::set<std::string> stopped_tenants;
+  // What runs (control::ComputeDesiredSet's input): suspended (replicas
+  // 0, checkpoint kept), ended (workers 0), the tenants' consent (those
+  // that refused or revoked are kept at 0) and the count the aggregator
+  // already runs with. Default: everything runs.
+  control::DesiredSetInput run;
   // mTLS between workers and the aggregator (see job_tls.h): pods mount
   // their Secret and get --tls-* flags.
   bool tls = true;
@@ -91,6 +92,8 @@ nlohmann::json JobObjectMetadata(const spec::JobSpec& job, const JobObjectsConte
 // Every object the job needs, each a complete manifest for server-side
 // apply (apiVersion, kind, metadata.name/namespace/labels, spec). Order:
 // job-namespace objects first, then tenant namespaces in tenant order.
+// The aggregator's args carry the desired set's aggregator_args
+// (--expected-clients when tenants are stopped).
 // Precondition: every tenant has a namespace in context.tenant_namespaces.
 std::vector<nlohmann::json> DesiredObjects(const spec::JobSpec& job,
                                            const JobObjectsContext& context);

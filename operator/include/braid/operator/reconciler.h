@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "braid/core/clock.h"
 #include "braid/kube/client.h"
 #include "braid/kube/events.h"
 #include "braid/operator/aggregator_status.h"
@@ -48,6 +49,9 @@ struct ReconcilerOptions {
   // mTLS between a job's workers and aggregator, with a per-job CA and
   // certificates in Secrets (job_tls.h). False: plaintext gRPC.
   bool tls = true;
+  // Time for re-apply and TLS intervals and the status' transition times.
+  // Not owned; null: braid::RealClock().
+  Clock* clock = nullptr;
 };
 
 // Read-only views of the informers' caches the reconciler consults.
@@ -56,7 +60,7 @@ struct ClusterView {
   std::function<std::map<std::string, nlohmann::json>()> tenants;
   // The Deployment ns/name from the cache, or null JSON if absent.
   std::function<nlohmann::json(const std::string& ns, const std::string& name)> deployment;
-  // TenantApproval objects in every namespace (see tenant_approval.h).
+  // TenantApproval objects in every namespace (see control/tenant_approval.h).
   std::function<std::vector<nlohmann::json>()> approvals;
 };
 
@@ -99,6 +103,7 @@ class Reconciler {
   AggregatorStatusSource* const status_source_;
   kube::EventRecorder* const events_;
   const ReconcilerOptions options_;
+  Clock* const clock_;
 
   mutable absl::Mutex mu_;
   struct Applied {

@@ -15,12 +15,17 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "braid/core/clock.h"
 
 namespace braid::op {
 
 class WorkQueue {
  public:
-  WorkQueue() = default;
+  // `clock` (not owned; null: braid::RealClock()) decides when delayed keys
+  // fall due. A blocked Get() re-reads it at least every `poll` of real
+  // time, so a test that advances a fake clock sees a delayed key handed
+  // out within `poll` of the advance.
+  explicit WorkQueue(Clock* clock = nullptr, absl::Duration poll = absl::Seconds(1));
   WorkQueue(const WorkQueue&) = delete;
   WorkQueue& operator=(const WorkQueue&) = delete;
 
@@ -40,6 +45,8 @@ class WorkQueue {
  private:
   void PromoteDue(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  Clock* const clock_;
+  const absl::Duration poll_;
   mutable absl::Mutex mu_;
   std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> queued_ ABSL_GUARDED_BY(mu_);      // in queue_

@@ -1,0 +1,29 @@
+// `braid run FILE`: the job on this machine (local_runtime.h), with the
+// dashboard when asked, the summary written and the result printed.
+#ifndef BRAID_CLI_RUN_COMMAND_H_
+#define BRAID_CLI_RUN_COMMAND_H_
+
+#include <string>
+
+namespace braid::cli {
+
+struct RunFlags {
+  std::string workdir;    // default .braid/<job name>
+  std::string summary;    // default <workdir>/summary.json
+  bool baselines = false; // also train each tenant's local-only model
+  bool insecure = false;  // plaintext gRPC instead of mTLS with per-run certificates
+  std::string dashboard;  // HOST:PORT to serve the dashboard at; empty: none
+  std::string web_dir;    // the built web app; default FindWebDir(<braid's dir>)
+  std::string tenants;    // Tenant objects (YAML); empty: no policy, no consent
+};
+
+// Runs the job file `file` to its end, printing progress and the result to
+// stdout. With a dashboard it keeps serving after the job ends until
+// SIGINT/SIGTERM/SIGHUP. Returns 0 when the job succeeded, 1 when it failed
+// (or could not run), 2 for an invalid job file, Tenants file or dashboard
+// address, 130 when interrupted.
+int RunCommand(const std::string& file, const RunFlags& flags);
+
+}  // namespace braid::cli
+
+#endif  // BRAID_CLI_RUN_COMMAND_H_

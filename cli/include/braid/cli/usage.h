@@ -1,0 +1,23 @@
+// The `braid` program's usage text, printed for --help and bad arguments.
+#ifndef BRAID_CLI_USAGE_H_
+#define BRAID_CLI_USAGE_H_
+
+namespace braid::cli {
+
+inline constexpr char kUsage[] =
+    "usage:\n"
+    "  braid validate FILE\n"
+    "  braid run FILE [--workdir DIR] [--summary PATH] [--baselines] [--dashboard HOST:PORT]\n"
+    "            [--insecure] [--tenants TENANTS.yaml]\n"
+    "      --dashboard serves the dashboard (web app + /api/) while the job runs and keeps\n"
+    "      serving after it ends, until Ctrl-C\n"
+    "      --insecure runs plaintext gRPC instead of mTLS with per-run certificates\n"
+    "      --tenants checks the job against those Tenants' policy; a tenant with\n"
+    "      requireApproval holds the job in AwaitingApproval until braid approve\n"
+    "  braid approve --workdir DIR --tenant T [--refuse] [--comment TEXT]\n"
+    "  braid audit verify FILE          exit 0 chain ok, 1 broken (names the entry), 2 unreadable\n"
+    "  braid audit show FILE [--json]\n";
+
+}  // namespace braid::cli
+
+#endif  // BRAID_CLI_USAGE_H_

@@ -1,0 +1,153 @@
+#include "braid/control/tenant_approval.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "braid/core/spec.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace braid::control {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+
+// Job "lab/train" with tenants alpha (2 replicas) and beta (1), and
+// minClients `min_clients`.
+spec::JobSpec Job(int min_clients = 1) {
+  const std::string yaml = absl::StrCat(
+      "apiVersion: braid.dev/v1alpha1\nkind: FederatedJob\n"
+      "metadata: {name: train, namespace: lab}\n"
+      "spec:\n"
+      "  data: {features: [x0, x1]}\n"
+      "  strategy: {minClients: ",
+      min_clients,
+      "}\n"
+      "  tenants:\n"
+      "  - {name: alpha, replicas: 2, data: {persistentVolumeClaim: {claimName: a, subPath: a.csv}}}\n"
+      "  - {name: beta, data: {persistentVolumeClaim: {claimName: b, subPath: b.csv}}}\n");
+  spec::ParseOptions options;
+  options.check_files = false;
+  absl::StatusOr<spec::JobSpec> job = spec::ParseJobYaml(yaml, "", options);
+  EXPECT_TRUE(job.ok()) << job.status();
+  return job.ok() ? *job : spec::JobSpec();
+}
+
+const JobRef kRef{"lab", "train", "uid-1"};
+
+json Tenant(const std::string& name, const std::string& ns, bool require) {
+  return {{"metadata", {{"name", name}}},
+          {"spec", {{"namespace", ns}, {"policy", {{"requireApproval", require}}}}}};
+}
+
+json Approval(const std::string& ns, const std::string& name, const std::string& tenant,
+              const std::string& decision, const std::string& uid = "",
+              const std::string& job = "train") {
+  json a = {{"metadata", {{"namespace", ns}, {"name", name}}},
+            {"spec",
+             {{"tenant", tenant},
+              {"job", {{"namespace", "lab"}, {"name", job}}},
+              {"decision", decision},
+              {"comment", "reviewed"}}}};
+  if (!uid.empty()) a["spec"]["job"]["uid"] = uid;
+  return a;
+}
+
+std::map<std::string, json> AlphaRequires() {
+  return {{"alpha", Tenant("alpha", "tenant-a", true)},
+          {"beta", Tenant("beta", "tenant-b", false)}};
+}
+
+TEST(ResolveConsent, TenantsWithoutRequireApprovalNeedNothing) {
+  const std::map<std::string, json> tenants = {{"alpha", Tenant("alpha", "tenant-a", false)},
+                                               {"beta", Tenant("beta", "tenant-b", false)}};
+  const auto consent = ResolveConsent(Job(), kRef, tenants, {});
+  ASSERT_EQ(consent.size(), 2u);
+  EXPECT_EQ(consent[0].consent, Consent::kNotRequired);
+  EXPECT_EQ(consent[1].consent, Consent::kNotRequired);
+  EXPECT_TRUE(DecideAdmission(Job(), consent).admit);
+}
+
+TEST(ResolveConsent, RequiredApprovalIsPendingUntilGiven) {
+  const auto pending = ResolveConsent(Job(), kRef, AlphaRequires(), {});
+  EXPECT_EQ(pending[0].consent, Consent::kPending);
+  const Admission waiting = DecideAdmission(Job(), pending);
+  EXPECT_FALSE(waiting.admit);
+  EXPECT_EQ(waiting.reason, "AwaitingApproval");
+  EXPECT_THAT(waiting.message, HasSubstr("alpha"));
+
+  const auto approved = ResolveConsent(
+      Job(), kRef, AlphaRequires(), {Approval("tenant-a", "ok", "alpha", "Approved")});
+  EXPECT_EQ(approved[0].consent, Consent::kApproved);
+  EXPECT_EQ(approved[0].approval, "tenant-a/ok");
+  EXPECT_EQ(approved[0].comment, "reviewed");
+  EXPECT_TRUE(DecideAdmission(Job(), approved).admit);
+}
+
+TEST(AdmissionJson, CarriesTheJobsCreationAndEachTenantsDecisionForTheAuditLog) {
+  const auto consent = ResolveConsent(Job(), kRef, AlphaRequires(),
+                                      {Approval("tenant-a", "ok", "alpha", "Approved")});
+  const json job{{"metadata", {{"uid", "u-7"}, {"creationTimestamp", "2026-11-23T08:00:00Z"}}}};
+  const std::string text = AdmissionJson(job, consent);
+  EXPECT_EQ(text, AdmissionJson(job, consent));  // deterministic: no ConfigMap churn
+  const json a = json::parse(text);
+  EXPECT_EQ(a["job"], json({{"uid", "u-7"}, {"created", "2026-11-23T08:00:00Z"}}));
+  ASSERT_EQ(a["tenants"].size(), 2u);
+  EXPECT_EQ(a["tenants"][0], json({{"tenant", "alpha"},
+                                   {"consent", "Approved"},
+                                   {"approval", "tenant-a/ok"},
+                                   {"comment", "reviewed"}}));
+  EXPECT_EQ(a["tenants"][1]["consent"], "NotRequired");
+}
+
+TEST(ResolveConsent, OnlyAnApprovalInTheTenantsOwnNamespaceCounts) {
+  // Whoever may write in "lab" (the job's namespace) must not approve for alpha.
+  const auto consent = ResolveConsent(
+      Job(), kRef, AlphaRequires(), {Approval("lab", "forged", "alpha", "Approved"),
+                                     Approval("tenant-b", "forged", "alpha", "Approved")});
+  EXPECT_EQ(consent[0].consent, Consent::kPending);
+}
+
+TEST(ResolveConsent, ApprovalMustNameThisJobAndTenant) {
+  const auto consent = ResolveConsent(
+      Job(), kRef, AlphaRequires(), {Approval("tenant-a", "other-job", "alpha", "Approved", "", "other"),
+                                     Approval("tenant-a", "other-tenant", "beta", "Approved")});
+  EXPECT_EQ(consent[0].consent, Consent::kPending);
+}
+
+TEST(ResolveConsent, ApprovalPinnedToAnotherUidDoesNotCarryOver) {
+  const auto stale = ResolveConsent(Job(), kRef, AlphaRequires(),
+                                    {Approval("tenant-a", "old", "alpha", "Approved", "uid-0")});
+  EXPECT_EQ(stale[0].consent, Consent::kPending);
+  const auto pinned = ResolveConsent(Job(), kRef, AlphaRequires(),
+                                     {Approval("tenant-a", "new", "alpha", "Approved", "uid-1")});
+  EXPECT_EQ(pinned[0].consent, Consent::kApproved);
+}
+
+TEST(ResolveConsent, RefusalWinsOverApproval) {
+  const auto consent = ResolveConsent(Job(), kRef, AlphaRequires(),
+                                      {Approval("tenant-a", "yes", "alpha", "Approved"),
+                                       Approval("tenant-a", "no", "alpha", "Refused")});
+  EXPECT_EQ(consent[0].consent, Consent::kRefused);
+  EXPECT_EQ(consent[0].approval, "tenant-a/no");
+}
+
+TEST(DecideAdmission, RefusalLeavesTheOthersWhenMinClientsAllows) {
+  const std::map<std::string, json> tenants = {{"alpha", Tenant("alpha", "tenant-a", false)},
+                                               {"beta", Tenant("beta", "tenant-b", true)}};
+  const auto consent =
+      ResolveConsent(Job(2), kRef, tenants, {Approval("tenant-b", "no", "beta", "Refused")});
+  EXPECT_EQ(consent[1].consent, Consent::kRefused);
+  EXPECT_TRUE(DecideAdmission(Job(2), consent).admit) << "alpha's 2 replicas meet minClients 2";
+  const Admission refused = DecideAdmission(Job(3), consent);
+  EXPECT_FALSE(refused.admit);
+  EXPECT_EQ(refused.reason, "TenantRefused");
+  EXPECT_THAT(refused.message, HasSubstr("beta"));
+  EXPECT_THAT(refused.message, HasSubstr("minClients (3)"));
+}
+
+}  // namespace
+}  // namespace braid::control
