@@ -159,6 +159,24 @@ TEXT
   "$bin/braid_llm_lora_bench" --model all --reps 5 --threads 1 2>/dev/null
   echo
   echo "Load after: $(uptime | sed 's/.*load/load/')"
+  cat <<'TEXT'
+
+## (f) Fixed cost of a small job
+
+Question: how long does `braid run` spend before the first round and after
+the last, when the rounds themselves take almost nothing?
+Target: under 1 s on each side.
+
+command: `bench/job_fixed_cost.sh build 10 5`
+
+10 tenants of one replica, a 420-parameter MLP, 5 FedAvg rounds; each run's
+progress lines are time-stamped as they appear. "start -> round 1 line"
+includes round 1 itself (tens of milliseconds).
+
+| run | workers | start -> round 1 line s | rounds s | last round line -> exit s | total s |
+|---:|---:|---:|---:|---:|---:|
+TEXT
+  bash bench/job_fixed_cost.sh "$build" 10 5
 } > "$tmp"
 
 # Keep the hand-written analysis below the marker, if any.

@@ -1,6 +1,13 @@
 #include "braid/aggregator/metrics.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <exception>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 
@@ -79,7 +86,65 @@ AggregatorMetrics::AggregatorMetrics(const std::string& job)
                                                                10, 50, 100, 1000});
 }
 
+namespace {
+
+// Opens and closes one TCP connection to host:port (IPv4 or IPv6 literal).
+void Knock(const std::string& host, int port) {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    len = sizeof(*v4);
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    len = sizeof(*v6);
+  } else {
+    return;
+  }
+  const int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  (void)::connect(fd, reinterpret_cast<sockaddr*>(&addr), len);
+  ::close(fd);
+}
+
+// The host to connect to for a listener bound to `address` ("host:port",
+// "[v6]:port"); a wildcard is reached on loopback.
+std::string LoopbackFor(const std::string& address) {
+  std::string host = address.substr(0, address.rfind(':'));
+  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  if (host.empty() || host == "0.0.0.0") return "127.0.0.1";
+  if (host == "::") return "::1";
+  if (host == "localhost") return "127.0.0.1";
+  return host;
+}
+
+}  // namespace
+
+// prometheus::Exposer's destructor stops civetweb, whose accept loop looks
+// at its stop flag only when poll() returns: on a connection, or every 2 s
+// when idle. Every process exit waited for that. A knock on the port while
+// the destructor waits wakes the loop at once.
+AggregatorMetrics::~AggregatorMetrics() {
+  if (!exposer_) return;
+  const std::vector<int> ports = exposer_->GetListeningPorts();
+  std::atomic<bool> stopped{false};
+  std::thread knocker([&] {
+    while (!stopped.load()) {
+      for (int port : ports) Knock(exposer_host_, port);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  exposer_.reset();
+  stopped = true;
+  knocker.join();
+}
+
 absl::StatusOr<int> AggregatorMetrics::Serve(const std::string& address) {
+  exposer_host_ = LoopbackFor(address);
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(address, /*num_threads=*/1);
   } catch (const std::exception& e) {

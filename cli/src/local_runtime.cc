@@ -24,6 +24,7 @@
 #include "braid/control/job_status.h"
 #include "braid/core/audit_log.h"
 #include "braid/core/file_io.h"
+#include "braid/core/port_file.h"
 #include "braid/core/grpc_tls.h"
 #include "braid/core/status_macros.h"
 #include "braid/v1/federation.grpc.pb.h"
@@ -91,10 +92,8 @@ absl::StatusOr<int> AwaitPort(Subprocess& aggregator, const Workdir& dir, Clock*
           absl::StrCat("braid-aggregator exited with ", *code, " at start; see ",
                        dir.Log("aggregator")));
     }
-    std::ifstream in(dir.port_file);
-    int port = 0;
-    if (in >> port && port > 0) return port;
-    clock->Sleep(absl::Milliseconds(50), nullptr);
+    if (std::optional<int> port = ReadPortFile(dir.port_file)) return *port;
+    clock->Sleep(absl::Milliseconds(20), nullptr);
   }
   return absl::DeadlineExceededError("braid-aggregator did not start listening within 60s");
 }
@@ -423,49 +422,49 @@ absl::StatusOr<LocalRun> StartLocal(const spec::JobSpec& job, const LocalRunOpti
       *o.progress << "tenant " << t << " refused: its workers are not started" << std::endl;
     }
   }
-  if (!fs::exists(fs::path(dir.checkpoint) / "model.safetensors")) {
-    BRAID_RETURN_IF_ERROR(
-        RunForOutput({worker_bin, "init", "--job", o.job_file, "--out", dir.initial_model},
-                     dir.Log("init"), kToolTimeout)
-            .status());
-  }
-
   LocalPki certs;
   if (!o.insecure) {
     BRAID_ASSIGN_OR_RETURN(certs, MakeLocalPki((fs::path(o.workdir) / "tls").string(), job));
     BRAID_ASSIGN_OR_RETURN(run.cli_tls, pki::ReadTlsFiles(certs.cli));
   }
 
-  int port = 0;
+  // Workers start first: loading LibTorch, their data and their model takes
+  // them longer than the initial weights and the aggregator's start take,
+  // and they wait for the aggregator's port file before they dial.
   for (const control::Workload& w : desired.workloads) {
-    if (!w.run) continue;
+    if (!w.run || w.role != control::Workload::Role::kWorker) continue;
     run.tenant_of[w.name] = w.tenant;
-    std::vector<std::string> argv;
-    if (w.role == control::Workload::Role::kAggregator) {
-      argv = {aggregator_bin, "--job", o.job_file, "--checkpoint-dir", dir.checkpoint,
-              "--initial-model", dir.initial_model, "--port-file", dir.port_file,
-              "--metrics-port-file", dir.metrics_port_file};
-      for (const std::string& flag : TlsFlags(certs.aggregator)) argv.push_back(flag);
-      // Rounds need not wait for workers that will never come.
-      for (const std::string& arg : desired.aggregator_args) argv.push_back(arg);
-      BRAID_ASSIGN_OR_RETURN(Subprocess p, Subprocess::Start(argv, dir.Log(w.name)));
-      run.procs.emplace(w.name, std::move(p));
-      BRAID_ASSIGN_OR_RETURN(port, AwaitPort(run.procs.at(w.name), dir, clock));
-      run.aggregator_address = absl::StrCat("127.0.0.1:", port);
-      std::ifstream metrics_port(dir.metrics_port_file);
-      int mport = 0;
-      if (o.progress && metrics_port >> mport) {
-        *o.progress << "job " << job.name << ": aggregator on 127.0.0.1:" << port
-                    << ", metrics on http://127.0.0.1:" << mport << "/metrics, logs in "
-                    << dir.logs << std::endl;
-      }
-      continue;
-    }
-    argv = {worker_bin, "run", "--job", o.job_file, "--tenant", w.tenant, "--replica",
-            std::to_string(w.replica), "--aggregator", run.aggregator_address};
+    std::vector<std::string> argv = {worker_bin, "run", "--job", o.job_file, "--tenant", w.tenant,
+                                     "--replica", std::to_string(w.replica),
+                                     "--aggregator-port-file", dir.port_file};
     for (const std::string& flag : TlsFlags(certs.tenants[w.tenant])) argv.push_back(flag);
     BRAID_ASSIGN_OR_RETURN(Subprocess p, Subprocess::Start(argv, dir.Log(w.name)));
     run.procs.emplace(w.name, std::move(p));
+  }
+
+  if (!fs::exists(fs::path(dir.checkpoint) / "model.safetensors")) {
+    BRAID_RETURN_IF_ERROR(
+        RunForOutput({worker_bin, "init", "--job", o.job_file, "--out", dir.initial_model},
+                     dir.Log("init"), kToolTimeout)
+            .status());
+  }
+  std::vector<std::string> argv = {aggregator_bin, "--job", o.job_file, "--checkpoint-dir",
+                                   dir.checkpoint, "--initial-model", dir.initial_model,
+                                   "--port-file", dir.port_file, "--metrics-port-file",
+                                   dir.metrics_port_file};
+  for (const std::string& flag : TlsFlags(certs.aggregator)) argv.push_back(flag);
+  // Rounds need not wait for workers that will never come.
+  for (const std::string& arg : desired.aggregator_args) argv.push_back(arg);
+  BRAID_ASSIGN_OR_RETURN(Subprocess aggregator, Subprocess::Start(argv, dir.Log("aggregator")));
+  run.tenant_of["aggregator"] = "";
+  run.procs.emplace("aggregator", std::move(aggregator));
+  BRAID_ASSIGN_OR_RETURN(const int port, AwaitPort(run.procs.at("aggregator"), dir, clock));
+  run.aggregator_address = absl::StrCat("127.0.0.1:", port);
+  if (o.progress) {
+    const std::optional<int> metrics_port = ReadPortFile(dir.metrics_port_file);
+    *o.progress << "job " << job.name << ": aggregator on 127.0.0.1:" << port
+                << ", metrics on http://127.0.0.1:" << metrics_port.value_or(0)
+                << "/metrics, logs in " << dir.logs << std::endl;
   }
   return run;
 }
@@ -638,6 +637,9 @@ absl::StatusOr<json> RunLocal(const spec::JobSpec& job, const LocalRunOptions& o
   std::unique_ptr<LocalStatusSource> source =
       NewGrpcLocalStatusSource(run.aggregator_address, run.cli_tls);
   const LocalOutcome outcome = FollowLocal(job, o, source.get(), &run);
+  // Close our connection first: a gRPC server's shutdown waits (up to the
+  // aggregator's 2 s deadline) for every client connection to go away.
+  source.reset();
   return FinishLocal(job, o, &run, outcome);
 }
 

@@ -24,7 +24,9 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "braid/core/cli_flags.h"
+#include "braid/core/clock.h"
 #include "braid/core/grpc_tls.h"
+#include "braid/core/port_file.h"
 #include "braid/core/safetensors.h"
 #include "braid/core/spec.h"
 #include "braid/core/status_macros.h"
@@ -37,6 +39,10 @@ ABSL_FLAG(std::string, job, "", "FederatedJob file");
 ABSL_FLAG(std::string, tenant, "", "tenant name (run, local)");
 ABSL_FLAG(int, replica, 0, "replica index within the tenant (run)");
 ABSL_FLAG(std::string, aggregator, "", "aggregator address host:port (run)");
+ABSL_FLAG(std::string, aggregator_port_file, "",
+          "instead of --aggregator (run, on this machine): wait for this file, written by "
+          "braid-aggregator --port-file, and dial 127.0.0.1:<port>; the worker loads its data "
+          "and model meanwhile");
 ABSL_FLAG(std::string, out, "",
           "output safetensors file (init, local); output folder (export)");
 ABSL_FLAG(std::string, model, "", "model safetensors file (evaluate, export)");
@@ -179,8 +185,8 @@ absl::Status RunReplica() {
     return absl::InvalidArgumentError(absl::StrCat("--replica must be in [0, ", tenant->replicas,
                                                    ") for tenant ", tenant->name));
   }
-  if (absl::GetFlag(FLAGS_aggregator).empty()) {
-    return absl::InvalidArgumentError("--aggregator is required");
+  if (absl::GetFlag(FLAGS_aggregator).empty() == absl::GetFlag(FLAGS_aggregator_port_file).empty()) {
+    return absl::InvalidArgumentError("give one of --aggregator and --aggregator-port-file");
   }
   BRAID_ASSIGN_OR_RETURN(
       std::optional<pki::TlsMaterial> tls,
@@ -195,7 +201,13 @@ absl::Status RunReplica() {
   options.tenant = tenant->name;
   options.replica = replica;
   options.give_up = absl::GetFlag(FLAGS_give_up);
-  FederationClient client(absl::GetFlag(FLAGS_aggregator), tls);
+  std::string address = absl::GetFlag(FLAGS_aggregator);
+  if (address.empty()) {
+    BRAID_ASSIGN_OR_RETURN(const int port, AwaitPortFile(absl::GetFlag(FLAGS_aggregator_port_file),
+                                                         options.give_up, RealClock()));
+    address = absl::StrCat("127.0.0.1:", port);
+  }
+  FederationClient client(address, tls);
   return RunReplicaLoop(client, replica_trainer, options);
 }
 

@@ -21,6 +21,10 @@ namespace braid::aggregator {
 class AggregatorMetrics {
  public:
   explicit AggregatorMetrics(const std::string& job);
+  // Stops serving at once (see metrics.cc for why that needs doing).
+  ~AggregatorMetrics();
+  AggregatorMetrics(const AggregatorMetrics&) = delete;
+  AggregatorMetrics& operator=(const AggregatorMetrics&) = delete;
 
   // Serves /metrics on `address` ("127.0.0.1:0" picks a free port). Returns
   // the bound port. Unavailable if the address cannot be bound.
@@ -44,6 +48,7 @@ class AggregatorMetrics {
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::string exposer_host_;  // where to connect to wake the exposer (see ~AggregatorMetrics)
   prometheus::Counter* rounds_;
   prometheus::Gauge* participants_;
   prometheus::Gauge* clients_;
