@@ -144,9 +144,11 @@ TEST_F(LeaderElectionTest, CancelledRunReleasesTheLease) {
   LeaderElector a(client_.get(), config, &clock_);
   CancelToken cancel;
   std::thread run([&] { (void)a.Run(&cancel); });
-  while (!started) absl::SleepFor(absl::Milliseconds(1));
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (!started && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
   cancel.Cancel();
   run.join();
+  ASSERT_TRUE(started.load()) << "never started leading";
   EXPECT_FALSE(a.IsLeader());
   EXPECT_EQ(Lease()["spec"]["holderIdentity"], "");  // released on cancel
 }
