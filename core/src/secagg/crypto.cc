@@ -5,12 +5,12 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <vector>
 
+#include "braid/core/log.h"
 #include "braid/core/vector_clones.h"
 
 namespace braid::secagg {
@@ -133,7 +133,7 @@ class MaskStream {
     if (!ok_ || bytes > kZeros.size() ||
         EVP_EncryptUpdate(ctx_, out, &len, kZeros.data(), static_cast<int>(bytes)) != 1 ||
         static_cast<size_t>(len) != bytes) {
-      std::fprintf(stderr, "secagg: AES-128-CTR mask expansion failed\n");
+      LogError("secagg: AES-128-CTR mask expansion failed");
       std::abort();
     }
   }
