@@ -21,11 +21,11 @@ constexpr absl::Duration kPollSlice = absl::Milliseconds(100);  // how soon a st
 
 // The connection this thread serves (one thread per connection).
 struct Connection {
+  int fd = -1;
   bool head_done = false;    // the current request's line and headers are read
   bool close = false;        // a route asked to close after its response
 };
 thread_local Connection* t_connection = nullptr;
-thread_local bool t_over_capacity = false;
 
 std::string Address(const sockaddr_storage& addr, socklen_t len, int* port) {
   char host[NI_MAXHOST] = {0};
@@ -134,70 +134,18 @@ class DeadlineStream final : public httplib::Stream {
   size_t pos_ = 0, len_ = 0;
 };
 
-// One thread per admitted connection, started on demand, at most `max`:
-// beyond that the connection is handled on the accepting thread, which
-// only answers 503 and closes it. Finished threads are joined on the next
-// enqueue and at shutdown.
-class ConnectionThreads final : public httplib::TaskQueue {
+// Runs each accepted connection's task on the accepting thread: the task
+// (GuardedServer::process_and_close_socket) admits it in accept order and
+// starts its thread, or refuses it at once. shutdown() joins the
+// connections' threads.
+class AcceptThreadQueue final : public httplib::TaskQueue {
  public:
-  explicit ConnectionThreads(int max) : max_(max) {}
-  ~ConnectionThreads() override { shutdown(); }
-
-  void enqueue(std::function<void()> fn) override {
-    std::vector<std::thread> finished;
-    bool admitted = false;
-    {
-      absl::MutexLock lock(&mu_);
-      finished = TakeFinished();
-      if (running_.size() < static_cast<size_t>(max_)) {
-        admitted = true;
-        const int id = next_id_++;
-        running_.emplace(id, std::thread([this, id, fn = std::move(fn)] {
-                           fn();
-                           absl::MutexLock lock(&mu_);
-                           done_.push_back(id);
-                         }));
-      }
-    }
-    for (std::thread& t : finished) t.join();
-    if (!admitted) {
-      t_over_capacity = true;
-      fn();
-      t_over_capacity = false;
-    }
-  }
-
-  void shutdown() override {
-    std::vector<std::thread> all;
-    {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](ConnectionThreads* q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(q->mu_) {
-            return q->done_.size() == q->running_.size();
-          },
-          this));
-      all = TakeFinished();
-    }
-    for (std::thread& t : all) t.join();
-  }
+  explicit AcceptThreadQueue(std::function<void()> join_all) : join_all_(std::move(join_all)) {}
+  void enqueue(std::function<void()> fn) override { fn(); }
+  void shutdown() override { join_all_(); }
 
  private:
-  std::vector<std::thread> TakeFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    std::vector<std::thread> out;
-    for (int id : done_) {
-      auto it = running_.find(id);
-      out.push_back(std::move(it->second));
-      running_.erase(it);
-    }
-    done_.clear();
-    return out;
-  }
-
-  const int max_;
-  absl::Mutex mu_;
-  int next_id_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<int, std::thread> running_ ABSL_GUARDED_BY(mu_);
-  std::vector<int> done_ ABSL_GUARDED_BY(mu_);
+  const std::function<void()> join_all_;
 };
 
 // A short answer for a connection that is not served, without waiting on
@@ -230,54 +178,77 @@ void CloseGracefully(int fd) {
 }  // namespace
 
 GuardedServer::GuardedServer(const ConnectionLimits& limits) : limits_(limits) {
-  const int max = std::max(1, limits.max_connections);
-  new_task_queue = [max] { return new ConnectionThreads(max); };
+  new_task_queue = [this] { return new AcceptThreadQueue([this] { JoinAll(); }); };
 }
+
+GuardedServer::~GuardedServer() { JoinAll(); }
 
 int GuardedServer::open_connections() const {
   absl::MutexLock lock(&mu_);
   return open_;
 }
 
-bool GuardedServer::Admit(const std::string& client) {
+std::string GuardedServer::Admit(const std::string& client) {
   absl::MutexLock lock(&mu_);
-  int& mine = per_client_[client];
-  if (mine >= limits_.max_connections_per_client) {
-    if (mine == 0) per_client_.erase(client);
+  if (open_ >= std::max(1, limits_.max_connections)) {
+    return "too many connections to the dashboard; try again";
+  }
+  if (per_client_[client] >= std::max(1, limits_.max_connections_per_client)) {
+    if (per_client_[client] == 0) per_client_.erase(client);
+    return "too many connections from this address to the dashboard; try again";
+  }
+  ++per_client_[client];
+  ++open_;
+  return "";
+}
+
+// On the accepting thread: admit (in accept order) and start the
+// connection's thread, or refuse it without waiting on the client.
+bool GuardedServer::process_and_close_socket(socket_t sock) {
+  int port = 0;
+  const std::string client = Peer(sock, &port);
+  if (const std::string refused = Admit(client); !refused.empty()) {
+    Refuse(sock, refused);
+    ::close(sock);
     return false;
   }
-  ++mine;
-  ++open_;
+  std::vector<std::thread> finished;
+  {
+    absl::MutexLock lock(&mu_);
+    for (int id : done_) {
+      if (auto it = threads_.find(id); it != threads_.end()) {
+        finished.push_back(std::move(it->second));
+        threads_.erase(it);
+      }
+    }
+    done_.clear();
+    const int id = next_id_++;
+    threads_.emplace(id, std::thread([this, sock, client, id] {
+                       Serve(sock);
+                       CloseGracefully(sock);
+                       absl::MutexLock lock(&mu_);
+                       --open_;
+                       if (--per_client_[client] <= 0) per_client_.erase(client);
+                       done_.push_back(id);
+                     }));
+  }
+  for (std::thread& t : finished) t.join();  // each has ended or is ending
   return true;
 }
 
-void GuardedServer::Release(const std::string& client) {
-  absl::MutexLock lock(&mu_);
-  --open_;
-  if (--per_client_[client] <= 0) per_client_.erase(client);
+void GuardedServer::JoinAll() {
+  std::map<int, std::thread> all;
+  {
+    absl::MutexLock lock(&mu_);
+    all.swap(threads_);
+    done_.clear();
+  }
+  for (auto& [id, t] : all) t.join();
 }
 
-bool GuardedServer::process_and_close_socket(socket_t sock) {
-  if (t_over_capacity) {
-    Refuse(sock, "too many connections to the dashboard; try again");
-    ::close(sock);
-    return false;
-  }
-  int port = 0;
-  const std::string client = Peer(sock, &port);
-  if (!Admit(client)) {
-    Refuse(sock, "too many connections from this address to the dashboard; try again");
-    ::close(sock);
-    return false;
-  }
-  const bool ok = Serve(sock, client);
-  Release(client);
-  CloseGracefully(sock);
-  return ok;
-}
-
-bool GuardedServer::Serve(socket_t sock, const std::string& client) {
+void GuardedServer::Serve(socket_t sock) {
   Connection c;
+  c.fd = sock;
   t_connection = &c;
   DeadlineStream strm(sock, &c, limits_, &svr_sock_);
   bool ok = true;
@@ -291,7 +262,15 @@ bool GuardedServer::Serve(socket_t sock, const std::string& client) {
     if (!ok || closed || c.close || svr_sock_ == INVALID_SOCKET) break;
   }
   t_connection = nullptr;
-  return ok;
+}
+
+bool PeerClosedConnection() {
+  if (t_connection == nullptr) return false;
+  pollfd p{t_connection->fd, POLLIN | POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) <= 0) return false;
+  if (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) return true;
+  char byte;
+  return ::recv(t_connection->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
 void CloseConnectionAfterResponse(httplib::Response& res) {

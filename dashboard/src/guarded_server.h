@@ -2,10 +2,11 @@
 // braid_dashboard). cpp-httplib 0.11 (Debian's) gives each connection a
 // pooled thread for its whole life and bounds a request only per read:
 // a client sending one header byte every few seconds, or a few event
-// streams, held every thread. Here each connection gets its own thread only
-// while fewer than `max_connections` are open (and fewer than
-// `max_connections_per_client` from its address); beyond that it is
-// answered 503 on the accepting thread and closed. A request's line and
+// streams, held every thread. Here a connection is admitted on the
+// accepting thread, in accept order, while fewer than `max_connections` are
+// open (and fewer than `max_connections_per_client` from its address), and
+// then served on a thread of its own; beyond that it is answered 503 at
+// once and closed. A request's line and
 // headers must arrive within `request_timeout` and `max_head_bytes`, else
 // the connection is closed; an idle keep-alive connection is closed after
 // `idle_timeout`. Request bodies are the routes' business (see
@@ -18,6 +19,8 @@
 #include <cstddef>
 #include <map>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -37,6 +40,7 @@ struct ConnectionLimits {
 class GuardedServer final : public httplib::Server {
  public:
   explicit GuardedServer(const ConnectionLimits& limits);
+  ~GuardedServer() override;
   GuardedServer(const GuardedServer&) = delete;
   GuardedServer& operator=(const GuardedServer&) = delete;
 
@@ -45,15 +49,25 @@ class GuardedServer final : public httplib::Server {
 
  private:
   bool process_and_close_socket(socket_t sock) override;
-  bool Serve(socket_t sock, const std::string& client);
-  bool Admit(const std::string& client);
-  void Release(const std::string& client);
+  void Serve(socket_t sock);
+  // Counts the connection in; empty when admitted, else why not.
+  std::string Admit(const std::string& client);
+  // Joins every connection's thread (after stop(): they end within the
+  // poll slice or their request's deadline).
+  void JoinAll();
 
   const ConnectionLimits limits_;
   mutable absl::Mutex mu_;
   int open_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, int> per_client_ ABSL_GUARDED_BY(mu_);
+  int next_id_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<int, std::thread> threads_ ABSL_GUARDED_BY(mu_);
+  std::vector<int> done_ ABSL_GUARDED_BY(mu_);  // threads that are ending
 };
+
+// Called from a route (a long response, e.g. an event stream): whether the
+// client has closed its side of the connection. Never blocks.
+bool PeerClosedConnection();
 
 // Called from a route: the connection closes after this response (its
 // request's body, if any, is not read). Sets "Connection: close" on `res`.

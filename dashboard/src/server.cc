@@ -22,6 +22,9 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr absl::Duration kKeepAlive = absl::Seconds(15);
+// How often an idle event stream checks whether its client went away (and
+// gives its slot back).
+constexpr absl::Duration kPeerCheck = absl::Seconds(1);
 
 struct HostPort {
   std::string host;
@@ -402,23 +405,32 @@ class HttplibDashboard final : public DashboardServer {
       res.set_header("Cache-Control", "no-store");
       res.set_header("X-Accel-Buffering", "no");
       auto last = std::make_shared<int64_t>(after);
+      auto last_write = std::make_shared<absl::Time>(absl::Now());
+      auto greeted = std::make_shared<bool>(false);
       auto who = std::make_shared<Caller>(*caller);
       auto readable = std::make_shared<ReadableNamespaces>(this, *who);
       res.set_chunked_content_provider(
-          "text/event-stream", [this, last, who, readable, slot](size_t offset, httplib::DataSink& sink) {
-            if (offset == 0) {
+          "text/event-stream",
+          [this, last, last_write, greeted, who, readable, slot](size_t, httplib::DataSink& sink) {
+            if (!*greeted) {
+              *greeted = true;
               const std::string hello = "retry: 2000\n: braid dashboard events\n\n";
               if (!sink.write(hello.data(), hello.size())) return false;
+              *last_write = absl::Now();
             }
-            std::vector<DashboardEvent> events = feed_->After(*last, kKeepAlive);
-            if (feed_->closed() || !sink.is_writable()) return false;
+            std::vector<DashboardEvent> events = feed_->After(*last, kPeerCheck);
+            if (feed_->closed() || !sink.is_writable() || PeerClosedConnection()) return false;
             std::string out;
             for (const DashboardEvent& e : events) {
               *last = e.id;
               if (!(*readable)(e.data.value("namespace", ""))) continue;
               absl::StrAppend(&out, "id: ", e.id, "\nevent: job\ndata: ", e.data.dump(), "\n\n");
             }
-            if (out.empty()) out = ": keep-alive\n\n";
+            if (out.empty()) {
+              if (absl::Now() - *last_write < kKeepAlive) return true;  // wait on
+              out = ": keep-alive\n\n";
+            }
+            *last_write = absl::Now();
             return sink.write(out.data(), out.size());
           });
     });
