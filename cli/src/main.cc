@@ -42,9 +42,18 @@ ABSL_FLAG(bool, insecure, false,
           "run: plaintext gRPC on loopback instead of mTLS with per-run certificates "
           "(<workdir>/tls)");
 ABSL_FLAG(std::string, dashboard, "",
-          "run: serve the dashboard at HOST:PORT (e.g. 127.0.0.1:8080; port 0 picks a free one "
-          "and prints the URL). Binds only that address. The dashboard keeps serving after the "
+          "run: serve the dashboard at HOST:PORT (e.g. 127.0.0.1:8080; port 0 picks a free one) "
+          "and print its URL with a secret made for this run (http://HOST:PORT/#token=...): "
+          "the API answers only that token. Binds only that address. The dashboard keeps serving after the "
           "job ends until Ctrl-C");
+ABSL_FLAG(std::vector<std::string>, dashboard_allowed_hosts, {},
+          "run: host names (besides IP addresses and localhost) the dashboard may be reached by, "
+          "comma-separated; \".example.org\" allows every name under it. Other Host headers "
+          "get 421 (DNS rebinding)");
+ABSL_FLAG(int, dashboard_max_connections, 64,
+          "run: open dashboard connections at most (half of them from one address); beyond: 503");
+ABSL_FLAG(int, dashboard_max_event_streams, 16,
+          "run: open dashboard event streams at most (half of them from one address)");
 ABSL_FLAG(std::string, web_dir, "",
           "run: the built web app to serve with --dashboard (default $BRAID_WEB_DIR, else "
           "<braid's dir>/../share/braid/web)");
@@ -71,6 +80,9 @@ int main(int argc, char** argv) {
     flags.insecure = absl::GetFlag(FLAGS_insecure);
     flags.dashboard = absl::GetFlag(FLAGS_dashboard);
     flags.web_dir = absl::GetFlag(FLAGS_web_dir);
+    flags.dashboard_allowed_hosts = absl::GetFlag(FLAGS_dashboard_allowed_hosts);
+    flags.dashboard_max_connections = absl::GetFlag(FLAGS_dashboard_max_connections);
+    flags.dashboard_max_event_streams = absl::GetFlag(FLAGS_dashboard_max_event_streams);
     flags.tenants = absl::GetFlag(FLAGS_tenants);
     return braid::cli::RunCommand(args[2], flags);
   }

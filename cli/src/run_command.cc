@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <filesystem>
@@ -12,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "braid/cli/dashboard_local.h"
@@ -20,6 +22,7 @@
 #include "braid/cli/subprocess.h"
 #include "braid/core/audit_log.h"
 #include "braid/core/spec.h"
+#include "braid/dashboard/auth.h"
 #include "braid/dashboard/event_feed.h"
 #include "braid/dashboard/server.h"
 
@@ -108,9 +111,25 @@ int RunCommand(const std::string& file, const RunFlags& flags) {
       LocalTenancy{options.workdir, options.tenants,
                               audit::FileSha256Hex(options.job_file).value_or("")});
   std::unique_ptr<dashboard::DashboardServer> server_running;
+  std::unique_ptr<dashboard::DashboardAuthorizer> dashboard_auth;
+  std::string dashboard_url;
   if (const std::string addr = flags.dashboard; !addr.empty()) {
+    // A secret for this run: the URL printed below carries it to the page
+    // (after "#", so it is never sent in a request line or a Referer).
+    absl::StatusOr<std::string> token = dashboard::NewDashboardToken();
+    if (!token.ok()) {
+      std::cerr << "braid run: " << token.status().message() << "\n";
+      return 1;
+    }
+    dashboard_auth = dashboard::NewLocalTokenAuthorizer(*token, "dashboard");
     dashboard::DashboardOptions dopts;
     dopts.address = addr;
+    dopts.authorizer = dashboard_auth.get();
+    dopts.allowed_hosts = flags.dashboard_allowed_hosts;
+    dopts.limits.max_connections = std::max(1, flags.dashboard_max_connections);
+    dopts.limits.max_connections_per_client = std::max(1, dopts.limits.max_connections / 2);
+    dopts.limits.max_event_streams = std::max(1, flags.dashboard_max_event_streams);
+    dopts.limits.max_event_streams_per_client = std::max(1, dopts.limits.max_event_streams / 2);
     dopts.static_dir = flags.web_dir;
     if (dopts.static_dir.empty()) {
       absl::StatusOr<std::string> dir = dashboard::FindWebDir(options.bin_dir);
@@ -127,7 +146,8 @@ int RunCommand(const std::string& file, const RunFlags& flags) {
       return 2;
     }
     server_running = *std::move(server);
-    std::cout << "dashboard: " << server_running->url() << std::endl;
+    dashboard_url = absl::StrCat(server_running->url(), "#token=", *token);
+    std::cout << "dashboard: " << dashboard_url << std::endl;
     options.on_status = [&source](const nlohmann::json& status) { source.Update(status); };
   }
 
@@ -148,7 +168,7 @@ int RunCommand(const std::string& file, const RunFlags& flags) {
   if (g_interrupted) return 130;
   const int code = phase == "Succeeded" ? 0 : 1;
   if (server_running) {
-    std::cout << "dashboard: still serving at " << server_running->url() << "; press Ctrl-C to stop"
+    std::cout << "dashboard: still serving at " << dashboard_url << "; press Ctrl-C to stop"
               << std::endl;
     while (!g_interrupted) absl::SleepFor(absl::Milliseconds(200));  // until a signal
     server_running->Stop();

@@ -58,9 +58,18 @@ class DashboardServerTest : public ::testing::Test {
     std::ofstream(web_ / "index.html") << "<!doctype html><title>Braid</title>";
     options_.static_dir = web_.string();
     options_.address = "127.0.0.1:0";
+    options_.authorizer = local_.get();
   }
   void TearDown() override { fs::remove_all(web_); }
 
+  // A client of the server at `port` that sends the local token.
+  static std::unique_ptr<httplib::Client> Authorized(int port) {
+    auto client = std::make_unique<httplib::Client>("127.0.0.1", port);
+    client->set_default_headers({{"Authorization", "Bearer s3cret"}});
+    return client;
+  }
+
+  std::unique_ptr<DashboardAuthorizer> local_ = NewLocalTokenAuthorizer("s3cret", "dashboard");
   fs::path web_;
   DashboardOptions options_;
   FakeSource source_;
@@ -72,7 +81,8 @@ TEST_F(DashboardServerTest, ServesTheApiAndTheApp) {
   ASSERT_TRUE(server.ok()) << server.status();
   EXPECT_GT((*server)->port(), 0);
   EXPECT_EQ((*server)->url(), "http://127.0.0.1:" + std::to_string((*server)->port()) + "/");
-  httplib::Client client("127.0.0.1", (*server)->port());
+  auto authorized = Authorized((*server)->port());
+  httplib::Client& client = *authorized;
 
   auto res = client.Get("/api/jobs");
   ASSERT_TRUE(res);
@@ -115,7 +125,8 @@ TEST_F(DashboardServerTest, StreamsEventsPublishedAfterConnecting) {
   // Subscribe, then trigger: the server sends its greeting once the stream
   // has taken its place in the feed, and only then is round 2 published, so
   // a slow connect cannot miss it. The read timeout bounds a broken server.
-  httplib::Client client("127.0.0.1", (*server)->port());
+  auto authorized = Authorized((*server)->port());
+  httplib::Client& client = *authorized;
   client.set_read_timeout(20, 0);
   std::string body;
   std::string content_type;
@@ -145,9 +156,9 @@ TEST_F(DashboardServerTest, StopEndsOpenEventStreams) {
   ASSERT_TRUE(server.ok()) << server.status();
   const int port = (*server)->port();
   std::thread reader([port] {
-    httplib::Client client("127.0.0.1", port);
-    client.set_read_timeout(60, 0);
-    client.Get("/api/events", [](const char*, size_t) { return true; });
+    auto client = Authorized(port);
+    client->set_read_timeout(60, 0);
+    client->Get("/api/events", [](const char*, size_t) { return true; });
   });
   absl::SleepFor(absl::Milliseconds(200));
   const absl::Time start = absl::Now();
@@ -182,7 +193,8 @@ TEST_F(DashboardServerTest, PortInUseIsUnavailable) {
 TEST_F(DashboardServerTest, ApproveAndRefuseReachTheSource) {
   auto server = DashboardServer::Start(options_, &source_, &feed_);
   ASSERT_TRUE(server.ok()) << server.status();
-  httplib::Client client("127.0.0.1", (*server)->port());
+  auto authorized = Authorized((*server)->port());
+  httplib::Client& client = *authorized;
   auto res = client.Post("/api/jobs/lab/demo/tenants/a/approve", R"({"comment": "ok by DPO"})",
                          "application/json");
   ASSERT_TRUE(res);

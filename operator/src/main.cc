@@ -57,6 +57,14 @@ ABSL_FLAG(std::string, dashboard_listen, "",
           "serve the dashboard (web app + /api/) here, e.g. 0.0.0.0:8080; every API call needs "
           "a Kubernetes bearer token (TokenReview) and RBAC permission (SubjectAccessReview). "
           "Empty: no dashboard");
+ABSL_FLAG(std::vector<std::string>, dashboard_allowed_hosts, {},
+          "host names (besides IP addresses and localhost) the dashboard is reached by, e.g. an "
+          "Ingress's braid.example.org, comma-separated; \".example.org\" allows every name "
+          "under it. Other Host headers get 421 (DNS rebinding)");
+ABSL_FLAG(int, dashboard_max_connections, 64,
+          "open dashboard connections at most (half of them from one address); beyond: 503");
+ABSL_FLAG(int, dashboard_max_event_streams, 16,
+          "open dashboard event streams at most (half of them from one address)");
 ABSL_FLAG(std::string, web_dir, "",
           "the built web app for --dashboard-listen (default $BRAID_WEB_DIR, else "
           "<binary's dir>/../share/braid/web)");
@@ -147,6 +155,11 @@ int Main() {
     dashboard_source = std::make_unique<op::KubeDashboardSource>(client->get(), &feed);
     authorizer = std::make_unique<op::KubeDashboardAuthorizer>(client->get());
     dopts.authorizer = authorizer.get();
+    dopts.allowed_hosts = absl::GetFlag(FLAGS_dashboard_allowed_hosts);
+    dopts.limits.max_connections = std::max(1, absl::GetFlag(FLAGS_dashboard_max_connections));
+    dopts.limits.max_connections_per_client = std::max(1, dopts.limits.max_connections / 2);
+    dopts.limits.max_event_streams = std::max(1, absl::GetFlag(FLAGS_dashboard_max_event_streams));
+    dopts.limits.max_event_streams_per_client = std::max(1, dopts.limits.max_event_streams / 2);
     absl::StatusOr<std::unique_ptr<braid::dashboard::DashboardServer>> server =
         braid::dashboard::DashboardServer::Start(dopts, dashboard_source.get(), &feed);
     if (!server.ok()) {

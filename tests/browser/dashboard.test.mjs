@@ -80,7 +80,8 @@ before(async () => {
     braid.stderr.on("data", onData);
     braid.on("exit", (code) => reject(new Error(`braid exited with ${code} before serving:\n${braidOutput}`)));
   });
-  assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/$/, "binds where asked, with the port it picked");
+  assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/#token=[0-9a-f]{64}$/,
+    "binds where asked, with the port it picked and this run's secret");
 
   context = await chromium.launchPersistentContext(mkdtempSync(path.join(tmp, "chromium-")), {
     executablePath: chromiumPath,
@@ -166,7 +167,9 @@ test("the dashboard keeps serving after the job until Ctrl-C, which exits with t
   assert.match(braidOutput, /still serving at/);
   await new Promise((r) => setTimeout(r, 1000));
   assert.equal(braid.exitCode, null, "still running after the job ended");
-  const res = await fetch(`${url}api/jobs`);
+  const [base, token] = url.split("#token=");
+  assert.equal((await fetch(`${base}api/jobs`)).status, 401, "the API needs the run's token");
+  const res = await fetch(`${base}api/jobs`, { headers: { Authorization: `Bearer ${token}` } });
   assert.equal((await res.json()).jobs[0].phase, "Succeeded");
   const exited = new Promise((r) => braid.on("exit", (code) => r(code)));
   braid.kill("SIGINT");

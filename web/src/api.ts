@@ -86,14 +86,26 @@ export class ApiError extends Error {
   }
 }
 
-// The operator's dashboard needs a Kubernetes bearer token; it is pasted
-// once and kept for this browser tab only (sessionStorage).
+// Every dashboard needs a bearer token, kept for this browser tab only
+// (sessionStorage) and sent only as a header to this origin: nothing is
+// sent automatically (no cookie), so another site's page cannot act with it.
+// `braid run --dashboard` prints a URL that carries its run's secret after
+// "#token=" (a fragment never leaves the browser); the operator's dashboard
+// asks for a Kubernetes token.
 const TOKEN_KEY = "braid-token";
 export const token = {
   get: (): string => sessionStorage.getItem(TOKEN_KEY) ?? "",
   set: (t: string) => sessionStorage.setItem(TOKEN_KEY, t.trim()),
   clear: () => sessionStorage.removeItem(TOKEN_KEY),
 };
+
+/** Keeps a token from the URL's "#token=..." and removes it from the address bar and history. */
+export function adoptTokenFromUrl(): void {
+  const m = /^#token=([^&]+)$/.exec(location.hash);
+  if (!m) return;
+  token.set(decodeURIComponent(m[1]));
+  history.replaceState(null, "", location.pathname + location.search);
+}
 
 function headers(): Record<string, string> {
   const t = token.get();

@@ -1,13 +1,14 @@
 // The dashboard: a hash-routed single page over /api/, redrawn on every
 // Server-Sent Event so charts grow as rounds complete.
 import "./style.css";
-import { ApiError, subscribe, token } from "./api";
+import { adoptTokenFromUrl, ApiError, subscribe, token } from "./api";
 import { h } from "./dom";
 import { auditPage } from "./pages/audit";
 import { jobPage } from "./pages/job";
 import { jobsPage } from "./pages/jobs";
 import { tenantsPage } from "./pages/tenants";
 
+adoptTokenFromUrl(); // before the first request and the event stream
 const app = document.getElementById("app")!;
 const live = document.getElementById("live")!;
 
@@ -19,14 +20,15 @@ function route(): Promise<HTMLElement> {
   return jobsPage();
 }
 
-// The operator's dashboard asks for a Kubernetes token once per tab.
+// Without a valid token (a tab opened without the printed URL, or the
+// operator's dashboard) the page asks for one, once per tab.
 function tokenForm(message: string): HTMLElement {
   const input = h("input", { type: "password", id: "token", name: "token", autocomplete: "off", "aria-describedby": "token-help" }) as HTMLInputElement;
   const form = h(
     "form",
     { class: "token", "aria-labelledby": "token-title" },
     h("h1", { id: "token-title" }, "Sign in"),
-    h("p", { id: "token-help" }, message, " Paste a token (e.g. from `kubectl create token NAME -n NAMESPACE`); it is kept for this tab only."),
+    h("p", { id: "token-help" }, message, " Open the URL that `braid run --dashboard` printed, or paste a token (the part after #token= of that URL, or for the operator's dashboard e.g. `kubectl create token NAME -n NAMESPACE`); it is kept for this tab only."),
     h("label", { for: "token" }, "Token "),
     input,
     " ",

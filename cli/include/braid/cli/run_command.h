@@ -4,6 +4,7 @@
 #define BRAID_CLI_RUN_COMMAND_H_
 
 #include <string>
+#include <vector>
 
 namespace braid::cli {
 
@@ -14,11 +15,15 @@ struct RunFlags {
   bool insecure = false;  // plaintext gRPC instead of mTLS with per-run certificates
   std::string dashboard;  // HOST:PORT to serve the dashboard at; empty: none
   std::string web_dir;    // the built web app; default FindWebDir(<braid's dir>)
+  std::vector<std::string> dashboard_allowed_hosts;  // DashboardOptions::allowed_hosts
+  int dashboard_max_connections = 64;    // DashboardLimits (half per address)
+  int dashboard_max_event_streams = 16;  // DashboardLimits (half per address)
   std::string tenants;    // Tenant objects (YAML); empty: no policy, no consent
 };
 
 // Runs the job file `file` to its end, printing progress and the result to
-// stdout. With a dashboard it keeps serving after the job ends until
+// stdout. A dashboard is served with a fresh secret; its URL, printed first
+// ("dashboard: http://HOST:PORT/#token=SECRET"), carries it to the page. With a dashboard it keeps serving after the job ends until
 // SIGINT/SIGTERM/SIGHUP. Returns 0 when the job succeeded, 1 when it failed
 // (or could not run), 2 for an invalid job file, Tenants file or dashboard
 // address, 130 when interrupted.

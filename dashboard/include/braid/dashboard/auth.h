@@ -1,10 +1,12 @@
-// Who may do what through the dashboard API. `braid run --dashboard`
-// serves without one (loopback, one user); braid-operator passes a
-// KubeDashboardAuthorizer (operator/dashboard_kube.h) that asks the API server:
-// TokenReview for the bearer token, SubjectAccessReview for each action.
+// Who may do what through the dashboard API. Every dashboard has one:
+// `braid run --dashboard` a LocalTokenAuthorizer (a secret made for the run,
+// printed in the dashboard's URL); braid-operator a KubeDashboardAuthorizer
+// (operator/dashboard_kube.h) that asks the API server: TokenReview for the
+// bearer token, SubjectAccessReview for each action.
 #ifndef BRAID_DASHBOARD_AUTH_H_
 #define BRAID_DASHBOARD_AUTH_H_
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,15 @@ class DashboardAuthorizer {
   // Whether `caller` may do `access`; Unavailable when it cannot be asked.
   virtual absl::StatusOr<bool> Allowed(const Caller& caller, const Access& access) = 0;
 };
+
+// A fresh secret for one dashboard: 32 random bytes (OpenSSL's RAND_bytes)
+// as 64 hex digits. Internal when the system cannot supply randomness.
+absl::StatusOr<std::string> NewDashboardToken();
+
+// One secret, one user: Authenticate succeeds for exactly `token` (compared
+// in constant time) as Caller{user}, and that caller may do everything.
+// `token` must not be empty. Thread-safe.
+std::unique_ptr<DashboardAuthorizer> NewLocalTokenAuthorizer(std::string token, std::string user);
 
 }  // namespace braid::dashboard
 
