@@ -18,6 +18,7 @@ declare -A seeds=(
   [braid_update_fuzz]="aggregator/testdata/update_fuzz"
   [braid_secagg_messages_fuzz]="core/testdata/secagg_fuzz"
   [braid_tokenizer_fuzz]="worker/testdata/tokenizer_fuzz"
+  [braid_request_rules_fuzz]="dashboard/testdata/request_rules_fuzz"
 )
 out="$build/fuzz"
 mkdir -p "$out/artifacts"
