@@ -155,6 +155,10 @@ int RunAggregator(const StrategyDecorator& decorate) {
   options.upload_slots = absl::GetFlag(FLAGS_upload_slots);
   options.seed = static_cast<uint64_t>(job->training.seed);
   options.max_update_norm = job->strategy.max_update_norm;
+  options.weighting.weighting = job->strategy.weighting == "uniform"
+                                    ? aggregator::Weighting::kUniform
+                                    : aggregator::Weighting::kExamples;
+  for (const spec::Tenant& t : job->tenants) options.weighting.max_examples[t.name] = t.max_examples;
   if (job->privacy.differential_privacy) {
     const spec::DifferentialPrivacy& dp = job->privacy.dp;
     options.dp.enabled = true;

@@ -1,6 +1,8 @@
 #include "braid/aggregator/checkpoint.h"
 
+#include <cmath>
 #include <filesystem>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -44,46 +46,193 @@ json RecordToJson(const RoundRecord& r) {
               {"epsilon", r.epsilon}};
 }
 
-RoundRecord RecordFromJson(const json& j) {
-  RoundRecord r;
-  r.round = j.at("round").get<int>();
-  r.sampled = j.value("sampled", 0);
-  r.participants = j.value("participants", 0);
-  r.tenants = j.value("tenants", std::vector<std::string>{});
-  r.train_loss = j.value("train_loss", 0.0);
-  r.eval_loss = j.value("eval_loss", 0.0);
-  r.eval_accuracy = j.value("eval_accuracy", 0.0);
-  r.eval_examples = j.value("eval_examples", int64_t{0});
-  for (const json& e : j.value("tenant_eval", json::array())) {
-    r.tenant_eval.push_back({e.at("tenant").get<std::string>(), e.value("eval_loss", 0.0),
-                             e.value("eval_accuracy", 0.0), e.value("eval_examples", int64_t{0})});
+// `key` under the JSON path `path` ("" for the document itself).
+std::string Child(const std::string& path, const std::string& key) {
+  return path.empty() ? key : absl::StrCat(path, ".", key);
+}
+
+// Reads the fields of one JSON object of the state, each optional (absent:
+// the default is kept) unless said otherwise, and remembers the first field
+// of the wrong type by its path in the file ("history[2].train_loss: expected
+// a finite number, got null"), so that a corrupt value is named rather than
+// reported as a parse error somewhere.
+class FieldReader {
+ public:
+  // `path`: where `object` is in the file ("" for the document).
+  FieldReader(const json& object, std::string path, std::string* error)
+      : object_(object), path_(std::move(path)), error_(error) {
+    if (!object_.is_object()) Fail(path_.empty() ? "the document" : path_, &object_, "an object");
   }
-  r.evaluated = j.value("evaluated", false);
-  r.seconds = j.value("seconds", 0.0);
-  r.bytes_up = j.value("bytes_up", int64_t{0});
-  r.bytes_down = j.value("bytes_down", int64_t{0});
-  r.update_norm_mean = j.value("update_norm_mean", 0.0);
-  r.sampling_rate = j.value("sampling_rate", 0.0);
-  r.epsilon = j.value("epsilon", 0.0);
+
+  void Number(const char* key, double* out) {
+    const json* v = Find(key);
+    if (v == nullptr) return;
+    if (v->is_number() && std::isfinite(v->get<double>())) {
+      *out = v->get<double>();
+    } else {
+      Fail(Path(key), v, "a finite number");
+    }
+  }
+  template <typename Int>
+  void Integer(const char* key, Int* out, bool required = false) {
+    const json* v = Find(key);
+    if (v == nullptr) {
+      if (required) Fail(Path(key), nullptr, "an integer");
+      return;
+    }
+    const bool fits = v->is_number_unsigned()
+                          ? v->get<uint64_t>() <= static_cast<uint64_t>(
+                                                      std::numeric_limits<Int>::max())
+                          : v->is_number_integer() &&
+                                v->get<int64_t>() >= std::numeric_limits<Int>::min() &&
+                                v->get<int64_t>() <= std::numeric_limits<Int>::max();
+    if (fits) {
+      *out = static_cast<Int>(v->get<int64_t>());
+    } else {
+      Fail(Path(key), v, "an integer in range");
+    }
+  }
+  void Bool(const char* key, bool* out) {
+    const json* v = Find(key);
+    if (v == nullptr) return;
+    if (v->is_boolean()) {
+      *out = v->get<bool>();
+    } else {
+      Fail(Path(key), v, "true or false");
+    }
+  }
+  void String(const char* key, std::string* out, bool required = false) {
+    const json* v = Find(key);
+    if (v == nullptr) {
+      if (required) Fail(Path(key), nullptr, "a string");
+      return;
+    }
+    if (v->is_string()) {
+      *out = v->get<std::string>();
+    } else {
+      Fail(Path(key), v, "a string");
+    }
+  }
+  void Strings(const char* key, std::vector<std::string>* out) {
+    const json* v = Find(key);
+    if (v == nullptr) return;
+    if (!v->is_array()) return Fail(Path(key), v, "a list of strings");
+    for (size_t i = 0; i < v->size(); ++i) {
+      const json& item = (*v)[i];
+      if (!item.is_string()) return Fail(absl::StrCat(Path(key), "[", i, "]"), &item, "a string");
+      out->push_back(item.get<std::string>());
+    }
+  }
+  // The list at `key` (empty if absent), or null if it is not a list.
+  const json* List(const char* key) {
+    static const json* const kEmpty = new json(json::array());
+    const json* v = Find(key);
+    if (v == nullptr) return kEmpty;
+    if (!v->is_array()) {
+      Fail(Path(key), v, "a list");
+      return nullptr;
+    }
+    return v;
+  }
+  std::string Path(const char* key) const { return Child(path_, key); }
+
+ private:
+  const json* Find(const char* key) const {
+    if (!object_.is_object()) return nullptr;
+    auto it = object_.find(key);
+    return it == object_.end() ? nullptr : &*it;
+  }
+  // `got`: the value found; null when the field is missing.
+  void Fail(const std::string& path, const json* got, const char* expected) {
+    if (!error_->empty()) return;  // the first error is the one reported
+    std::string shown = got == nullptr ? "nothing" : got->dump();
+    if (shown.size() > 64) shown = shown.substr(0, 60) + " ...";
+    *error_ = absl::StrCat(path, ": expected ", expected, ", got ", shown);
+  }
+
+  const json& object_;
+  const std::string path_;
+  std::string* error_;
+};
+
+// One history entry at `path` ("history[2]"); sets *error on the first bad
+// field.
+RoundRecord RecordFromJson(const json& j, const std::string& path, std::string* error) {
+  RoundRecord r;
+  FieldReader f(j, path, error);
+  f.Integer("round", &r.round, /*required=*/true);
+  f.Integer("sampled", &r.sampled);
+  f.Integer("participants", &r.participants);
+  f.Strings("tenants", &r.tenants);
+  f.Number("train_loss", &r.train_loss);
+  f.Number("eval_loss", &r.eval_loss);
+  f.Number("eval_accuracy", &r.eval_accuracy);
+  f.Integer("eval_examples", &r.eval_examples);
+  if (const json* evals = f.List("tenant_eval")) {
+    for (size_t i = 0; i < evals->size(); ++i) {
+      TenantEval e;
+      FieldReader t((*evals)[i], absl::StrCat(f.Path("tenant_eval"), "[", i, "]"), error);
+      t.String("tenant", &e.tenant, /*required=*/true);
+      t.Number("eval_loss", &e.eval_loss);
+      t.Number("eval_accuracy", &e.eval_accuracy);
+      t.Integer("eval_examples", &e.eval_examples);
+      r.tenant_eval.push_back(std::move(e));
+    }
+  }
+  f.Bool("evaluated", &r.evaluated);
+  f.Number("seconds", &r.seconds);
+  f.Integer("bytes_up", &r.bytes_up);
+  f.Integer("bytes_down", &r.bytes_down);
+  f.Number("update_norm_mean", &r.update_norm_mean);
+  f.Number("sampling_rate", &r.sampling_rate);
+  f.Number("epsilon", &r.epsilon);
   return r;
+}
+
+// The path of the first number in `j` (at `path`) that is not finite, which
+// JSON cannot hold (nlohmann writes it as null, which then cannot be read
+// back as a number); "" if none.
+std::string FirstNonFinite(const json& j, const std::string& path) {
+  if (j.is_number_float()) return std::isfinite(j.get<double>()) ? "" : path;
+  if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      std::string bad = FirstNonFinite(it.value(), Child(path, it.key()));
+      if (!bad.empty()) return bad;
+    }
+  } else if (j.is_array()) {
+    for (size_t i = 0; i < j.size(); ++i) {
+      std::string bad = FirstNonFinite(j[i], absl::StrCat(path, "[", i, "]"));
+      if (!bad.empty()) return bad;
+    }
+  }
+  return "";
 }
 
 absl::StatusOr<CheckpointState> ReadState(const std::string& path) {
   BRAID_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(path, 64 << 20));
   CheckpointState state;
-  try {
-    json j = json::parse(text);
-    state.job = j.at("job").get<std::string>();
-    state.phase = j.value("phase", "Pending");
-    state.reason = j.value("reason", "");
-    state.message = j.value("message", "");
-    for (const json& r : j.value("history", json::array())) {
-      state.history.push_back(RecordFromJson(r));
+  std::string error;
+  json j = json::parse(text, /*cb=*/nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    error = "not valid JSON";
+  } else {
+    FieldReader f(j, "", &error);
+    f.String("job", &state.job, /*required=*/true);
+    f.String("phase", &state.phase);
+    f.String("reason", &state.reason);
+    f.String("message", &state.message);
+    if (const json* history = f.List("history")) {
+      for (size_t i = 0; i < history->size() && error.empty(); ++i) {
+        state.history.push_back(
+            RecordFromJson((*history)[i], absl::StrCat("history[", i, "]"), &error));
+      }
     }
-  } catch (const json::exception& e) {
+  }
+  if (!error.empty()) {
     return absl::DataLossError(
-        absl::StrCat(path, ": corrupt checkpoint state (", e.what(),
-                     "); move the checkpoint directory away to start the job afresh"));
+        absl::StrCat(path, ": corrupt checkpoint state: ", error,
+                     "; correct that value, or move the checkpoint directory away to start the "
+                     "job afresh"));
   }
   for (size_t i = 0; i < state.history.size(); ++i) {
     if (state.history[i].round != static_cast<int>(i) + 1) {
@@ -173,6 +322,11 @@ absl::Status Checkpoint::WriteState(const CheckpointState& state) {
          {"reason", state.reason},
          {"message", state.message},
          {"history", history}};
+  // Never write what cannot be read back: the last good state stays.
+  if (std::string bad = FirstNonFinite(j, ""); !bad.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        state_path_, ": not written: ", bad, " is not a finite number (JSON has none)"));
+  }
   BRAID_RETURN_IF_ERROR(WriteFileAtomically(state_path_, {j.dump(2)}));
   state_ = state;
   return absl::OkStatus();

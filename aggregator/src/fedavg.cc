@@ -11,6 +11,7 @@
 #include "braid/aggregator/fedavg.h"
 
 #include <cstring>
+#include <limits>
 
 #include "braid/core/vector_clones.h"
 
@@ -86,6 +87,27 @@ inline double SquareLanes(const char* __restrict x, size_t n, float* nonfinite,
   return SumLanes(acc_lo, acc_hi);
 }
 
+// The sum of squares of n floats at `x` (any alignment), each squared and
+// summed in double: the slow path for a block whose float lanes overflowed
+// (finite values above about 1.8e19 have squares beyond float's range, but
+// not double's).
+double SquaresInDouble(const char* x, size_t n) {
+  double total = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    float v;
+    std::memcpy(&v, x + i * sizeof(float), sizeof(v));
+    total += static_cast<double>(v) * v;
+  }
+  return total;
+}
+
+// A block's sum of squares from its float lanes, or, when those overflowed
+// (to infinity: never for values below about 1.8e19), the block's again in
+// double, so that the norm of finite values is finite.
+inline double Exact(double lanes, const char* x, size_t n) {
+  return lanes <= std::numeric_limits<double>::max() ? lanes : SquaresInDouble(x, n);
+}
+
 // SumSquares over n floats at `x`, also copied to `copy_to` when kCopy.
 template <bool kCopy>
 inline double SquareBlocks(const char* __restrict x, size_t n, bool* all_finite,
@@ -96,9 +118,12 @@ inline double SquareBlocks(const char* __restrict x, size_t n, bool* all_finite,
   float nonfinite = 0.0f;
   size_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {  // constant trip count
-    total += SquareLanes<kCopy>(x + i * sizeof(float), kBlock, &nonfinite, copy_at(i));
+    const char* block = x + i * sizeof(float);
+    total += Exact(SquareLanes<kCopy>(block, kBlock, &nonfinite, copy_at(i)), block, kBlock);
   }
-  total += SquareLanes<kCopy>(x + i * sizeof(float), n - i, &nonfinite, copy_at(i));
+  const char* tail = x + i * sizeof(float);
+  total += Exact(SquareLanes<kCopy>(tail, n - i, &nonfinite, copy_at(i)), tail,
+                 (n - i) / kLanes * kLanes);
   for (i += (n - i) / kLanes * kLanes; i < n; ++i) {
     float v;
     std::memcpy(&v, x + i * sizeof(float), sizeof(v));
@@ -151,9 +176,11 @@ BRAID_VECTOR_CLONES double FoldWeighted(float* __restrict sum, const float* __re
   double total = 0.0;
   size_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
-    total += FoldLanes(sum + i, update + i, kBlock, weight);  // constant trip count
+    const double lanes = FoldLanes(sum + i, update + i, kBlock, weight);  // constant trip count
+    total += Exact(lanes, reinterpret_cast<const char*>(update + i), kBlock);
   }
-  total += FoldLanes(sum + i, update + i, n - i, weight);
+  const double lanes = FoldLanes(sum + i, update + i, n - i, weight);
+  total += Exact(lanes, reinterpret_cast<const char*>(update + i), (n - i) / kLanes * kLanes);
   for (i += (n - i) / kLanes * kLanes; i < n; ++i) {
     const float u = update[i];
     sum[i] += weight * u;

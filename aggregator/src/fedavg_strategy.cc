@@ -1,5 +1,6 @@
 // FedAvg (McMahan et al. 2017): the new global is the old one plus the
-// clients' deltas averaged by their example counts.
+// clients' deltas averaged by the weights the engine gave them (their
+// example counts, capped, or uniform: Upload::weight).
 #include <memory>
 #include <string>
 
@@ -26,7 +27,9 @@ class FedAvgStrategy final : public AggregationStrategy {
   }
 
   absl::StatusOr<FoldResult> Fold(Upload& update) override {
-    const auto weight = static_cast<double>(update.num_examples());
+    // Normalized by the engine (the round's weights sum to <= 1), so the
+    // weighted values stay within the range of the values themselves.
+    const double weight = update.weight();
     FoldResult result;
     result.norm = sum_.Fold(update, static_cast<float>(weight));
     total_weight_ += weight;
@@ -48,7 +51,7 @@ class FedAvgStrategy final : public AggregationStrategy {
 
  private:
   WeightedSum sum_;
-  double total_weight_ = 0;  // examples behind the sum
+  double total_weight_ = 0;  // the weights folded into the sum
 };
 
 }  // namespace

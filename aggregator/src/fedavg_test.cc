@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -201,6 +202,37 @@ TEST(CopySumSquaresTest, CopiesFromAnyAlignmentAndChecksLikeSumSquares) {
       EXPECT_FALSE(copied_finite) << "n=" << n << " misalign=" << misalign;
     }
   }
+}
+
+}  // namespace
+}  // namespace braid::aggregator
+
+namespace braid::aggregator {
+namespace {
+
+TEST(SumSquaresTest, TheNormOfHugeFiniteValuesIsFinite) {
+  // Squares of 1e30 overflow float (the lanes' accumulators) but not
+  // double: the block is summed again in double, in every code path.
+  for (size_t n : {size_t{5}, size_t{40}, size_t{1024}, size_t{3000}}) {
+    std::vector<float> v(n, 1e30f);
+    v[n / 2] = 3e38f;
+    const double want = DirectSumOfSquares(v);
+    bool all_finite = false;
+    EXPECT_NEAR(SumSquares(v.data(), n, &all_finite), want, want * 1e-6) << n;
+    EXPECT_TRUE(all_finite);
+    std::vector<float> copy(n);
+    EXPECT_NEAR(CopySumSquares(copy.data(), v.data(), n, &all_finite), want, want * 1e-6) << n;
+    EXPECT_EQ(copy, v);
+    std::vector<float> sum(n, 0.0f);
+    EXPECT_NEAR(FoldWeighted(sum.data(), v.data(), n, 0.5f), want, want * 1e-6) << n;
+    EXPECT_EQ(sum[0], 0.5e30f);
+  }
+  // Not finite stays not finite.
+  std::vector<float> bad(40, 1e30f);
+  bad[20] = std::numeric_limits<float>::infinity();
+  bool all_finite = true;
+  EXPECT_FALSE(std::isfinite(SumSquares(bad.data(), bad.size(), &all_finite)));
+  EXPECT_FALSE(all_finite);
 }
 
 }  // namespace

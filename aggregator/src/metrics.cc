@@ -84,6 +84,20 @@ AggregatorMetrics::AggregatorMetrics(const std::string& job)
                       .Register(*registry_)
                       .Add(labels, Histogram::BucketBoundaries{0.001, 0.01, 0.1, 0.5, 1, 2, 5,
                                                                10, 50, 100, 1000});
+  job_ = job;
+  claims_capped_ = &BuildCounter()
+                        .Name("braid_aggregator_claims_capped_total")
+                        .Help("Updates whose claimed example count was capped, by tenant and "
+                              "reason: join_claim (above what the worker joined with), "
+                              "max_examples (above the tenant's maxExamples), other_tenants "
+                              "(the tenant would outweigh the heaviest other tenant)")
+                        .Register(*registry_);
+  claims_refused_ = &BuildCounter()
+                         .Name("braid_aggregator_claims_refused_total")
+                         .Help("Numbers a client reported that were refused, by tenant and "
+                               "reason: num_examples (out of range), train_metrics, "
+                               "eval_metrics (not finite or out of range)")
+                         .Register(*registry_);
 }
 
 namespace {
@@ -180,6 +194,14 @@ void AggregatorMetrics::UpdateRejected(absl::StatusCode code) {
   rejected_.at(reason)->Increment();
 }
 void AggregatorMetrics::BytesSent(double bytes) { bytes_out_->Increment(bytes); }
+// Family::Add is thread-safe and returns the existing child for known labels;
+// the label values are bounded by the caller (a job's tenants, or "other").
+void AggregatorMetrics::ClaimCapped(const std::string& tenant, const std::string& reason) {
+  claims_capped_->Add({{"job", job_}, {"tenant", tenant}, {"reason", reason}}).Increment();
+}
+void AggregatorMetrics::ClaimRefused(const std::string& tenant, const std::string& reason) {
+  claims_refused_->Add({{"job", job_}, {"tenant", tenant}, {"reason", reason}}).Increment();
+}
 void AggregatorMetrics::SetClients(int n) { clients_->Set(n); }
 void AggregatorMetrics::SetRound(int round) { round_->Set(round); }
 void AggregatorMetrics::SetPrivacyEpsilon(double epsilon) { epsilon_->Set(epsilon); }

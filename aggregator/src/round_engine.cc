@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "braid/aggregator/fedavg.h"
 #include "braid/aggregator/strategy_factory.h"
 #include "braid/core/dp/gaussian_noise.h"
 #include "braid/core/log.h"
@@ -42,6 +43,26 @@ std::unique_ptr<AggregationStrategy> ChooseStrategy(std::unique_ptr<AggregationS
     return nullptr;
   }
   return *std::move(made);
+}
+
+// Where `weights` (the flat data of `index`'s tensors) first holds a value
+// that is not finite ("tensor 'w' element 3 is inf"), or nullopt if none.
+std::optional<std::string> FirstNonFinite(absl::Span<const float> weights,
+                                          const safetensors::Index& index) {
+  bool all_finite = true;
+  SumSquares(weights.data(), weights.size(), &all_finite);
+  if (all_finite) return std::nullopt;
+  size_t i = 0;
+  while (i < weights.size() && std::isfinite(weights[i])) ++i;
+  uint64_t begin = 0;  // the first float of each tensor
+  for (const safetensors::Entry& e : index.entries) {
+    const uint64_t n = e.nbytes / sizeof(float);
+    if (i < begin + n) {
+      return absl::StrCat("tensor '", e.name, "' element ", i - begin, " is ", weights[i]);
+    }
+    begin += n;
+  }
+  return absl::StrCat("element ", i, " is ", weights[i]);
 }
 
 }  // namespace
@@ -119,6 +140,9 @@ absl::StatusOr<std::string> RoundEngine::Join(const std::string& tenant, int rep
   if (phase_ == Phase::kSucceeded || phase_ == Phase::kFailed) {
     return absl::FailedPreconditionError(absl::StrCat("job ", options_.job, " has ended (",
                                                       reason_, "): ", message_));
+  }
+  if (absl::Status s = CheckExamples(num_examples, 0, "num_examples"); !s.ok()) {
+    return RefuseClaim(tenant, tenant, "num_examples", std::move(s));
   }
   // A replica that joins again replaces its previous registration.
   const std::string id = clients_.Join(tenant, replica, num_examples);
@@ -206,8 +230,9 @@ absl::StatusOr<std::unique_ptr<Upload>> RoundEngine::BeginFit(const std::string&
                                                      " bytes, but the model has ",
                                                      checkpoint_->model_bytes()));
     }
-    if (num_examples <= 0) {
-      return absl::InvalidArgumentError("an update must report num_examples > 0");
+    if (absl::Status s = CheckExamples(num_examples, 1, "num_examples"); !s.ok()) {
+      return RefuseClaim(clients_.Find(client_id)->tenant, client_id, "num_examples",
+                         std::move(s));
     }
   }
   // Wait for a slot in short steps: a client whose stream the server is
@@ -235,6 +260,11 @@ absl::Status RoundEngine::CommitFit(std::unique_ptr<Upload> upload, const Client
   }
   {
     absl::MutexLock lock(&mu_);
+    if (absl::Status s = CheckMetrics(train, "train"); !s.ok()) {
+      const ClientLiveness::Client* c = clients_.Find(upload->client_id());
+      return RefuseClaim(c != nullptr ? c->tenant : "", upload->client_id(), "train_metrics",
+                         std::move(s));
+    }
     if (absl::Status s = AcceptUpdate(*upload); !s.ok()) return s;
   }
   // The next upload may take the slot now and overwrite each piece of the
@@ -253,9 +283,9 @@ absl::Status RoundEngine::CommitFit(std::unique_ptr<Upload> upload, const Client
     RefuseUpdate(*upload);
     return folded.status();
   }
-  const auto examples = static_cast<double>(upload->num_examples());
-  examples_sum_ += examples;
-  train_loss_sum_ += train.loss * examples;
+  // The loss is weighted as the update was.
+  examples_sum_ += upload->weight();
+  train_loss_sum_ += train.loss * upload->weight();
   norm_sum_ += folded->norm;
   record_.bytes_up += static_cast<int64_t>(upload->total_bytes());
   if (const ClientLiveness::Client* c = clients_.Find(upload->client_id())) {
@@ -272,7 +302,7 @@ absl::Status RoundEngine::CommitFit(std::unique_ptr<Upload> upload, const Client
   return absl::OkStatus();
 }
 
-absl::Status RoundEngine::AcceptUpdate(const Upload& upload) {
+absl::Status RoundEngine::AcceptUpdate(Upload& upload) {
   const std::string& id = upload.client_id();
   if (upload.masked()) {
     if (!clients_.IsLive(id) || phase_ != Phase::kFit || upload.round() != round_ || !secagg_) {
@@ -290,6 +320,26 @@ absl::Status RoundEngine::AcceptUpdate(const Upload& upload) {
                                            " closed before the update from ", id,
                                            " was complete"));
   }
+  absl::StatusOr<UpdateWeight> weight = weights_.For(id, upload.num_examples());
+  if (!weight.ok()) {
+    return absl::AbortedError(absl::StrCat(id, " is not in round ", upload.round(),
+                                           "'s cohort; fetch the next task"));
+  }
+  if (weight->capped != CapReason::kNone) {
+    const std::string tenant = clients_.Find(id)->tenant;
+    const char* reason = CapReasonName(weight->capped);
+    if (metrics_) metrics_->ClaimCapped(TenantLabel(tenant), reason);
+    LogInfo(absl::StrFormat(
+        "aggregator: round %d: %s claims %d examples; counted for %.6g (%s)", round_, id,
+        upload.num_examples(), weight->examples, reason));
+    Audit(audit::kClaimCapped, {{"round", round_},
+                                {"tenant", tenant},
+                                {"client", id},
+                                {"claimed", upload.num_examples()},
+                                {"counted", weight->examples},
+                                {"reason", reason}});
+  }
+  upload.set_weight(weight->weight);
   reported_.insert(id);
   ++folds_in_flight_;
   return absl::OkStatus();
@@ -372,8 +422,9 @@ absl::Status RoundEngine::ReportEval(const std::string& client_id, int round,
     return absl::AbortedError(absl::StrCat("round ", round, " is not evaluating (now round ",
                                            round_, "); fetch the next task"));
   }
-  if (eval.num_examples < 0 || !std::isfinite(eval.loss) || !std::isfinite(eval.accuracy)) {
-    return absl::InvalidArgumentError("evaluation metrics must be finite, examples >= 0");
+  if (absl::Status s = CheckMetrics(eval, "eval"); !s.ok()) {
+    return RefuseClaim(clients_.Find(client_id)->tenant, client_id, "eval_metrics",
+                       std::move(s));
   }
   const auto w = static_cast<double>(eval.num_examples);
   TenantEval& t = tenant_eval_[clients_.Find(client_id)->tenant];
@@ -522,6 +573,17 @@ void RoundEngine::StartFit() {
   // later rounds.
   pool_.Reserve();
   examples_sum_ = train_loss_sum_ = norm_sum_ = 0;
+  refusals_audited_.clear();
+  // What each sampled client's update will weigh, from the claims they
+  // joined with (DP: every client weighs 1).
+  std::vector<CohortMember> cohort;
+  for (const std::string& id : selected_) {
+    const ClientLiveness::Client* c = clients_.Find(id);
+    cohort.push_back({id, c->tenant, c->num_examples});
+  }
+  WeightingOptions weighting = options_.weighting;
+  if (options_.dp.enabled) weighting.weighting = Weighting::kUniform;
+  weights_ = RoundWeights(weighting, cohort);
   record_ = RoundRecord{};
   record_.round = round_;
   record_.sampled = k;
@@ -556,19 +618,11 @@ bool RoundEngine::StartSecAgg() {
     secagg_failures_ = 0;
   }
   std::vector<SecAggRound::Member> members;
-  double examples = 0;
   for (const std::string& id : selected_) {
-    examples += static_cast<double>(clients_.Find(id)->num_examples);
-  }
-  const double mean = selected_.empty() ? 1 : examples / static_cast<double>(selected_.size());
-  for (const std::string& id : selected_) {
-    // Public weights: FedAvg by the examples each client joined with; DP
-    // weighs every client 1 (its denominator is the number sampled).
-    double w = 1;
-    if (!options_.dp.enabled && mean > 0) {
-      w = static_cast<double>(clients_.Find(id)->num_examples) / mean;
-    }
-    members.push_back({id, w});
+    // Public weights: FedAvg by the (capped) examples each client joined
+    // with, or 1 each (uniform weighting; DP, whose denominator is the
+    // number sampled). See RoundWeights.
+    members.push_back({id, weights_.PublicWeight(id)});
   }
   const CohortShape shape = ShapeFor(options_.secagg, static_cast<uint32_t>(members.size()));
   double noise = 0;
@@ -680,6 +734,14 @@ void RoundEngine::FinishFit(int got) {
   absl::StatusOr<absl::Span<const float>> global = strategy_->Finish(old_global);
   if (!global.ok()) {
     Fail(ReasonOf(global.status(), "AggregationFailed"), std::string(global.status().message()));
+    return;
+  }
+  // Never commit weights no worker can train from: the old global stays.
+  if (std::optional<std::string> where = FirstNonFinite(*global, checkpoint_->index())) {
+    Fail("NonFiniteModel",
+         absl::StrCat("round ", round_, ": the aggregated model is not finite (", *where,
+                      "); the previous global model is kept. Set spec.strategy.maxUpdateNorm "
+                      "to bound how far one update can move it"));
     return;
   }
   if (absl::Status s = checkpoint_->WriteWeights(global->data()); !s.ok()) {
@@ -798,6 +860,25 @@ void RoundEngine::Audit(const char* kind, nlohmann::json details) {
   if (!e.ok()) {
     LogError(absl::StrCat("aggregator: cannot append to the audit log: ", e.status().ToString()));
   }
+}
+
+std::string RoundEngine::TenantLabel(const std::string& tenant) const {
+  return options_.weighting.max_examples.count(tenant) ? tenant : "other";
+}
+
+absl::Status RoundEngine::RefuseClaim(const std::string& tenant, const std::string& who,
+                                      const char* reason, absl::Status why) {
+  if (metrics_) metrics_->ClaimRefused(TenantLabel(tenant), reason);
+  if (refusals_audited_.insert(absl::StrCat(round_, "/", who)).second) {
+    LogWarning(absl::StrCat("aggregator: round ", round_, ": refused a claim of ", who, ": ",
+                            why.message()));
+    Audit(audit::kClaimRefused, {{"round", round_},
+                                 {"tenant", tenant},
+                                 {"client", who},
+                                 {"reason", reason},
+                                 {"message", std::string(why.message())}});
+  }
+  return why;
 }
 
 void RoundEngine::Persist() {

@@ -37,8 +37,14 @@ class RoundEngineSecAggTest : public ::testing::Test {
   }
 
   // The engine, its three clients joined. `dp`: distributed DP on.
-  void Create(bool dp = false) {
+  // `max_examples`: each tenant's declared maxExamples (0: none); `joined`:
+  // the examples each client joins with.
+  void Create(bool dp = false, int64_t max_examples = 100,
+              std::vector<int64_t> joined = {kExamples[0], kExamples[1], kExamples[2]}) {
     EngineOptions options;
+    for (int i = 0; i < 3; ++i) {
+      options.weighting.max_examples["t" + std::to_string(i)] = max_examples;
+    }
     options.job = "job";
     options.rounds = 2;
     options.min_clients = 2;
@@ -56,7 +62,7 @@ class RoundEngineSecAggTest : public ::testing::Test {
     engine_ = std::make_unique<RoundEngine>(options, checkpoint_.get(), &metrics_,
                                             &clock_);
     for (int i = 0; i < 3; ++i) {
-      absl::StatusOr<std::string> id = engine_->Join("t" + std::to_string(i), 0, kExamples[i]);
+      absl::StatusOr<std::string> id = engine_->Join("t" + std::to_string(i), 0, joined[i]);
       ASSERT_TRUE(id.ok()) << id.status();
       ids_.push_back(*id);
     }
@@ -147,6 +153,27 @@ TEST_F(RoundEngineSecAggTest, TheNewModelIsFedAvgByExamplesOfTheMaskedUpdates) {
     want = 1.0 + want / (10 + 20 + 30);
     EXPECT_NEAR(global[j], want, 1e-6) << j;
   }
+}
+
+TEST_F(RoundEngineSecAggTest, AClaimOfExamplesCannotCrushTheOtherClientsPublicWeights) {
+  // t2 joins claiming 2^40 examples and declared no maxExamples: its public
+  // weight is capped at the heaviest other tenant's (20), so the honest
+  // clients' inputs are not scaled to nothing and t2's (clipped to the
+  // quantization range like any) cannot stand for the average.
+  Create(/*dp=*/false, /*max_examples=*/0, {10, 20, kMaxExamplesClaim});
+  FetchTasks();
+  EXPECT_DOUBLE_EQ(task_[0].secagg->weight, 10.0 / (50.0 / 3));
+  EXPECT_DOUBLE_EQ(task_[1].secagg->weight, 20.0 / (50.0 / 3));
+  EXPECT_DOUBLE_EQ(task_[2].secagg->weight, 20.0 / (50.0 / 3));
+  // Declared, the same claim counts for the declaration.
+  engine_.reset();
+  ids_.clear();
+  Create(/*dp=*/false, /*max_examples=*/10, {10, 20, kMaxExamplesClaim});
+  FetchTasks();
+  for (const Task& t : task_) EXPECT_DOUBLE_EQ(t.secagg->weight, 1);
+  // A claim above the limit is refused at Join.
+  EXPECT_EQ(engine_->Join("t0", 1, kMaxExamplesClaim + 1).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(RoundEngineSecAggTest, DistributedDpWeighsClientsOneAndSplitsTheNoiseOverTheThreshold) {

@@ -11,7 +11,7 @@
 namespace braid::aggregator {
 
 // FedAvg (fedavg_strategy.cc): new global = global + sum of the deltas
-// weighted by examples / total examples.
+// weighted by Upload::weight / the total weight folded.
 std::unique_ptr<AggregationStrategy> NewFedAvgStrategy();
 
 // DP-FedAvg (dp_fedavg_strategy.cc), `dp.enabled` assumed: with central

@@ -4,6 +4,7 @@
 // for the next upload as it goes).
 #include "braid/aggregator/strategy_factory.h"
 
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -25,6 +26,7 @@ struct TestUpload {
     absl::StatusOr<UploadPool::Held> slot = pool.Acquire(absl::ZeroDuration());
     EXPECT_TRUE(slot.ok()) << slot.status();
     upload = std::make_unique<Upload>(&pool, *slot, "t/0#1", 1, examples);
+    upload->set_weight(static_cast<double>(examples));  // as the engine would, unnormalized
     EXPECT_TRUE(upload->Write(0, values.data(), values.size() * sizeof(float)).ok());
     upload->HandOver();
   }
@@ -79,6 +81,40 @@ TEST(StrategyTest, FedAvgAveragesTheDeltasByExamples) {
   global = s->Finish(ReaderOf({0, 0, 0}));
   ASSERT_TRUE(global.ok());
   EXPECT_FLOAT_EQ((*global)[0], 1.0f);
+}
+
+TEST(StrategyTest, FedAvgWeighsWhatTheEngineDecidedNotWhatTheClientClaims) {
+  std::unique_ptr<AggregationStrategy> s = *CreateStrategy(StrategyOptions{});
+  ASSERT_TRUE(s->BeginRound({1, 2, 1, nullptr}).ok());
+  TestUpload liar({100}, int64_t{1} << 62);
+  TestUpload honest({0}, 10);
+  liar.upload->set_weight(0.5);
+  honest.upload->set_weight(0.5);
+  ASSERT_TRUE(s->Fold(*liar.upload).ok());
+  ASSERT_TRUE(s->Fold(*honest.upload).ok());
+  absl::StatusOr<absl::Span<const float>> global = s->Finish(ReaderOf({0}));
+  ASSERT_TRUE(global.ok()) << global.status();
+  EXPECT_FLOAT_EQ((*global)[0], 50);
+}
+
+TEST(StrategyTest, FedAvgOfFiniteValuesNearFloatsLimitStaysFinite) {
+  // Weights that sum to <= 1 (as the engine gives them) keep every partial
+  // sum within the values' range: 1e30 values weighed by 1e12 examples
+  // overflowed float before.
+  std::unique_ptr<AggregationStrategy> s = *CreateStrategy(StrategyOptions{});
+  ASSERT_TRUE(s->BeginRound({1, 3, 2, nullptr}).ok());
+  TestUpload a({3e38f, -3e38f}, 1);
+  TestUpload b({3e38f, 1e30f}, 1);
+  TestUpload c({1, 1}, 1);
+  a.upload->set_weight(0.4);
+  b.upload->set_weight(0.4);
+  c.upload->set_weight(0.2);
+  for (TestUpload* u : {&a, &b, &c}) ASSERT_TRUE(s->Fold(*u->upload).ok());
+  absl::StatusOr<absl::Span<const float>> global = s->Finish(ReaderOf({0, 0}));
+  ASSERT_TRUE(global.ok()) << global.status();
+  EXPECT_TRUE(std::isfinite((*global)[0])) << (*global)[0];
+  EXPECT_NEAR((*global)[0], 0.8 * 3e38, 1e33);
+  EXPECT_TRUE(std::isfinite((*global)[1]));
 }
 
 TEST(StrategyTest, AFoldFreesTheSlotForTheNextUpload) {

@@ -302,7 +302,8 @@ void DecodeData(const YAML::Node& node, const Model& model, bool kind_known,
 // Returns true when minClients is valid (given or default).
 bool DecodeStrategy(const YAML::Node& node, Strategy* strategy, Errors* errors) {
   MapReader m(node, "spec.strategy",
-              {"name", "rounds", "minClients", "fractionFit", "roundTimeout", "maxUpdateNorm"},
+              {"name", "rounds", "minClients", "fractionFit", "roundTimeout", "maxUpdateNorm",
+               "weighting"},
               errors);
   if (!m.ok()) return false;
   if (const YAML::Node* n = m.Find("name")) {
@@ -326,6 +327,9 @@ bool DecodeStrategy(const YAML::Node& node, Strategy* strategy, Errors* errors) 
   if (const YAML::Node* n = m.Find("maxUpdateNorm")) {
     ReadNumber(*n, m.Path("maxUpdateNorm"), {0, false, kMaxUpdateNormBound, false}, errors,
                &strategy->max_update_norm);
+  }
+  if (const YAML::Node* n = m.Find("weighting")) {
+    ReadEnum(*n, m.Path("weighting"), {"examples", "uniform"}, errors, &strategy->weighting);
   }
   return min_clients_ok;
 }

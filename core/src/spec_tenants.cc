@@ -104,7 +104,7 @@ void DecodeClaim(const YAML::Node& node, const std::string& path, DataSource* ou
 // Returns true when the tenant's replica count is known (valid or default).
 bool DecodeTenant(const YAML::Node& node, const std::string& path, const ParseOptions& options,
                   const JobSpec& job, Tenant* tenant, Errors* errors) {
-  MapReader m(node, path, {"name", "namespace", "replicas", "data"}, errors);
+  MapReader m(node, path, {"name", "namespace", "replicas", "data", "maxExamples"}, errors);
   if (!m.ok()) return false;
   if (const YAML::Node* n = m.Require("name", "a DNS-1123 label such as \"st-mary\"")) {
     ReadName(*n, m.Path("name"), errors, &tenant->name);
@@ -115,6 +115,9 @@ bool DecodeTenant(const YAML::Node& node, const std::string& path, const ParseOp
   bool replicas_ok = true;
   if (const YAML::Node* n = m.Find("replicas")) {
     replicas_ok = ReadInt(*n, m.Path("replicas"), 1, kMaxReplicas, errors, &tenant->replicas);
+  }
+  if (const YAML::Node* n = m.Find("maxExamples")) {
+    ReadInt(*n, m.Path("maxExamples"), int64_t{1}, kMaxExamples, errors, &tenant->max_examples);
   }
   if (const YAML::Node* n =
           m.Require("data", "give data: {path: file.csv} or data: {persistentVolumeClaim: ...}")) {

@@ -236,6 +236,18 @@ TEST(ParseJobFileTest, QuotedStringsAndRangeEdgesAreAccepted) {
   EXPECT_EQ(job->tenants[0].replicas, 1000);
 }
 
+TEST(ParseJobFileTest, WeightingAndMaxExamples) {
+  absl::StatusOr<JobSpec> job = ParseJobFile(kGoodDir + "/weighting.yaml");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->strategy.weighting, "uniform");
+  EXPECT_EQ(job->tenants[0].max_examples, 1);
+  EXPECT_EQ(job->tenants[1].max_examples, kMaxExamples);
+  EXPECT_EQ(job->tenants[2].max_examples, 0);  // none declared
+  job = ParseJobFile(kGoodDir + "/minimal.yaml");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->strategy.weighting, "examples");
+}
+
 TEST(ParseJobFileTest, RelativePathsResolveAgainstTheJobFilesDirectory) {
   absl::StatusOr<JobSpec> job = ParseJobFile(kGoodDir + "/../good/minimal.yaml");
   ASSERT_TRUE(job.ok()) << job.status();

@@ -34,7 +34,9 @@ std::string WriteProtocolJob(const std::string& dir, int tenants, int min_client
       "  strategy: {rounds: 1, minClients: ", min_clients, ", roundTimeout: ", round_timeout,
       "}\n  tenants:\n");
   for (int i = 0; i < tenants; ++i) {
-    absl::StrAppend(&yaml, "  - {name: t", i, ", data: {path: t", i, ".csv}}\n");
+    // Declared: the example counts the clients claim are trusted up to it.
+    absl::StrAppend(&yaml, "  - {name: t", i, ", maxExamples: 1000, data: {path: t", i,
+                    ".csv}}\n");
     WriteFile(absl::StrCat(dir, "/t", i, ".csv"), "a,cls\n1,0\n");
   }
   WriteFile(dir + "/job.yaml", yaml);

@@ -13,7 +13,9 @@ namespace braid::aggregator {
 // serialize writers of the same `sum`.
 // (Precision: squares are summed in float within blocks of 1024 elements,
 // 16 lanes of 64 terms each, and the block sums in double: the relative
-// error is bounded by that of 64-term float sums, about 4e-6.)
+// error is bounded by that of 64-term float sums, about 4e-6. A block whose
+// float sum overflows, as for values above about 1.8e19, is summed again in
+// double: the norm of finite values is always finite.)
 double FoldWeighted(float* sum, const float* update, size_t n, float weight);
 
 // The sum over i of x[i]^2 (precision as FoldWeighted's), and in

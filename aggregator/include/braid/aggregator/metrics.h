@@ -1,5 +1,6 @@
 // The aggregator's Prometheus metrics, served on /metrics. Families are
-// built once at start-up; label values are bounded (job only).
+// built once at start-up; label values are bounded (job; the claim
+// counters also tenant, one of the job's or "other", and reason).
 #ifndef BRAID_AGGREGATOR_METRICS_H_
 #define BRAID_AGGREGATOR_METRICS_H_
 
@@ -38,6 +39,11 @@ class AggregatorMetrics {
   // ended (FailedPrecondition) or other.
   void UpdateRejected(absl::StatusCode code);
   void BytesSent(double bytes);
+  // A client's claimed example count was capped (braid_aggregator_claims_capped_total)
+  // or a number it reported refused (braid_aggregator_claims_refused_total),
+  // by tenant (a tenant of the job, or "other") and reason (claims.h).
+  void ClaimCapped(const std::string& tenant, const std::string& reason);
+  void ClaimRefused(const std::string& tenant, const std::string& reason);
   void SetClients(int n);
   void SetRound(int round);
   // Epsilon spent so far (differential privacy), braid_aggregator_privacy_epsilon.
@@ -58,6 +64,9 @@ class AggregatorMetrics {
   prometheus::Counter* bytes_out_;
   prometheus::Counter* updates_;
   std::map<std::string, prometheus::Counter*> rejected_;  // reason -> child
+  std::string job_;
+  prometheus::Family<prometheus::Counter>* claims_capped_;
+  prometheus::Family<prometheus::Counter>* claims_refused_;
   prometheus::Histogram* round_seconds_;
   prometheus::Histogram* update_norm_;
 };

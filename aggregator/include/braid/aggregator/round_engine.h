@@ -33,6 +33,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "braid/aggregator/checkpoint.h"
+#include "braid/aggregator/claims.h"
 #include "braid/aggregator/client_liveness.h"
 #include "braid/aggregator/dp_options.h"
 #include "braid/aggregator/metrics.h"
@@ -87,6 +88,10 @@ struct EngineOptions {
   DpOptions dp;
   // Secure aggregation; off by default. See "Secure aggregation" below.
   SecAggOptions secagg;
+  // How much each update weighs (spec.strategy.weighting and the tenants'
+  // maxExamples; see RoundWeights in claims.h). With DP every update weighs
+  // the same whatever this says.
+  WeightingOptions weighting;
 };
 
 // Secure aggregation (options.secagg.enabled). A FIT round runs one
@@ -95,9 +100,16 @@ struct EngineOptions {
 // (BeginFit/CommitFit with masked = true) and answer the unmask request. The
 // engine never holds an individual update in the clear: it gets the
 // unmasked sum of the survivors' updates, each pre-scaled by the client by a
-// public weight (examples / mean examples of the cohort, so that sum /
-// (sum of the survivors' weights) is FedAvg by examples; 1 with DP, whose
-// denominator is the number sampled), and the rest is as for plaintext.
+// public weight (RoundWeights::PublicWeight: the examples it joined with,
+// capped as for plaintext, over the cohort's mean, so that sum / (sum of
+// the survivors' weights) is FedAvg by capped examples; 1 with DP or
+// uniform weighting, whose denominator is the number sampled), and the
+// rest is as for plaintext. A client that lies about its input (scales it,
+// or sends ring elements no honest encoding gives) is bounded by the ring:
+// the decoded sum of k inputs is within [-k r, k r] per element for honest
+// inputs and about [-k r, (2 m - k) r] whatever they are (r the
+// quantizationRange, m the cohort size), so the average stays finite and
+// within a known range; which client lied cannot be known.
 // With DP mode distributed the clients add N(0, sigma^2 / t) each (t the
 // threshold), so any >= t survivors give the sum at least the central
 // noise. The norm bound (maxUpdateNorm) cannot be checked on masked data:
@@ -121,12 +133,6 @@ struct Task {
   int total_rounds = 0;
   std::string reason;  // kDone: why the job ended
   std::optional<SecAggTask> secagg;  // kFit under secure aggregation
-};
-
-struct ClientMetrics {
-  double loss = 0;
-  double accuracy = 0;
-  int64_t num_examples = 0;
 };
 
 struct EngineStatus {
@@ -239,7 +245,9 @@ class RoundEngine {
   // CommitFit's steps around the fold. AcceptUpdate: whether the round
   // takes this update now (Aborted if not); if so, the client counts as
   // reported (a second upload is refused) and a fold is in flight.
-  absl::Status AcceptUpdate(const Upload& upload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // AcceptUpdate also sets the update's weight (weights_), counting and
+  // auditing a claim that was capped.
+  absl::Status AcceptUpdate(Upload& upload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The strategy refused an accepted update: the client is out of the round.
   void RefuseUpdate(const Upload& upload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // After an update is in: secure aggregation's protocol advances at once
@@ -259,6 +267,15 @@ class RoundEngine {
   // The sampling rate of a FIT round of `live` clients, and its size.
   int SampleSize(int live) const;
   void Persist() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A claim of `tenant`'s client `who` (a client id, or the tenant at
+  // Join) was refused (`why`, InvalidArgument): counted under `reason`,
+  // logged and audited (once per client and round, so a client repeating
+  // it cannot grow the audit log without bound). Returns `why`.
+  absl::Status RefuseClaim(const std::string& tenant, const std::string& who,
+                           const char* reason, absl::Status why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The tenant label of the claim metrics: `tenant` if the job has it.
+  std::string TenantLabel(const std::string& tenant) const;
   // Appends an entry to options_.audit, if any.
   void Audit(const char* kind, nlohmann::json details) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string DescribeMissing() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -296,8 +313,12 @@ class RoundEngine {
   // phase neither closes nor advances its secure-aggregation stage, and the
   // strategy is not called but for those folds.
   int folds_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
-  double examples_sum_ ABSL_GUARDED_BY(mu_) = 0;    // training examples behind the sum
-  double train_loss_sum_ ABSL_GUARDED_BY(mu_) = 0;  // weighted by examples
+  double examples_sum_ ABSL_GUARDED_BY(mu_) = 0;    // the weights behind the sum
+  double train_loss_sum_ ABSL_GUARDED_BY(mu_) = 0;  // weighted as the updates
+  // What each sampled client's update weighs this FIT round.
+  RoundWeights weights_ ABSL_GUARDED_BY(mu_);
+  // Refused claims already audited ("<round>/<client or tenant>").
+  std::set<std::string> refusals_audited_ ABSL_GUARDED_BY(mu_);
   double norm_sum_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<std::string> contributors_ ABSL_GUARDED_BY(mu_);
   // EVALUATE accumulation.

@@ -77,7 +77,11 @@ class AggregationStrategy {
   virtual absl::Status BeginRound(const RoundBegin& round) = 0;
 
   // Folds one complete, checked update (values finite, norm within the job's
-  // bound, its client sampled and not yet counted) into the round. The
+  // bound, its client sampled and not yet counted, its weight() decided by
+  // the engine: the weights of a round's updates sum to at most 1, so a
+  // weighted sum stays within the range of the values) into the round. A
+  // strategy that weighs updates uses weight(), never the client's claimed
+  // num_examples(). The
   // engine has handed the upload's slot over: the strategy must mark what
   // it has read with update.Consumed(bytes), in order and as it goes (the
   // next upload overwrites only consumed bytes), and must not keep `update`
@@ -89,7 +93,9 @@ class AggregationStrategy {
   // Computes the new global weights from the old ones (read through
   // `old_global`, in pieces, so memory stays O(model)) and what was folded.
   // Returns model_floats values, owned by the strategy and valid until the
-  // next BeginRound or its destruction. Errors fail the job (reason as for
+  // next BeginRound or its destruction. The engine commits them only if
+  // every one is finite (else the job fails, reason NonFiniteModel, and the
+  // old global stays). Errors fail the job (reason as for
   // BeginRound; a failed read keeps the reader's).
   virtual absl::StatusOr<absl::Span<const float>> Finish(const GlobalReader& old_global) = 0;
 

@@ -105,6 +105,11 @@ class Upload {
   int round() const { return round_; }
   int64_t num_examples() const { return num_examples_; }
   bool masked() const { return masked_; }
+  // What the update weighs in its round, as the job decided it (the round
+  // engine sets it from RoundWeights, claims.h, before the fold; a claim of
+  // the client's never is). In (0, 1]; 1 until set.
+  double weight() const { return weight_; }
+  void set_weight(double weight) { weight_ = weight; }
 
  private:
   // Checks the next `values` floats after the checked ones, first copying
@@ -116,6 +121,7 @@ class Upload {
   int round_;
   int64_t num_examples_;
   bool masked_;
+  double weight_ = 1;
   bool handed_over_ = false;
   uint64_t writable_ = 0;  // bytes known to be writable
   uint64_t received_ = 0;

@@ -46,6 +46,14 @@ inline constexpr char kRoundFailed[] = "round_failed";        // round, attempt,
 inline constexpr char kJobFinished[] = "job_finished";        // phase, reason, message
 inline constexpr char kModelExported[] = "model_exported";    // path, sha256, bytes
 inline constexpr char kLogRecovered[] = "log_recovered";      // dropped_bytes, dropped_sha256
+// A client's claimed example count counted for fewer examples in a round:
+// round, tenant, client, claimed, counted, reason (join_claim |
+// max_examples | other_tenants).
+inline constexpr char kClaimCapped[] = "claim_capped";
+// A number a client reported was refused (once per client and round):
+// round, tenant, client, reason (num_examples | train_metrics |
+// eval_metrics), message.
+inline constexpr char kClaimRefused[] = "claim_refused";
 
 // The file name the aggregator keeps in its checkpoint directory.
 inline constexpr char kFileName[] = "audit.jsonl";

@@ -38,6 +38,11 @@ struct Tenant {
   std::string namespace_; // Kubernetes namespace (DNS-1123 label); "" = the job's namespace
   int replicas = 1;       // 1..1000 workers for this tenant; each trains on a 1/replicas shard
   DataSource data;
+  // maxExamples: the most training examples one worker of this tenant may
+  // claim for an update, in [1, kMaxExamples]; a larger claim counts for this
+  // many. 0 (absent) = none declared: the tenant then weighs at most as much
+  // as the heaviest other tenant of a round (docs/job-file.md).
+  int64_t max_examples = 0;
 };
 
 struct MlpModel {
@@ -99,6 +104,10 @@ struct Strategy {
   // whose L2 norm exceeds this, before it reaches the sum; a bound against
   // broken or hostile clients. 0 (the default) = no bound; else (0, 1e12].
   double max_update_norm = 0;
+  // strategy.weighting: what an update weighs in the average. "examples"
+  // (default): the examples its worker claims, capped (tenants[].maxExamples);
+  // "uniform": every update the same.
+  std::string weighting = "examples";
 };
 
 // spec.privacy.differentialPrivacy: client-level DP-FedAvg (McMahan et al.
@@ -224,6 +233,8 @@ std::vector<FieldError> ValidateJobYaml(std::string_view yaml, std::string_view 
 
 inline constexpr size_t kMaxJobBytes = 1 << 20;  // 1 MiB
 inline constexpr int kMaxTenants = 1000;
+// The most examples a worker may claim, and the bound of maxExamples: 2^40.
+inline constexpr int64_t kMaxExamples = int64_t{1} << 40;
 
 }  // namespace braid::spec
 
