@@ -145,6 +145,8 @@ int RunAggregator(const StrategyDecorator& decorate) {
   options.job = job->name;
   options.rounds = job->strategy.rounds;
   options.min_clients = job->strategy.min_clients;
+  options.min_tenants = job->strategy.min_tenants;
+  for (const spec::Tenant& t : job->tenants) options.tenants[t.name] = t.replicas;
   options.fraction_fit = job->strategy.fraction_fit;
   options.expected_clients = absl::GetFlag(FLAGS_expected_clients) > 0
                                  ? absl::GetFlag(FLAGS_expected_clients)
