@@ -58,6 +58,12 @@ ABSL_FLAG(int, upload_slots, 1, "updates received at once (each holds one model-
 ABSL_FLAG(int, download_slots, 4, "weight downloads streamed at once");
 ABSL_FLAG(int, stream_window_kib, 256,
           "HTTP/2 receive window per stream: what a queued upload may buffer, in KiB");
+ABSL_FLAG(absl::Duration, upload_progress_timeout, absl::Seconds(30),
+          "an update stream that sends no header, or less than 1 MiB, for this long is "
+          "cancelled; its slot goes to the next upload and its worker is out of the round");
+ABSL_FLAG(int, max_threads, 0,
+          "gRPC server threads (each call in flight holds one); 0: 4 per declared replica + 2 "
+          "per tenant + 32. Each tenant may have 4 x its replicas + 2 calls in flight");
 ABSL_FLAG(absl::Duration, linger, absl::Seconds(5),
           "after the job ends, keep answering so workers learn it");
 
@@ -145,6 +151,8 @@ int RunAggregator(const StrategyDecorator& decorate) {
   options.job = job->name;
   options.rounds = job->strategy.rounds;
   options.min_clients = job->strategy.min_clients;
+  options.min_tenants = job->strategy.min_tenants;
+  for (const spec::Tenant& t : job->tenants) options.tenants[t.name] = t.replicas;
   options.fraction_fit = job->strategy.fraction_fit;
   options.expected_clients = absl::GetFlag(FLAGS_expected_clients) > 0
                                  ? absl::GetFlag(FLAGS_expected_clients)
@@ -198,10 +206,13 @@ int RunAggregator(const StrategyDecorator& decorate) {
     std::cerr << "braid-aggregator: " << tls.status().message() << "\n";
     return 2;
   }
+  aggregator::ServiceLimits limits;
+  limits.progress_timeout = absl::GetFlag(FLAGS_upload_progress_timeout);
+  limits.tenants = options.tenants;
   aggregator::FederationService service(job->name, &engine, &metrics,
                                         absl::GetFlag(FLAGS_heartbeat_interval),
                                         absl::GetFlag(FLAGS_download_slots),
-                                        /*require_identity=*/tls->has_value());
+                                        /*require_identity=*/tls->has_value(), limits);
 
   grpc::ServerBuilder builder;
   int port = 0;
@@ -209,6 +220,17 @@ int RunAggregator(const StrategyDecorator& decorate) {
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   builder.RegisterService(&service);
+  // Bounded server threads: every tenant's call limit (ServiceLimits) fits
+  // in the budget, so one tenant's flood cannot take the threads the others
+  // need; past the budget gRPC answers RESOURCE_EXHAUSTED (workers retry).
+  const int max_threads = absl::GetFlag(FLAGS_max_threads) > 0
+                              ? absl::GetFlag(FLAGS_max_threads)
+                              : aggregator::ServerThreadBudget(limits);
+  grpc::ResourceQuota quota("braid-aggregator");
+  quota.SetMaxThreads(max_threads);
+  builder.SetResourceQuota(quota);
+  // Streams per connection: an honest worker has a few at once.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 32);
   // Bound what the transport buffers for streams the service has not read
   // yet (clients queued for an upload slot): a fixed per-stream window
   // instead of gRPC's adaptive one, which grows to megabytes per stream and

@@ -10,9 +10,20 @@ namespace braid::aggregator {
 ClientLiveness::ClientLiveness(Clock* clock, absl::Duration heartbeat_timeout)
     : clock_(clock), heartbeat_timeout_(heartbeat_timeout) {}
 
-std::string ClientLiveness::Join(const std::string& tenant, int replica, int64_t num_examples) {
-  for (auto& [id, c] : clients_) {
-    if (c.tenant == tenant && c.replica == replica) c.lost = true;
+std::string ClientLiveness::Join(const std::string& tenant, int replica, int64_t num_examples,
+                                 const std::function<bool(const std::string& id)>& keep) {
+  for (auto it = clients_.begin(); it != clients_.end();) {
+    Client& c = it->second;
+    if (c.tenant != tenant || c.replica != replica) {
+      ++it;
+      continue;
+    }
+    c.lost = true;
+    if (keep && keep(it->first)) {
+      ++it;
+    } else {
+      it = clients_.erase(it);
+    }
   }
   const std::string id = absl::StrCat(tenant, "/", replica, "#", ++joins_);
   clients_[id] = Client{tenant, replica, num_examples, clock_->Now(), false};
@@ -56,6 +67,14 @@ int ClientLiveness::LiveCount() const {
   int n = 0;
   for (const auto& [id, c] : clients_) n += c.lost ? 0 : 1;
   return n;
+}
+
+int ClientLiveness::LiveTenants() const {
+  std::set<std::string> tenants;
+  for (const auto& [id, c] : clients_) {
+    if (!c.lost) tenants.insert(c.tenant);
+  }
+  return static_cast<int>(tenants.size());
 }
 
 std::vector<std::string> ClientLiveness::LiveIds() const {

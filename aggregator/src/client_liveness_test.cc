@@ -80,5 +80,21 @@ TEST_F(ClientLivenessTest, AWorkerThatJoinsAgainReplacesItsEarlierRegistration) 
   EXPECT_EQ(clients_.LostWorkers(), 0);
 }
 
+TEST_F(ClientLivenessTest, RejoiningOftenKeepsOneRecordPerWorkerButThoseTheRoundKeeps) {
+  const std::string pinned = clients_.Join("a", 0, 1);
+  std::string last;
+  for (int i = 0; i < 1000; ++i) {
+    last = clients_.Join("a", 0, 1, [&](const std::string& id) { return id == pinned; });
+  }
+  // The live session and the one the round still refers to, not 1001.
+  EXPECT_EQ(clients_.Records(), 2);
+  EXPECT_THAT(clients_.LiveIds(), ElementsAre(last));
+  ASSERT_NE(clients_.Find(pinned), nullptr);
+  EXPECT_FALSE(clients_.IsLive(pinned));
+  EXPECT_EQ(clients_.Heartbeat(pinned).code(), absl::StatusCode::kNotFound);
+  (void)clients_.Join("b", 0, 1);
+  EXPECT_EQ(clients_.LiveTenants(), 2);
+}
+
 }  // namespace
 }  // namespace braid::aggregator

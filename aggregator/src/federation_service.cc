@@ -1,6 +1,7 @@
 #include "braid/aggregator/federation_service.h"
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -37,13 +38,19 @@ grpc::Status ToGrpc(const absl::Status& status) {
 FederationService::FederationService(std::string job, RoundEngine* engine,
                                      AggregatorMetrics* metrics,
                                      absl::Duration heartbeat_interval, int download_slots,
-                                     bool require_identity)
+                                     bool require_identity, ServiceLimits limits)
     : job_(std::move(job)),
       engine_(engine),
       metrics_(metrics),
       heartbeat_interval_(heartbeat_interval),
       download_slots_(std::max(1, download_slots)),
-      require_identity_(require_identity) {
+      require_identity_(require_identity),
+      limits_(std::move(limits)),
+      watchdog_(limits_.progress_timeout, limits_.progress_bytes),
+      calls_([this](const std::string& tenant) {
+        auto it = limits_.tenants.find(tenant);
+        return limits_.calls_per_replica * (it == limits_.tenants.end() ? 1 : it->second) + 2;
+      }) {
   // A client-streaming handler over WireFrame for PutUpdate's slot (by its
   // index in the proto, the order the generated Service registers methods
   // in). MarkMethodStreamed installs it; it also calls the method
@@ -84,6 +91,30 @@ absl::Status FederationService::MaySpeakFor(const grpc::ServerContext& ctx,
   return absl::OkStatus();
 }
 
+int ServerThreadBudget(const ServiceLimits& limits, int reserve) {
+  int threads = reserve;
+  for (const auto& [tenant, replicas] : limits.tenants) {
+    threads += limits.calls_per_replica * replicas + 2;
+  }
+  return threads;
+}
+
+std::string FederationService::TenantOfClient(const std::string& client_id) const {
+  absl::StatusOr<std::string> tenant = engine_->ClientTenant(client_id);
+  return tenant.ok() ? *tenant : std::string();
+}
+
+absl::StatusOr<CallLimiter::Permit> FederationService::Admit(const grpc::ServerContext& ctx,
+                                                             const std::string& claimed) {
+  std::string key = claimed;
+  if (require_identity_) {
+    const std::string cn = PeerCommonName(ctx);
+    const std::optional<std::string> tenant = pki::TenantOf(cn);
+    key = tenant.has_value() ? *tenant : absl::StrCat("CN=", cn);
+  }
+  return calls_.Acquire(key);
+}
+
 absl::Status FederationService::MayActAs(const grpc::ServerContext& ctx,
                                          const std::string& client_id) const {
   if (!require_identity_) return absl::OkStatus();
@@ -104,6 +135,8 @@ grpc::Status FederationService::Join(grpc::ServerContext* ctx, const v1::JoinReq
                         "join needs a tenant name, replica >= 0 and num_examples >= 0");
   }
   if (absl::Status s = MaySpeakFor(*ctx, req->tenant()); !s.ok()) return ToGrpc(s);
+  absl::StatusOr<CallLimiter::Permit> permit = Admit(*ctx, req->tenant());
+  if (!permit.ok()) return ToGrpc(permit.status());
   absl::StatusOr<std::string> id = engine_->Join(req->tenant(), req->replica(),
                                                  req->num_examples());
   if (!id.ok()) return ToGrpc(id.status());
@@ -117,6 +150,8 @@ grpc::Status FederationService::GetTask(grpc::ServerContext* ctx, const v1::Task
   const absl::Duration wait =
       std::clamp(absl::Seconds(req->wait_seconds()), absl::ZeroDuration(), kMaxTaskWait);
   if (absl::Status s = MayActAs(*ctx, req->client_id()); !s.ok()) return ToGrpc(s);
+  absl::StatusOr<CallLimiter::Permit> permit = Admit(*ctx, TenantOfClient(req->client_id()));
+  if (!permit.ok()) return ToGrpc(permit.status());
   absl::StatusOr<Task> task = engine_->NextTask(req->client_id(), wait);
   if (!task.ok()) return ToGrpc(task.status());
 
@@ -207,17 +242,46 @@ grpc::Status FederationService::GetTask(grpc::ServerContext* ctx, const v1::Task
 grpc::Status FederationService::PutUpdateFrames(grpc::ServerContext* ctx,
                                                 grpc::ServerReader<WireFrame>* reader,
                                                 v1::UpdateAck* ack) {
+  // Under mTLS the caller's tenant is known before anything is read;
+  // without, it is the tenant of the header's client id.
+  std::optional<CallLimiter::Permit> permit;
+  if (require_identity_) {
+    absl::StatusOr<CallLimiter::Permit> p = Admit(*ctx, "");
+    if (!p.ok()) return ToGrpc(p.status());
+    permit.emplace(*std::move(p));
+  }
+  // Every stream, header included, must make progress or be cancelled.
+  const std::unique_ptr<StreamWatchdog::Watch> watch =
+      watchdog_.Start([ctx] { ctx->TryCancel(); });
   UpdateStream stream;
-  stream.read = [reader](grpc::ByteBuffer* frame) {
+  stream.read = [reader, &watch](grpc::ByteBuffer* frame) {
     WireFrame next;
     if (!reader->Read(&next)) return false;
     frame->Swap(&next.bytes);
+    watch->Progress(frame->Length());
     return true;
   };
   stream.cancelled = [ctx] { return ctx->IsCancelled(); };
   stream.slot_wait = kUploadSlotWait;
-  stream.admitted = [reader] { reader->SendInitialMetadata(); };
-  stream.authorize = [this, ctx](const std::string& client_id) { return MayActAs(*ctx, client_id); };
+  stream.queued = [&watch] { watch->Pause(); };
+  stream.admitted = [reader, &watch] {
+    watch->Resume();
+    reader->SendInitialMetadata();
+  };
+  stream.stalled = [this, &watch]() -> std::string {
+    if (!watch->expired()) return "";
+    return absl::StrCat("upload stalled: less than ", limits_.progress_bytes >> 10, " KiB in ",
+                        absl::FormatDuration(limits_.progress_timeout),
+                        " (the server's progress deadline)");
+  };
+  stream.authorize = [this, ctx, &permit](const std::string& client_id) -> absl::Status {
+    if (absl::Status s = MayActAs(*ctx, client_id); !s.ok()) return s;
+    if (permit.has_value()) return absl::OkStatus();
+    absl::StatusOr<CallLimiter::Permit> p = Admit(*ctx, TenantOfClient(client_id));
+    if (!p.ok()) return p.status();
+    permit.emplace(*std::move(p));
+    return absl::OkStatus();
+  };
   const absl::Status status = ReceiveUpdate(*engine_, stream);
   if (!status.ok() && metrics_) metrics_->UpdateRejected(status.code());
   ack->set_accepted(status.ok());
@@ -231,6 +295,8 @@ grpc::Status FederationService::Heartbeat(grpc::ServerContext* ctx,
   if (absl::Status s = MayActAs(*ctx, req->client_id()); !s.ok() && !absl::IsNotFound(s)) {
     return ToGrpc(s);
   }
+  absl::StatusOr<CallLimiter::Permit> permit = Admit(*ctx, TenantOfClient(req->client_id()));
+  if (!permit.ok()) return ToGrpc(permit.status());
   resp->set_known(engine_->Touch(req->client_id()).ok());
   return grpc::Status::OK;
 }
@@ -239,6 +305,8 @@ grpc::Status FederationService::SecAggStep(grpc::ServerContext* ctx,
                                            const v1::SecAggStepRequest* req,
                                            v1::SecAggStepResponse* resp) {
   if (absl::Status s = MayActAs(*ctx, req->client_id()); !s.ok()) return ToGrpc(s);
+  absl::StatusOr<CallLimiter::Permit> permit = Admit(*ctx, TenantOfClient(req->client_id()));
+  if (!permit.ok()) return ToGrpc(permit.status());
   const absl::Duration wait =
       std::clamp(absl::Seconds(req->wait_seconds()), absl::ZeroDuration(), kMaxTaskWait);
   absl::StatusOr<SecAggAnswer> answer =

@@ -141,11 +141,29 @@ absl::StatusOr<std::string> RoundEngine::Join(const std::string& tenant, int rep
     return absl::FailedPreconditionError(absl::StrCat("job ", options_.job, " has ended (",
                                                       reason_, "): ", message_));
   }
+  if (!options_.tenants.empty()) {
+    auto declared = options_.tenants.find(tenant);
+    if (declared == options_.tenants.end()) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("tenant '", tenant, "' is not in job ", options_.job,
+                       "'s spec.tenants; only the job's tenants may join"));
+    }
+    if (replica < 0 || replica >= declared->second) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "replica ", replica, " of tenant '", tenant, "': the job declares ", declared->second,
+          " replica(s) for it (spec.tenants[].replicas), so the index must be in [0, ",
+          declared->second, ")"));
+    }
+  }
   if (absl::Status s = CheckExamples(num_examples, 0, "num_examples"); !s.ok()) {
     return RefuseClaim(tenant, tenant, "num_examples", std::move(s));
   }
-  // A replica that joins again replaces its previous registration.
-  const std::string id = clients_.Join(tenant, replica, num_examples);
+  // A replica that joins again replaces its previous session; the round
+  // may still name the old one (its sample, its report).
+  auto in_round = [this](const std::string& old) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return selected_.count(old) > 0;
+  };
+  const std::string id = clients_.Join(tenant, replica, num_examples, in_round);
   if (metrics_) metrics_->SetClients(clients_.LiveCount());
   Advance();
   return id;
@@ -153,7 +171,20 @@ absl::StatusOr<std::string> RoundEngine::Join(const std::string& tenant, int rep
 
 bool RoundEngine::AwaitsResult(const std::string& client_id, Phase phase, int round) const {
   return phase_ == phase && round == round_ && selected_.count(client_id) &&
-         !reported_.count(client_id);
+         !reported_.count(client_id) && !dropped_.count(client_id);
+}
+
+void RoundEngine::AbandonFit(const std::string& client_id, int round, const std::string& why) {
+  absl::MutexLock lock(&mu_);
+  if (phase_ != Phase::kFit || round != round_ || !selected_.count(client_id) ||
+      reported_.count(client_id) || dropped_.count(client_id)) {
+    return;
+  }
+  dropped_[client_id] = why;
+  if (secagg_) secagg_->Exclude(client_id);
+  LogWarning(absl::StrCat("aggregator: round ", round_, ": ", client_id, " is out of the round: ",
+                          why));
+  Advance();
 }
 
 absl::Status RoundEngine::Touch(const std::string& client_id) {
@@ -471,7 +502,7 @@ void RoundEngine::MarkLostClients() {
 
 bool RoundEngine::PhaseComplete() const {
   for (const std::string& id : selected_) {
-    if (!reported_.count(id) && clients_.IsLive(id)) return false;
+    if (!reported_.count(id) && !dropped_.count(id) && clients_.IsLive(id)) return false;
   }
   return true;
 }
@@ -495,15 +526,19 @@ void RoundEngine::Advance() {
         if (!BudgetAllows(static_cast<double>(SampleSize(n)) / n)) return;
       }
       const int live = clients_.LiveCount();
-      if (live >= AwaitedClients() ||
-          (live >= needed && now - waiting_since_ >= options_.start_grace)) {
+      // A FIT round needs minTenants tenants live, whoever else is.
+      const int live_tenants = clients_.LiveTenants();
+      const bool tenants_ok = evaluate_first || live_tenants >= options_.min_tenants;
+      if (tenants_ok && (live >= AwaitedClients() ||
+                         (live >= needed && now - waiting_since_ >= options_.start_grace))) {
         evaluate_first ? StartEvaluate() : StartFit();
       } else if (now - waiting_since_ > options_.round_timeout) {
         Fail("NotEnoughClients",
              absl::StrCat("round ", round_, ": ", live, " of ", options_.expected_clients,
-                          " workers alive after waiting ",
+                          " workers of ", live_tenants, " tenant(s) alive after waiting ",
                           absl::FormatDuration(options_.round_timeout), "; ", needed,
-                          " needed (strategy.minClients)"));
+                          " needed (strategy.minClients) from ", options_.min_tenants,
+                          " tenants (strategy.minTenants)"));
       }
       return;
     }
@@ -523,7 +558,7 @@ void RoundEngine::Advance() {
 
 int RoundEngine::SampleSize(int live) const {
   const int wanted = static_cast<int>(std::ceil(options_.fraction_fit * live));
-  return std::min(live, std::max(options_.min_clients, wanted));
+  return std::min(live, std::max({options_.min_clients, options_.min_tenants, wanted}));
 }
 
 bool RoundEngine::BudgetAllows(double q) {
@@ -564,8 +599,19 @@ void RoundEngine::StartFit() {
   if (!BudgetAllows(q)) return;
   std::mt19937_64 rng(options_.seed * 1000003u + static_cast<uint64_t>(round_));
   std::shuffle(live.begin(), live.end(), rng);
+  // The first client of each of min_tenants tenants goes first, so the
+  // sample spans enough tenants for the round to count.
+  {
+    std::set<std::string> seen;
+    std::stable_partition(live.begin(), live.end(), [&](const std::string& id)
+                                                        ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      if (static_cast<int>(seen.size()) >= options_.min_tenants) return false;
+      return seen.insert(clients_.Find(id)->tenant).second;
+    });
+  }
   selected_ = std::set<std::string>(live.begin(), live.begin() + k);
   reported_.clear();
+  dropped_.clear();
   contributors_.clear();
   // The upload buffers (and the strategy's, in BeginStrategyRound) are
   // allocated and their pages faulted in here, while workers download and
@@ -680,6 +726,7 @@ void RoundEngine::AdvanceSecAgg() {
   // Tenants only of those whose input is in the sum.
   contributors_.clear();
   for (const std::string& id : contributors) contributors_.insert(clients_.Find(id)->tenant);
+  if (!EnoughTenants()) return;
   FinishFit(got);
 }
 
@@ -706,6 +753,10 @@ std::string RoundEngine::DescribeMissing() const {
   std::vector<std::string> missing;
   for (const std::string& id : selected_) {
     if (reported_.count(id)) continue;
+    if (auto d = dropped_.find(id); d != dropped_.end()) {
+      missing.push_back(absl::StrCat(id, " (", d->second, ")"));
+      continue;
+    }
     const bool lost = !clients_.IsLive(id);
     missing.push_back(absl::StrCat(id, lost ? " (lost: no heartbeat)" : " (no update in time)"));
   }
@@ -722,7 +773,18 @@ void RoundEngine::CloseFit() {
                       DescribeMissing()));
     return;
   }
+  if (!EnoughTenants()) return;
   FinishFit(got);
+}
+
+bool RoundEngine::EnoughTenants() {
+  const int tenants = static_cast<int>(contributors_.size());
+  if (tenants >= options_.min_tenants) return true;
+  Fail("RoundFailed",
+       absl::StrCat("round ", round_, ": updates from ", tenants, " tenant(s) (",
+                    absl::StrJoin(contributors_, ", "), "); ", options_.min_tenants,
+                    " needed (strategy.minTenants). Missing: ", DescribeMissing()));
+  return false;
 }
 
 void RoundEngine::FinishFit(int got) {

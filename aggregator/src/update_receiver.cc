@@ -19,6 +19,7 @@ absl::Status ReceiveFit(RoundEngine& engine, const v1::UpdateHeader& header,
         "updates must be ENCODING_FP32 or (secure aggregation) ENCODING_SECAGG_MASKED");
   }
   if (header.total_bytes() < 0) return absl::InvalidArgumentError("total_bytes must be >= 0");
+  stream.queued();
   absl::StatusOr<std::unique_ptr<Upload>> upload =
       engine.BeginFit(header.client_id(), header.round(),
                       static_cast<uint64_t>(header.total_bytes()), header.num_examples(),
@@ -43,6 +44,12 @@ absl::Status ReceiveFit(RoundEngine& engine, const v1::UpdateHeader& header,
     }
     // Long uploads count as signs of life.
     if (++chunks % 16 == 0) (void)engine.Touch(header.client_id());
+  }
+  if (const std::string why = stream.stalled(); !why.empty()) {
+    // The staller is out of the round; its slot is free again when
+    // `upload` is destroyed, for the next in line.
+    engine.AbandonFit(header.client_id(), header.round(), why);
+    return absl::DeadlineExceededError(why);
   }
   if (stream.cancelled()) return absl::CancelledError("the worker cancelled the upload");
   return engine.CommitFit(*std::move(upload), FromProto(header.train()));

@@ -78,11 +78,14 @@ std::vector<TenantConsent> ResolveConsent(const spec::JobSpec& job, const JobRef
 
 Admission DecideAdmission(const spec::JobSpec& job, const std::vector<TenantConsent>& consent) {
   std::vector<std::string> pending, refused;
-  int runnable_replicas = 0;
+  int runnable_replicas = 0, runnable_tenants = 0;
   for (size_t i = 0; i < consent.size() && i < job.tenants.size(); ++i) {
     if (consent[i].consent == Consent::kPending) pending.push_back(consent[i].tenant);
     if (consent[i].consent == Consent::kRefused) refused.push_back(consent[i].tenant);
-    if (MayRun(consent[i].consent)) runnable_replicas += job.tenants[i].replicas;
+    if (MayRun(consent[i].consent)) {
+      runnable_replicas += job.tenants[i].replicas;
+      ++runnable_tenants;
+    }
   }
   Admission a;
   if (!pending.empty()) {
@@ -98,6 +101,13 @@ Admission DecideAdmission(const spec::JobSpec& job, const std::vector<TenantCons
     a.message = absl::StrCat("refused by ", absl::StrJoin(refused, ", "), "; the other tenants have ",
                              runnable_replicas, " replicas, fewer than strategy.minClients (",
                              job.strategy.min_clients, ")");
+    return a;
+  }
+  if (runnable_tenants < job.strategy.min_tenants) {
+    a.reason = "TenantRefused";
+    a.message = absl::StrCat("refused by ", absl::StrJoin(refused, ", "), "; ", runnable_tenants,
+                             " other tenant(s) remain, fewer than strategy.minTenants (",
+                             job.strategy.min_tenants, ")");
     return a;
   }
   a.admit = true;

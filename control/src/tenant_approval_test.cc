@@ -17,14 +17,15 @@ using ::testing::HasSubstr;
 
 // Job "lab/train" with tenants alpha (2 replicas) and beta (1), and
 // minClients `min_clients`.
-spec::JobSpec Job(int min_clients = 1) {
+// min_tenants 0: not given (the default, min(2, tenants)).
+spec::JobSpec Job(int min_clients = 1, int min_tenants = 0) {
   const std::string yaml = absl::StrCat(
       "apiVersion: braid.dev/v1alpha1\nkind: FederatedJob\n"
       "metadata: {name: train, namespace: lab}\n"
       "spec:\n"
       "  data: {features: [x0, x1]}\n"
       "  strategy: {minClients: ",
-      min_clients,
+      min_clients, min_tenants > 0 ? absl::StrCat(", minTenants: ", min_tenants) : "",
       "}\n"
       "  tenants:\n"
       "  - {name: alpha, replicas: 2, data: {persistentVolumeClaim: {claimName: a, subPath: a.csv}}}\n"
@@ -141,8 +142,14 @@ TEST(DecideAdmission, RefusalLeavesTheOthersWhenMinClientsAllows) {
   const auto consent =
       ResolveConsent(Job(2), kRef, tenants, {Approval("tenant-b", "no", "beta", "Refused")});
   EXPECT_EQ(consent[1].consent, Consent::kRefused);
-  EXPECT_TRUE(DecideAdmission(Job(2), consent).admit) << "alpha's 2 replicas meet minClients 2";
-  const Admission refused = DecideAdmission(Job(3), consent);
+  EXPECT_TRUE(DecideAdmission(Job(2, 1), consent).admit)
+      << "alpha's 2 replicas meet minClients 2 and minTenants 1";
+  // By default a round needs two tenants: alpha alone is no federation.
+  const Admission alone = DecideAdmission(Job(2), consent);
+  EXPECT_FALSE(alone.admit);
+  EXPECT_EQ(alone.reason, "TenantRefused");
+  EXPECT_THAT(alone.message, HasSubstr("fewer than strategy.minTenants (2)"));
+  const Admission refused = DecideAdmission(Job(3, 1), consent);
   EXPECT_FALSE(refused.admit);
   EXPECT_EQ(refused.reason, "TenantRefused");
   EXPECT_THAT(refused.message, HasSubstr("beta"));

@@ -1,6 +1,7 @@
 // The job's top level, metadata and the spec sections other than tenants.
 #include "spec_decode.h"
 
+#include <algorithm>
 #include <limits>
 #include <string>
 #include <unordered_map>
@@ -302,8 +303,8 @@ void DecodeData(const YAML::Node& node, const Model& model, bool kind_known,
 // Returns true when minClients is valid (given or default).
 bool DecodeStrategy(const YAML::Node& node, Strategy* strategy, Errors* errors) {
   MapReader m(node, "spec.strategy",
-              {"name", "rounds", "minClients", "fractionFit", "roundTimeout", "maxUpdateNorm",
-               "weighting"},
+              {"name", "rounds", "minClients", "minTenants", "fractionFit", "roundTimeout",
+               "maxUpdateNorm", "weighting"},
               errors);
   if (!m.ok()) return false;
   if (const YAML::Node* n = m.Find("name")) {
@@ -316,6 +317,9 @@ bool DecodeStrategy(const YAML::Node& node, Strategy* strategy, Errors* errors) 
   if (const YAML::Node* n = m.Find("minClients")) {
     min_clients_ok =
         ReadInt(*n, m.Path("minClients"), 1, kMaxMinClients, errors, &strategy->min_clients);
+  }
+  if (const YAML::Node* n = m.Find("minTenants")) {
+    ReadInt(*n, m.Path("minTenants"), 1, kMaxTenants, errors, &strategy->min_tenants);
   }
   if (const YAML::Node* n = m.Find("fractionFit")) {
     ReadNumber(*n, m.Path("fractionFit"), {0, true, 1, false}, errors, &strategy->fraction_fit);
@@ -479,6 +483,14 @@ void DecodeSpec(const YAML::Node& node, const ParseOptions& options, JobSpec* jo
     errors->Add("spec.strategy.minClients",
                 absl::StrCat("must be at most the total replicas across tenants (",
                              job->TotalReplicas(), "), got ", job->strategy.min_clients));
+  }
+  const int tenants = static_cast<int>(job->tenants.size());
+  if (job->strategy.min_tenants == 0) {
+    job->strategy.min_tenants = std::max(1, std::min(2, tenants));
+  } else if (replicas_known && job->strategy.min_tenants > tenants) {
+    errors->Add("spec.strategy.minTenants",
+                absl::StrCat("must be at most the number of tenants (", tenants, "), got ",
+                             job->strategy.min_tenants));
   }
   if (job->privacy.secure_aggregation && job->strategy.max_update_norm > 0) {
     errors->Add("spec.strategy.maxUpdateNorm",

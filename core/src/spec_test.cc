@@ -95,6 +95,7 @@ TEST(ParseJobFileTest, MinimalJobGetsEveryDefault) {
   EXPECT_EQ(job->strategy.name, "fedavg");
   EXPECT_EQ(job->strategy.rounds, 10);
   EXPECT_EQ(job->strategy.min_clients, 1);
+  EXPECT_EQ(job->strategy.min_tenants, 1);  // min(2, one tenant)
   EXPECT_DOUBLE_EQ(job->strategy.fraction_fit, 1.0);
   EXPECT_DOUBLE_EQ(job->strategy.round_timeout_seconds, 300);
   EXPECT_EQ(job->training.local_epochs, 1);
@@ -122,6 +123,7 @@ TEST(ParseJobFileTest, FullJobSetsEveryField) {
   EXPECT_DOUBLE_EQ(job->data.eval_fraction, 0.25);
   EXPECT_EQ(job->strategy.rounds, 20);
   EXPECT_EQ(job->strategy.min_clients, 3);
+  EXPECT_EQ(job->strategy.min_tenants, 2);
   EXPECT_DOUBLE_EQ(job->strategy.fraction_fit, 0.5);
   EXPECT_DOUBLE_EQ(job->strategy.round_timeout_seconds, 5400);
   EXPECT_EQ(job->training.local_epochs, 2);
@@ -577,6 +579,15 @@ TEST(ParseJobYamlTest, PrivacyIsOffByDefault) {
 
 constexpr char kTwoTenants[] =
     "  - {name: a, data: {path: ../data/a.csv}}\n  - {name: b, data: {path: ../data/a.csv}}\n";
+
+TEST(ParseJobYamlTest, MinTenantsDefaultsToTwoWhenTheJobHasTwoTenants) {
+  absl::StatusOr<JobSpec> job = ParseJobYaml(Job("", kTwoTenants), kGoodDir);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->strategy.min_tenants, 2);
+  job = ParseJobYaml(Job("  strategy: {minTenants: 1}\n", kTwoTenants), kGoodDir);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->strategy.min_tenants, 1);
+}
 
 TEST(ParseJobYamlTest, SecureAggregationGetsDefaultsAndItsSettings) {
   absl::StatusOr<JobSpec> job = ParseJobYaml(

@@ -198,7 +198,8 @@ std::string TwoTenantJobYaml(const std::string& job_ns, const std::string& job,
       "spec:\n"
       "  model: {kind: mlp, mlp: {hidden: [8], numClasses: 4}}\n"
       "  data: {features: [x0, x1], label: label}\n"
-      "  strategy: {rounds: 3, minClients: 1, roundTimeout: 1m}\n"
+      // minTenants 1: the consent tests run the job with one tenant refused.
+      "  strategy: {rounds: 3, minClients: 1, minTenants: 1, roundTimeout: 1m}\n"
       "  tenants:\n"
       "  - {name: ", tenant_a, ", data: {persistentVolumeClaim: {claimName: data, subPath: a.csv}}}\n"
       "  - {name: ", tenant_b, ", data: {persistentVolumeClaim: {claimName: data, subPath: b.csv}}}\n");

@@ -55,7 +55,9 @@ class ReplicaLoop {
                                                last.message()));
   }
   static bool Unreachable(const absl::Status& s) {
-    return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s);
+    // RESOURCE_EXHAUSTED: the server is at its thread or call limit
+    // (another party's flood); retry like UNAVAILABLE.
+    return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) || absl::IsResourceExhausted(s);
   }
 
   // Join, retried with doubling pauses while the aggregator is unreachable,
@@ -145,7 +147,7 @@ class ReplicaLoop {
   // joins again; any other error ends the loop.
   absl::Status Tolerate(const absl::Status& s, int round) {
     if (s.ok()) return s;
-    if (absl::IsAborted(s) || absl::IsUnavailable(s)) {
+    if (absl::IsAborted(s) || absl::IsUnavailable(s) || absl::IsResourceExhausted(s)) {
       LogWarning(absl::StrCat("worker ", name_, ": round ", round, ": ", s.ToString()));
       return absl::OkStatus();
     }

@@ -4,6 +4,7 @@
 #define BRAID_AGGREGATOR_CLIENT_LIVENESS_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -32,9 +33,15 @@ class ClientLiveness {
 
   // Registers a worker (tenant, replica), seen now, and returns its new
   // client id "<tenant>/<replica>#<n>" (n counts joins, so ids are never
-  // reused). A worker that joins again replaces its earlier registration,
-  // which is declared lost.
-  std::string Join(const std::string& tenant, int replica, int64_t num_examples);
+  // reused). One live session per worker: a worker that joins again
+  // replaces its earlier session, which is declared lost at once (a worker
+  // restarted after a crash comes back without waiting for the heartbeat
+  // timeout; only its own tenant can do this under mTLS). The replaced
+  // sessions' records are forgotten unless `keep` says the round still
+  // refers to them, so the records stay O(workers) however often a worker
+  // joins: a forgotten id is unknown (NotFound) like any other.
+  std::string Join(const std::string& tenant, int replica, int64_t num_examples,
+                   const std::function<bool(const std::string& id)>& keep = nullptr);
 
   // Marks the client seen now. NotFound (join again) if the id is unknown
   // or was declared lost.
@@ -50,6 +57,10 @@ class ClientLiveness {
   std::vector<std::string> MarkLost();
 
   int LiveCount() const;
+  // Distinct tenants with a live client.
+  int LiveTenants() const;
+  // Records held (live, lost, replaced but kept); for tests of the bound.
+  int Records() const { return static_cast<int>(clients_.size()); }
   // The live clients' ids, in id order.
   std::vector<std::string> LiveIds() const;
   // Workers (tenant, replica) declared lost that have not joined again.

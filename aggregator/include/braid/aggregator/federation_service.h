@@ -1,17 +1,46 @@
 // proto/braid/v1 Federation served over a RoundEngine (gRPC sync API: one
 // thread per call in flight; FIT uploads in flight are bounded by the
 // engine's upload slots, so memory is bounded however many clients wait).
+// What one party can hold is bounded by ServiceLimits: calls in flight per
+// tenant, and a progress deadline on every PutUpdate stream.
 #ifndef BRAID_AGGREGATOR_FEDERATION_SERVICE_H_
 #define BRAID_AGGREGATOR_FEDERATION_SERVICE_H_
+
+#include <map>
+#include <string>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "braid/aggregator/metrics.h"
 #include "braid/aggregator/round_engine.h"
+#include "braid/aggregator/stream_guard.h"
 #include "braid/core/chunk_frame.h"
 #include "braid/v1/federation.grpc.pb.h"
 
 namespace braid::aggregator {
+
+struct ServiceLimits {
+  // A PutUpdate stream must deliver its header, and then at least
+  // `progress_bytes` per `progress_timeout` on average once it holds an
+  // upload slot (time queued for a slot does not count); otherwise it is
+  // cancelled, its slot freed for the next in line, and (FIT) its client is
+  // out of the round (RoundEngine::AbandonFit).
+  absl::Duration progress_timeout = absl::Seconds(30);
+  uint64_t progress_bytes = 1 << 20;
+  // Calls in flight per tenant (Join, GetTask, PutUpdate, Heartbeat,
+  // SecAggStep): calls_per_replica x the tenant's replicas (from
+  // `tenants`, replicas by name; 1 if unknown) + 2. An honest worker has at
+  // most two at once (its task loop and its heartbeat). Beyond the limit a
+  // call is RESOURCE_EXHAUSTED at once, so one tenant holds a bounded
+  // number of server threads. The tenant is the certificate's under mTLS,
+  // the one the call claims without. GetStatus is not limited.
+  int calls_per_replica = 4;
+  std::map<std::string, int> tenants;
+};
+
+// Server threads braid-aggregator allows gRPC (grpc::ResourceQuota): every
+// tenant's call limit, plus `reserve` for GetStatus and calls being refused.
+int ServerThreadBudget(const ServiceLimits& limits, int reserve = 32);
 
 class FederationService final : public v1::Federation::Service {
  public:
@@ -27,7 +56,7 @@ class FederationService final : public v1::Federation::Service {
   // to any verified peer (the operator, tenants).
   FederationService(std::string job, RoundEngine* engine, AggregatorMetrics* metrics,
                     absl::Duration heartbeat_interval, int download_slots = 4,
-                    bool require_identity = false);
+                    bool require_identity = false, ServiceLimits limits = {});
 
   grpc::Status Join(grpc::ServerContext* ctx, const v1::JoinRequest* req,
                     v1::JoinResponse* resp) override;
@@ -54,6 +83,12 @@ class FederationService final : public v1::Federation::Service {
   absl::Status MaySpeakFor(const grpc::ServerContext& ctx, const std::string& tenant) const;
   // OK when the peer may act as `client_id` (its tenant's certificate).
   absl::Status MayActAs(const grpc::ServerContext& ctx, const std::string& client_id) const;
+  // A place for one more call of the caller's tenant (the certificate's;
+  // without identity `claimed`, the tenant the call names).
+  absl::StatusOr<CallLimiter::Permit> Admit(const grpc::ServerContext& ctx,
+                                            const std::string& claimed);
+  // The tenant a client id was issued to, or "" if unknown.
+  std::string TenantOfClient(const std::string& client_id) const;
 
   const std::string job_;
   RoundEngine* const engine_;
@@ -61,6 +96,9 @@ class FederationService final : public v1::Federation::Service {
   const absl::Duration heartbeat_interval_;
   const int download_slots_;
   const bool require_identity_;
+  const ServiceLimits limits_;
+  StreamWatchdog watchdog_;
+  CallLimiter calls_;
   absl::Mutex download_mu_;
   int downloads_ ABSL_GUARDED_BY(download_mu_) = 0;
 };

@@ -58,6 +58,17 @@ struct EngineOptions {
   std::string job;
   int rounds = 1;
   int min_clients = 1;
+  // strategy.minTenants: distinct tenants a round needs. A FIT round starts
+  // only with that many tenants live, samples at least one client of each
+  // of that many, and fails (RoundFailed) if fewer tenants' updates are in
+  // when it closes.
+  int min_tenants = 1;
+  // The job's tenants and the replicas each declared (spec.tenants). Join
+  // refuses a tenant not listed (PermissionDenied) and a replica index not
+  // below its tenant's replicas (InvalidArgument), so no caller can add
+  // workers the job did not declare. Empty: every (tenant, replica) may
+  // join (unit tests that do not care).
+  std::map<std::string, int> tenants;
   double fraction_fit = 1.0;
   // Workers the job starts (sum of replicas). A round starts as soon as this
   // many are live, or with >= min_clients once start_grace has passed. A
@@ -162,8 +173,11 @@ class RoundEngine {
   RoundEngine(const RoundEngine&) = delete;
   RoundEngine& operator=(const RoundEngine&) = delete;
 
-  // Registers a worker; returns its client id. FailedPrecondition once the
-  // job has ended.
+  // Registers a worker; returns its client id. A (tenant, replica) that
+  // joins again replaces its earlier session (ClientLiveness::Join).
+  // PermissionDenied: the tenant is not in the job; InvalidArgument: the
+  // replica is not in [0, the tenant's replicas); FailedPrecondition once
+  // the job has ended.
   absl::StatusOr<std::string> Join(const std::string& tenant, int replica,
                                    int64_t num_examples);
   // Marks the client alive. NotFound if unknown or declared lost (re-Join).
@@ -194,6 +208,11 @@ class RoundEngine {
   // wait for the checkpoint to be written. Masked (secure-aggregation)
   // inputs still advance the protocol at once.
   absl::Status CommitFit(std::unique_ptr<Upload> upload, const ClientMetrics& train);
+  // The client's FIT upload for `round` stopped making progress (or broke
+  // off) while it held an upload slot: the client is out of that round,
+  // named with `why` if the round fails, and a second upload for the round
+  // is refused (Aborted). No-op when the round no longer awaits it.
+  void AbandonFit(const std::string& client_id, int round, const std::string& why);
   // Secure aggregation: the client's message for `stage` of the attempt
   // `round_id` (empty payload: only wait), then waits up to `wait` (real
   // time, at most 30 s) for the stage to close. Aborted: the attempt is over
@@ -240,6 +259,9 @@ class RoundEngine {
   bool BeginStrategyRound() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartEvaluate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseFit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether the round's contributors span options_.min_tenants tenants; if
+  // not, fails the job (RoundFailed) and returns false.
+  bool EnoughTenants() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The common end of a FIT phase with `got` contributions folded.
   void FinishFit(int got) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // CommitFit's steps around the fold. AcceptUpdate: whether the round
@@ -305,6 +327,8 @@ class RoundEngine {
   int round_ ABSL_GUARDED_BY(mu_) = 1;  // the round being run or awaited
   std::set<std::string> selected_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> reported_ ABSL_GUARDED_BY(mu_);
+  // FIT: sampled clients out of the round (AbandonFit), with why.
+  std::map<std::string, std::string> dropped_ ABSL_GUARDED_BY(mu_);
   absl::Time waiting_since_ ABSL_GUARDED_BY(mu_);
   absl::Time round_started_ ABSL_GUARDED_BY(mu_);
   absl::Time deadline_ ABSL_GUARDED_BY(mu_);

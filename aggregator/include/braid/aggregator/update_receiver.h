@@ -29,6 +29,14 @@ struct UpdateStream {
   // initial metadata). Workers queued for a slot send nothing beyond their
   // header, so what the transport buffers does not grow with the queue.
   std::function<void()> admitted = [] {};
+  // Called before a FIT upload waits for its slot (the server's wait, not
+  // the worker's: the progress deadline pauses until `admitted`).
+  std::function<void()> queued = [] {};
+  // Non-empty when the stream ended because it stopped making progress
+  // (the service's StreamWatchdog cancelled it): why. A FIT upload that
+  // stalled while holding its slot puts its client out of the round
+  // (RoundEngine::AbandonFit) and is DeadlineExceeded.
+  std::function<std::string()> stalled = [] { return std::string(); };
   // Whether the caller may send for the header's client id (its
   // certificate's tenant is the client's); an error refuses the update.
   std::function<absl::Status(const std::string& client_id)> authorize =
@@ -42,7 +50,7 @@ struct UpdateStream {
 // offset, a gap, too many bytes, a value that is not finite, fewer bytes
 // than announced), `authorize`'s error (PermissionDenied), and the engine's own codes (NotFound: unknown client;
 // Aborted: not this client's round; Unavailable: no upload slot);
-// Cancelled when the worker gave up.
+// Cancelled when the worker gave up; DeadlineExceeded when it stalled.
 absl::Status ReceiveUpdate(RoundEngine& engine, const UpdateStream& stream);
 
 }  // namespace braid::aggregator

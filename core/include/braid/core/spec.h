@@ -97,6 +97,11 @@ struct Strategy {
   std::string name = "fedavg";   // only "fedavg"
   int rounds = 10;               // 1..100000
   int min_clients = 1;           // >= 1; <= total replicas
+  // strategy.minTenants: distinct tenants whose updates a round needs; a
+  // round neither starts nor closes with fewer, so no tenant can run a
+  // "federation" alone (e.g. as several replicas). 1..number of tenants;
+  // when not given, the parser sets min(2, number of tenants).
+  int min_tenants = 0;
   double fraction_fit = 1.0;     // (0, 1]
   // "30s", "5m", "1h30m", "250ms" or a number of seconds in YAML; (0, 168h].
   double round_timeout_seconds = 300;  // whole seconds when given as a number
