@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
+#include "braid/core/job_footprint.h"
 
 namespace braid::spec::internal {
 namespace {
@@ -441,6 +442,32 @@ void DecodePrivacy(const YAML::Node& node, Privacy* privacy, Errors* errors) {
   }
 }
 
+// Bounds that hold wherever the job runs (the operator included): worker
+// processes and the MLP's size. `braid run` adds the machine's own
+// (job_footprint.h).
+void CheckJobSize(const JobSpec& job, bool replicas_known, Errors* errors) {
+  if (replicas_known && job.TotalReplicas() > kMaxWorkerProcesses) {
+    errors->Add("spec.tenants",
+                absl::StrCat("the replicas of ", job.tenants.size(), " tenants add up to ",
+                             job.TotalReplicas(), " worker processes; a job runs at most ",
+                             kMaxWorkerProcesses));
+  }
+  if (!job.model.IsLanguageModel()) {
+    const int64_t parameters =
+        MlpParameters(static_cast<int64_t>(job.data.features.size()), job.model.mlp.hidden,
+                      job.model.mlp.num_classes);
+    if (parameters > kMaxMlpParameters) {
+      errors->Add("spec.model.mlp",
+                  absl::StrCat(GroupedDigits(parameters), " parameters (",
+                               HumanBytes(4.0 * static_cast<double>(parameters)),
+                               " of float32) exceeds the limit of ",
+                               GroupedDigits(kMaxMlpParameters), " parameters (",
+                               HumanBytes(4.0 * kMaxMlpParameters),
+                               "); use fewer or narrower hidden layers"));
+    }
+  }
+}
+
 void DecodeSpec(const YAML::Node& node, const ParseOptions& options, JobSpec* job,
                 Errors* errors) {
   MapReader m(node, "spec",
@@ -476,6 +503,7 @@ void DecodeSpec(const YAML::Node& node, const ParseOptions& options, JobSpec* jo
                 absl::StrCat("must be at most the total replicas across tenants (",
                              job->TotalReplicas(), "), got ", job->strategy.min_clients));
   }
+  CheckJobSize(*job, replicas_known, errors);
   if (job->privacy.secure_aggregation && job->strategy.max_update_norm > 0) {
     errors->Add("spec.strategy.maxUpdateNorm",
                 "cannot be checked on masked updates with spec.privacy.secureAggregation: true; "
