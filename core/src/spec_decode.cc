@@ -6,7 +6,9 @@
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
+#include "braid/core/file_io.h"
 #include "braid/core/job_footprint.h"
+#include "nlohmann/json.hpp"
 
 namespace braid::spec::internal {
 namespace {
@@ -468,6 +470,30 @@ void CheckJobSize(const JobSpec& job, bool replicas_known, Errors* errors) {
   }
 }
 
+// With a local base folder: spec.data.maxLength against GPT-2's learned
+// positions (config.json's n_positions), as the worker checks at load.
+// Nothing is said when the config cannot be read: the worker names what is
+// wrong with it.
+void CheckBaseConfig(const JobSpec& job, Errors* errors) {
+  if (job.model.kind != "gpt2" || job.model.base.path.empty()) return;
+  const std::string config = ResolvedPath(job, job.model.base.path) + "/config.json";
+  absl::StatusOr<std::string> text = ReadSmallFile(config, 1 << 20);
+  if (!text.ok()) return;
+  const nlohmann::json root = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (!root.is_object()) return;
+  auto it = root.find("n_positions");
+  if (it == root.end() || !it->is_number_integer()) return;
+  const int64_t positions = it->get<int64_t>();
+  if (job.data.max_length > positions) {
+    errors->Add("spec.data.maxLength",
+                absl::StrCat(job.data.max_length, " is longer than n_positions ", positions,
+                             " in ", config,
+                             " (GPT-2 has one learned embedding per position); set it to at "
+                             "most ",
+                             positions));
+  }
+}
+
 void DecodeSpec(const YAML::Node& node, const ParseOptions& options, JobSpec* job,
                 Errors* errors) {
   MapReader m(node, "spec",
@@ -504,6 +530,7 @@ void DecodeSpec(const YAML::Node& node, const ParseOptions& options, JobSpec* jo
                              job->TotalReplicas(), "), got ", job->strategy.min_clients));
   }
   CheckJobSize(*job, replicas_known, errors);
+  if (options.check_files && errors->empty()) CheckBaseConfig(*job, errors);
   if (job->privacy.secure_aggregation && job->strategy.max_update_norm > 0) {
     errors->Add("spec.strategy.maxUpdateNorm",
                 "cannot be checked on masked updates with spec.privacy.secureAggregation: true; "

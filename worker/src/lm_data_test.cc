@@ -180,6 +180,27 @@ TEST_F(LmDataTest, FileWhereEveryLineIsBadIsAnError) {
   EXPECT_EQ(Read("").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// Issue 17, finding 9: a file that is not JSONL (a path to a secret) is
+// refused naming lines and columns, never quoting them.
+TEST_F(LmDataTest, ErrorsNeverEchoTheFilesText) {
+  absl::StatusOr<LmDataset> data =
+      Read("root:$6$SECRETHASH:19000:0:99999:7:::\n{\"text\": SECRET2}\n");
+  ASSERT_EQ(data.status().code(), absl::StatusCode::kInvalidArgument);
+  const std::string message(data.status().message());
+  EXPECT_THAT(message, AllOf(HasSubstr(":1: not valid JSON (column 1)"),
+                             HasSubstr(":2: not valid JSON (column")));
+  EXPECT_THAT(message, ::testing::Not(HasSubstr("SECRET")));
+  EXPECT_THAT(message, ::testing::Not(HasSubstr("root")));
+}
+
+// Issue 17, finding 8: 779 KB of blank lines is a clear error, not an abort.
+TEST_F(LmDataTest, AFileOfBlankLinesIsAClearError) {
+  absl::StatusOr<LmDataset> data = Read(std::string(779 * 1000, '\n'));
+  ASSERT_EQ(data.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(data.status().message()),
+              AllOf(HasSubstr("no usable record in 779000 lines"), HasSubstr(":1: empty line")));
+}
+
 TEST_F(LmDataTest, MissingFileIsNotFoundNamingIt) {
   absl::StatusOr<LmDataset> data =
       ReadLmJsonl("/nonexistent/tenant.jsonl", *tok_, LmDataOptions{});
