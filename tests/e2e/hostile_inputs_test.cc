@@ -22,7 +22,7 @@ struct Outcome {
 };
 
 // Runs `args` (argv[0] is the binary's name) in `dir`, with a deadline.
-Outcome Run(const std::string& dir, const std::string& name, std::vector<std::string> args) {
+Outcome RunProgram(const std::string& dir, const std::string& name, std::vector<std::string> args) {
   args[0] = Binary(args[0]);
   const std::string log = dir + "/" + name + ".log";
   auto proc = cli::Subprocess::Start(args, log, log);
@@ -61,13 +61,13 @@ std::string ManyTenants(int tenants, int replicas) {
 TEST(HostileInputs, AMillionWorkersIsRefusedBeforeAnyProcessStarts) {
   const std::string dir = FreshDir("hostile-million");
   const std::string job = WriteJob(dir, ManyTenants(1000, 1000));
-  Outcome validate = Run(dir, "validate", {"braid", "validate", job});
+  Outcome validate = RunProgram(dir, "validate", {"braid", "validate", job});
   EXPECT_EQ(validate.code, 2) << validate.out;
   EXPECT_NE(validate.out.find("spec.tenants: the replicas of 1000 tenants add up to 1000000 "
                               "worker processes; a job runs at most 10000"),
             std::string::npos)
       << validate.out;
-  Outcome run = Run(dir, "run", {"braid", "run", job, "--workdir", dir + "/work"});
+  Outcome run = RunProgram(dir, "run", {"braid", "run", job, "--workdir", dir + "/work"});
   EXPECT_EQ(run.code, 2) << run.out;
   EXPECT_NE(run.out.find("1000000 worker processes"), std::string::npos) << run.out;
   EXPECT_FALSE(fs::exists(dir + "/work/logs")) << "processes were started";
@@ -77,7 +77,7 @@ TEST(HostileInputs, AMillionWorkersIsRefusedBeforeAnyProcessStarts) {
 TEST(HostileInputs, MoreWorkersThanThisMachineAllowsIsRefusedNamingTheFlag) {
   const std::string dir = FreshDir("hostile-workers");
   const std::string job = WriteJob(dir, ManyTenants(5, 30));
-  Outcome run = Run(dir, "run",
+  Outcome run = RunProgram(dir, "run",
                     {"braid", "run", job, "--workdir", dir + "/work", "--max-workers", "64"});
   EXPECT_EQ(run.code, 2) << run.out;
   EXPECT_NE(run.out.find("spec.tenants: 5 tenants x 30 replicas = 150 worker processes; braid "
@@ -85,7 +85,7 @@ TEST(HostileInputs, MoreWorkersThanThisMachineAllowsIsRefusedNamingTheFlag) {
             std::string::npos)
       << run.out;
   EXPECT_FALSE(fs::exists(dir + "/work/logs"));
-  Outcome raised = Run(dir, "validate", {"braid", "validate", job, "--max-workers", "150"});
+  Outcome raised = RunProgram(dir, "validate", {"braid", "validate", job, "--max-workers", "150"});
   EXPECT_EQ(raised.code, 0) << raised.out;
 }
 
@@ -96,7 +96,7 @@ TEST(HostileInputs, ATerabyteModelIsRefusedWithItsSize) {
   for (int i = 0; i < 64; ++i) absl::StrAppend(&hidden, i ? ", " : "", 65536);
   const std::string job = WriteJob(dir, ManyTenants(1, 1),
                                    "  model: {mlp: {hidden: [" + hidden + "]}}\n");
-  Outcome run = Run(dir, "run", {"braid", "run", job, "--workdir", dir + "/work"});
+  Outcome run = RunProgram(dir, "run", {"braid", "run", job, "--workdir", dir + "/work"});
   EXPECT_EQ(run.code, 2) << run.out;
   EXPECT_NE(run.out.find("spec.model.mlp: 270,587,396,098 parameters (1.1 TB of float32) "
                          "exceeds the limit"),
@@ -105,7 +105,7 @@ TEST(HostileInputs, ATerabyteModelIsRefusedWithItsSize) {
   // Under the job-wide bound but beyond this machine's memory (1 MiB here).
   const std::string small = WriteJob(dir, ManyTenants(2, 2),
                                      "  model: {mlp: {hidden: [4096, 4096]}}\n");
-  Outcome tight = Run(dir, "validate", {"braid", "validate", small, "--max-memory-mib", "1"});
+  Outcome tight = RunProgram(dir, "validate", {"braid", "validate", small, "--max-memory-mib", "1"});
   EXPECT_EQ(tight.code, 2) << tight.out;
   EXPECT_NE(tight.out.find("spec.model.mlp: 16,801,794 parameters"), std::string::npos)
       << tight.out;
@@ -125,14 +125,14 @@ TEST(HostileInputs, PathsOutsideTheJobsFolderAreRefusedUnlessAllowed) {
         std::string("data/link.csv"), outside + "/secret.csv"}) {
     const std::string job = WriteJob(dir, "  - {name: a, data: {path: \"" + path + "\"}}\n");
     for (const char* command : {"validate", "run"}) {
-      Outcome o = Run(dir, command, {"braid", command, job, "--workdir", dir + "/work"});
+      Outcome o = RunProgram(dir, command, {"braid", command, job, "--workdir", dir + "/work"});
       EXPECT_EQ(o.code, 2) << command << " " << path << ": " << o.out;
       EXPECT_NE(o.out.find("spec.tenants[0].data.path"), std::string::npos) << o.out;
       EXPECT_NE(o.out.find("outside the job's folder"), std::string::npos) << o.out;
       EXPECT_EQ(o.out.find("SECRET"), std::string::npos) << o.out;
     }
     // The worker confines them too (it is started with the job file).
-    Outcome worker = Run(dir, "worker", {"braid-worker", "local", "--job", job, "--tenant", "a"});
+    Outcome worker = RunProgram(dir, "worker", {"braid-worker", "local", "--job", job, "--tenant", "a"});
     EXPECT_EQ(worker.code, 2) << worker.out;
     EXPECT_NE(worker.out.find("outside the job's folder"), std::string::npos) << worker.out;
     EXPECT_EQ(worker.out.find("SECRET"), std::string::npos) << worker.out;
@@ -140,7 +140,7 @@ TEST(HostileInputs, PathsOutsideTheJobsFolderAreRefusedUnlessAllowed) {
   // --allow-path lets that folder in, and nothing else.
   const std::string job =
       WriteJob(dir, "  - {name: a, data: {path: \"" + outside + "/secret.csv\"}}\n");
-  Outcome allowed = Run(dir, "allowed", {"braid", "validate", job, "--allow-path", outside});
+  Outcome allowed = RunProgram(dir, "allowed", {"braid", "validate", job, "--allow-path", outside});
   EXPECT_EQ(allowed.code, 0) << allowed.out;
 }
 
@@ -149,7 +149,7 @@ TEST(HostileInputs, AMalformedCsvLineIsNamedButNotQuoted) {
   const std::string dir = FreshDir("hostile-csv");
   const std::string job = WriteJob(dir, "  - {name: a, data: {path: data/b.csv}}\n");
   WriteFile(dir + "/data/b.csv", "x0,x1,label\n0.5,1.5,0\n0.5,SECRET-VALUE,1\n");
-  Outcome worker = Run(dir, "worker", {"braid-worker", "local", "--job", job, "--tenant", "a"});
+  Outcome worker = RunProgram(dir, "worker", {"braid-worker", "local", "--job", job, "--tenant", "a"});
   EXPECT_EQ(worker.code, 2) << worker.out;
   EXPECT_NE(worker.out.find("b.csv:3: column 2 ('x1'): the value (12 bytes) is not a number"),
             std::string::npos)
@@ -157,7 +157,7 @@ TEST(HostileInputs, AMalformedCsvLineIsNamedButNotQuoted) {
   EXPECT_EQ(worker.out.find("SECRET"), std::string::npos) << worker.out;
   // Not a CSV at all: its first line is not repeated as "the header".
   WriteFile(dir + "/data/b.csv", "root:SECRET-HASH:19000:0:99999:7:::\n1,2\n");
-  worker = Run(dir, "worker", {"braid-worker", "local", "--job", job, "--tenant", "a"});
+  worker = RunProgram(dir, "worker", {"braid-worker", "local", "--job", job, "--tenant", "a"});
   EXPECT_EQ(worker.code, 2) << worker.out;
   EXPECT_NE(worker.out.find("b.csv:1: missing columns"), std::string::npos) << worker.out;
   EXPECT_EQ(worker.out.find("SECRET"), std::string::npos) << worker.out;
@@ -178,7 +178,7 @@ TEST(HostileInputs, BlankLinesUnderManyFeaturesAreAClearError) {
   yaml.replace(yaml.find(from), from.size(), "data: {features: [" + features + "]}");
   WriteFile(job, yaml);
   WriteFile(dir + "/data/blank.csv", header + "label\n" + std::string(779 * 1000, '\n'));
-  Outcome worker = Run(dir, "worker", {"braid-worker", "local", "--job", job, "--tenant", "a"});
+  Outcome worker = RunProgram(dir, "worker", {"braid-worker", "local", "--job", job, "--tenant", "a"});
   EXPECT_EQ(worker.code, 2) << worker.out.substr(0, 2000);
   EXPECT_NE(worker.out.find("blank.csv: no data rows after the header"), std::string::npos)
       << worker.out.substr(0, 2000);
@@ -198,7 +198,7 @@ TEST(HostileInputs, Gpt2PositionsShorterThanMaxLengthAreRefusedAtValidation) {
             "apiVersion: braid.dev/v1alpha1\nkind: FederatedJob\nmetadata: {name: g}\n"
             "spec:\n  model: {kind: gpt2, base: {path: model}}\n  data: {maxLength: 64}\n"
             "  tenants: [{name: a, data: {path: data/a.jsonl}}]\n");
-  Outcome o = Run(dir, "validate", {"braid", "validate", dir + "/job.yaml"});
+  Outcome o = RunProgram(dir, "validate", {"braid", "validate", dir + "/job.yaml"});
   EXPECT_EQ(o.code, 2) << o.out;
   EXPECT_NE(o.out.find("spec.data.maxLength: 64 is longer than n_positions 32 in " + dir +
                        "/model/config.json"),

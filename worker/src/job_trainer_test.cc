@@ -484,7 +484,7 @@ TEST_F(JobTrainerTest, AVocabularySmallerThanTheTokenizersIsRefusedAtLoad) {
   ASSERT_EQ(trainer.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(trainer.status().message()),
               HasSubstr((base_dir() / "config.json").string() +
-                        ": vocab_size: 100 is smaller than the tokenizer's 259 ids"));
+                        ": vocab_size: 100 is smaller than the tokenizer's 258 ids"));
 }
 
 // GPT-2's learned positions: a maxLength beyond n_positions is refused at

@@ -349,10 +349,10 @@ TEST(LmDataOptionsTest, TakenFromTheJobSpec) {
   kubernetes.check_files = false;
   absl::StatusOr<spec::JobSpec> job = spec::ParseJobYaml(
       "apiVersion: braid.dev/v1alpha1\nkind: FederatedJob\nmetadata: {name: j}\nspec:\n"
-      "  model: {kind: llama, base: {path: /models/base}}\n"
+      "  model: {kind: llama, base: {path: models/base}}\n"
       "  data: {maxLength: 64, packing: true, evalFraction: 0.3}\n"
       "  training: {seed: 11}\n"
-      "  tenants: [{name: a, data: {path: /data/a.jsonl}}]\n",
+      "  tenants: [{name: a, data: {path: data/a.jsonl}}]\n",
       "", kubernetes);
   ASSERT_TRUE(job.ok()) << job.status();
   const LmDataOptions options = LmDataOptionsFromJob(*job);
