@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "braid/cli/local_consent.h"
 #include "braid/cli/local_pki.h"
@@ -31,6 +32,12 @@
 
 namespace braid::cli {
 namespace {
+
+// The folders outside the job's that braid run --allow-path permits, for a
+// braid-worker (which confines the job's paths as validation did).
+std::string AllowPathArg(const LocalRunOptions& o) {
+  return "--allow-path=" + absl::StrJoin(o.allowed_dirs, ",");
+}
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -160,7 +167,7 @@ absl::StatusOr<json> EvaluatePooled(const LocalRunOptions& o, const spec::JobSpe
   const std::string worker = (fs::path(o.bin_dir) / "braid-worker").string();
   BRAID_ASSIGN_OR_RETURN(
       std::string out,
-      RunForOutput({worker, "evaluate", "--job", o.job_file, "--model", model, "--data",
+      RunForOutput({worker, "evaluate", "--job", o.job_file, AllowPathArg(o), "--model", model, "--data",
                     spec::ResolvedPath(job, job.evaluation.pooled.path)},
                    dir.Log(log_name), kToolTimeout));
   json j = json::parse(out, nullptr, false);
@@ -208,7 +215,7 @@ absl::StatusOr<json> RunBaselines(const LocalRunOptions& o, const spec::JobSpec&
     const std::string out_path = (base_dir / (t.name + ".json")).string();
     BRAID_ASSIGN_OR_RETURN(
         Subprocess proc,
-        Subprocess::Start({worker, "local", "--job", o.job_file, "--tenant", t.name, "--out", model},
+        Subprocess::Start({worker, "local", "--job", o.job_file, AllowPathArg(o), "--tenant", t.name, "--out", model},
                           dir.Log("baseline-" + t.name), out_path));
     running.push_back(Running{t.name, model, out_path, std::move(proc)});
   }
@@ -434,7 +441,7 @@ absl::StatusOr<LocalRun> StartLocal(const spec::JobSpec& job, const LocalRunOpti
   for (const control::Workload& w : desired.workloads) {
     if (!w.run || w.role != control::Workload::Role::kWorker) continue;
     run.tenant_of[w.name] = w.tenant;
-    std::vector<std::string> argv = {worker_bin, "run", "--job", o.job_file, "--tenant", w.tenant,
+    std::vector<std::string> argv = {worker_bin, "run", "--job", o.job_file, AllowPathArg(o), "--tenant", w.tenant,
                                      "--replica", std::to_string(w.replica),
                                      "--aggregator-port-file", dir.port_file};
     for (const std::string& flag : TlsFlags(certs.tenants[w.tenant])) argv.push_back(flag);
@@ -444,7 +451,7 @@ absl::StatusOr<LocalRun> StartLocal(const spec::JobSpec& job, const LocalRunOpti
 
   if (!fs::exists(fs::path(dir.checkpoint) / "model.safetensors")) {
     BRAID_RETURN_IF_ERROR(
-        RunForOutput({worker_bin, "init", "--job", o.job_file, "--out", dir.initial_model},
+        RunForOutput({worker_bin, "init", "--job", o.job_file, AllowPathArg(o), "--out", dir.initial_model},
                      dir.Log("init"), kToolTimeout)
             .status());
   }
@@ -604,7 +611,7 @@ absl::StatusOr<json> FinishLocal(const spec::JobSpec& job, const LocalRunOptions
       // The deliverable: the adapter in PEFT's layout (and merged weights
       // when the job asks), written by the worker that knows the base.
       const std::string worker = (fs::path(o.bin_dir) / "braid-worker").string();
-      BRAID_RETURN_IF_ERROR(RunForOutput({worker, "export", "--job", o.job_file, "--model",
+      BRAID_RETURN_IF_ERROR(RunForOutput({worker, "export", "--job", o.job_file, AllowPathArg(o), "--model",
                                           dir.model, "--out", dir.root},
                                          dir.Log("export"), kToolTimeout)
                                 .status());

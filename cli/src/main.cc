@@ -3,6 +3,7 @@
 //   braid validate FILE       print every problem of a job file; exit 2 if any
 //   braid run FILE [--workdir DIR] [--summary PATH] [--baselines] [--dashboard ADDR]
 //             [--insecure] [--tenants TENANTS.yaml]
+//             [--allow-path DIR,...] [--max-workers N] [--max-memory-mib M]
 //                             run the job on this machine as local processes
 //                             (mTLS on loopback with per-run certificates;
 //                             --tenants: Tenant objects, policy and consent)
@@ -61,6 +62,16 @@ ABSL_FLAG(bool, json, false, "audit show: print JSON");
 ABSL_FLAG(std::string, tenants, "",
           "run: Tenant objects (YAML, as for kubectl apply) whose policy the job must meet and "
           "whose consent it may need (spec.policy.requireApproval)");
+ABSL_FLAG(std::vector<std::string>, allow_path, {},
+          "run, validate: folders (comma-separated) outside the job file's folder that the "
+          "job's local paths (data, model base, pooled set) may name; by default they must "
+          "stay in the job file's folder");
+ABSL_FLAG(int64_t, max_workers, 0,
+          "run, validate: the most worker processes a job may start here (default "
+          "max(64, 16 x CPUs))");
+ABSL_FLAG(int64_t, max_memory_mib, 0,
+          "run, validate: the most memory (MiB) a job's processes are estimated to need "
+          "(default the machine's MemTotal)");
 ABSL_FLAG(std::string, tenant, "", "approve: the tenant that decides");
 ABSL_FLAG(bool, refuse, false, "approve: refuse (or revoke) instead of approving");
 ABSL_FLAG(std::string, comment, "", "approve: a comment kept with the decision and in the audit log");
@@ -70,7 +81,10 @@ int main(int argc, char** argv) {
   const std::vector<std::string> args = braid::ParseFlags(argc, argv);
   const std::string command = args.size() > 1 ? args[1] : "";
   if (command == "validate" && args.size() == 3) {
-    return braid::cli::ValidateCommand(args[2], std::cout, std::cerr);
+    return braid::cli::ValidateCommand(
+        args[2], std::cout, std::cerr, absl::GetFlag(FLAGS_allow_path),
+        braid::cli::LimitsFromFlags(absl::GetFlag(FLAGS_max_workers),
+                                    absl::GetFlag(FLAGS_max_memory_mib)));
   }
   if (command == "run" && args.size() == 3) {
     braid::cli::RunFlags flags;
@@ -84,6 +98,9 @@ int main(int argc, char** argv) {
     flags.dashboard_max_connections = absl::GetFlag(FLAGS_dashboard_max_connections);
     flags.dashboard_max_event_streams = absl::GetFlag(FLAGS_dashboard_max_event_streams);
     flags.tenants = absl::GetFlag(FLAGS_tenants);
+    flags.allowed_dirs = absl::GetFlag(FLAGS_allow_path);
+    flags.max_workers = absl::GetFlag(FLAGS_max_workers);
+    flags.max_memory_mib = absl::GetFlag(FLAGS_max_memory_mib);
     return braid::cli::RunCommand(args[2], flags);
   }
   if (command == "approve" && args.size() == 2) {

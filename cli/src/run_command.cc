@@ -70,10 +70,27 @@ void PrintComparison(const nlohmann::json& s) {
 
 }  // namespace
 
+spec::MachineLimits LimitsFromFlags(int64_t max_workers, int64_t max_memory_mib) {
+  spec::MachineLimits limits = spec::DefaultMachineLimits();
+  if (max_workers > 0) limits.max_worker_processes = max_workers;
+  if (max_memory_mib > 0) limits.max_memory_bytes = max_memory_mib << 20;
+  return limits;
+}
+
 int RunCommand(const std::string& file, const RunFlags& flags) {
-  absl::StatusOr<spec::JobSpec> job = spec::ParseJobFile(file);
+  spec::ParseOptions parse_options;
+  parse_options.allowed_dirs = flags.allowed_dirs;
+  absl::StatusOr<spec::JobSpec> job = spec::ParseJobFile(file, parse_options);
   if (!job.ok()) {
     std::cerr << file << ":\n" << job.status().message() << "\n";
+    return 2;
+  }
+  // What cannot run here is refused before a process starts.
+  if (std::vector<spec::FieldError> too_big = spec::CheckMachineLimits(
+          *job, LimitsFromFlags(flags.max_workers, flags.max_memory_mib));
+      !too_big.empty()) {
+    std::cerr << file << ":\n";
+    for (const spec::FieldError& e : too_big) std::cerr << e.ToString() << "\n";
     return 2;
   }
   if (job->suspend) {
@@ -94,6 +111,7 @@ int RunCommand(const std::string& file, const RunFlags& flags) {
   options.workdir = flags.workdir;
   if (options.workdir.empty()) options.workdir = (fs::path(".braid") / job->name).string();
   options.bin_dir = SelfDir();
+  options.allowed_dirs = flags.allowed_dirs;
   options.baselines = flags.baselines;
   options.insecure = flags.insecure;
   options.interrupted = &g_interrupted;

@@ -7,6 +7,9 @@
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
+#include "braid/core/file_io.h"
+#include "braid/core/job_footprint.h"
+#include "nlohmann/json.hpp"
 
 namespace braid::spec::internal {
 namespace {
@@ -449,6 +452,56 @@ void DecodePrivacy(const YAML::Node& node, Privacy* privacy, Errors* errors) {
   }
 }
 
+// Bounds that hold wherever the job runs (the operator included): worker
+// processes and the MLP's size. `braid run` adds the machine's own
+// (job_footprint.h).
+void CheckJobSize(const JobSpec& job, bool replicas_known, Errors* errors) {
+  if (replicas_known && job.TotalReplicas() > kMaxWorkerProcesses) {
+    errors->Add("spec.tenants",
+                absl::StrCat("the replicas of ", job.tenants.size(), " tenants add up to ",
+                             job.TotalReplicas(), " worker processes; a job runs at most ",
+                             kMaxWorkerProcesses));
+  }
+  if (!job.model.IsLanguageModel()) {
+    const int64_t parameters =
+        MlpParameters(static_cast<int64_t>(job.data.features.size()), job.model.mlp.hidden,
+                      job.model.mlp.num_classes);
+    if (parameters > kMaxMlpParameters) {
+      errors->Add("spec.model.mlp",
+                  absl::StrCat(GroupedDigits(parameters), " parameters (",
+                               HumanBytes(4.0 * static_cast<double>(parameters)),
+                               " of float32) exceeds the limit of ",
+                               GroupedDigits(kMaxMlpParameters), " parameters (",
+                               HumanBytes(4.0 * kMaxMlpParameters),
+                               "); use fewer or narrower hidden layers"));
+    }
+  }
+}
+
+// With a local base folder: spec.data.maxLength against GPT-2's learned
+// positions (config.json's n_positions), as the worker checks at load.
+// Nothing is said when the config cannot be read: the worker names what is
+// wrong with it.
+void CheckBaseConfig(const JobSpec& job, Errors* errors) {
+  if (job.model.kind != "gpt2" || job.model.base.path.empty()) return;
+  const std::string config = ResolvedPath(job, job.model.base.path) + "/config.json";
+  absl::StatusOr<std::string> text = ReadSmallFile(config, 1 << 20);
+  if (!text.ok()) return;
+  const nlohmann::json root = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (!root.is_object()) return;
+  auto it = root.find("n_positions");
+  if (it == root.end() || !it->is_number_integer()) return;
+  const int64_t positions = it->get<int64_t>();
+  if (job.data.max_length > positions) {
+    errors->Add("spec.data.maxLength",
+                absl::StrCat(job.data.max_length, " is longer than n_positions ", positions,
+                             " in ", config,
+                             " (GPT-2 has one learned embedding per position); set it to at "
+                             "most ",
+                             positions));
+  }
+}
+
 void DecodeSpec(const YAML::Node& node, const ParseOptions& options, JobSpec* job,
                 Errors* errors) {
   MapReader m(node, "spec",
@@ -492,6 +545,8 @@ void DecodeSpec(const YAML::Node& node, const ParseOptions& options, JobSpec* jo
                 absl::StrCat("must be at most the number of tenants (", tenants, "), got ",
                              job->strategy.min_tenants));
   }
+  CheckJobSize(*job, replicas_known, errors);
+  if (options.check_files && errors->empty()) CheckBaseConfig(*job, errors);
   if (job->privacy.secure_aggregation && job->strategy.max_update_norm > 0) {
     errors->Add("spec.strategy.maxUpdateNorm",
                 "cannot be checked on masked updates with spec.privacy.secureAggregation: true; "

@@ -7,6 +7,7 @@
 #include <string>
 #include <system_error>
 #include <unordered_map>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "spec_decode.h"
@@ -58,6 +59,104 @@ void CheckLocalFile(const std::string& resolved, const std::string& path, Source
   if (access(resolved.c_str(), R_OK) != 0) {
     errors->Add(path, "not readable: " + Shown(resolved) + ": " + ErrnoText(errno));
   }
+}
+
+namespace fs = std::filesystem;
+
+// Whether `path` is `root` or lies inside it (both absolute and lexically
+// normal).
+bool Inside(const fs::path& path, const fs::path& root) {
+  std::string r = root.string();
+  while (r.size() > 1 && r.back() == '/') r.pop_back();
+  const fs::path rel = path.lexically_relative(r);
+  return !rel.empty() && *rel.begin() != "..";
+}
+
+// The folders local paths may name: the job's and the allowed ones,
+// absolute and lexically normal.
+std::vector<fs::path> Roots(const JobSpec& job, const ParseOptions& options) {
+  std::vector<fs::path> roots;
+  if (!job.base_dir.empty()) roots.push_back(fs::path(job.base_dir).lexically_normal());
+  for (const std::string& dir : options.allowed_dirs) {
+    std::error_code ec;
+    fs::path absolute = fs::absolute(dir, ec);
+    if (!ec) roots.push_back(absolute.lexically_normal());
+  }
+  return roots;
+}
+
+bool InsideAny(const fs::path& path, const std::vector<fs::path>& roots) {
+  for (const fs::path& root : roots) {
+    if (Inside(path, root)) return true;
+  }
+  return false;
+}
+
+std::string Outside(const JobSpec& job) {
+  return job.base_dir.empty() ? std::string("outside the job's folder")
+                              : "outside the job's folder " + job.base_dir;
+}
+
+constexpr char kConfineHint[] =
+    "; keep the job's files in the job file's folder (relative paths resolve against it), or "
+    "allow another folder with braid run --allow-path DIR";
+
+// The path of a DataSource stays in the job's folder (or an allowed one):
+// lexically, and once symbolic links are resolved. For a folder
+// (spec.model.base), every file in it too. Returns false after adding an
+// error.
+bool CheckConfined(const std::string& raw, const std::string& path, const JobSpec& job,
+                   const ParseOptions& options, SourceKind kind, Errors* errors) {
+  const std::vector<fs::path> roots = Roots(job, options);
+  const fs::path given(raw);
+  if (job.base_dir.empty()) {
+    // In-memory YAML (the operator): nothing to resolve against; a pod
+    // resolves relative paths against the job file's folder.
+    const fs::path normal = given.lexically_normal();
+    const bool escapes = given.is_absolute() ? !InsideAny(normal, roots)
+                                             : (!normal.empty() && *normal.begin() == "..");
+    if (escapes) {
+      errors->Add(path, Quote(raw) + " is " + Outside(job) + kConfineHint);
+      return false;
+    }
+    return true;
+  }
+  const fs::path resolved(ResolvedPath(job, raw));
+  if (!InsideAny(resolved, roots)) {
+    errors->Add(path, Quote(raw) + " is " + Outside(job) + kConfineHint);
+    return false;
+  }
+  // Symbolic links: compare real paths with real roots.
+  std::vector<fs::path> real_roots;
+  for (const fs::path& root : roots) {
+    std::error_code ec;
+    fs::path real = fs::weakly_canonical(root, ec);
+    real_roots.push_back(ec ? root : real);
+  }
+  std::error_code ec;
+  const fs::path real = fs::weakly_canonical(resolved, ec);
+  if (!ec && !InsideAny(real, real_roots)) {
+    errors->Add(path, Quote(raw) + " leads through a symbolic link to " + real.string() +
+                          ", " + Outside(job) + kConfineHint);
+    return false;
+  }
+  if (kind != SourceKind::kDirectory || ec || !fs::is_directory(real, ec)) return true;
+  // A checkpoint folder's files (config.json, weights, tokenizer) may be
+  // links too (Hugging Face's cache links snapshots to blobs).
+  constexpr int kMaxEntries = 10000;
+  int seen = 0;
+  for (fs::directory_iterator it(real, ec), end; !ec && it != end && seen < kMaxEntries;
+       it.increment(ec), ++seen) {
+    std::error_code entry_ec;
+    const fs::path target = fs::weakly_canonical(it->path(), entry_ec);
+    if (!entry_ec && !InsideAny(target, real_roots)) {
+      errors->Add(path, Quote(raw) + ": " + it->path().filename().string() +
+                            " leads through a symbolic link to " + target.string() + ", " +
+                            Outside(job) + kConfineHint);
+      return false;
+    }
+  }
+  return true;
 }
 
 // Kubernetes' rule for volume subPaths: relative, no ".." component.
@@ -151,6 +250,10 @@ void DecodeDataSource(const YAML::Node& node, const std::string& path,
     if (!ReadString(*local, local_path, errors, &out->path)) return;
     if (out->path.empty()) {
       errors->Add(local_path, "must be a path, got \"\"");
+      return;
+    }
+    if (options.confine_paths &&
+        !CheckConfined(out->path, local_path, job, options, kind, errors)) {
       return;
     }
     if (options.check_files) {

@@ -57,9 +57,9 @@ std::vector<std::string> Lines(const absl::Status& status) {
 }
 
 // A valid job whose spec gets `extra` (indented YAML lines) before the
-// tenants; parse it with base_dir kGoodDir so ../data/a.csv exists.
+// tenants; parse it with base_dir kGoodDir so data/a.csv exists.
 std::string Job(const std::string& extra = "",
-                const std::string& tenants = "  - {name: a, data: {path: ../data/a.csv}}\n") {
+                const std::string& tenants = "  - {name: a, data: {path: data/a.csv}}\n") {
   return "apiVersion: braid.dev/v1alpha1\n"
          "kind: FederatedJob\n"
          "metadata: {name: test}\n"
@@ -108,7 +108,7 @@ TEST(ParseJobFileTest, MinimalJobGetsEveryDefault) {
   EXPECT_EQ(job->tenants[0].name, "a");
   EXPECT_EQ(job->tenants[0].namespace_, "");
   EXPECT_EQ(job->tenants[0].replicas, 1);
-  EXPECT_EQ(job->tenants[0].data.path, "../data/a.csv");
+  EXPECT_EQ(job->tenants[0].data.path, "data/a.csv");
   EXPECT_EQ(job->tenants[0].data.claim_name, "");
   EXPECT_EQ(job->TotalReplicas(), 1);
 }
@@ -131,7 +131,7 @@ TEST(ParseJobFileTest, FullJobSetsEveryField) {
   EXPECT_DOUBLE_EQ(job->training.learning_rate, 0.05);
   EXPECT_EQ(job->training.optimizer, "adam");
   EXPECT_EQ(job->training.seed, 7);
-  EXPECT_EQ(job->evaluation.pooled.path, "../data/pooled.csv");
+  EXPECT_EQ(job->evaluation.pooled.path, "data/pooled.csv");
   ASSERT_THAT(job->tenants, SizeIs(2));
   EXPECT_EQ(job->tenants[0].name, "st-mary");
   EXPECT_EQ(job->tenants[0].namespace_, "tenant-st-mary");
@@ -145,8 +145,8 @@ TEST(ParseJobFileTest, LanguageModelJobGetsLoraAndJsonlDefaults) {
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->model.kind, "llama");
   EXPECT_TRUE(job->model.IsLanguageModel());
-  EXPECT_EQ(job->model.base.path, "../models/tiny");
-  EXPECT_EQ(ResolvedPath(*job, job->model.base.path), kSpecDir + "/models/tiny");
+  EXPECT_EQ(job->model.base.path, "models/tiny");
+  EXPECT_EQ(ResolvedPath(*job, job->model.base.path), kGoodDir + "/models/tiny");
   EXPECT_EQ(job->model.adapter.type, "lora");
   EXPECT_EQ(job->model.adapter.rank, 8);
   EXPECT_DOUBLE_EQ(job->model.adapter.alpha, 16);
@@ -178,9 +178,9 @@ TEST(ParseJobFileTest, LanguageModelJobSetsEveryField) {
 TEST(ParseJobYamlTest, Gpt2AdapterDefaultsToItsAttentionProjection) {
   absl::StatusOr<JobSpec> job = ParseJobYaml(
       "apiVersion: braid.dev/v1alpha1\nkind: FederatedJob\nmetadata: {name: g}\nspec:\n"
-      "  model: {kind: gpt2, base: {path: ../models/tiny}, adapter: {rank: 4}}\n"
+      "  model: {kind: gpt2, base: {path: models/tiny}, adapter: {rank: 4}}\n"
       "  data: {maxLength: 64}\n"
-      "  tenants: [{name: a, data: {path: ../data/a.jsonl}}]\n",
+      "  tenants: [{name: a, data: {path: data/a.jsonl}}]\n",
       kGoodDir);
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->model.adapter.rank, 4);
@@ -194,7 +194,7 @@ TEST(ParseJobYamlTest, CheckpointOnAClaimIsForKubernetesOnly) {
       "apiVersion: braid.dev/v1alpha1\nkind: FederatedJob\nmetadata: {name: g}\nspec:\n"
       "  model:\n    kind: llama\n"
       "    base: {persistentVolumeClaim: {claimName: models, subPath: smollm2-135m}}\n"
-      "  tenants: [{name: a, data: {path: /data/a.jsonl}}]\n";
+      "  tenants: [{name: a, data: {path: data/a.jsonl}}]\n";
   ParseOptions kubernetes;
   kubernetes.check_files = false;
   absl::StatusOr<JobSpec> job = ParseJobYaml(yaml, "", kubernetes);
@@ -223,7 +223,7 @@ TEST(ParseJobFileTest, AnchorsAndAliasesShareValues) {
   ASSERT_TRUE(job.ok()) << job.status();
   ASSERT_THAT(job->tenants, SizeIs(2));
   EXPECT_EQ(job->tenants[1].replicas, 2);
-  EXPECT_EQ(job->tenants[1].data.path, "../data/a.csv");
+  EXPECT_EQ(job->tenants[1].data.path, "data/a.csv");
   EXPECT_EQ(job->strategy.min_clients, 4);
 }
 
@@ -254,7 +254,7 @@ TEST(ParseJobFileTest, RelativePathsResolveAgainstTheJobFilesDirectory) {
   absl::StatusOr<JobSpec> job = ParseJobFile(kGoodDir + "/../good/minimal.yaml");
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->base_dir, kGoodDir);
-  EXPECT_EQ(ResolvedPath(*job, job->tenants[0].data.path), kSpecDir + "/data/a.csv");
+  EXPECT_EQ(ResolvedPath(*job, job->tenants[0].data.path), kGoodDir + "/data/a.csv");
   EXPECT_EQ(ResolvedPath(*job, "/abs/x.csv"), "/abs/x.csv");
 
   // The same text resolved from another directory finds no file there.
@@ -263,7 +263,7 @@ TEST(ParseJobFileTest, RelativePathsResolveAgainstTheJobFilesDirectory) {
   EXPECT_EQ(elsewhere.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(elsewhere.status().message(),
             "spec.tenants[0].data.path: no such file: " +
-                fs::path(kTestdata + "/../data/a.csv").lexically_normal().string());
+                fs::path(kTestdata + "/data/a.csv").lexically_normal().string());
 }
 
 TEST(ParseJobFileTest, MissingFileIsNotFoundNamingTheFile) {
@@ -342,7 +342,7 @@ TEST(SpecCorpusTest, HasAtLeast25BadFiles) {
 TEST(ParseJobYamlTest, ReportsEveryProblemAtOnce) {
   const std::string yaml =
       Job("  strategy: {rounds: 0, minClient: 2}\n  training: {learningRate: -1}\n",
-          "  - {name: A, data: {path: ../data/nope.csv}}\n");
+          "  - {name: A, data: {path: data/nope.csv}}\n");
   std::vector<FieldError> errors = ValidateJobYaml(yaml, kGoodDir);
   std::vector<std::string> paths;
   for (const FieldError& error : errors) paths.push_back(error.path);
@@ -407,7 +407,7 @@ TEST(ParseJobYamlTest, KubernetesModeAcceptsClaimsAndSkipsFileChecks) {
   ParseOptions options;
   options.check_files = false;
   absl::StatusOr<JobSpec> job = ParseJobYaml(
-      Job("  evaluation: {pooled: {path: /mnt/pooled.csv}}\n",
+      Job("  evaluation: {pooled: {path: mnt/pooled.csv}}\n",
           "  - name: a\n"
           "    data: {persistentVolumeClaim: {claimName: st-mary.data, subPath: train/a.csv}}\n"
           "  - {name: b, data: {path: not/there.csv}}\n"),
@@ -527,7 +527,7 @@ TEST(ParseJobYamlTest, BinaryAndNonTextInputNamesTheSpot) {
 TEST(ParseJobYamlTest, TooManyTenantsIsRefusedUnread) {
   std::string tenants;
   for (int i = 0; i <= kMaxTenants; ++i) {
-    tenants += absl::StrCat("  - {name: t", i, ", data: {path: ../data/a.csv}}\n");
+    tenants += absl::StrCat("  - {name: t", i, ", data: {path: data/a.csv}}\n");
   }
   std::vector<FieldError> errors = ValidateJobYaml(Job("", tenants), kGoodDir);
   ASSERT_THAT(errors, SizeIs(1));
@@ -537,7 +537,7 @@ TEST(ParseJobYamlTest, TooManyTenantsIsRefusedUnread) {
 TEST(ParseJobYamlTest, ErrorListIsCappedWithACount) {
   std::string tenants;
   for (int i = 0; i < kMaxTenants; ++i) {
-    tenants += absl::StrCat("  - {name: T", i, ", data: {path: ../data/a.csv}}\n");
+    tenants += absl::StrCat("  - {name: T", i, ", data: {path: data/a.csv}}\n");
   }
   absl::StatusOr<JobSpec> job = ParseJobYaml(Job("", tenants), kGoodDir);
   std::vector<std::string> lines = Lines(job.status());
@@ -578,7 +578,7 @@ TEST(ParseJobYamlTest, PrivacyIsOffByDefault) {
 }
 
 constexpr char kTwoTenants[] =
-    "  - {name: a, data: {path: ../data/a.csv}}\n  - {name: b, data: {path: ../data/a.csv}}\n";
+    "  - {name: a, data: {path: data/a.csv}}\n  - {name: b, data: {path: data/a.csv}}\n";
 
 TEST(ParseJobYamlTest, MinTenantsDefaultsToTwoWhenTheJobHasTwoTenants) {
   absl::StatusOr<JobSpec> job = ParseJobYaml(Job("", kTwoTenants), kGoodDir);

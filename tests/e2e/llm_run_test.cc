@@ -143,8 +143,10 @@ TEST(BraidRunLlm, SecureAggregationCarriesTheAdapterMaskedAndStillLearns) {
                      "  - {name: thesaurus, data: {path: ", ex, "/data/thesaurus.jsonl}}\n",
                      "  - {name: word-games, data: {path: ", ex, "/data/word-games.jsonl}}\n"));
   const std::string summary_path = dir + "/summary.json";
+  // The job sits in its own folder and names the examples' files: allowed
+  // explicitly (paths are confined to the job's folder otherwise).
   auto proc = cli::Subprocess::Start({Binary("braid"), "run", job, "--workdir", dir + "/work",
-                                     "--summary", summary_path},
+                                     "--summary", summary_path, "--allow-path", ex},
                                     dir + "/braid.log", dir + "/stdout.txt");
   ASSERT_TRUE(proc.ok()) << proc.status();
   ASSERT_EQ(proc->Wait(absl::Minutes(30)), 0)

@@ -1,6 +1,9 @@
 #include "braid/worker/checkpoint.h"
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 
 #include <gmock/gmock.h>
@@ -114,6 +117,50 @@ TEST_F(CheckpointTest, MisShapedTensorIsNamedWithBothShapes) {
   Rewrite(tensors_);
   EXPECT_THAT(LoadError(), HasSubstr("tensor 'model.norm.weight' in " + Weights() +
                                      ": shape [4], the config implies [8]"));
+}
+
+// Issue 17, finding 10: a NaN or infinite weight is refused at load, naming
+// the tensor and file (it used to surface as "diverged: lower learningRate").
+TEST_F(CheckpointTest, NonFiniteWeightsAreRefusedNamingTensorAndFile) {
+  for (float bad : {std::nanf(""), std::numeric_limits<float>::infinity()}) {
+    TensorList tensors = tensors_;
+    for (Tensor& t : tensors) {
+      if (t.name == "model.norm.weight") t.f32()[3] = bad;
+    }
+    Rewrite(tensors);
+    EXPECT_THAT(LoadError(), HasSubstr("tensor 'model.norm.weight' in " + Weights() +
+                                       ": 1 of 8 values are NaN or infinite"));
+  }
+}
+
+// tie_word_embeddings: true with an lm_head.weight that is not the
+// embedding: Hugging Face versions disagree on which one they use, so the
+// load is refused naming both fields; a redundant copy loads.
+TEST_F(CheckpointTest, ATiedCheckpointWithADifferentHeadIsRefused) {
+  std::string tied(kConfig);
+  tied.insert(tied.size() - 1, R"(, "tie_word_embeddings": true)");
+  std::ofstream(dir_ / "config.json") << tied;
+  EXPECT_THAT(LoadError(),
+              HasSubstr(Weights() + ": lm_head.weight differs from model.embed_tokens.weight but " +
+                        (dir_ / "config.json").string() + " sets tie_word_embeddings: true"));
+  const Tensor* embedding = nullptr;
+  for (const Tensor& t : tensors_) {
+    if (t.name == "model.embed_tokens.weight") embedding = &t;
+  }
+  ASSERT_NE(embedding, nullptr);
+  TensorList tensors = tensors_;
+  for (Tensor& t : tensors) {
+    if (t.name == "lm_head.weight") t.data = embedding->data;
+  }
+  Rewrite(tensors);
+  auto model = LoadCausalLm(dir_.string());
+  EXPECT_TRUE(model.ok()) << model.status();
+  // Without lm_head.weight it loads too (the usual tied checkpoint).
+  tensors.erase(std::remove_if(tensors.begin(), tensors.end(),
+                               [](const Tensor& t) { return t.name == "lm_head.weight"; }),
+                tensors.end());
+  Rewrite(tensors);
+  EXPECT_TRUE(LoadCausalLm(dir_.string()).ok());
 }
 
 TEST_F(CheckpointTest, MissingWeightsFileIsNotFound) {

@@ -217,6 +217,33 @@ class LoraJobTrainer final : public JobTrainer {
   std::vector<LmExample> eval_;
 };
 
+// GPT-2 learns one embedding per position: a block longer than n_positions
+// would index past them (LibTorch's "index out of range in self", rounds
+// into the job).
+absl::Status CheckPositions(const spec::JobSpec& job, const DecoderConfig& config,
+                            const std::string& folder) {
+  if (config.family != DecoderFamily::kGpt2 ||
+      job.data.max_length <= config.max_position_embeddings) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "spec.data.maxLength: ", job.data.max_length, " is longer than n_positions ",
+      config.max_position_embeddings, " in ", (fs::path(folder) / "config.json").string(),
+      " (GPT-2 has one learned embedding per position); set maxLength to at most ",
+      config.max_position_embeddings));
+}
+
+// Every id the tokenizer can emit must have a row in the embedding.
+absl::Status CheckVocabulary(const Tokenizer& tokenizer, const DecoderConfig& config,
+                             const std::string& folder) {
+  if (tokenizer.vocab_size() <= config.vocab_size) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      (fs::path(folder) / "config.json").string(), ": vocab_size: ", config.vocab_size,
+      " is smaller than the tokenizer's ", tokenizer.vocab_size(), " ids (in ", folder,
+      "); ids from ", config.vocab_size,
+      " up would index outside the embedding. Use the tokenizer that came with the model"));
+}
+
 absl::StatusOr<std::unique_ptr<JobTrainer>> CreateLora(const spec::JobSpec& job,
                                                        const TrainerSource& source) {
   std::string folder = source.base_folder;
@@ -229,6 +256,7 @@ absl::StatusOr<std::unique_ptr<JobTrainer>> CreateLora(const spec::JobSpec& job,
     folder = spec::ResolvedPath(job, job.model.base.path);
   }
   BRAID_ASSIGN_OR_RETURN(std::shared_ptr<CausalLmImpl> base, LoadCausalLm(folder));
+  BRAID_RETURN_IF_ERROR(CheckPositions(job, base->config(), folder));
   LoraOptions options;
   options.rank = job.model.adapter.rank;
   options.alpha = job.model.adapter.alpha;
@@ -241,6 +269,7 @@ absl::StatusOr<std::unique_ptr<JobTrainer>> CreateLora(const spec::JobSpec& job,
   int32_t pad_id = 0;
   if (!source.data_file.empty()) {
     BRAID_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadTokenizer(folder));
+    BRAID_RETURN_IF_ERROR(CheckVocabulary(*tokenizer, base->config(), folder));
     pad_id = PadId(*tokenizer);
     LmDataOptions data_options = LmDataOptionsFromJob(job);
     if (source.evaluate_only) data_options.eval_fraction = 0;

@@ -461,5 +461,50 @@ TEST_F(JobTrainerTest, AMissingBaseOrAClaimWithoutAMountIsAnErrorNamingIt) {
   EXPECT_THAT(std::string(claim.status().message()), HasSubstr("--base"));
 }
 
+// Replaces the base folder's config.json and weights with a model of
+// `config` (random weights).
+void WriteBase(const fs::path& folder, const json& config) {
+  std::ofstream(folder / "config.json") << config.dump();
+  auto parsed = ParseDecoderConfig(config.dump());
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  auto model = MakeCausalLm(*parsed);
+  ASSERT_TRUE(WriteMergedWeights(*model, (folder / "model.safetensors").string()).ok());
+}
+
+// Issue 17, finding 10: a model whose vocabulary is smaller than its
+// tokenizer's is refused when it loads, naming the file and field, rather
+// than failing rounds later with "index out of range in self".
+TEST_F(JobTrainerTest, AVocabularySmallerThanTheTokenizersIsRefusedAtLoad) {
+  json config = LlamaConfigJson();
+  config["vocab_size"] = 100;
+  WriteBase(base_dir(), config);
+  TrainerSource source;
+  source.data_file = data_file();
+  auto trainer = JobTrainer::Create(Job(), source);
+  ASSERT_EQ(trainer.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(trainer.status().message()),
+              HasSubstr((base_dir() / "config.json").string() +
+                        ": vocab_size: 100 is smaller than the tokenizer's 258 ids"));
+}
+
+// GPT-2's learned positions: a maxLength beyond n_positions is refused at
+// load.
+TEST_F(JobTrainerTest, AMaxLengthBeyondGpt2PositionsIsRefusedAtLoad) {
+  const json gpt2 = {{"model_type", "gpt2"}, {"vocab_size", kVocab + 8}, {"n_embd", kHidden},
+                     {"n_layer", 1},         {"n_head", kHeads},         {"n_positions", 16}};
+  WriteBase(base_dir(), gpt2);
+  spec::JobSpec job = Job();
+  job.model.kind = "gpt2";
+  job.model.adapter.targets = {"c_attn"};
+  job.data.max_length = 64;
+  auto trainer = JobTrainer::Create(job, TrainerSource{});
+  ASSERT_EQ(trainer.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(trainer.status().message()),
+              HasSubstr("spec.data.maxLength: 64 is longer than n_positions 16 in " +
+                        (base_dir() / "config.json").string()));
+  job.data.max_length = 16;
+  EXPECT_TRUE(JobTrainer::Create(job, TrainerSource{}).ok());
+}
+
 }  // namespace
 }  // namespace braid::worker

@@ -151,8 +151,12 @@ std::string ParseRecord(const std::string& line, Record* record) {
   json obj;
   try {
     obj = json::parse(line);
-  } catch (const json::exception& e) {
-    return absl::StrCat("not valid JSON: ", e.what());
+  } catch (const json::parse_error& e) {
+    // The position only: nlohmann's message quotes the text it last read,
+    // and the line may be anything (errors reach logs).
+    return absl::StrCat("not valid JSON (column ", e.byte, ")");
+  } catch (const json::exception&) {
+    return "not valid JSON";
   }
   if (!obj.is_object()) return "must be a JSON object, got " + Describe(obj);
   const bool text = obj.contains("text");

@@ -180,6 +180,27 @@ TEST_F(LmDataTest, FileWhereEveryLineIsBadIsAnError) {
   EXPECT_EQ(Read("").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// Issue 17, finding 9: a file that is not JSONL (a path to a secret) is
+// refused naming lines and columns, never quoting them.
+TEST_F(LmDataTest, ErrorsNeverEchoTheFilesText) {
+  absl::StatusOr<LmDataset> data =
+      Read("root:$6$SECRETHASH:19000:0:99999:7:::\n{\"text\": SECRET2}\n");
+  ASSERT_EQ(data.status().code(), absl::StatusCode::kInvalidArgument);
+  const std::string message(data.status().message());
+  EXPECT_THAT(message, AllOf(HasSubstr(":1: not valid JSON (column 1)"),
+                             HasSubstr(":2: not valid JSON (column")));
+  EXPECT_THAT(message, ::testing::Not(HasSubstr("SECRET")));
+  EXPECT_THAT(message, ::testing::Not(HasSubstr("root")));
+}
+
+// Issue 17, finding 8: 779 KB of blank lines is a clear error, not an abort.
+TEST_F(LmDataTest, AFileOfBlankLinesIsAClearError) {
+  absl::StatusOr<LmDataset> data = Read(std::string(779 * 1000, '\n'));
+  ASSERT_EQ(data.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(data.status().message()),
+              AllOf(HasSubstr("no usable record in 779000 lines"), HasSubstr(":1: empty line")));
+}
+
 TEST_F(LmDataTest, MissingFileIsNotFoundNamingIt) {
   absl::StatusOr<LmDataset> data =
       ReadLmJsonl("/nonexistent/tenant.jsonl", *tok_, LmDataOptions{});
@@ -328,10 +349,10 @@ TEST(LmDataOptionsTest, TakenFromTheJobSpec) {
   kubernetes.check_files = false;
   absl::StatusOr<spec::JobSpec> job = spec::ParseJobYaml(
       "apiVersion: braid.dev/v1alpha1\nkind: FederatedJob\nmetadata: {name: j}\nspec:\n"
-      "  model: {kind: llama, base: {path: /models/base}}\n"
+      "  model: {kind: llama, base: {path: models/base}}\n"
       "  data: {maxLength: 64, packing: true, evalFraction: 0.3}\n"
       "  training: {seed: 11}\n"
-      "  tenants: [{name: a, data: {path: /data/a.jsonl}}]\n",
+      "  tenants: [{name: a, data: {path: data/a.jsonl}}]\n",
       "", kubernetes);
   ASSERT_TRUE(job.ok()) << job.status();
   const LmDataOptions options = LmDataOptionsFromJob(*job);

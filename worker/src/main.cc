@@ -52,6 +52,9 @@ ABSL_FLAG(std::string, data, "",
 ABSL_FLAG(std::string, base, "",
           "LLM jobs: the base checkpoint folder in place of spec.model.base (on Kubernetes: "
           "where its claim is mounted)");
+ABSL_FLAG(std::vector<std::string>, allow_path, {},
+          "folders (comma-separated) outside the job file's folder that the job's local paths "
+          "may name, as braid run --allow-path (braid run passes its own on)");
 ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads");
 ABSL_FLAG(std::string, tls_ca, "",
           "the job's CA certificate (PEM); with --tls-cert and --tls-key the worker speaks mTLS "
@@ -78,6 +81,10 @@ absl::StatusOr<spec::JobSpec> LoadJob(bool reads_job_data_sources) {
   if (file.empty()) return absl::InvalidArgumentError("--job is required");
   spec::ParseOptions options;
   options.check_files = reads_job_data_sources && absl::GetFlag(FLAGS_data).empty();
+  // The job's own paths stay in its folder whatever the command (init and
+  // export read spec.model.base too); --data and --base come from braid run
+  // or the operator, not from the job.
+  options.allowed_dirs = absl::GetFlag(FLAGS_allow_path);
   return spec::ParseJobFile(file, options);
 }
 

@@ -23,6 +23,12 @@
 namespace braid::worker {
 namespace {
 
+// Bounds that keep a hostile or broken file's cost in proportion to its
+// size: a row's bytes (65536 features of 256 bytes fit), and the header's
+// columns.
+constexpr size_t kMaxCsvLineBytes = size_t{32} << 20;
+constexpr size_t kMaxCsvColumns = size_t{1} << 20;
+
 // Salt that separates the eval-split stream from other uses of the same seed.
 constexpr uint64_t kSplitSalt = 0x5EED5B1170000001ULL;
 
@@ -34,18 +40,18 @@ absl::string_view Trim(absl::string_view s) {
   return s;
 }
 
-// A field value quoted in an error message, shortened when long.
-std::string Quote(absl::string_view s) {
-  constexpr size_t kMax = 40;
-  if (s.size() <= kMax) return absl::StrCat("'", s, "'");
-  return absl::StrCat("'", s.substr(0, kMax), "...' (", s.size(), " characters)");
-}
+// A field in an error message: never its text (the file may hold anything,
+// and errors reach logs), only its length.
+std::string Quote(absl::string_view s) { return absl::StrCat("the value (", s.size(), " bytes)"); }
 
-// Splits `line` at commas into `fields` (trimmed views into `line`).
-void SplitFields(absl::string_view line, std::vector<absl::string_view>& fields) {
+// Splits `line` at commas into `fields` (trimmed views into `line`), at most
+// `max_fields` + 1 of them: a line with more is wrong anyway, and a line of
+// commas must not cost 16 bytes per comma.
+void SplitFields(absl::string_view line, std::vector<absl::string_view>& fields,
+                 size_t max_fields) {
   fields.clear();
   size_t start = 0;
-  while (true) {
+  while (fields.size() <= max_fields) {
     const size_t comma = line.find(',', start);
     if (comma == absl::string_view::npos) {
       fields.push_back(Trim(line.substr(start)));
@@ -61,7 +67,7 @@ void SplitFields(absl::string_view line, std::vector<absl::string_view>& fields)
 std::string ParseNumber(absl::string_view s, double* out) {
   if (s.empty()) return "empty value (missing values are not supported; fill or drop the row)";
   if (s.front() == '"' || s.front() == '\'') {
-    return absl::StrCat(Quote(s), ": quoted fields are not supported");
+    return absl::StrCat(Quote(s), " is quoted; quoted fields are not supported");
   }
   const char* begin = s.data();
   const char* end = s.data() + s.size();
@@ -156,8 +162,11 @@ TabularData Select(const TabularData& data, const std::vector<int64_t>& rows) {
 
 }  // namespace
 
-absl::StatusOr<TabularData> ReadCsv(const std::string& path, const spec::DataSchema& schema,
-                                    int num_classes) {
+namespace {
+
+// ReadCsv without its guard against std::bad_alloc.
+absl::StatusOr<TabularData> ReadCsvUnguarded(const std::string& path,
+                                             const spec::DataSchema& schema, int num_classes) {
   if (schema.format != "csv") {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": data format '", schema.format, "' is not supported (only csv)"));
@@ -189,7 +198,15 @@ absl::StatusOr<TabularData> ReadCsv(const std::string& path, const spec::DataSch
         path, ": empty file; expected a header row naming the columns, then one row per example"));
   }
   std::vector<absl::string_view> fields;
-  SplitFields(line, fields);
+  if (line.size() > kMaxCsvLineBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ":1: the header row is ", line.size(),
+                                                   " bytes; a row is at most ", kMaxCsvLineBytes));
+  }
+  SplitFields(line, fields, kMaxCsvColumns);
+  if (fields.size() > kMaxCsvColumns) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ":1: the header row has more than ",
+                                                   kMaxCsvColumns, " columns"));
+  }
   const size_t num_columns = fields.size();
   if (num_columns == 1 && fields[0].empty()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ":1: empty header row"));
@@ -221,18 +238,18 @@ absl::StatusOr<TabularData> ReadCsv(const std::string& path, const spec::DataSch
   if (absl::Status s = find_column(schema.label, &label_column); !s.ok()) return s;
   if (label_column < 0) missing.push_back(absl::StrCat("'", schema.label, "' (label)"));
   if (!missing.empty()) {
-    constexpr size_t kShown = 30;
-    std::vector<absl::string_view> shown(fields.begin(),
-                                        fields.begin() + std::min(num_columns, kShown));
-    std::string header = absl::StrJoin(shown, ", ");
-    if (num_columns > kShown) absl::StrAppend(&header, ", ... (", num_columns, " columns)");
+    // The header's own text is not repeated: the file may not be a CSV at
+    // all (a path to a secret), and errors reach logs.
     return absl::InvalidArgumentError(absl::StrCat(
-        path, ": missing column", missing.size() > 1 ? "s " : " ", absl::StrJoin(missing, ", "),
-        "; the header has: ", header,
+        path, ":1: missing column", missing.size() > 1 ? "s " : " ", absl::StrJoin(missing, ", "),
+        " in a header of ", num_columns, " column", num_columns == 1 ? "" : "s",
         ". Check data.features and data.label in the job against the file"));
   }
-  // An upper bound on the row count, to allocate once.
-  const size_t max_rows = static_cast<size_t>(std::count(text.begin() + pos, text.end(), '\n')) + 1;
+  // An upper bound on the data rows, to allocate once: a valid row holds
+  // num_columns values and num_columns - 1 commas, so at least
+  // 2 * num_columns - 1 bytes and its newline. (Counting lines instead lets
+  // a file of blank lines ask for rows x features floats.)
+  const size_t max_rows = (text.size() - std::min(pos, text.size())) / (2 * num_columns) + 1;
   std::vector<float> features;
   std::vector<int64_t> labels;
   features.reserve(max_rows * num_features);
@@ -251,26 +268,34 @@ absl::StatusOr<TabularData> ReadCsv(const std::string& path, const spec::DataSch
           absl::StrCat(path, ":", first_blank,
                        ": blank line inside the data (blank lines are allowed only at the end)"));
     }
-    SplitFields(line, fields);
+    if (line.size() > kMaxCsvLineBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", line_no, ": the row is ",
+                                                     line.size(), " bytes; a row is at most ",
+                                                     kMaxCsvLineBytes));
+    }
+    SplitFields(line, fields, num_columns);
     if (fields.size() != num_columns) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", line_no, ": expected ", num_columns,
-                                                     " fields as in the header, found ",
-                                                     fields.size()));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", line_no, ": expected ", num_columns,
+                       " fields as in the header, found ",
+                       std::count(line.begin(), line.end(), ',') + 1));
     }
     for (size_t j = 0; j < num_features; ++j) {
       float value = 0;
       std::string error = ParseFeature(fields[feature_columns[j]], &value);
       if (!error.empty()) {
         return absl::InvalidArgumentError(
-            absl::StrCat(path, ":", line_no, ": column '", schema.features[j], "': ", error));
+            absl::StrCat(path, ":", line_no, ": column ", feature_columns[j] + 1, " ('",
+                         schema.features[j], "'): ", error));
       }
       features.push_back(value);
     }
     int64_t label = 0;
     std::string error = ParseLabel(fields[label_column], num_classes, &label);
     if (!error.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ":", line_no, ": column '", schema.label, "': ", error));
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", line_no, ": column ",
+                                                     label_column + 1, " ('", schema.label,
+                                                     "'): ", error));
     }
     labels.push_back(label);
   }
@@ -289,6 +314,19 @@ absl::StatusOr<TabularData> ReadCsv(const std::string& path, const spec::DataSch
   } catch (const c10::Error& e) {
     return absl::InternalError(
         absl::StrCat(path, ": building tensors of ", rows, " rows: ", e.what_without_backtrace()));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<TabularData> ReadCsv(const std::string& path, const spec::DataSchema& schema,
+                                    int num_classes) {
+  try {
+    return ReadCsvUnguarded(path, schema, num_classes);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(path, ": not enough memory to read the file into tensors; use a smaller "
+                            "file or more replicas"));
   }
 }
 

@@ -35,6 +35,9 @@ struct LocalRunOptions {
   std::string job_file;  // the job's YAML (passed on to the children)
   std::string workdir;   // checkpoint/, logs/, model.safetensors, summary.json
   std::string bin_dir;   // where braid-aggregator and braid-worker are
+  // Folders outside the job file's that its local paths may name
+  // (braid run --allow-path); passed on to every braid-worker. Default none.
+  std::vector<std::string> allowed_dirs;
   bool baselines = false;  // also train each tenant alone with the same budget
   // Plaintext gRPC on loopback instead of mTLS with per-run certificates
   // (<workdir>/tls/, see local_pki.h).

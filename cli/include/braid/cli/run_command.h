@@ -3,8 +3,11 @@
 #ifndef BRAID_CLI_RUN_COMMAND_H_
 #define BRAID_CLI_RUN_COMMAND_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
+
+#include "braid/core/job_footprint.h"
 
 namespace braid::cli {
 
@@ -19,7 +22,17 @@ struct RunFlags {
   int dashboard_max_connections = 64;    // DashboardLimits (half per address)
   int dashboard_max_event_streams = 16;  // DashboardLimits (half per address)
   std::string tenants;    // Tenant objects (YAML); empty: no policy, no consent
+  // Folders outside the job file's that its local paths (data, model base,
+  // pooled set) may name (--allow-path); default none.
+  std::vector<std::string> allowed_dirs;
+  // Bounds on what the job may ask of this machine (--max-workers,
+  // --max-memory-mib); 0 = the machine's default (spec::DefaultMachineLimits).
+  int64_t max_workers = 0;
+  int64_t max_memory_mib = 0;
 };
+
+// The machine limits `flags` ask for: each 0 field takes the default.
+spec::MachineLimits LimitsFromFlags(int64_t max_workers, int64_t max_memory_mib);
 
 // Runs the job file `file` to its end, printing progress and the result to
 // stdout. A dashboard is served with a fresh secret; its URL, printed first

@@ -6,7 +6,7 @@ namespace braid::cli {
 
 inline constexpr char kUsage[] =
     "usage:\n"
-    "  braid validate FILE\n"
+    "  braid validate FILE [--allow-path DIR,...] [--max-workers N] [--max-memory-mib M]\n"
     "  braid run FILE [--workdir DIR] [--summary PATH] [--baselines] [--dashboard HOST:PORT]\n"
     "            [--insecure] [--tenants TENANTS.yaml]\n"
     "      --dashboard serves the dashboard (web app + /api/) while the job runs and keeps\n"
@@ -16,6 +16,9 @@ inline constexpr char kUsage[] =
     "      --insecure runs plaintext gRPC instead of mTLS with per-run certificates\n"
     "      --tenants checks the job against those Tenants' policy; a tenant with\n"
     "      requireApproval holds the job in AwaitingApproval until braid approve\n"
+    "      --allow-path lets the job's local paths name these folders besides its own\n"
+    "      --max-workers, --max-memory-mib raise the bounds on what a job may ask of this\n"
+    "      machine (default max(64, 16 x CPUs) workers, the machine's memory)\n"
     "  braid approve --workdir DIR --tenant T [--refuse] [--comment TEXT]\n"
     "  braid audit verify FILE          exit 0 chain ok, 1 broken (names the entry), 2 unreadable\n"
     "  braid audit show FILE [--json]\n";

@@ -201,6 +201,20 @@ struct ParseOptions {
   // Kubernetes can mount them); the operator sets false because paths are
   // resolved in pods.
   bool check_files = true;
+  // Local paths (spec.tenants[*].data.path, spec.model.base.path,
+  // spec.evaluation.pooled.path) are confined to the job file's folder:
+  // relative ones resolve against it, and a path that leaves it (absolute
+  // elsewhere, "..", or a symbolic link whose target is outside) is an error
+  // naming the field, unless it lies inside one of `allowed_dirs`. Without a
+  // base_dir (the operator) only relative paths without ".." escapes are
+  // accepted. With a base_dir, symbolic links are resolved on the file
+  // system (the path and, for spec.model.base, every file in the folder).
+  // allowed_dirs: absolute directories (`braid run --allow-path DIR`);
+  // default none.
+  std::vector<std::string> allowed_dirs;
+  // false only for a program that reads none of those paths (the
+  // aggregator): skips the confinement above. Default true.
+  bool confine_paths = true;
 };
 
 // `path` made absolute against `job.base_dir` when it is relative (and
@@ -240,6 +254,12 @@ inline constexpr size_t kMaxJobBytes = 1 << 20;  // 1 MiB
 inline constexpr int kMaxTenants = 1000;
 // The most examples a worker may claim, and the bound of maxExamples: 2^40.
 inline constexpr int64_t kMaxExamples = int64_t{1} << 40;
+// The most worker processes (the sum of the tenants' replicas) a job may ask
+// for anywhere, the operator included; `braid run` has a lower bound of its
+// own (job_footprint.h).
+inline constexpr int kMaxWorkerProcesses = 10000;
+// The largest MLP a job may declare: 1e9 parameters (4 GB of float32).
+inline constexpr int64_t kMaxMlpParameters = 1000000000;
 
 }  // namespace braid::spec
 

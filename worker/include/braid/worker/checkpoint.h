@@ -17,8 +17,8 @@ namespace braid::worker {
 // tensor's source bytes in memory at a time, besides the model).
 //
 // Names are matched one to one with the model's parameters (decoder.h).
-// Tolerated and ignored: lm_head.weight when embeddings are tied (it is the
-// same tensor), buffers older checkpoints saved (GPT-2's attn.bias /
+// Tolerated and ignored: lm_head.weight when embeddings are tied and it
+// equals the embedding (a redundant copy), buffers older checkpoints saved (GPT-2's attn.bias /
 // attn.masked_bias, Llama's rotary_emb.inv_freq), and GPT-2 names without
 // the "transformer." prefix (as the original gpt2 checkpoints have them).
 //
@@ -28,7 +28,12 @@ namespace braid::worker {
 //     ("unexpected tensor 'x' in <file>"); one it has that no file holds
 //     ("missing tensor 'x' (looked in <files>)"); a shape mismatch ("tensor
 //     'x' in <file>: shape [a, b], the config implies [c, d]"); a dtype other
-//     than F32/F16/BF16; a tensor in two shards; a malformed index
+//     than F32/F16/BF16; a tensor in two shards; a malformed index;
+//     tie_word_embeddings true with an lm_head.weight that differs from the
+//     embedding ("<file>: lm_head.weight differs from model.embed_tokens.weight
+//     but <config> sets tie_word_embeddings: true ..."; Hugging Face versions
+//     disagree on which one they then use); a NaN or infinite weight
+//     ("tensor 'x' in <file>: 3 of 64 values are NaN or infinite ...")
 //   DataLoss / InvalidArgument from the safetensors reader on corrupt files.
 // The returned model is in training mode with requires_grad true on every
 // parameter; LoraModel::Create freezes them.

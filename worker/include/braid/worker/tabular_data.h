@@ -22,10 +22,14 @@ struct TabularData {
 
 // Reads a CSV file with a header row. Takes the columns named in
 // schema.features (in that order) and schema.label; other columns are
-// ignored. Errors (InvalidArgument/NotFound) name the file and 1-based line:
-// "data/a.csv:17: column 'x3': 'abc' is not a number", a missing column,
-// a label outside [0, num_classes), a wrong field count, an empty file.
-// Quoted fields are not supported (numbers only).
+// ignored. Errors (InvalidArgument/NotFound) name the file, the 1-based line
+// and column but never the file's text (it reaches logs, and a path may name
+// anything): "data/a.csv:17: column 4 ('x3'): the value (3 bytes) is not a
+// number", a missing column, a label outside [0, num_classes), a wrong field
+// count, an empty file. Quoted fields are not supported (numbers only).
+// Memory stays in proportion to the file: a row is at most 32 MiB and the
+// header at most 2^20 columns (InvalidArgument beyond), and running out of
+// memory is ResourceExhausted, not an abort.
 absl::StatusOr<TabularData> ReadCsv(const std::string& path, const spec::DataSchema& schema,
                                     int num_classes);
 
