@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds the LLM example's base model once and links it where
-# examples/llm-lora.yaml looks for it (examples/models/tiny-llama).
+# Builds the LLM example's base model once and copies it where
+# examples/llm-lora.yaml looks for it (examples/models/tiny-llama: inside the
+# job's folder, since a job's local paths may not lead out of it, links
+# included; the copy is 0.6 MB).
 #
 # The folder is cached under ~/.cache/braid/models/tiny-llama-<hash>, the
 # hash covering the scripts that make it (so editing them makes a new one);
@@ -21,5 +23,13 @@ if [[ ! -f "$folder/model.safetensors" ]]; then
   "$py" examples/models/make_tiny_llama.py "$tmp" >&2
   rm -rf "$folder" && mv "$tmp" "$folder"
 fi
-ln -sfn "$folder" examples/models/tiny-llama
+link=examples/models/tiny-llama
+if [[ -L "$link" || "$(cat "$link/.source" 2>/dev/null)" != "$hash" ]]; then
+  rm -rf "$link"
+  tmp=$(mktemp -d examples/models/.tiny-llama-XXXXXX)
+  chmod 755 "$tmp"
+  cp -R "$folder/." "$tmp/"
+  echo "$hash" > "$tmp/.source"
+  mv "$tmp" "$link"
+fi
 echo "$folder"
