@@ -68,11 +68,20 @@ RoundRecord RecordFromJson(const json& j) {
   return r;
 }
 
-absl::StatusOr<CheckpointState> ReadState(const std::string& path) {
+absl::StatusOr<CheckpointState> ReadState(const std::string& path, audit::Anchor* anchor) {
   BRAID_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(path, 64 << 20));
   CheckpointState state;
   try {
     json j = json::parse(text);
+    if (j.contains("audit")) {
+      absl::StatusOr<audit::Anchor> a = audit::AnchorFromJson(j["audit"], path + ": audit");
+      if (!a.ok()) {
+        return absl::DataLossError(
+            absl::StrCat(a.status().message(),
+                         "; move the checkpoint directory away to start the job afresh"));
+      }
+      *anchor = *std::move(a);
+    }
     state.job = j.at("job").get<std::string>();
     state.phase = j.value("phase", "Pending");
     state.reason = j.value("reason", "");
@@ -110,7 +119,12 @@ absl::StatusOr<Checkpoint> Checkpoint::Open(const std::string& dir, const std::s
   const bool have_model = fs::exists(cp.model_path_);
   const bool have_state = fs::exists(cp.state_path_);
   if (have_state) {
-    BRAID_ASSIGN_OR_RETURN(cp.state_, ReadState(cp.state_path_));
+    audit::Anchor anchor;
+    BRAID_ASSIGN_OR_RETURN(cp.state_, ReadState(cp.state_path_, &anchor));
+    {
+      absl::MutexLock lock(&cp.audit_->mu);
+      cp.audit_->anchor = std::move(anchor);
+    }
     if (cp.state_.job != job) {
       return absl::FailedPreconditionError(
           absl::StrCat(dir, " holds a checkpoint of job '", cp.state_.job, "', not '", job,
@@ -165,7 +179,8 @@ absl::Status Checkpoint::WriteWeights(const void* data) {
                     std::string_view(static_cast<const char*>(data), model_bytes_)});
 }
 
-absl::Status Checkpoint::WriteState(const CheckpointState& state) {
+absl::Status Checkpoint::WriteStateFile(const CheckpointState& state,
+                                        const audit::Anchor& anchor) {
   json history = json::array();
   for (const RoundRecord& r : state.history) history.push_back(RecordToJson(r));
   json j{{"job", state.job},
@@ -173,9 +188,26 @@ absl::Status Checkpoint::WriteState(const CheckpointState& state) {
          {"reason", state.reason},
          {"message", state.message},
          {"history", history}};
-  BRAID_RETURN_IF_ERROR(WriteFileAtomically(state_path_, {j.dump(2)}));
+  if (anchor.entries > 0) j["audit"] = anchor.ToJson();
+  return WriteFileAtomically(state_path_, {j.dump(2)});
+}
+
+absl::Status Checkpoint::WriteState(const CheckpointState& state) {
+  absl::MutexLock lock(&audit_->mu);
+  BRAID_RETURN_IF_ERROR(WriteStateFile(state, audit_->anchor));
   state_ = state;
   return absl::OkStatus();
+}
+
+audit::Anchor Checkpoint::audit_anchor() const {
+  absl::MutexLock lock(&audit_->mu);
+  return audit_->anchor;
+}
+
+absl::Status Checkpoint::WriteAuditAnchor(const audit::Anchor& anchor) {
+  absl::MutexLock lock(&audit_->mu);
+  audit_->anchor = anchor;
+  return WriteStateFile(state_, anchor);
 }
 
 absl::StatusOr<std::string> Checkpoint::ReadStrategyState() const {

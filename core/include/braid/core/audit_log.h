@@ -62,7 +62,7 @@ inline constexpr char kLogRecovered[] = "log_recovered";      // dropped_bytes, 
                                                               // dropped_text (first 4 KiB)
 // Written by a restarted aggregator whose log did not match the anchor in
 // its state.json (entries were removed or rewritten while it was down):
-// anchor_entries, anchor_head, found_entries, problem. The chain goes on
+// anchor_entries, anchor_head, problem. The chain goes on
 // after it; `braid audit verify` reports the log as not intact.
 inline constexpr char kAnchorMismatch[] = "anchor_mismatch";
 
