@@ -223,15 +223,15 @@ std::optional<audit::Entry> AuditLocal(const Workdir& dir, const spec::JobSpec& 
                                        const char* kind, json details, std::ostream* progress) {
   absl::StatusOr<std::unique_ptr<audit::AuditLog>> log =
       audit::AuditLog::Open((fs::path(dir.checkpoint) / audit::kFileName).string());
-  absl::StatusOr<audit::Entry> e = log.status();
-  if (log.ok()) {
-    e = (*log)->Append(kind, "braid run", job.namespace_ + "/" + job.name, std::move(details));
-  }
+  const absl::StatusOr<audit::Entry> e =
+      log.ok() ? (*log)->Append(kind, "braid run", job.namespace_ + "/" + job.name,
+                                std::move(details))
+               : absl::StatusOr<audit::Entry>(log.status());
   if (!e.ok()) {
     if (progress) *progress << "audit log: " << e.status().message() << "\n";
     return std::nullopt;
   }
-  return *std::move(e);
+  return *e;
 }
 
 // summary.json's "audit": the log's head as last known to this run, the
