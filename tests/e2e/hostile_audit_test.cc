@@ -80,7 +80,7 @@ TEST(HostileAudit, CuttingTheTailOfABraidRunLogFailsVerification) {
   const json state = json::parse(ReadFile(work + "/checkpoint/state.json"));
   const audit::Entry& finished = file->entries[file->entries.size() - 2];
   ASSERT_EQ(finished.kind, audit::kJobFinished);
-  EXPECT_EQ(state["audit"], (json{{"entries", finished.seq}, {"head", finished.hash}}));
+  EXPECT_EQ(state.value("audit", json()), (json{{"entries", finished.seq}, {"head", finished.hash}}));
 
   // Untouched: passes, holding both anchors found beside it.
   ASSERT_EQ(Braid(dir, "verify", {"audit", "verify", log}, &out), 0) << out;
