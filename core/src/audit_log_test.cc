@@ -189,6 +189,7 @@ TEST_F(AuditLogTest, CompleteLineWithoutNewlineIsReported) {
   EXPECT_FALSE(v.ok);
   EXPECT_EQ(v.line, 2);
   EXPECT_THAT(v.problem, HasSubstr("last entry without its newline"));
+  EXPECT_EQ(v.entries, 2);  // whole and chained: an anchor naming it still holds
 }
 
 TEST_F(AuditLogTest, AppendedGarbageIsReported) {

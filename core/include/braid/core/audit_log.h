@@ -162,7 +162,9 @@ struct Verification {
 };
 
 struct AuditFile {
-  std::vector<Entry> entries;  // the well-formed entries before the first broken one
+  // The well-formed entries before the first broken one (and a whole,
+  // chaining last entry that only lacks its newline, which is reported).
+  std::vector<Entry> entries;
   Verification verification;
 };
 
