@@ -15,6 +15,7 @@ cmake --build "$build" --target braid_fuzzers -j "${JOBS:-2}"
 declare -A seeds=(
   [braid_spec_fuzz]="core/testdata/spec/good core/testdata/spec/bad"
   [braid_safetensors_fuzz]="core/testdata/safetensors"
+  [braid_audit_log_fuzz]="core/testdata/audit_fuzz"
   [braid_update_fuzz]="aggregator/testdata/update_fuzz"
   [braid_secagg_messages_fuzz]="core/testdata/secagg_fuzz"
   [braid_tokenizer_fuzz]="worker/testdata/tokenizer_fuzz"

@@ -84,6 +84,18 @@ bool WriteText(const std::string& path, const std::string& text) {
   return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
+// Why the log at `path` does not hold the chain `anchor` (state.json's,
+// from before this start) recorded, or "" when it does: entries after the
+// anchor are fine (a crash after an append and before state.json was
+// replaced, or `braid run`'s own appends).
+std::string AnchorProblem(const std::string& path, const audit::Anchor& anchor) {
+  if (anchor.entries == 0) return "";
+  absl::StatusOr<audit::AuditFile> file = audit::ReadAuditLog(path);
+  if (!file.ok()) return std::string(file.status().message());
+  const audit::AnchorCheck check = audit::CheckAnchor(*file, anchor);
+  return check.ok ? "" : check.problem;
+}
+
 }  // namespace
 
 int RunAggregator(const StrategyDecorator& decorate) {
@@ -114,9 +126,35 @@ int RunAggregator(const StrategyDecorator& decorate) {
 
   // The audit trail beside the checkpoint; a restarted aggregator continues
   // its chain.
+  // Its head is anchored in state.json after every append; a log that no
+  // longer holds the anchored chain (entries cut or rewritten while the
+  // aggregator was down) is said so in the chain before it goes on.
   const std::string audit_job = job->namespace_ + "/" + job->name;
-  absl::StatusOr<std::unique_ptr<audit::AuditLog>> audit_log =
-      audit::AuditLog::Open((std::filesystem::path(dir) / audit::kFileName).string());
+  const std::string audit_path = (std::filesystem::path(dir) / audit::kFileName).string();
+  const audit::Anchor anchor = checkpoint->audit_anchor();
+  const std::string anchor_problem = AnchorProblem(audit_path, anchor);
+  absl::StatusOr<std::unique_ptr<audit::AuditLog>> audit_log = audit::AuditLog::Open(audit_path);
+  if (audit_log.ok()) {
+    aggregator::Checkpoint* const cp = &*checkpoint;
+    (*audit_log)->OnAppend([cp](const audit::Entry& e) {
+      if (absl::Status s = cp->WriteAuditAnchor({e.seq, e.hash}); !s.ok()) {
+        std::cerr << "braid-aggregator: audit anchor: " << s.message() << "\n";
+      }
+    });
+  }
+  if (audit_log.ok() && !anchor_problem.empty()) {
+    std::cerr << "braid-aggregator: " << audit_path
+              << ": does not match the anchor in state.json: " << anchor_problem << "\n";
+    absl::StatusOr<audit::Entry> mismatch = (*audit_log)->Append(
+        audit::kAnchorMismatch, "aggregator", audit_job,
+        {{"anchor_entries", anchor.entries},
+         {"anchor_head", anchor.head},
+         {"problem", anchor_problem}});
+    if (!mismatch.ok()) {
+      std::cerr << "braid-aggregator: audit log: " << mismatch.status().message() << "\n";
+      return 1;
+    }
+  }
   absl::StatusOr<audit::Entry> started =
       audit_log.ok() ? (*audit_log)->Append(
                            audit::kJobStarted, "aggregator", audit_job,

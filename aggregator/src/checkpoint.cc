@@ -208,7 +208,7 @@ std::string FirstNonFinite(const json& j, const std::string& path) {
   return "";
 }
 
-absl::StatusOr<CheckpointState> ReadState(const std::string& path) {
+absl::StatusOr<CheckpointState> ReadState(const std::string& path, audit::Anchor* anchor) {
   BRAID_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(path, 64 << 20));
   CheckpointState state;
   std::string error;
@@ -216,6 +216,15 @@ absl::StatusOr<CheckpointState> ReadState(const std::string& path) {
   if (j.is_discarded()) {
     error = "not valid JSON";
   } else {
+    if (j.is_object() && j.contains("audit")) {
+      absl::StatusOr<audit::Anchor> a = audit::AnchorFromJson(j["audit"], path + ": audit");
+      if (!a.ok()) {
+        return absl::DataLossError(
+            absl::StrCat(a.status().message(),
+                         "; move the checkpoint directory away to start the job afresh"));
+      }
+      *anchor = *std::move(a);
+    }
     FieldReader f(j, "", &error);
     f.String("job", &state.job, /*required=*/true);
     f.String("phase", &state.phase);
@@ -259,7 +268,12 @@ absl::StatusOr<Checkpoint> Checkpoint::Open(const std::string& dir, const std::s
   const bool have_model = fs::exists(cp.model_path_);
   const bool have_state = fs::exists(cp.state_path_);
   if (have_state) {
-    BRAID_ASSIGN_OR_RETURN(cp.state_, ReadState(cp.state_path_));
+    audit::Anchor anchor;
+    BRAID_ASSIGN_OR_RETURN(cp.state_, ReadState(cp.state_path_, &anchor));
+    {
+      absl::MutexLock lock(&cp.audit_->mu);
+      cp.audit_->anchor = std::move(anchor);
+    }
     if (cp.state_.job != job) {
       return absl::FailedPreconditionError(
           absl::StrCat(dir, " holds a checkpoint of job '", cp.state_.job, "', not '", job,
@@ -314,7 +328,8 @@ absl::Status Checkpoint::WriteWeights(const void* data) {
                     std::string_view(static_cast<const char*>(data), model_bytes_)});
 }
 
-absl::Status Checkpoint::WriteState(const CheckpointState& state) {
+absl::Status Checkpoint::WriteStateFile(const CheckpointState& state,
+                                        const audit::Anchor& anchor) {
   json history = json::array();
   for (const RoundRecord& r : state.history) history.push_back(RecordToJson(r));
   json j{{"job", state.job},
@@ -322,14 +337,31 @@ absl::Status Checkpoint::WriteState(const CheckpointState& state) {
          {"reason", state.reason},
          {"message", state.message},
          {"history", history}};
+  if (anchor.entries > 0) j["audit"] = anchor.ToJson();
   // Never write what cannot be read back: the last good state stays.
   if (std::string bad = FirstNonFinite(j, ""); !bad.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         state_path_, ": not written: ", bad, " is not a finite number (JSON has none)"));
   }
-  BRAID_RETURN_IF_ERROR(WriteFileAtomically(state_path_, {j.dump(2)}));
+  return WriteFileAtomically(state_path_, {j.dump(2)});
+}
+
+absl::Status Checkpoint::WriteState(const CheckpointState& state) {
+  absl::MutexLock lock(&audit_->mu);
+  BRAID_RETURN_IF_ERROR(WriteStateFile(state, audit_->anchor));
   state_ = state;
   return absl::OkStatus();
+}
+
+audit::Anchor Checkpoint::audit_anchor() const {
+  absl::MutexLock lock(&audit_->mu);
+  return audit_->anchor;
+}
+
+absl::Status Checkpoint::WriteAuditAnchor(const audit::Anchor& anchor) {
+  absl::MutexLock lock(&audit_->mu);
+  audit_->anchor = anchor;
+  return WriteStateFile(state_, anchor);
 }
 
 absl::StatusOr<std::string> Checkpoint::ReadStrategyState() const {

@@ -329,6 +329,9 @@ grpc::Status FederationService::GetStatus(grpc::ServerContext*, const v1::Status
   resp->set_total_rounds(s.total_rounds);
   resp->set_clients(s.live_clients);
   resp->set_model_path(engine_->checkpoint().model_path());
+  const audit::Anchor anchor = engine_->checkpoint().audit_anchor();
+  resp->mutable_audit()->set_entries(anchor.entries);
+  resp->mutable_audit()->set_head(anchor.head);
   for (const RoundRecord& r : s.history) {
     if (!r.evaluated) continue;
     v1::RoundRecord* out = resp->add_rounds();

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <utility>
@@ -223,17 +224,37 @@ absl::StatusOr<json> RunBaselines(const LocalRunOptions& o, const spec::JobSpec&
   return baselines;
 }
 
-// Appends to the run's audit log; a failure is reported, the run goes on.
-void AuditLocal(const Workdir& dir, const spec::JobSpec& job, const char* kind, json details,
-                std::ostream* progress) {
+// Appends to the run's audit log and returns the entry written; a failure
+// is reported (nullopt), the run goes on.
+std::optional<audit::Entry> AuditLocal(const Workdir& dir, const spec::JobSpec& job,
+                                       const char* kind, json details, std::ostream* progress) {
   absl::StatusOr<std::unique_ptr<audit::AuditLog>> log =
       audit::AuditLog::Open((fs::path(dir.checkpoint) / audit::kFileName).string());
-  absl::Status s = log.status();
-  if (log.ok()) {
-    s = (*log)->Append(kind, "braid run", job.namespace_ + "/" + job.name, std::move(details))
-            .status();
+  const absl::StatusOr<audit::Entry> e =
+      log.ok() ? (*log)->Append(kind, "braid run", job.namespace_ + "/" + job.name,
+                                std::move(details))
+               : absl::StatusOr<audit::Entry>(log.status());
+  if (!e.ok()) {
+    if (progress) *progress << "audit log: " << e.status().message() << "\n";
+    return std::nullopt;
   }
-  if (!s.ok() && progress) *progress << "audit log: " << s.message() << "\n";
+  return *e;
+}
+
+// summary.json's "audit": the log's head as last known to this run, the
+// aggregator's (its last GetStatus answer) or, when this process appended
+// after it, the head of its own last append, and where the log is.
+std::optional<json> SummaryAudit(const v1::JobStatus& status,
+                                 const std::optional<audit::Entry>& own_last,
+                                 const std::string& log) {
+  audit::Anchor anchor = control::ReportFromStatus(status).audit;
+  if (own_last.has_value() && own_last->seq > anchor.entries) {
+    anchor = {own_last->seq, own_last->hash};
+  }
+  if (anchor.entries == 0) return std::nullopt;
+  json j = anchor.ToJson();
+  j["log"] = log;
+  return j;
 }
 
 json EndSummary(const spec::JobSpec& job, const LocalRun& run, const std::string& phase,
@@ -594,6 +615,7 @@ absl::StatusOr<json> FinishLocal(const spec::JobSpec& job, const LocalRunOptions
                {"workdir", dir.root},
                {"logs", dir.logs}};
   if (status.privacy().enabled()) summary["privacy"] = PrivacyJson(status.privacy());
+  std::optional<audit::Entry> own_last;  // this process's last append to the audit log
 
   const std::string checkpoint_model = (fs::path(dir.checkpoint) / "model.safetensors").string();
   if (summary["phase"] == "Succeeded") {
@@ -606,7 +628,7 @@ absl::StatusOr<json> FinishLocal(const spec::JobSpec& job, const LocalRunOptions
       exported["sha256"] = *sha;
     }
     exported["bytes"] = fs::file_size(dir.model, ec);
-    AuditLocal(dir, job, audit::kModelExported, exported, o.progress);
+    own_last = AuditLocal(dir, job, audit::kModelExported, exported, o.progress);
     if (job.model.IsLanguageModel()) {
       // The deliverable: the adapter in PEFT's layout (and merged weights
       // when the job asks), written by the worker that knows the base.
@@ -634,6 +656,9 @@ absl::StatusOr<json> FinishLocal(const spec::JobSpec& job, const LocalRunOptions
       if (o.progress) *o.progress << "training local-only baselines..." << std::endl;
       BRAID_ASSIGN_OR_RETURN(summary["baselines"], RunBaselines(o, job, dir));
     }
+  }
+  if (std::optional<json> a = SummaryAudit(status, own_last, LocalAuditLogPath(o.workdir))) {
+    summary["audit"] = *std::move(a);
   }
   return summary;
 }

@@ -9,7 +9,8 @@
 //                             --tenants: Tenant objects, policy and consent)
 //   braid approve --workdir DIR --tenant T [--refuse] [--comment TEXT]
 //                             record a tenant's decision for the run in DIR
-//   braid audit verify FILE   check an audit log's hash chain
+//   braid audit verify FILE [--summary F | --expect-entries N --expect-head H]
+//                             check an audit log's hash chain and its head
 //   braid audit show FILE [--json]
 //
 // Each command is in its own file (validate_command.cc, run_command.cc,
@@ -36,7 +37,14 @@
 #include "braid/core/cli_flags.h"
 
 ABSL_FLAG(std::string, workdir, "", "run: working directory (default .braid/<job name>)");
-ABSL_FLAG(std::string, summary, "", "run: write the JSON summary here (default <workdir>/summary.json)");
+ABSL_FLAG(std::string, summary, "",
+          "run: write the JSON summary here (default <workdir>/summary.json); audit verify: "
+          "check the log holds the audit head recorded in this summary.json");
+ABSL_FLAG(int64_t, expect_entries, -1,
+          "audit verify: the log must hold this many entries at least (with --expect-head; "
+          "the job's status.audit.entries)");
+ABSL_FLAG(std::string, expect_head, "",
+          "audit verify: the hash of entry --expect-entries (the job's status.audit.head)");
 ABSL_FLAG(bool, baselines, false,
           "run: also train each tenant's local-only model with the same budget");
 ABSL_FLAG(bool, insecure, false,
@@ -112,7 +120,11 @@ int main(int argc, char** argv) {
     return braid::cli::ApproveCommand(flags, std::cout, std::cerr);
   }
   if (command == "audit" && args.size() == 4 && args[2] == "verify") {
-    return braid::cli::AuditVerify(args[3], std::cout, std::cerr);
+    braid::cli::AuditVerifyOptions options;
+    options.expect_entries = absl::GetFlag(FLAGS_expect_entries);
+    options.expect_head = absl::GetFlag(FLAGS_expect_head);
+    options.summary = absl::GetFlag(FLAGS_summary);
+    return braid::cli::AuditVerify(args[3], options, std::cout, std::cerr);
   }
   if (command == "audit" && args.size() == 4 && args[2] == "show") {
     return braid::cli::AuditShow(args[3], absl::GetFlag(FLAGS_json), std::cout, std::cerr);

@@ -20,6 +20,12 @@ AggregatorReport ReportFromStatus(const v1::JobStatus& s) {
     r.delta = s.privacy().delta();
     r.max_epsilon = s.privacy().max_epsilon();
   }
+  if (s.has_audit()) {
+    // Only a well-formed anchor reaches the job's status.
+    absl::StatusOr<audit::Anchor> a = audit::AnchorFromJson(
+        nlohmann::json{{"entries", s.audit().entries()}, {"head", s.audit().head()}}, "audit");
+    if (a.ok()) r.audit = *std::move(a);
+  }
   if (s.rounds_size() > 0) {
     const v1::RoundRecord& last = s.rounds(s.rounds_size() - 1);
     r.participants = last.participants();

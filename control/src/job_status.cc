@@ -204,6 +204,11 @@ json ComputeStatus(const ObservedJob& o, const json& previous, const std::string
   } else if (!o.report.has_value() && prev.contains("privacy")) {
     status["privacy"] = prev["privacy"];
   }
+  if (o.report.has_value() && o.report->audit.entries > 0) {
+    status["audit"] = o.report->audit.ToJson();
+  } else if (prev.contains("audit")) {
+    status["audit"] = prev["audit"];
+  }
   if (!o.aggregator_endpoint.empty()) {
     status["aggregator"] = {{"endpoint", o.aggregator_endpoint},
                             {"readyReplicas", o.aggregator_ready}};

@@ -3,6 +3,7 @@
 #include <set>
 #include <string>
 
+#include "braid/control/aggregator_report.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -199,6 +200,31 @@ TEST(ComputeStatus, PrivacyBudgetIsShownAndKeptWhileTheAggregatorIsSilent) {
   o.report.reset();
   const json silent = ComputeStatus(o, s, kT2);
   EXPECT_EQ(silent["privacy"], s["privacy"]);
+}
+
+TEST(ComputeStatus, AuditHeadIsShownAndKeptWhileTheAggregatorReportsNone) {
+  ObservedJob o = Reporting("Running", 3);
+  EXPECT_FALSE(ComputeStatus(o, json(), kT1).contains("audit"));
+  const std::string head(64, 'e');
+  o.report->audit = {12, head};
+  const json s = ComputeStatus(o, json(), kT1);
+  EXPECT_EQ(s["audit"], (json{{"entries", 12}, {"head", head}}));
+  o.report.reset();
+  EXPECT_EQ(ComputeStatus(o, s, kT2)["audit"], s["audit"]);  // silent
+  o = Reporting("Running", 3);                               // answering, no anchor
+  EXPECT_EQ(ComputeStatus(o, s, kT2)["audit"], s["audit"]);
+}
+
+TEST(ReportFromStatus, OnlyAWellFormedAuditHeadIsTaken) {
+  v1::JobStatus status;
+  status.mutable_audit()->set_entries(4);
+  status.mutable_audit()->set_head(std::string(64, 'a'));
+  EXPECT_EQ(ReportFromStatus(status).audit, (audit::Anchor{4, std::string(64, 'a')}));
+  status.mutable_audit()->set_head("<script>");
+  EXPECT_EQ(ReportFromStatus(status).audit, audit::Anchor{});
+  status.mutable_audit()->set_entries(-1);
+  status.mutable_audit()->set_head(std::string(64, 'a'));
+  EXPECT_EQ(ReportFromStatus(status).audit, audit::Anchor{});
 }
 
 TEST(ComputeStatus, BudgetStopCompletesTheJobWithItsReason) {

@@ -24,6 +24,7 @@ using nlohmann::json;
 
 constexpr char kGenesis[] = "0000000000000000000000000000000000000000000000000000000000000000";
 constexpr uint64_t kMaxEntryBytes = 16 << 20;  // the tail read never looks further back
+constexpr size_t kMaxDroppedText = 4096;        // of a cut torn line, kept in log_recovered
 
 void InitSodium() {
   static std::once_flag once;
@@ -95,6 +96,31 @@ absl::StatusOr<Tail> ReadTail(int fd, uint64_t size, const std::string& path) {
           absl::StrCat(path, ": the last entry is longer than 16 MiB; run `braid audit verify`"));
     }
     window = std::min<uint64_t>(size, window * 4);
+  }
+}
+
+enum class Unterminated { kNextEntry, kTornPrefix, kOther };
+
+// Classifies the bytes after a log's last newline, `prev` being the last
+// complete entry (seq 0 and the genesis hash for none). Our writer writes
+// each entry whole with one write: a crash leaves a prefix of an entry's
+// JSON, which fails to parse only at its end.
+Unterminated ClassifyUnterminated(const std::string& torn, const Entry& prev) {
+  absl::StatusOr<Entry> e = ParseEntry(torn);
+  if (e.ok()) {
+    return EntryHash(*e) == e->hash && e->seq == prev.seq + 1 && e->prev_hash == prev.hash
+               ? Unterminated::kNextEntry
+               : Unterminated::kOther;
+  }
+  if (torn.front() != '{') return Unterminated::kOther;
+  try {
+    (void)json::parse(torn);
+    return Unterminated::kOther;  // whole JSON, not an entry
+  } catch (const json::parse_error& err) {
+    // Unexpected end of input: the error is at the byte after the last.
+    return err.byte >= torn.size() ? Unterminated::kTornPrefix : Unterminated::kOther;
+  } catch (const json::exception&) {
+    return Unterminated::kOther;
   }
 }
 
@@ -207,6 +233,25 @@ absl::StatusOr<Entry> AuditLog::AppendLocked(const std::string& kind, const std:
     prev.seq = j["seq"].get<int64_t>();
     prev.hash = j["hash"].get<std::string>();
   }
+  // What follows the last newline: the next entry whole (only its newline
+  // missing: keep it), a torn prefix of one (cut it, below), or something
+  // else that no crash of ours leaves (refuse: cutting it could hide a
+  // whole entry someone edited).
+  bool torn_is_entry = false;
+  if (!tail.torn.empty()) {
+    switch (ClassifyUnterminated(tail.torn, prev)) {
+      case Unterminated::kNextEntry:
+        torn_is_entry = true;
+        break;
+      case Unterminated::kTornPrefix:
+        break;
+      case Unterminated::kOther:
+        return absl::DataLossError(absl::StrCat(
+            path_, ": the last line has no newline and is neither the next entry nor a torn "
+                   "write; the chain cannot be continued (run `braid audit verify ",
+            path_, "`)"));
+    }
+  }
 
   std::string out;
   auto add = [&](const std::string& k, const std::string& a, json d) {
@@ -223,17 +268,26 @@ absl::StatusOr<Entry> AuditLog::AppendLocked(const std::string& kind, const std:
     out += '\n';
     prev = e;
   };
-  if (!tail.torn.empty()) {
+  if (torn_is_entry) {
+    // A whole entry lacking only its newline: complete it and chain on.
+    absl::StatusOr<Entry> whole = ParseEntry(tail.torn);
+    if (!whole.ok()) return absl::InternalError("unterminated entry no longer parses");
+    out += '\n';
+    prev = *std::move(whole);
+  } else if (!tail.torn.empty()) {
     // A crash mid-append left a partial line: cut it off and say so.
     if (::ftruncate(fd_, static_cast<off_t>(tail.complete_end)) != 0) {
       return absl::InternalError(absl::StrCat(path_, ": truncate torn tail: ", ErrnoText()));
     }
     add(kLogRecovered, actor,
-        json{{"dropped_bytes", tail.torn.size()}, {"dropped_sha256", Sha256Hex(tail.torn)}});
+        json{{"dropped_bytes", tail.torn.size()},
+             {"dropped_sha256", Sha256Hex(tail.torn)},
+             {"dropped_text", tail.torn.substr(0, kMaxDroppedText)}});
   }
   add(kind, actor, std::move(details));
   BRAID_RETURN_IF_ERROR(WriteAll(fd_, out, path_));
   if (::fsync(fd_) != 0) return absl::InternalError(absl::StrCat(path_, ": fsync: ", ErrnoText()));
+  if (on_append_) on_append_(prev);
   return prev;
 }
 

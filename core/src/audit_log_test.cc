@@ -180,12 +180,16 @@ TEST_F(AuditLogTest, TruncatedTailIsReported) {
   EXPECT_EQ(v.entries, 3);
 }
 
-TEST_F(AuditLogTest, CompleteLineWithoutNewlineIsStillTorn) {
-  // The writer's fsync covers the newline; a line without one was not
-  // acknowledged, whatever it holds.
+TEST_F(AuditLogTest, CompleteLineWithoutNewlineIsReported) {
+  // The writer's fsync covers the newline: a file without one is not as the
+  // writer left it, whatever its last line holds.
   WriteLog(2);
   Rewrite(Lines(), /*final_newline=*/false);
-  EXPECT_THAT(Verify().problem, HasSubstr("torn last line"));
+  const Verification v = Verify();
+  EXPECT_FALSE(v.ok);
+  EXPECT_EQ(v.line, 2);
+  EXPECT_THAT(v.problem, HasSubstr("last entry without its newline"));
+  EXPECT_EQ(v.entries, 2);  // whole and chained: an anchor naming it still holds
 }
 
 TEST_F(AuditLogTest, AppendedGarbageIsReported) {
@@ -218,6 +222,189 @@ TEST_F(AuditLogTest, AppendAfterATornLineRecordsTheRecovery) {
   EXPECT_EQ(f->entries[3].kind, kLogRecovered);
   EXPECT_EQ(f->entries[3].details["dropped_bytes"], 27);
   EXPECT_EQ(f->entries[4].kind, kJobFinished);
+}
+
+TEST_F(AuditLogTest, AppendAfterATornLineKeepsEveryCompleteEntry) {
+  WriteLog(4);
+  const std::vector<std::string> before = Lines();
+  // The torn write: the first half of what would have been entry 5.
+  std::ofstream(path_, std::ios::app) << before.back().substr(0, before.back().size() / 2);
+  auto log = AuditLog::Open(path_);
+  ASSERT_TRUE(log.ok());
+  ASSERT_TRUE((*log)->Append(kJobFinished, "aggregator", "default/demo", json::object()).ok());
+  const std::vector<std::string> after = Lines();
+  ASSERT_EQ(after.size(), 6u);
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(after[i], before[i]) << "line " << i + 1;
+  const json recovered = json::parse(after[4]);
+  EXPECT_EQ(recovered["kind"], kLogRecovered);
+  EXPECT_EQ(recovered["details"]["dropped_text"],
+            before.back().substr(0, before.back().size() / 2));
+  EXPECT_TRUE(Verify().ok);
+}
+
+TEST_F(AuditLogTest, AppendKeepsAWholeEntryThatLostItsNewline) {
+  // A crash between the entry and its newline, or an editor that strips the
+  // final newline: the next append must not cut a whole entry away.
+  WriteLog(4);
+  const std::vector<std::string> before = Lines();
+  Rewrite(before, /*final_newline=*/false);
+  auto log = AuditLog::Open(path_);
+  ASSERT_TRUE(log.ok());
+  absl::StatusOr<Entry> e = (*log)->Append(kJobFinished, "aggregator", "default/demo", json::object());
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->seq, 5);
+  const std::vector<std::string> after = Lines();
+  ASSERT_EQ(after.size(), 5u);
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(after[i], before[i]) << "line " << i + 1;
+  EXPECT_EQ(json::parse(after[4])["kind"], kJobFinished);
+  EXPECT_TRUE(Verify().ok) << Verify().ToString(path_);
+}
+
+TEST_F(AuditLogTest, AppendRefusesUnterminatedTextThatNoCrashLeaves) {
+  // Neither the next entry nor a prefix of one: cutting it could hide an
+  // edited entry, so the append stops and the file is left as it is.
+  for (const std::string& tail :
+       {std::string("garbage"), std::string(R"({"seq": 4, "kind": "round_completed"})"),
+        std::string(R"({"a": 1} trailing)")}) {
+    fs::remove_all(dir_);
+    WriteLog(3);
+    std::ofstream(path_, std::ios::app) << tail;
+    const std::vector<std::string> before = Lines();
+    auto log = AuditLog::Open(path_);
+    ASSERT_TRUE(log.ok());
+    absl::StatusOr<Entry> e = (*log)->Append(kJobFinished, "x", "default/demo", json::object());
+    EXPECT_EQ(e.status().code(), absl::StatusCode::kDataLoss) << tail;
+    EXPECT_THAT(e.status().message(), HasSubstr("no newline"));
+    EXPECT_EQ(Lines(), before) << tail;
+  }
+}
+
+TEST_F(AuditLogTest, AppendRefusesAWholeEntryThatDoesNotChain) {
+  WriteLog(4);
+  std::vector<std::string> lines = Lines();
+  json j = json::parse(lines.back());
+  j["details"]["participants"] = 1;  // the hash no longer matches
+  lines.back() = j.dump();
+  Rewrite(lines, /*final_newline=*/false);
+  auto log = AuditLog::Open(path_);
+  ASSERT_TRUE(log.ok());
+  EXPECT_EQ((*log)->Append(kJobFinished, "x", "default/demo", json::object()).status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(Lines(), lines);
+}
+
+TEST_F(AuditLogTest, OnAppendSeesEachEntryInOrder) {
+  auto log = AuditLog::Open(path_);
+  ASSERT_TRUE(log.ok());
+  std::vector<Anchor> seen;
+  (*log)->OnAppend([&](const Entry& e) { seen.push_back({e.seq, e.hash}); });
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE((*log)->Append(kJobStarted, "aggregator", "default/demo", json::object()).ok());
+  }
+  absl::StatusOr<AuditFile> f = ReadAuditLog(path_);
+  ASSERT_TRUE(f.ok());
+  ASSERT_EQ(seen.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(seen[i], (Anchor{f->entries[i].seq, f->entries[i].hash}));
+}
+
+// The anchor of the log as it is now.
+Anchor HeadOf(const std::string& path) {
+  absl::StatusOr<AuditFile> f = ReadAuditLog(path);
+  EXPECT_TRUE(f.ok() && f->verification.ok);
+  if (!f.ok() || f->entries.empty()) return {};
+  return {f->entries.back().seq, f->entries.back().hash};
+}
+
+AnchorCheck Check(const std::string& path, const Anchor& anchor) {
+  absl::StatusOr<AuditFile> f = ReadAuditLog(path);
+  EXPECT_TRUE(f.ok()) << f.status();
+  return f.ok() ? CheckAnchor(*f, anchor) : AnchorCheck{};
+}
+
+TEST_F(AuditLogTest, AnchorCatchesTheLastEntryCut) {
+  WriteLog(5);
+  const Anchor anchor = HeadOf(path_);
+  EXPECT_TRUE(Check(path_, anchor).ok);
+  std::vector<std::string> lines = Lines();
+  lines.pop_back();
+  Rewrite(lines);
+  EXPECT_TRUE(Verify().ok);  // the chain alone cannot tell
+  const AnchorCheck c = Check(path_, anchor);
+  EXPECT_FALSE(c.ok);
+  EXPECT_EQ(c.missing, 1);
+  EXPECT_THAT(c.problem, HasSubstr("1 entry missing: the anchor says 5 entries (head " +
+                                   anchor.head + "), the log has 4 (its tail was cut)"));
+}
+
+TEST_F(AuditLogTest, AnchorCatchesSeveralEntriesCut) {
+  WriteLog(6);
+  const Anchor anchor = HeadOf(path_);
+  std::vector<std::string> lines = Lines();
+  lines.resize(2);
+  Rewrite(lines);
+  const AnchorCheck c = Check(path_, anchor);
+  EXPECT_FALSE(c.ok);
+  EXPECT_EQ(c.missing, 4);
+  EXPECT_THAT(c.problem, HasSubstr("4 entries missing: the anchor says 6 entries"));
+  // All of it gone: the file is empty.
+  Rewrite({}, false);
+  EXPECT_EQ(Check(path_, anchor).missing, 6);
+}
+
+TEST_F(AuditLogTest, AnchorCatchesACutTailThatWasWrittenOver) {
+  // Cut two entries, then let appends continue the chain: the count is back
+  // to the anchor's, the hash is not.
+  WriteLog(5);
+  const Anchor anchor = HeadOf(path_);
+  std::vector<std::string> lines = Lines();
+  lines.resize(3);
+  Rewrite(lines);
+  auto log = AuditLog::Open(path_);
+  ASSERT_TRUE(log.ok());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE((*log)->Append(kJobStarted, "aggregator", "default/demo", json::object()).ok());
+  }
+  const AnchorCheck c = Check(path_, anchor);
+  EXPECT_FALSE(c.ok);
+  EXPECT_THAT(c.problem, HasSubstr("entry 5 has hash"));
+  EXPECT_THAT(c.problem, HasSubstr("the log was rewritten"));
+}
+
+TEST_F(AuditLogTest, AnchorAcceptsEntriesAppendedAfterIt) {
+  WriteLog(3);
+  const Anchor anchor = HeadOf(path_);
+  auto log = AuditLog::Open(path_);
+  ASSERT_TRUE(log.ok());
+  ASSERT_TRUE((*log)->Append(kModelExported, "braid run", "default/demo", json::object()).ok());
+  ASSERT_TRUE((*log)->Append(kModelExported, "braid run", "default/demo", json::object()).ok());
+  const AnchorCheck c = Check(path_, anchor);
+  EXPECT_TRUE(c.ok) << c.problem;
+  EXPECT_EQ(c.after, 2);
+  EXPECT_TRUE(Check(path_, Anchor{}).ok);  // the empty anchor holds for any log
+}
+
+TEST_F(AuditLogTest, AnchorFromJsonChecksEachField) {
+  const std::string head(64, 'a');
+  absl::StatusOr<Anchor> a = AnchorFromJson(json{{"entries", 3}, {"head", head}}, "s.audit");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(*a, (Anchor{3, head}));
+  EXPECT_EQ(a->ToJson(), (json{{"entries", 3}, {"head", head}}));
+  EXPECT_TRUE(AnchorFromJson(json{{"entries", 0}, {"head", ""}}, "s.audit").ok());
+  const std::vector<std::pair<json, std::string>> bad = {
+      {json::array(), "s.audit: not an object"},
+      {json{{"head", head}}, "s.audit.entries"},
+      {json{{"entries", -1}, {"head", head}}, "s.audit.entries"},
+      {json{{"entries", "3"}, {"head", head}}, "s.audit.entries"},
+      {json{{"entries", 3}}, "s.audit.head: missing"},
+      {json{{"entries", 3}, {"head", std::string(64, 'A')}}, "64 lowercase hex"},
+      {json{{"entries", 3}, {"head", "abc"}}, "64 lowercase hex"},
+      {json{{"entries", 0}, {"head", head}}, "0 entries"},
+  };
+  for (const auto& [j, want] : bad) {
+    absl::StatusOr<Anchor> r = AnchorFromJson(j, "s.audit");
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << j;
+    EXPECT_THAT(r.status().message(), HasSubstr(want)) << j;
+  }
 }
 
 TEST_F(AuditLogTest, AppendRefusesToContinueAfterGarbage) {

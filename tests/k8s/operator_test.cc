@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "braid/core/audit_log.h"
 #include "braid/core/spec.h"
 #include "braid/operator/job_tls.h"
 #include "tests/e2e/harness.h"
@@ -245,6 +246,15 @@ TEST_F(OperatorTest, TwoTenantJobCreatesItsObjectsAndFollowsTheRounds) {
   EXPECT_EQ(JobCondition(job, "Complete").value("status", ""), "True");
   EXPECT_EQ(job["status"]["observedGeneration"], job["metadata"]["generation"]);
   for (const json& t : job["status"]["tenants"]) EXPECT_EQ(t.value("lastRound", -1), 15) << t;
+  // status.audit is the aggregator's audit log head (kept by the API
+  // server: the CRD's structural status schema names it).
+  {
+    absl::StatusOr<audit::AuditFile> log = audit::ReadAuditLog(dir_ + "/checkpoint/audit.jsonl");
+    ASSERT_TRUE(log.ok() && !log->entries.empty()) << log.status();
+    const audit::Entry& head = log->entries.back();
+    EXPECT_EQ(job.value("/status/audit"_json_pointer, json()),
+              (json{{"entries", head.seq}, {"head", head.hash}}));
+  }
 
   // kubectl get fedjobs shows the printer columns.
   CommandResult table = Kubectl({"get", "fedjobs", "-n", "fl-research"});

@@ -1,6 +1,8 @@
 // The aggregator's durable state in one directory:
 //   model.safetensors  the global weights after the last aggregated round
-//   state.json         job name, phase and the history of rounds
+//   state.json         job name, phase, the history of rounds, and the
+//                      audit log's head after the aggregator's last append
+//                      ("audit": {"entries", "head"}; see audit_log.h)
 //   strategy.state     the aggregation strategy's state after that round
 //                      (opaque bytes; absent when the strategy keeps none)
 // Each is replaced atomically (write, fsync, rename), so a killed
@@ -9,12 +11,15 @@
 #define BRAID_AGGREGATOR_CHECKPOINT_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "braid/core/audit_log.h"
 #include "braid/core/safetensors.h"
 
 namespace braid::aggregator {
@@ -59,9 +64,11 @@ struct CheckpointState {
   std::vector<RoundRecord> history;  // rounds 1..n in order
 };
 
-// The on-disk model plus its layout. Not thread-safe for writers; readers
-// open their own file descriptors (ReadAt), so a writer's rename never
-// disturbs a stream in progress: it keeps reading the version it opened.
+// The on-disk model plus its layout. Not thread-safe for writers, except
+// that WriteAuditAnchor and audit_anchor() may be called from any thread,
+// also while another writes the state; readers open their own file
+// descriptors (ReadAt), so a writer's rename never disturbs a stream in
+// progress: it keeps reading the version it opened.
 class Checkpoint {
  public:
   // Opens `dir` (created if missing). If it holds a checkpoint for a
@@ -81,8 +88,16 @@ class Checkpoint {
 
   // Replaces the weights with `data` (model_bytes() bytes, same layout).
   absl::Status WriteWeights(const void* data);
-  // Replaces state.json.
+  // Replaces state.json (with the current audit anchor).
   absl::Status WriteState(const CheckpointState& state);
+
+  // The audit log's head after the aggregator's last append, as read from
+  // state.json at Open ({0, ""} when it holds none: a new job, or one
+  // checkpointed before anchors were kept) and then as last written.
+  audit::Anchor audit_anchor() const;
+  // Records `anchor` and replaces state.json with it (and the last state
+  // written). Called after each append to the audit log, in append order.
+  absl::Status WriteAuditAnchor(const audit::Anchor& anchor);
 
   // The strategy's saved state (AggregationStrategy::SaveState); empty if
   // none was saved.
@@ -100,6 +115,16 @@ class Checkpoint {
   uint64_t model_bytes_ = 0;
   std::string header_;  // the model file's bytes before its data section
   CheckpointState state_;
+  // Serializes writes of state.json between the engine (WriteState) and
+  // the audit log's appenders (WriteAuditAnchor). Boxed so that a
+  // Checkpoint stays movable.
+  struct AnchorBox {
+    absl::Mutex mu;
+    audit::Anchor anchor ABSL_GUARDED_BY(mu);
+  };
+  std::unique_ptr<AnchorBox> audit_ = std::make_unique<AnchorBox>();
+
+  absl::Status WriteStateFile(const CheckpointState& state, const audit::Anchor& anchor);
 };
 
 }  // namespace braid::aggregator

@@ -20,7 +20,11 @@ inline constexpr char kUsage[] =
     "      --max-workers, --max-memory-mib raise the bounds on what a job may ask of this\n"
     "      machine (default max(64, 16 x CPUs) workers, the machine's memory)\n"
     "  braid approve --workdir DIR --tenant T [--refuse] [--comment TEXT]\n"
-    "  braid audit verify FILE          exit 0 chain ok, 1 broken (names the entry), 2 unreadable\n"
+    "  braid audit verify FILE [--summary SUMMARY | --expect-entries N --expect-head HASH]\n"
+    "                                   exit 0 chain ok and holds its anchor (the head kept in\n"
+    "                                   state.json / summary.json / the job's status.audit;\n"
+    "                                   found beside FILE when not given), 1 broken or cut\n"
+    "                                   (names the entry, or how many are missing), 2 unreadable\n"
     "  braid audit show FILE [--json]\n";
 
 }  // namespace braid::cli

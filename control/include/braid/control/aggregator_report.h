@@ -11,7 +11,8 @@ namespace braid::control {
 
 // Every field of AggregatorReport from `status`: its phase, reason, message
 // and counts, the last round's figures (zero before the first round), each
-// tenant's last contributing round, and the privacy spent when enabled.
+// tenant's last contributing round, the privacy spent when enabled, and
+// the audit log's head when it is a well-formed anchor.
 AggregatorReport ReportFromStatus(const v1::JobStatus& status);
 
 }  // namespace braid::control

@@ -11,7 +11,10 @@
 // or the tenants are recomputed every time, so fixing the cause clears them.
 // With differential privacy, status.privacy {epsilon, delta, maxEpsilon}
 // comes from the aggregator's report (kept from `previous` while the
-// aggregator does not answer).
+// aggregator does not answer). status.audit {entries, head} is the audit
+// log's head as the aggregator last reported it (kept from `previous` while
+// it reports none): a copy of the log that no longer holds that entry with
+// that hash was cut or rewritten (`braid audit verify`).
 // Conditions (list-map keyed by type, each with observedGeneration and a
 // lastTransitionTime that only moves when the status flips): Valid,
 // TenantsReady, Admitted, AggregatorReady, WorkersReady, Complete.
@@ -27,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/time/time.h"
+#include "braid/core/audit_log.h"
 #include "braid/core/spec.h"
 #include "braid/control/tenant_approval.h"
 #include "braid/control/tenant_resolution.h"
@@ -54,6 +58,9 @@ struct AggregatorReport {
   double epsilon = 0;
   double delta = 0;
   double max_epsilon = 0;
+  // The audit log's head after the aggregator's last append ({0, ""}: none
+  // reported, or not a well-formed anchor).
+  audit::Anchor audit;
 };
 
 struct WorkerCounts {
