@@ -31,13 +31,14 @@ RUN cmake -S . -B build -G Ninja \
 # --- runtime ------------------------------------------------------------------
 FROM debian:bookworm-slim
 # The Debian packages of the shared libraries braid-operator loads (ldd;
-# cpp-httplib and OpenSSL for the dashboard);
+# cpp-httplib and OpenSSL for the dashboard, libsodium for the audit
+# trail's anchors);
 # libc6 and libgcc-s1 are part of the base image.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libabsl20220623 libgrpc++1.51 libgrpc29 libprotobuf32 libyaml-cpp0.7 \
       libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcurl4 libstdc++6 \
-      libcpp-httplib0.11 libssl3 \
+      libcpp-httplib0.11 libssl3 libsodium23 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/bin/braid-operator /usr/local/bin/braid-operator
 # The chart runs it as 65532 too, with a read-only root filesystem.

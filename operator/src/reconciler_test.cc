@@ -532,7 +532,9 @@ TEST_F(ReconcilerTest, ARefusedTenantIsNotAmongTheWorkersTheAggregatorExpects) {
   alpha["spec"]["policy"] = {{"requireApproval", true}};
   server_.Upsert(kube::kTenant, alpha);
   server_.Upsert(kube::kTenantApproval, Approval("Refused"));
-  server_.Upsert(kube::kFederatedJob, JobObject(/*min_clients=*/1));
+  json job = JobObject(/*min_clients=*/1);
+  job["spec"]["strategy"]["minTenants"] = 1;  // the job may run with one tenant
+  server_.Upsert(kube::kFederatedJob, job);
   ASSERT_TRUE(reconciler_->Reconcile("lab", "train").ok());
   const json aggregator = server_.Object(kube::kDeployment, "lab", "train-aggregator");
   ASSERT_FALSE(aggregator.is_null()) << Status().dump(2);

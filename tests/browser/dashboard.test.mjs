@@ -64,7 +64,7 @@ before(async () => {
   const tmp = mkdtempSync(path.join(build, "browser-test-"));
   const job = writeJob(tmp);
 
-  braid = spawn(braidBin, ["run", job, "--dashboard", "127.0.0.1:0", "--workdir", path.join(tmp, "work")],
+  braid = spawn(braidBin, ["run", job, "--allow-path", path.join(source, "examples"), "--dashboard", "127.0.0.1:0", "--workdir", path.join(tmp, "work")],
     { stdio: ["ignore", "pipe", "pipe"] });
   url = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no dashboard URL within 60 s:\n${braidOutput}`)), 60_000);

@@ -55,6 +55,7 @@ spec:
     kind: )", kind.model_kind, R"(
     base: {path: base}
     adapter: {type: lora, rank: 4, alpha: 8, targets: [)", absl::StrJoin(kind.targets, ", "), R"(], writeMerged: true}
+  data: {maxLength: 32}  # within the tiny GPT-2's n_positions
   strategy: {rounds: 1}
   tenants:
   - name: a
