@@ -19,32 +19,18 @@ namespace {
 using nlohmann::json;
 using ::testing::HasSubstr;
 
-// Runs `braid args...`; returns the exit code and fills `out` with stdout+stderr.
-int Braid(const std::string& dir, const std::string& name, const std::vector<std::string>& args,
-          std::string* out) {
-  std::vector<std::string> argv = {Binary("braid")};
-  argv.insert(argv.end(), args.begin(), args.end());
-  const std::string log = dir + "/" + name + ".log";
-  auto proc = cli::Subprocess::Start(argv, log, log);
-  if (!proc.ok()) {
-    *out = proc.status().ToString();
-    return -1;
-  }
-  const int code = proc->Wait(absl::Minutes(10));
-  *out = ReadFile(log);
-  return code;
-}
 
 TEST(AuditTrail, BraidRunLeavesAVerifyingLogWithEveryRound) {
   const std::string dir = FreshDir("audit");
   const std::string work = dir + "/work";
   std::string out;
-  ASSERT_EQ(Braid(dir, "run", {"run", SourcePath("examples/tabular.yaml"), "--workdir", work}, &out),
+  ASSERT_EQ(RunBraid(dir, "run", {"run", SourcePath("examples/tabular.yaml"), "--workdir", work},
+                     &out),
             0)
       << out;
   const json summary = json::parse(ReadFile(work + "/summary.json"));
   const std::string log = work + "/checkpoint/audit.jsonl";
-  ASSERT_EQ(Braid(dir, "verify", {"audit", "verify", log}, &out), 0) << out;
+  ASSERT_EQ(RunBraid(dir, "verify", {"audit", "verify", log}, &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("chain verified"));
 
   absl::StatusOr<audit::AuditFile> file = audit::ReadAuditLog(log);
@@ -77,7 +63,7 @@ TEST(AuditTrail, BraidRunLeavesAVerifyingLogWithEveryRound) {
   EXPECT_EQ(exported.details["sha256"], *sha);
 
   // `braid audit show --json` prints the same entries.
-  ASSERT_EQ(Braid(dir, "show", {"audit", "show", log, "--json"}, &out), 0) << out;
+  ASSERT_EQ(RunBraid(dir, "show", {"audit", "show", log, "--json"}, &out), 0) << out;
   EXPECT_EQ(json::parse(out)["entries"].size(), file->entries.size());
 
   // A copy with one round's participants changed is named at that line.
@@ -96,7 +82,7 @@ TEST(AuditTrail, BraidRunLeavesAVerifyingLogWithEveryRound) {
   }
   const std::string copy = dir + "/tampered.jsonl";
   WriteFile(copy, tampered.str());
-  EXPECT_EQ(Braid(dir, "verify-tampered", {"audit", "verify", copy}, &out), 1) << out;
+  EXPECT_EQ(RunBraid(dir, "verify-tampered", {"audit", "verify", copy}, &out), 1) << out;
   EXPECT_THAT(out, HasSubstr(copy + ":" + std::to_string(altered_line) +
                              ": hash mismatch (entry altered)"));
 }

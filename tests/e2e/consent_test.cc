@@ -28,21 +28,6 @@ std::string Tenant(const std::string& name, const std::string& policy) {
                       "}\nspec:\n  namespace: tenant-", name, "\n  policy: ", policy, "\n---\n");
 }
 
-// Runs `braid args...` to its end; returns the exit code, `out` gets its output.
-int Braid(const std::string& dir, const std::string& name, const std::vector<std::string>& args,
-          std::string* out) {
-  std::vector<std::string> argv = {Binary("braid")};
-  argv.insert(argv.end(), args.begin(), args.end());
-  const std::string log = dir + "/" + name + ".log";
-  auto proc = cli::Subprocess::Start(argv, log, log);
-  if (!proc.ok()) {
-    *out = proc.status().ToString();
-    return -1;
-  }
-  const int code = proc->Wait(absl::Minutes(10));
-  *out = ReadFile(log);
-  return code;
-}
 
 // Waits until `path` contains `text`; false after `timeout`.
 bool AwaitText(const std::string& path, const std::string& text, absl::Duration timeout) {
@@ -69,7 +54,7 @@ TEST(LocalConsent, PolicyViolationStopsTheRunBeforeAnythingStarts) {
   const std::string job = WriteTabularJob(dir, "{name: fedavg, rounds: 10, minClients: 2}");
   WriteFile(dir + "/tenants.yaml", Tenant("charite", "{maxRounds: 4}"));
   std::string out;
-  EXPECT_EQ(Braid(dir, "run",
+  EXPECT_EQ(RunBraid(dir, "run",
                   {"run", job, "--workdir", dir + "/work", "--tenants", dir + "/tenants.yaml"},
                   &out),
             1);
@@ -78,7 +63,7 @@ TEST(LocalConsent, PolicyViolationStopsTheRunBeforeAnythingStarts) {
   EXPECT_FALSE(fs::exists(dir + "/work/logs/aggregator.log"));
 
   WriteFile(dir + "/tenants.yaml", Tenant("charite", "{allowedModels: [llama]}"));
-  EXPECT_EQ(Braid(dir, "run",
+  EXPECT_EQ(RunBraid(dir, "run",
                   {"run", job, "--workdir", dir + "/work", "--tenants", dir + "/tenants.yaml"},
                   &out),
             1);
@@ -86,7 +71,7 @@ TEST(LocalConsent, PolicyViolationStopsTheRunBeforeAnythingStarts) {
                              "allows only models [\"llama\"], not \"mlp\""));
 
   WriteFile(dir + "/tenants.yaml", "kind: Tenant\nmetadata: {name: x}\nspec: {policy: 3}\n");
-  EXPECT_EQ(Braid(dir, "run",
+  EXPECT_EQ(RunBraid(dir, "run",
                   {"run", job, "--workdir", dir + "/work", "--tenants", dir + "/tenants.yaml"},
                   &out),
             2);
@@ -113,7 +98,7 @@ TEST(LocalConsent, AJobWaitsForApprovalThenRuns) {
   EXPECT_FALSE(fs::exists(work + "/logs/worker-charite-0.log"));
 
   std::string out;
-  ASSERT_EQ(Braid(dir, "approve1",
+  ASSERT_EQ(RunBraid(dir, "approve1",
                   {"approve", "--workdir", work, "--tenant", "charite", "--comment", "DPO ok"},
                   &out),
             0)
@@ -123,10 +108,12 @@ TEST(LocalConsent, AJobWaitsForApprovalThenRuns) {
       << ReadFile(out_path);
   EXPECT_FALSE(fs::exists(work + "/logs/aggregator.log"));
   // A tenant the job does not name cannot decide.
-  EXPECT_EQ(Braid(dir, "approve-x", {"approve", "--workdir", work, "--tenant", "st-mary"}, &out), 2);
+  EXPECT_EQ(
+      RunBraid(dir, "approve-x", {"approve", "--workdir", work, "--tenant", "st-mary"}, &out), 2);
   EXPECT_THAT(out, HasSubstr("tenant \"st-mary\" has no Tenant object in this run"));
 
-  ASSERT_EQ(Braid(dir, "approve2", {"approve", "--workdir", work, "--tenant", "karolinska"}, &out),
+  ASSERT_EQ(RunBraid(dir, "approve2", {"approve", "--workdir", work, "--tenant", "karolinska"},
+                     &out),
             0)
       << out;
   EXPECT_EQ(run->Wait(absl::Minutes(5)), 0) << ReadFile(out_path);
@@ -158,8 +145,8 @@ TEST(LocalConsent, RefusalExcludesTheTenantOrStopsTheJob) {
       dir + "/run1.out", dir + "/run1.out");
   ASSERT_TRUE(run.ok());
   ASSERT_TRUE(AwaitText(dir + "/run1.out", "AwaitingApproval", absl::Seconds(60)));
-  ASSERT_EQ(Braid(dir, "refuse1", {"approve", "--workdir", work, "--tenant", "charite", "--refuse"},
-                  &out),
+  ASSERT_EQ(RunBraid(dir, "refuse1",
+                     {"approve", "--workdir", work, "--tenant", "charite", "--refuse"}, &out),
             0)
       << out;
   EXPECT_EQ(run->Wait(absl::Minutes(2)), 1);
@@ -177,7 +164,7 @@ TEST(LocalConsent, RefusalExcludesTheTenantOrStopsTheJob) {
       dir + "/run2.out", dir + "/run2.out");
   ASSERT_TRUE(run.ok());
   ASSERT_TRUE(AwaitText(dir + "/run2.out", "AwaitingApproval", absl::Seconds(60)));
-  ASSERT_EQ(Braid(dir, "refuse2",
+  ASSERT_EQ(RunBraid(dir, "refuse2",
                   {"approve", "--workdir", work2, "--tenant", "charite", "--refuse"}, &out),
             0);
   EXPECT_EQ(run->Wait(absl::Minutes(5)), 0) << ReadFile(dir + "/run2.out");
@@ -204,9 +191,10 @@ TEST(LocalConsent, RevocationDuringTheRunStopsThatTenantsWorkers) {
   ASSERT_TRUE(run.ok());
   ASSERT_TRUE(AwaitText(out_path, "AwaitingApproval", absl::Seconds(60)));
   std::string out;
-  ASSERT_EQ(Braid(dir, "approve", {"approve", "--workdir", work, "--tenant", "charite"}, &out), 0);
+  ASSERT_EQ(
+      RunBraid(dir, "approve", {"approve", "--workdir", work, "--tenant", "charite"}, &out), 0);
   ASSERT_TRUE(AwaitText(out_path, "round 2/40", absl::Seconds(120))) << ReadFile(out_path);
-  ASSERT_EQ(Braid(dir, "revoke",
+  ASSERT_EQ(RunBraid(dir, "revoke",
                   {"approve", "--workdir", work, "--tenant", "charite", "--refuse", "--comment",
                    "consent withdrawn"},
                   &out),

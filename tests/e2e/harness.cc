@@ -64,6 +64,21 @@ std::string ReadFile(const std::string& path) {
 
 void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
+int RunBraid(const std::string& dir, const std::string& name, const std::vector<std::string>& args,
+             std::string* out) {
+  std::vector<std::string> argv = {Binary("braid")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const std::string log = dir + "/" + name + ".log";
+  auto proc = cli::Subprocess::Start(argv, log, log);
+  if (!proc.ok()) {
+    *out = proc.status().ToString();
+    return -1;
+  }
+  const int code = proc->Wait(absl::Seconds(100));
+  *out = ReadFile(log);
+  return code;
+}
+
 std::string WriteTabularJob(const std::string& dir, const std::string& strategy) {
   fs::create_directories(fs::path(dir) / "data");
   for (const char* f : {"st-mary.csv", "charite.csv", "karolinska.csv", "pooled-test.csv"}) {

@@ -30,6 +30,13 @@ void WriteFile(const std::string& path, const std::string& text);
 // strategy overrides (YAML flow map text, e.g. "{rounds: 4, minClients: 2}").
 std::string WriteTabularJob(const std::string& dir, const std::string& strategy);
 
+// Runs `braid args...` (stdout and stderr into <dir>/<name>.log) until it
+// exits, at most 100 s (under ctest's 120 s bound; then it is killed);
+// returns its exit code (128 + signal if killed, -1 if it could not start)
+// and the log in `out`.
+int RunBraid(const std::string& dir, const std::string& name, const std::vector<std::string>& args,
+             std::string* out);
+
 struct Aggregator {
   cli::Subprocess proc;
   int port = 0;

@@ -25,21 +25,6 @@ using nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// Runs `braid args...`; returns the exit code and fills `out` with stdout+stderr.
-int Braid(const std::string& dir, const std::string& name, const std::vector<std::string>& args,
-          std::string* out) {
-  std::vector<std::string> argv = {Binary("braid")};
-  argv.insert(argv.end(), args.begin(), args.end());
-  const std::string log = dir + "/" + name + ".log";
-  auto proc = cli::Subprocess::Start(argv, log, log);
-  if (!proc.ok()) {
-    *out = proc.status().ToString();
-    return -1;
-  }
-  const int code = proc->Wait(absl::Seconds(100));
-  *out = ReadFile(log);
-  return code;
-}
 
 std::vector<std::string> Lines(const std::string& path) {
   std::ifstream in(path);
@@ -62,7 +47,7 @@ TEST(HostileAudit, CuttingTheTailOfABraidRunLogFailsVerification) {
                                                "fractionFit: 1.0, roundTimeout: 2m}");
   const std::string work = dir + "/work";
   std::string out;
-  ASSERT_EQ(Braid(dir, "run", {"run", job, "--workdir", work}, &out), 0) << out;
+  ASSERT_EQ(RunBraid(dir, "run", {"run", job, "--workdir", work}, &out), 0) << out;
 
   // The summary anchors the whole log: braid run's own model_exported last.
   const std::string log = work + "/checkpoint/audit.jsonl";
@@ -83,7 +68,7 @@ TEST(HostileAudit, CuttingTheTailOfABraidRunLogFailsVerification) {
   EXPECT_EQ(state.value("audit", json()), (json{{"entries", finished.seq}, {"head", finished.hash}}));
 
   // Untouched: passes, holding both anchors found beside it.
-  ASSERT_EQ(Braid(dir, "verify", {"audit", "verify", log}, &out), 0) << out;
+  ASSERT_EQ(RunBraid(dir, "verify", {"audit", "verify", log}, &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("holds the anchor of " + work + "/checkpoint/state.json"));
   EXPECT_THAT(out, HasSubstr("holds the anchor of " + work + "/summary.json"));
   EXPECT_THAT(out, Not(HasSubstr("no anchor")));
@@ -95,7 +80,7 @@ TEST(HostileAudit, CuttingTheTailOfABraidRunLogFailsVerification) {
 
   // The last line cut (the model's export): the summary's anchor says so.
   WriteCut(log, lines, 1);
-  EXPECT_EQ(Braid(dir, "verify-cut1", {"audit", "verify", log}, &out), 1) << out;
+  EXPECT_EQ(RunBraid(dir, "verify-cut1", {"audit", "verify", log}, &out), 1) << out;
   EXPECT_THAT(out, HasSubstr("1 entry missing: the anchor says " + entries + " entries (head " +
                              head + "), the log has " + std::to_string(last.seq - 1) +
                              " (its tail was cut); anchor from " + work + "/summary.json"));
@@ -104,20 +89,20 @@ TEST(HostileAudit, CuttingTheTailOfABraidRunLogFailsVerification) {
   // figures given by hand and the summary given explicitly (a copy of the
   // log elsewhere, the way an auditor receives it).
   WriteCut(log, lines, 3);
-  EXPECT_EQ(Braid(dir, "verify-cut3", {"audit", "verify", log}, &out), 1) << out;
+  EXPECT_EQ(RunBraid(dir, "verify-cut3", {"audit", "verify", log}, &out), 1) << out;
   EXPECT_THAT(out, HasSubstr("3 entries missing"));
   EXPECT_THAT(out, HasSubstr("anchor from " + work + "/checkpoint/state.json"));
   const std::string copy = dir + "/copy.jsonl";
   WriteCut(copy, lines, 3);
-  EXPECT_EQ(Braid(dir, "verify-copy", {"audit", "verify", copy}, &out), 0) << out;  // no anchor
+  EXPECT_EQ(RunBraid(dir, "verify-copy", {"audit", "verify", copy}, &out), 0) << out;  // no anchor
   EXPECT_THAT(out, HasSubstr("no anchor found"));
-  EXPECT_EQ(Braid(dir, "verify-expect",
+  EXPECT_EQ(RunBraid(dir, "verify-expect",
                   {"audit", "verify", copy, "--expect-entries", entries, "--expect-head", head},
                   &out),
             1)
       << out;
   EXPECT_THAT(out, HasSubstr("3 entries missing: the anchor says " + entries));
-  EXPECT_EQ(Braid(dir, "verify-summary",
+  EXPECT_EQ(RunBraid(dir, "verify-summary",
                   {"audit", "verify", copy, "--summary", work + "/summary.json"}, &out),
             1)
       << out;
@@ -125,7 +110,7 @@ TEST(HostileAudit, CuttingTheTailOfABraidRunLogFailsVerification) {
 
   // Restored: passes again.
   WriteCut(log, lines, 0);
-  EXPECT_EQ(Braid(dir, "verify-restored", {"audit", "verify", log}, &out), 0) << out;
+  EXPECT_EQ(RunBraid(dir, "verify-restored", {"audit", "verify", log}, &out), 0) << out;
 }
 
 // The aggregator anchors each append in state.json and reports it in
@@ -162,7 +147,7 @@ TEST(HostileAudit, RestartedAggregatorRecordsALogCutWhileItWasDown) {
   // While it is down, the last two entries are cut.
   WriteCut(log, lines, 2);
   std::string out;
-  EXPECT_EQ(Braid(dir, "verify-down", {"audit", "verify", log}, &out), 1) << out;
+  EXPECT_EQ(RunBraid(dir, "verify-down", {"audit", "verify", log}, &out), 1) << out;
   EXPECT_THAT(out, HasSubstr("2 entries missing: the anchor says 3 entries (head " +
                              anchored_head + "), the log has 1"));
 
@@ -182,7 +167,7 @@ TEST(HostileAudit, RestartedAggregatorRecordsALogCutWhileItWasDown) {
   EXPECT_EQ(file->entries[2].kind, audit::kJobStarted);
   EXPECT_THAT(ReadFile(dir + "/aggregator.log"), HasSubstr("does not match the anchor"));
   // The chain is whole again, but the cut stays on record.
-  EXPECT_EQ(Braid(dir, "verify-after", {"audit", "verify", log}, &out), 1) << out;
+  EXPECT_EQ(RunBraid(dir, "verify-after", {"audit", "verify", log}, &out), 1) << out;
   EXPECT_THAT(out, HasSubstr(log + ":2: the aggregator found this log cut or rewritten"));
 }
 
