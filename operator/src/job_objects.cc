@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <set>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "braid/control/desired_set.h"
 #include "braid/operator/job_tls.h"
@@ -17,6 +18,7 @@ constexpr char kJobFileDir[] = "/etc/braid";
 constexpr char kJobFile[] = "/etc/braid/job.yaml";
 constexpr char kCheckpointDir[] = "/var/braid/checkpoint";
 constexpr char kDataDir[] = "/var/braid/data";
+constexpr char kFederationCaDir[] = "/var/run/braid/federation";
 
 bool IsDnsLabel(const std::string& s) {
   if (s.empty() || s.size() > 63) return false;
@@ -49,7 +51,9 @@ json Labels(const spec::JobSpec& job, const JobObjectsContext& context, const st
 json Metadata(const std::string& name, const std::string& ns, json labels,
               const spec::JobSpec& job, const JobObjectsContext& context) {
   json meta = {{"name", name}, {"namespace", ns}, {"labels", std::move(labels)}};
-  if (ns == job.namespace_) {
+  if (!context.owner_reference.is_null()) {
+    meta["ownerReferences"] = json::array({context.owner_reference});
+  } else if (ns == job.namespace_ && !context.remote_aggregator.has_value()) {
     meta["ownerReferences"] = json::array({{{"apiVersion", "braid.dev/v1alpha1"},
                                             {"kind", "FederatedJob"},
                                             {"name", job.name},
@@ -149,6 +153,15 @@ json AggregatorDeployment(const spec::JobSpec& job, const JobObjectsContext& con
   for (const std::string& arg : desired.aggregator_args) {
     pod["containers"][0]["args"].push_back(arg);
   }
+  if (!context.federation_ca_secret.empty()) {
+    json& container = pod["containers"][0];
+    container["args"].push_back(std::string("--tls-client-ca-extra=") + kFederationCaDir + "/ca.crt");
+    container["volumeMounts"].push_back(
+        {{"name", "federation-ca"}, {"mountPath", kFederationCaDir}, {"readOnly", true}});
+    pod["volumes"].push_back(
+        {{"name", "federation-ca"},
+         {"secret", {{"secretName", context.federation_ca_secret}, {"items", {{{"key", "ca.crt"}, {"path", "ca.crt"}}}}}}});
+  }
   if (context.tls) {
     json& container = pod["containers"][0];
     for (const std::string& arg : TlsArgs()) container["args"].push_back(arg);
@@ -191,6 +204,10 @@ json AggregatorNetworkPolicy(const spec::JobSpec& job, const JobObjectsContext& 
   if (!context.operator_namespace.empty()) {
     from.push_back({{"namespaceSelector", NamespaceIs(context.operator_namespace)}});
   }
+  json grpc_rule = {{"ports", {{{"protocol", "TCP"}, {"port", kAggregatorGrpcPort}}}}};
+  // Site workers dial in from outside the cluster: no peer list can name
+  // them, so the port is open and their certificates decide.
+  if (context.site_tenants.empty()) grpc_rule["from"] = from;
   return {{"apiVersion", "networking.k8s.io/v1"},
           {"kind", "NetworkPolicy"},
           {"metadata", Metadata(ObjectName(job, job.namespace_, "aggregator"), job.namespace_,
@@ -200,8 +217,18 @@ json AggregatorNetworkPolicy(const spec::JobSpec& job, const JobObjectsContext& 
              {{"matchLabels", {{kJobUidLabel, context.job_uid}, {"braid.dev/role", "aggregator"}}}}},
             {"policyTypes", {"Ingress"}},
             {"ingress",
-             {{{"from", from}, {"ports", {{{"protocol", "TCP"}, {"port", kAggregatorGrpcPort}}}}},
-              {{"ports", {{{"protocol", "TCP"}, {"port", kAggregatorMetricsPort}}}}}}}}}};
+             {grpc_rule, {{"ports", {{{"protocol", "TCP"}, {"port", kAggregatorMetricsPort}}}}}}}}}};
+}
+
+// The port of "host:port" (or "[v6]:port"); `fallback` when there is none.
+int AddressPort(const std::string& address, int fallback) {
+  const size_t colon = address.find_last_of(':');
+  if (colon == std::string::npos || address.find(']', colon) != std::string::npos) return fallback;
+  int port = 0;
+  if (!absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 1 || port > 65535) {
+    return fallback;
+  }
+  return port;
 }
 
 // Nothing may reach this job's workers in `ns`; they may reach only the
@@ -212,6 +239,12 @@ json WorkerNetworkPolicy(const spec::JobSpec& job, const JobObjectsContext& cont
       {"namespaceSelector", NamespaceIs(job.namespace_)},
       {"podSelector",
        {{"matchLabels", {{kJobUidLabel, context.job_uid}, {"braid.dev/role", "aggregator"}}}}}};
+  int aggregator_port = kAggregatorGrpcPort;
+  if (context.remote_aggregator.has_value()) {
+    // The aggregator is outside this cluster: any address, its port only.
+    aggregator_peer = {{"ipBlock", {{"cidr", "0.0.0.0/0"}}}};
+    aggregator_port = AddressPort(context.remote_aggregator->address, kAggregatorGrpcPort);
+  }
   json dns_peer = {{"namespaceSelector", json::object()},
                    {"podSelector", {{"matchLabels", {{"k8s-app", "kube-dns"}}}}}};
   return {{"apiVersion", "networking.k8s.io/v1"},
@@ -225,7 +258,7 @@ json WorkerNetworkPolicy(const spec::JobSpec& job, const JobObjectsContext& cont
             {"ingress", json::array()},
             {"egress",
              {{{"to", {aggregator_peer}},
-               {"ports", {{{"protocol", "TCP"}, {"port", kAggregatorGrpcPort}}}}},
+               {"ports", {{{"protocol", "TCP"}, {"port", aggregator_port}}}}},
               {{"to", {dns_peer}},
                {"ports",
                 {{{"protocol", "UDP"}, {"port", 53}}, {{"protocol", "TCP"}, {"port", 53}}}}}}}}}};
@@ -250,13 +283,16 @@ json WorkerDeployment(const spec::JobSpec& job, const JobObjectsContext& context
   // Only the one file the job names is mounted, read-only.
   const std::string data_file =
       std::string(kDataDir) + "/" + BaseName(tenant.data.sub_path);
+  const std::string aggregator_address = context.remote_aggregator.has_value()
+                                             ? context.remote_aggregator->address
+                                             : AggregatorAddress(job);
   json worker = {
       {"name", "worker"},
       {"image", context.worker_image},
       {"imagePullPolicy", context.image_pull_policy},
       {"args",
        {"run", std::string("--job=") + kJobFile, "--tenant=" + tenant.name,
-        absl::StrCat("--replica=", replica), "--aggregator=" + AggregatorAddress(job),
+        absl::StrCat("--replica=", replica), "--aggregator=" + aggregator_address,
         "--data=" + data_file}},
       {"securityContext", RestrictedSecurityContext()},
       {"volumeMounts",
@@ -278,7 +314,12 @@ json WorkerDeployment(const spec::JobSpec& job, const JobObjectsContext& context
     json& container = pod["containers"][0];
     for (const std::string& arg : TlsArgs()) container["args"].push_back(arg);
     container["volumeMounts"].push_back(TlsMount());
-    pod["volumes"].push_back(TlsVolume(WorkerTlsSecretName(job, ns, tenant.name)));
+    if (context.remote_aggregator.has_value()) {
+      container["args"].push_back("--tls-server-name=" + context.remote_aggregator->server_name);
+      pod["volumes"].push_back(TlsVolume(context.remote_aggregator->tls_secret));
+    } else {
+      pod["volumes"].push_back(TlsVolume(WorkerTlsSecretName(job, ns, tenant.name)));
+    }
   }
   return Deployment(Metadata(ObjectName(job, ns, absl::StrCat(tenant.name, "-", replica)), ns,
                              labels, job, context),
@@ -337,27 +378,33 @@ std::vector<json> DesiredObjects(const spec::JobSpec& job, const JobObjectsConte
   std::vector<json> objects;
   std::set<std::string> tenant_namespaces;
   for (const spec::Tenant& tenant : job.tenants) {
-    tenant_namespaces.insert(TenantNamespace(context, tenant.name));
+    if (context.site_tenants.count(tenant.name) == 0) {
+      tenant_namespaces.insert(TenantNamespace(context, tenant.name));
+    }
   }
-  objects.push_back(JobConfigMap(ObjectName(job, job.namespace_, "job"), job.namespace_,
-                                 "aggregator", job, context));
-  objects.push_back(AggregatorService(job, context));
-  objects.push_back(AggregatorNetworkPolicy(job, context, tenant_namespaces));
+  const bool here = !context.remote_aggregator.has_value();  // the aggregator runs here
+  if (here) {
+    objects.push_back(JobConfigMap(ObjectName(job, job.namespace_, "job"), job.namespace_,
+                                   "aggregator", job, context));
+    objects.push_back(AggregatorService(job, context));
+    objects.push_back(AggregatorNetworkPolicy(job, context, tenant_namespaces));
+  }
   // The one list both runtimes start from: the aggregator, then each
   // tenant's replicas.
   std::set<std::string> namespaces_done;
   const control::DesiredSet desired = control::ComputeDesiredSet(job, context.run);
   for (const control::Workload& workload : desired.workloads) {
     if (workload.role == control::Workload::Role::kAggregator) {
-      objects.push_back(AggregatorDeployment(job, context, desired));
+      if (here) objects.push_back(AggregatorDeployment(job, context, desired));
       continue;
     }
+    if (context.site_tenants.count(workload.tenant) > 0) continue;  // runs at its site
     const spec::Tenant* tenant = nullptr;
     for (const spec::Tenant& t : job.tenants) {
       if (t.name == workload.tenant) tenant = &t;
     }
     const std::string ns = TenantNamespace(context, tenant->name);
-    if (ns != job.namespace_ && namespaces_done.insert(ns).second) {
+    if ((ns != job.namespace_ || !here) && namespaces_done.insert(ns).second) {
       objects.push_back(JobConfigMap(ObjectName(job, ns, "job"), ns, "worker", job, context));
     }
     if (namespaces_done.insert("policy:" + ns).second) {

@@ -563,3 +563,70 @@ TEST(JobObjects, SameJobNameInTwoNamespacesDoesNotCollideInASharedTenantNamespac
 
 }  // namespace
 }  // namespace braid::op
+
+namespace braid::op {
+namespace {
+
+TEST(JobObjectsMultiSite, TheCoordinatorRendersNoObjectsForSiteTenantsAndOpensTheGrpcPort) {
+  JobObjectsContext c = Context();
+  c.site_tenants = {"alpha"};
+  c.tenant_namespaces.erase("alpha");
+  c.federation_ca_secret = "train-federation-ca";
+  const std::vector<json> objects = DesiredObjects(ParseJob(kJobYaml), c);
+  for (const json& o : objects) {
+    EXPECT_NE(Label(o, "braid.dev/tenant"), "alpha") << Name(o);
+    EXPECT_NE(Ns(o), "tenant-a") << Name(o);
+  }
+  EXPECT_EQ(OfKind(objects, "Deployment").size(), 2u);  // the aggregator and beta's worker
+  const json* aggregator = Find(objects, "Deployment", "lab", "train-aggregator");
+  ASSERT_NE(aggregator, nullptr);
+  const json pod = (*aggregator)["spec"]["template"]["spec"];
+  EXPECT_THAT(pod["containers"][0]["args"].get<std::vector<std::string>>(),
+              ::testing::Contains("--tls-client-ca-extra=/var/run/braid/federation/ca.crt"));
+  bool mounted = false;
+  for (const json& v : pod["volumes"]) {
+    mounted |= v.value("/secret/secretName"_json_pointer, "") == "train-federation-ca";
+  }
+  EXPECT_TRUE(mounted);
+  // Site workers come from outside the cluster: the gRPC rule names no peers.
+  const json* policy = Find(objects, "NetworkPolicy", "lab", "train-aggregator");
+  ASSERT_NE(policy, nullptr);
+  EXPECT_FALSE((*policy)["spec"]["ingress"][0].contains("from"));
+}
+
+TEST(JobObjectsMultiSite, ASiteRendersOnlyItsWorkersDialingTheRemoteAggregator) {
+  JobObjectsContext c = Context();
+  c.tenant_namespaces = {{"alpha", "tenant-a"}};
+  c.remote_aggregator = JobObjectsContext::RemoteAggregator{
+      "fl.coordinator.example:8443", "train-aggregator.lab.svc", "site-tls"};
+  c.owner_reference = {{"apiVersion", "braid.dev/v1alpha1"}, {"kind", "FederatedInvitation"},
+                       {"name", "inv"}, {"uid", "inv-uid"}};
+  spec::JobSpec job = ParseJob(kJobYaml);
+  job.tenants.resize(1);  // the site's own tenant only
+  const std::vector<json> objects = DesiredObjects(job, c);
+  std::set<std::string> kinds;
+  for (const json& o : objects) {
+    kinds.insert(Kind(o));
+    EXPECT_EQ(Ns(o), "tenant-a") << Kind(o) << " " << Name(o);
+    EXPECT_EQ(o["metadata"]["ownerReferences"][0]["uid"], "inv-uid") << Name(o);
+  }
+  EXPECT_THAT(kinds, UnorderedElementsAre("ConfigMap", "NetworkPolicy", "Deployment"));
+  const std::vector<json> workers = OfKind(objects, "Deployment");
+  ASSERT_EQ(workers.size(), 2u);
+  const json container = workers[0]["spec"]["template"]["spec"]["containers"][0];
+  const auto args = container["args"].get<std::vector<std::string>>();
+  EXPECT_THAT(args, ::testing::Contains("--aggregator=fl.coordinator.example:8443"));
+  EXPECT_THAT(args, ::testing::Contains("--tls-server-name=train-aggregator.lab.svc"));
+  bool site_tls = false;
+  for (const json& v : workers[0]["spec"]["template"]["spec"]["volumes"]) {
+    site_tls |= v.value("/secret/secretName"_json_pointer, "") == "site-tls";
+  }
+  EXPECT_TRUE(site_tls);
+  // Egress: the remote aggregator's port on any address, and DNS.
+  const json policy = OfKind(objects, "NetworkPolicy")[0];
+  EXPECT_EQ(policy["spec"]["egress"][0]["ports"][0]["port"], 8443);
+  EXPECT_EQ(policy["spec"]["egress"][0]["to"][0]["ipBlock"]["cidr"], "0.0.0.0/0");
+}
+
+}  // namespace
+}  // namespace braid::op

@@ -18,6 +18,8 @@
 #define BRAID_OPERATOR_JOB_OBJECTS_H_
 
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -56,6 +58,31 @@ struct JobObjectsContext {
   // mTLS between workers and the aggregator (see job_tls.h): pods mount
   // their Secret and get --tls-* flags.
   bool tls = true;
+
+  // At a coordinator (--role coordinator): the tenants whose workers run at
+  // their sites (spec.tenants[].site). Nothing is rendered for them here;
+  // their workers dial in from outside the cluster, so the aggregator's gRPC
+  // port admits any source (mTLS decides) and the aggregator trusts the
+  // federation CA from `federation_ca_secret` (key ca.crt) for their
+  // certificates.
+  std::set<std::string> site_tenants;
+  std::string federation_ca_secret;
+
+  // At a site (--role site): the job's aggregator runs in the coordinator's
+  // cluster. Only the workers' objects are rendered, for the tenants in
+  // tenant_namespaces; they dial `address`, verify the name `server_name`
+  // and mount `tls_secret` (ca.crt: the aggregator's CA; tls.crt, tls.key:
+  // the site's own certificate).
+  struct RemoteAggregator {
+    std::string address;      // host:port
+    std::string server_name;  // in the aggregator's certificate
+    std::string tls_secret;   // in each tenant namespace
+  };
+  std::optional<RemoteAggregator> remote_aggregator;
+  // When set: the owner reference every object carries instead of the
+  // FederatedJob's (at a site, the FederatedInvitation in the tenant's
+  // namespace, so deleting it removes the workers).
+  nlohmann::json owner_reference;
 };
 
 // A DNS-1123 label made from `base`: unchanged when it is one already;
@@ -94,7 +121,9 @@ nlohmann::json JobObjectMetadata(const spec::JobSpec& job, const JobObjectsConte
 // job-namespace objects first, then tenant namespaces in tenant order.
 // The aggregator's args carry the desired set's aggregator_args
 // (--expected-clients when tenants are stopped).
-// Precondition: every tenant has a namespace in context.tenant_namespaces.
+// Precondition: every tenant not in context.site_tenants has a namespace in
+// context.tenant_namespaces. With context.remote_aggregator, only the
+// workers' objects (ConfigMap, NetworkPolicy, Deployments) are rendered.
 std::vector<nlohmann::json> DesiredObjects(const spec::JobSpec& job,
                                            const JobObjectsContext& context);
 
