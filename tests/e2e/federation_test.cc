@@ -213,8 +213,9 @@ TEST(Federation, KilledWorkerRoundCompletesWithTheOthers) {
   }
 }
 
-// The aggregator is SIGKILLed after round 3 and started again on the same
-// checkpoint and port: the job finishes with every round exactly once.
+// The aggregator is SIGKILLed after round 3 (its workers paused, so the job
+// cannot race to its end first) and started again on the same checkpoint and
+// port: the job finishes with every round exactly once.
 TEST(Federation, RestartedAggregatorResumesWithNoRoundLost) {
   const std::string dir = FreshDir("restart");
   const std::string job = WriteTabularJob(dir, "{rounds: 6, minClients: 3, roundTimeout: 2m}");
@@ -236,14 +237,20 @@ TEST(Federation, RestartedAggregatorResumesWithNoRoundLost) {
   auto three = WaitForStatus(agg->address(), absl::Seconds(120),
                              [](const v1::JobStatus& s) { return s.round() >= 3; });
   ASSERT_TRUE(three.ok()) << three.status();
+  // The workers are paused first, so the job cannot finish (at most the
+  // round in flight completes) before the kill lands.
+  for (cli::Subprocess& w : workers) w.Signal(SIGSTOP);
   agg->proc.Signal(SIGKILL);
   agg->proc.Wait(absl::Seconds(10));
   const auto before = nlohmann::json::parse(ReadFile(dir + "/checkpoint/state.json"));
   const size_t saved = before["history"].size();
   ASSERT_GE(saved, 3u);
 
+  ASSERT_LT(saved, 6u) << "the job finished before the kill; nothing was resumed";
+
   auto again = StartAggregator(job, dir, "", port);  // no initial model: must resume
   ASSERT_TRUE(again.ok()) << again.status();
+  for (cli::Subprocess& w : workers) w.Signal(SIGCONT);
   auto done = WaitForStatus(again->address(), absl::Seconds(180), [](const v1::JobStatus& s) {
     return s.phase() == "Succeeded" || s.phase() == "Failed";
   });
