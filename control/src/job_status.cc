@@ -230,8 +230,17 @@ json ComputeStatus(const ObservedJob& o, const json& previous, const std::string
     } else if (counts.desired > 0 && counts.ready == counts.desired) {
       tenant_phase = "Running";
     }
+    // A site's own word on why its workers do not run is more precise than
+    // the consent it implies (e.g. Disconnected, Revoked).
+    const bool site_says = !counts.site_state.empty() && counts.site_state != "Running" &&
+                           counts.site_state != "Succeeded" && !IsFinalPhase(phase);
+    if (site_says && (tenant_phase == "Pending" || tenant_phase == "AwaitingApproval" ||
+                      tenant_phase == "Refused")) {
+      tenant_phase = counts.site_state;
+    }
     json t = {{"name", name},         {"namespace", counts.namespace_}, {"phase", tenant_phase},
               {"replicas", counts.desired}, {"readyReplicas", counts.ready}};
+    if (!counts.site.empty()) t["site"] = counts.site;
     if (c != consent.end()) t["consent"] = ConsentName(c->second);
     if (o.report.has_value()) {
       auto it = o.report->tenant_last_round.find(name);

@@ -1,7 +1,9 @@
 #include "braid/operator/reconciler.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
+#include <set>
 #include <optional>
 #include <utility>
 
@@ -70,6 +72,25 @@ std::optional<int> RunningExpectedClients(const json& deployment, const spec::Jo
     }
   }
   return job.TotalReplicas();
+}
+
+// A site tenant's consent, from what its site last reported: Running (its
+// workers run) and Succeeded count as approved; Refused and Failed, or a
+// Site that is gone or revoked, as refused; anything else (not reported yet,
+// Invited, AwaitingApproval) as pending.
+control::Consent SiteConsent(const SiteJobView& view) {
+  if (!view.member) return control::Consent::kRefused;
+  const std::string state = view.state.has_value() ? view.state->state() : "";
+  if (state == "Running" || state == "Succeeded") return control::Consent::kApproved;
+  if (state == "Refused" || state == "Failed") return control::Consent::kRefused;
+  return control::Consent::kPending;
+}
+
+// What the job's status shows for a site tenant.
+std::string SiteState(const SiteJobView& view) {
+  if (!view.member) return "Revoked";
+  if (!view.connected) return "Disconnected";
+  return view.state.has_value() && !view.state->state().empty() ? view.state->state() : "Invited";
 }
 
 }  // namespace
@@ -195,16 +216,8 @@ absl::StatusOr<json> Reconciler::GetOrCreateSecret(
   return absl::AbortedError(absl::StrCat("Secret ", ns, "/", name, " keeps changing; retrying"));
 }
 
-absl::StatusOr<TlsTarget> Reconciler::EnsureTls(const spec::JobSpec& job,
-                                                const JobObjectsContext& context) {
-  const absl::Time now = clock_->Now();
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = tls_.find(context.job_uid);
-    if (it != tls_.end() && now - it->second.checked < options_.reapply_interval) {
-      return it->second.target;
-    }
-  }
+absl::StatusOr<pki::KeyPair> Reconciler::EnsureCa(const spec::JobSpec& job,
+                                                  const JobObjectsContext& context) {
   BRAID_ASSIGN_OR_RETURN(
       json ca_secret,
       GetOrCreateSecret(job, context, job.namespace_, CaSecretName(job),
@@ -217,6 +230,43 @@ absl::StatusOr<TlsTarget> Reconciler::EnsureTls(const spec::JobSpec& job,
   pki::KeyPair ca;
   BRAID_ASSIGN_OR_RETURN(ca.cert_pem, SecretFile(ca_secret, "ca.crt"));
   BRAID_ASSIGN_OR_RETURN(ca.key_pem, SecretFile(ca_secret, "ca.key"));
+  return ca;
+}
+
+void Reconciler::InviteSites(const spec::JobSpec& job, const std::string& uid,
+                             const std::string& job_file, const std::string& aggregator_ca_pem) {
+  std::map<std::string, v1::Invitation> by_site;
+  const std::string address = absl::StrReplaceAll(
+      options_.site_aggregator_address_template, {{"{name}", job.name}, {"{namespace}", job.namespace_}});
+  for (const spec::Tenant& t : job.tenants) {
+    if (t.site.empty()) continue;
+    v1::Invitation& inv = by_site[t.site];
+    inv.set_job_uid(uid);
+    inv.set_job_namespace(job.namespace_);
+    inv.set_job_name(job.name);
+    inv.set_tenant(t.name);
+    inv.set_dataset(t.dataset);
+    inv.set_job_yaml(job_file);
+    inv.set_aggregator_address(address);
+    inv.set_aggregator_server_name(AggregatorServerName(job));
+    inv.set_aggregator_ca_pem(aggregator_ca_pem);
+    inv.set_coordinator(options_.coordinator_name);
+    inv.set_worker_image(options_.worker_image);
+  }
+  options_.federation->Invite(uid, by_site);
+}
+
+absl::StatusOr<TlsTarget> Reconciler::EnsureTls(const spec::JobSpec& job,
+                                                const JobObjectsContext& context) {
+  const absl::Time now = clock_->Now();
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = tls_.find(context.job_uid);
+    if (it != tls_.end() && now - it->second.checked < options_.reapply_interval) {
+      return it->second.target;
+    }
+  }
+  BRAID_ASSIGN_OR_RETURN(const pki::KeyPair ca, EnsureCa(job, context));
   auto issue = [&](pki::CertRequest request) {
     return [&ca, request]() -> absl::StatusOr<std::vector<std::pair<std::string, std::string>>> {
       BRAID_ASSIGN_OR_RETURN(pki::KeyPair id, pki::Issue(ca, request));
@@ -234,6 +284,7 @@ absl::StatusOr<TlsTarget> Reconciler::EnsureTls(const spec::JobSpec& job,
                                           AggregatorTlsSecretName(job), issue(server))
                             .status());
   for (const spec::Tenant& t : job.tenants) {
+    if (context.site_tenants.count(t.name) > 0) continue;  // a site's own certificate
     pki::CertRequest client;
     client.common_name = pki::TenantCommonName(t.name);
     client.client = true;
@@ -269,6 +320,7 @@ absl::StatusOr<absl::Duration> Reconciler::Finalize(const json& job) {
   const std::string ns = job["metadata"]["namespace"];
   const std::string name = job["metadata"]["name"];
   const std::string uid = job["metadata"]["uid"];
+  if (options_.federation != nullptr) options_.federation->Invite(uid, {});
   if (!HasFinalizer(job)) return absl::InfiniteDuration();
   // Everything labelled with the job's uid, in every namespace: the
   // tenants' objects have no owner reference to collect them.
@@ -337,18 +389,73 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
     observed.suspended = spec.suspend;
     observed.rounds = spec.strategy.rounds;
     const std::map<std::string, json> tenant_objects = view_.tenants();
-    control::TenantResolution tenants = control::ResolveTenants(spec, tenant_objects);
+    // Tenants of this cluster are resolved against its Tenant objects; a
+    // site tenant's workers, policy and consent live at its site, which
+    // answers through the federation.
+    spec::JobSpec local = spec;
+    local.tenants.clear();
+    std::set<std::string> site_tenants;
+    std::map<std::string, SiteJobView> site_views;
+    std::vector<control::TenantProblem> site_problems;
+    for (size_t i = 0; i < spec.tenants.size(); ++i) {
+      const spec::Tenant& t = spec.tenants[i];
+      if (t.site.empty()) {
+        local.tenants.push_back(t);
+        continue;
+      }
+      site_tenants.insert(t.name);
+      const std::string path = absl::StrCat("spec.tenants[", i, "].site");
+      if (options_.federation == nullptr) {
+        site_problems.push_back({path, "NoFederation",
+                                 "this braid-operator is not a coordinator (--role coordinator); "
+                                 "a tenant at a site needs one"});
+      } else if (!options_.tls) {
+        site_problems.push_back({path, "NeedsTls",
+                                 "a tenant at a site needs mTLS; this braid-operator runs --tls=false"});
+      } else {
+        site_views[t.name] = options_.federation->SiteJob(t.site, uid);
+      }
+    }
+    control::TenantResolution tenants = control::ResolveTenants(local, tenant_objects);
+    tenants.problems.insert(tenants.problems.begin(), site_problems.begin(), site_problems.end());
     observed.tenant_problems = tenants.problems;
     if (tenants.problems.empty()) {
-      observed.consent = control::ResolveConsent(spec, control::JobRef{ns, name, uid}, tenant_objects,
-                                        view_.approvals ? view_.approvals() : std::vector<json>{});
+      const std::vector<TenantConsent> local_consent =
+          control::ResolveConsent(local, control::JobRef{ns, name, uid}, tenant_objects,
+                                  view_.approvals ? view_.approvals() : std::vector<json>{});
+      for (const spec::Tenant& t : spec.tenants) {  // in spec order
+        if (!t.site.empty()) {
+          observed.consent.push_back({t.name, SiteConsent(site_views[t.name]), "", ""});
+          continue;
+        }
+        for (const TenantConsent& c : local_consent) {
+          if (c.tenant == t.name) observed.consent.push_back(c);
+        }
+      }
       observed.admission = control::DecideAdmission(spec, observed.consent);
       observed.admitted = control::WasAdmitted(previous) || observed.admission.admit;
+    }
+    if (tenants.problems.empty() && !site_tenants.empty()) {
+      // The sites see the job from the start (they approve before it is
+      // admitted) until it ends or is suspended.
+      if (spec.suspend || control::EndedByAggregator(previous)) {
+        options_.federation->Invite(uid, {});
+      } else {
+        JobObjectsContext ca_context;
+        ca_context.job_uid = uid;
+        BRAID_ASSIGN_OR_RETURN(pki::KeyPair ca, EnsureCa(spec, ca_context));
+        InviteSites(spec, uid, job_file, ca.cert_pem);
+      }
     }
     if (tenants.problems.empty() && !observed.admitted) {
       // Nothing is created, so nothing touches any tenant's data.
       for (const spec::Tenant& t : spec.tenants) {
-        observed.workers[t.name].namespace_ = tenants.namespaces[t.name];
+        WorkerCounts& counts = observed.workers[t.name];
+        counts.namespace_ = tenants.namespaces[t.name];
+        if (!t.site.empty()) {
+          counts.site = t.site;
+          counts.site_state = SiteState(site_views[t.name]);
+        }
       }
     } else if (tenants.problems.empty()) {
       JobObjectsContext context;
@@ -368,9 +475,21 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
       context.run.consent = observed.consent;
       context.run.running_expected_clients = RunningExpectedClients(aggregator_deployment, spec);
       context.tls = options_.tls;
+      context.site_tenants = site_tenants;
       std::optional<TlsTarget> tls;
       if (context.tls) {
         BRAID_ASSIGN_OR_RETURN(tls, EnsureTls(spec, context));
+      }
+      if (!site_tenants.empty()) {
+        context.federation_ca_secret = ObjectName(spec, ns, "federation-ca");
+        const std::string ca_pem = options_.federation->CaPem();
+        BRAID_RETURN_IF_ERROR(
+            GetOrCreateSecret(spec, context, ns, context.federation_ca_secret,
+                              [&]() -> absl::StatusOr<std::vector<std::pair<std::string, std::string>>> {
+                                return std::vector<std::pair<std::string, std::string>>{
+                                    {"ca.crt", ca_pem}};
+                              })
+                .status());
       }
       BRAID_RETURN_IF_ERROR(ApplyAll(uid, DesiredObjects(spec, context)));
 
@@ -379,8 +498,19 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
       for (const control::Workload& w : control::ComputeDesiredSet(spec, context.run).workloads) {
         if (w.role != control::Workload::Role::kWorker) continue;
         WorkerCounts& counts = observed.workers[w.tenant];
-        counts.namespace_ = TenantNamespace(context, w.tenant);
         counts.desired += w.run ? 1 : 0;
+        if (auto site = site_views.find(w.tenant); site != site_views.end()) {
+          // Its workers run at its site, which counts them.
+          for (const spec::Tenant& t : spec.tenants) {
+            if (t.name == w.tenant) counts.site = t.site;
+          }
+          counts.site_state = SiteState(site->second);
+          const int at_site =
+              site->second.state.has_value() ? site->second.state->workers_ready() : 0;
+          counts.ready = std::clamp(at_site, 0, counts.desired);
+          continue;
+        }
+        counts.namespace_ = TenantNamespace(context, w.tenant);
         counts.ready += ReadyReplicas(view_.deployment(
             counts.namespace_,
             ObjectName(spec, counts.namespace_, absl::StrCat(w.tenant, "-", w.replica))));

@@ -64,9 +64,14 @@ struct AggregatorReport {
 };
 
 struct WorkerCounts {
-  std::string namespace_;
+  std::string namespace_;  // "" for a tenant at a site
   int desired = 0;
   int ready = 0;
+  // A tenant at a site (multi-site): the site, and what it is doing with the
+  // job as its coordinator sees it: Invited | AwaitingApproval | Running |
+  // Refused | Succeeded | Failed | Disconnected | Revoked.
+  std::string site;
+  std::string site_state;
 };
 
 struct ObservedJob {

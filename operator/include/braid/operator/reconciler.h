@@ -20,6 +20,7 @@
 #include "braid/kube/client.h"
 #include "braid/kube/events.h"
 #include "braid/operator/aggregator_status.h"
+#include "braid/operator/coordinator_federation.h"
 #include "braid/operator/job_objects.h"
 
 namespace braid::op {
@@ -49,6 +50,17 @@ struct ReconcilerOptions {
   // mTLS between a job's workers and aggregator, with a per-job CA and
   // certificates in Secrets (job_tls.h). False: plaintext gRPC.
   bool tls = true;
+  // At a coordinator (--role coordinator): the federation that carries the
+  // invitations of tenants at sites (spec.tenants[].site) and their answers.
+  // Null: a job with a site tenant is refused (TenantsReady=False,
+  // NoFederation). Not owned.
+  Federation* federation = nullptr;
+  // Where the sites' workers reach a job's aggregator ("{name}" and
+  // "{namespace}" replaced), e.g. "{name}.{namespace}.fl.example.org:443"
+  // behind a TLS-passthrough Ingress. Required with `federation`.
+  std::string site_aggregator_address_template;
+  // The coordinator's name in invitations (what sites show and audit).
+  std::string coordinator_name = "braid-coordinator";
   // Time for re-apply and TLS intervals and the status' transition times.
   // Not owned; null: braid::RealClock().
   Clock* clock = nullptr;
@@ -97,6 +109,11 @@ class Reconciler {
           make);
   std::string StatusAddress(const std::string& ns, const std::string& name,
                             const std::string& in_cluster) const;
+  // The job's CA (its Secret, made when absent).
+  absl::StatusOr<pki::KeyPair> EnsureCa(const spec::JobSpec& job, const JobObjectsContext& context);
+  // Publishes the job's invitations to the sites its tenants name.
+  void InviteSites(const spec::JobSpec& job, const std::string& uid, const std::string& job_file,
+                   const std::string& aggregator_ca_pem);
 
   kube::Client* const client_;
   const ClusterView view_;
