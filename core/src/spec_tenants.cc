@@ -200,16 +200,60 @@ void DecodeClaim(const YAML::Node& node, const std::string& path, DataSource* ou
   }
 }
 
+// spec.tenants[i].site and .dataset, given that the tenant has no data.
+void DecodeSite(const MapReader& m, const YAML::Node* site, const YAML::Node* dataset,
+                const ParseOptions& options, Tenant* tenant, Errors* errors) {
+  if (site == nullptr) {
+    errors->Add(m.Path("site"),
+                "required when dataset is set: the site (a Site in the coordinator cluster) "
+                "whose data the dataset names");
+  } else if (ReadName(*site, m.Path("site"), errors, &tenant->site) && options.check_files) {
+    errors->Add(m.Path("site"),
+                "needs a coordinator: braid run has no sites; give this tenant data: {path: "
+                "file} to run the job here, or apply it to a cluster whose braid-operator runs "
+                "in the coordinator role");
+  }
+  if (dataset == nullptr) {
+    if (site != nullptr) {
+      errors->Add(m.Path("dataset"),
+                  "required when site is set: the logical name of the data at the site "
+                  "(a name in its Tenant's spec.datasets), such as \"notes\"");
+    }
+    return;
+  }
+  std::string name;
+  if (!ReadString(*dataset, m.Path("dataset"), errors, &name)) return;
+  if (!IsDns1123Subdomain(name)) {
+    errors->Add(m.Path("dataset"),
+                "must be a dataset name (lowercase letters, digits, '-' and '.', at most 253 "
+                "characters), got " +
+                    Quote(name));
+    return;
+  }
+  tenant->dataset = std::move(name);
+}
+
 // Returns true when the tenant's replica count is known (valid or default).
 bool DecodeTenant(const YAML::Node& node, const std::string& path, const ParseOptions& options,
                   const JobSpec& job, Tenant* tenant, Errors* errors) {
-  MapReader m(node, path, {"name", "namespace", "replicas", "data", "maxExamples"}, errors);
+  MapReader m(node, path,
+              {"name", "namespace", "replicas", "data", "site", "dataset", "maxExamples"},
+              errors);
   if (!m.ok()) return false;
   if (const YAML::Node* n = m.Require("name", "a DNS-1123 label such as \"st-mary\"")) {
     ReadName(*n, m.Path("name"), errors, &tenant->name);
   }
+  const YAML::Node* site = m.Find("site");
+  const YAML::Node* dataset = m.Find("dataset");
+  const bool remote = site != nullptr || dataset != nullptr;
   if (const YAML::Node* n = m.Find("namespace")) {
-    ReadName(*n, m.Path("namespace"), errors, &tenant->namespace_);
+    if (remote) {
+      errors->Add(m.Path("namespace"),
+                  "not with site: the site runs this tenant's workers in its own Tenant's "
+                  "namespace; remove namespace");
+    } else {
+      ReadName(*n, m.Path("namespace"), errors, &tenant->namespace_);
+    }
   }
   bool replicas_ok = true;
   if (const YAML::Node* n = m.Find("replicas")) {
@@ -218,8 +262,17 @@ bool DecodeTenant(const YAML::Node& node, const std::string& path, const ParseOp
   if (const YAML::Node* n = m.Find("maxExamples")) {
     ReadInt(*n, m.Path("maxExamples"), int64_t{1}, kMaxExamples, errors, &tenant->max_examples);
   }
-  if (const YAML::Node* n =
-          m.Require("data", "give data: {path: file.csv} or data: {persistentVolumeClaim: ...}")) {
+  const YAML::Node* data = m.Find("data");
+  if (data != nullptr && remote) {
+    errors->Add(m.Path("data"),
+                "not with site and dataset: a site maps the dataset to its own data; set "
+                "either data, or site and dataset");
+  } else if (remote) {
+    DecodeSite(m, site, dataset, options, tenant, errors);
+  } else if (const YAML::Node* n = m.Require(
+                 "data",
+                 "give data: {path: file.csv} or data: {persistentVolumeClaim: ...}, or "
+                 "site and dataset (multi-site)")) {
     DecodeDataSource(*n, m.Path("data"), options, job, SourceKind::kFile, &tenant->data,
                      errors);
   }
@@ -276,7 +329,8 @@ bool DecodeTenants(const YAML::Node& node, const std::string& path,
                    const ParseOptions& options, JobSpec* job, Errors* errors) {
   if (!CheckList(node, path, 1, kMaxTenants, "tenants", errors)) return false;
   bool replicas_known = true;
-  std::unordered_map<std::string, size_t> first;  // tenant name -> index
+  std::unordered_map<std::string, size_t> first;       // tenant name -> index
+  std::unordered_map<std::string, size_t> first_site;  // site -> index of its tenant
   job->tenants.reserve(node.size());
   size_t i = 0;
   for (auto it = node.begin(); it != node.end(); ++it, ++i) {
@@ -289,6 +343,19 @@ bool DecodeTenants(const YAML::Node& node, const std::string& path,
         errors->Add(FieldPath(tenant_path, "name"),
                     "duplicate tenant " + Quote(tenant.name) + " (also " +
                         IndexPath(path, where->second) + ")");
+      }
+    }
+    if (tenant.IsSite()) {
+      // One tenant per site: the site's certificate ("site:<site>") must
+      // identify exactly one tenant, or one site could count as several
+      // tenants (strategy.minTenants) and weigh as several.
+      auto [where, inserted] = first_site.emplace(tenant.site, i);
+      if (!inserted) {
+        const Tenant& other = job->tenants[where->second];
+        errors->Add(FieldPath(tenant_path, "site"),
+                    "site " + Quote(tenant.site) + " is already tenant " + Quote(other.name) +
+                        " (" + IndexPath(path, where->second) +
+                        "); a site takes part in a job once (give it more replicas instead)");
       }
     }
     job->tenants.push_back(std::move(tenant));

@@ -209,6 +209,63 @@ TEST(ParseJobYamlTest, CheckpointOnAClaimIsForKubernetesOnly) {
   EXPECT_THAT(local[0].message, HasSubstr("set path to a local folder"));
 }
 
+TEST(ParseJobYamlTest, SiteTenantsNameASiteAndADatasetInsteadOfData) {
+  const std::string yaml = Job("", "  - {name: a, data: {path: data/a.csv}}\n"
+                                   "  - {name: st-mary, site: st-mary, dataset: notes.v2, "
+                                   "replicas: 2}\n");
+  ParseOptions coordinator;
+  coordinator.check_files = false;
+  absl::StatusOr<JobSpec> job = ParseJobYaml(yaml, "", coordinator);
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_THAT(job->tenants, SizeIs(2));
+  EXPECT_FALSE(job->tenants[0].IsSite());
+  EXPECT_TRUE(job->tenants[1].IsSite());
+  EXPECT_EQ(job->tenants[1].site, "st-mary");
+  EXPECT_EQ(job->tenants[1].dataset, "notes.v2");
+  EXPECT_EQ(job->tenants[1].data.path, "");
+  EXPECT_EQ(job->tenants[1].data.claim_name, "");
+  EXPECT_EQ(job->tenants[1].namespace_, "");
+  EXPECT_EQ(job->TotalReplicas(), 3);
+
+  // braid run and braid validate (files checked) have no sites.
+  std::vector<FieldError> local = ValidateJobYaml(yaml, kGoodDir);
+  ASSERT_THAT(local, SizeIs(1));
+  EXPECT_EQ(local[0].path, "spec.tenants[1].site");
+  EXPECT_THAT(local[0].message, AllOf(HasSubstr("braid run has no sites"),
+                                      HasSubstr("coordinator role")));
+}
+
+TEST(ParseJobYamlTest, SiteTenantProblemsNameTheField) {
+  ParseOptions coordinator;
+  coordinator.check_files = false;
+  auto problems = [&](const std::string& tenant) {
+    std::vector<std::string> out;
+    for (const FieldError& e : ValidateJobYaml(Job("", tenant), "", coordinator)) {
+      out.push_back(e.ToString());
+    }
+    return out;
+  };
+  EXPECT_THAT(problems("  - {name: a, site: s}\n"),
+              ElementsAre(StartsWith("spec.tenants[0].dataset: required when site is set")));
+  EXPECT_THAT(problems("  - {name: a, dataset: d}\n"),
+              ElementsAre(StartsWith("spec.tenants[0].site: required when dataset is set")));
+  EXPECT_THAT(problems("  - {name: a, site: s, dataset: d, data: {path: a.csv}}\n"),
+              ElementsAre(StartsWith("spec.tenants[0].data: not with site and dataset")));
+  EXPECT_THAT(problems("  - {name: a, dataset: d, data: {path: a.csv}}\n"),
+              ElementsAre(StartsWith("spec.tenants[0].data: not with site and dataset")));
+  EXPECT_THAT(problems("  - {name: a, namespace: n, site: s, dataset: d}\n"),
+              ElementsAre(StartsWith("spec.tenants[0].namespace: not with site")));
+  EXPECT_THAT(problems("  - {name: a, site: s, dataset: 7}\n"),
+              ElementsAre(StartsWith("spec.tenants[0].dataset: must be a string")));
+  EXPECT_THAT(problems("  - {name: a}\n"),
+              ElementsAre(AllOf(StartsWith("spec.tenants[0].data: required"),
+                                HasSubstr("or site and dataset"))));
+  EXPECT_THAT(problems("  - {name: a, site: s, dataset: d}\n"
+                       "  - {name: b, site: s, dataset: e}\n"),
+              ElementsAre(StartsWith("spec.tenants[1].site: site \"s\" is already tenant \"a\" "
+                                     "(spec.tenants[0])")));
+}
+
 TEST(ParseJobFileTest, EveryGoodFileParses) {
   std::vector<std::string> files = YamlFilesIn(kGoodDir);
   ASSERT_THAT(files, testing::Contains("minimal.yaml"));

@@ -33,16 +33,32 @@ struct DataSource {
   std::string sub_path;    // persistentVolumeClaim.subPath (optional)
 };
 
+// A tenant either names its data (`data`, this cluster or `braid run`) or
+// names a site and one of that site's datasets (`site` + `dataset`,
+// multi-site: the site's own Tenant maps the dataset to its claim, so the
+// job never holds a claim name or path of a site). Never both.
 struct Tenant {
   std::string name;       // DNS-1123 label, unique within the job
-  std::string namespace_; // Kubernetes namespace (DNS-1123 label); "" = the job's namespace
+  std::string namespace_; // Kubernetes namespace (DNS-1123 label); "" = the job's namespace;
+                          // always "" for a site tenant (the site places its workers)
   int replicas = 1;       // 1..1000 workers for this tenant; each trains on a 1/replicas shard
-  DataSource data;
+  DataSource data;        // empty for a site tenant
+  // spec.tenants[].site: the enrolled site (a Site object in the coordinator
+  // cluster, DNS-1123 label) whose workers train this tenant; "" = a tenant
+  // of this cluster. A site is named by at most one tenant of a job, so its
+  // certificate ("site:<site>") identifies exactly one tenant.
+  std::string site;
+  // spec.tenants[].dataset: with site (and only then, required), the logical
+  // name of the data at the site (a DNS-1123 subdomain, <= 253 characters),
+  // looked up in the site's Tenant spec.datasets.
+  std::string dataset;
   // maxExamples: the most training examples one worker of this tenant may
   // claim for an update, in [1, kMaxExamples]; a larger claim counts for this
   // many. 0 (absent) = none declared: the tenant then weighs at most as much
   // as the heaviest other tenant of a round (docs/job-file.md).
   int64_t max_examples = 0;
+
+  bool IsSite() const { return !site.empty(); }
 };
 
 struct MlpModel {
@@ -198,8 +214,9 @@ struct JobSpec {
 struct ParseOptions {
   // When true (the default), local data paths must exist and be readable
   // regular files, and persistentVolumeClaim data sources are errors (only
-  // Kubernetes can mount them); the operator sets false because paths are
-  // resolved in pods.
+  // Kubernetes can mount them), and so are site tenants (spec.tenants[].site:
+  // `braid run` and `braid validate` have no sites); the operator sets false
+  // because paths are resolved in pods.
   bool check_files = true;
   // Local paths (spec.tenants[*].data.path, spec.model.base.path,
   // spec.evaluation.pooled.path) are confined to the job file's folder:
