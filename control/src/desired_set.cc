@@ -18,7 +18,7 @@ DesiredSet ComputeDesiredSet(const spec::JobSpec& job, const DesiredSetInput& in
   out.run_workers = !input.suspended && !input.ended;
   out.stopped_tenants = StoppedTenants(input.consent);
   out.workloads.push_back(
-      Workload{Workload::Role::kAggregator, "aggregator", "", 0, out.run_aggregator});
+      Workload{Workload::Role::kAggregator, "aggregator", "", 0, out.run_aggregator, ""});
   int expected = 0;
   for (const spec::Tenant& t : job.tenants) {
     const bool stopped = out.stopped_tenants.count(t.name) > 0;
@@ -26,7 +26,7 @@ DesiredSet ComputeDesiredSet(const spec::JobSpec& job, const DesiredSetInput& in
     for (int r = 0; r < t.replicas; ++r) {
       out.workloads.push_back(Workload{Workload::Role::kWorker,
                                        absl::StrCat("worker-", t.name, "-", r), t.name, r,
-                                       out.run_workers && !stopped});
+                                       out.run_workers && !stopped, t.site});
     }
   }
   out.expected_clients = input.running_expected_clients.value_or(expected);

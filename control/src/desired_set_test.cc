@@ -7,7 +7,10 @@ namespace {
 
 spec::JobSpec TwoTenants() {
   spec::JobSpec job;
-  job.tenants = {spec::Tenant{"a", "", 2, {}}, spec::Tenant{"b", "", 1, {}}};
+  job.tenants.resize(2);
+  job.tenants[0].name = "a";
+  job.tenants[0].replicas = 2;
+  job.tenants[1].name = "b";
   return job;
 }
 
@@ -67,6 +70,19 @@ TEST(DesiredSet, SuspendedRunsNothingAndEndedStopsOnlyWorkers) {
   EXPECT_FALSE(d.run_workers);
   EXPECT_TRUE(d.workloads[0].run);
   EXPECT_FALSE(d.workloads[1].run);
+}
+
+TEST(DesiredSet, ASiteTenantsWorkersCarryTheSiteAndAreWaitedFor) {
+  spec::JobSpec job = TwoTenants();
+  job.tenants[1].site = "st-mary-london";
+  job.tenants[1].dataset = "notes";
+  const DesiredSet d = ComputeDesiredSet(job);
+  ASSERT_EQ(d.workloads.size(), 4u);
+  EXPECT_EQ(d.workloads[0].site, "") << "the aggregator runs at the coordinator";
+  EXPECT_EQ(d.workloads[1].site, "");
+  EXPECT_EQ(d.workloads[3].name, "worker-b-0");
+  EXPECT_EQ(d.workloads[3].site, "st-mary-london");
+  EXPECT_EQ(d.expected_clients, 3) << "the site's workers dial in like the others";
 }
 
 }  // namespace

@@ -31,49 +31,108 @@ const char* ConsentName(Consent consent) {
   return "Pending";
 }
 
-std::vector<TenantConsent> ResolveConsent(const spec::JobSpec& job, const JobRef& ref,
-                                          const std::map<std::string, json>& tenants,
-                                          const std::vector<json>& approvals) {
-  std::vector<TenantConsent> out;
-  for (const spec::Tenant& t : job.tenants) {
-    TenantConsent c;
-    c.tenant = t.name;
-    auto it = tenants.find(t.name);
-    if (it == tenants.end() || !RequiresApproval(it->second)) {
-      out.push_back(std::move(c));
+namespace {
+
+// The consent of tenant `name` by its Tenant object (nullptr: none known,
+// kNotRequired) and the TenantApprovals.
+TenantConsent LocalConsent(const std::string& name, const json* tenant, const JobRef& ref,
+                           const std::vector<json>& approvals) {
+  TenantConsent c;
+  c.tenant = name;
+  if (tenant == nullptr || !RequiresApproval(*tenant)) return c;
+  c.consent = Consent::kPending;
+  const std::string tenant_ns = Str(*tenant, json::json_pointer("/spec/namespace"));
+  for (const json& a : approvals) {
+    if (!a.is_object()) continue;
+    if (Str(a, json::json_pointer("/metadata/namespace")) != tenant_ns) continue;
+    if (Str(a, json::json_pointer("/spec/tenant")) != name) continue;
+    if (Str(a, json::json_pointer("/spec/job/namespace")) != ref.namespace_ ||
+        Str(a, json::json_pointer("/spec/job/name")) != ref.name) {
       continue;
     }
-    c.consent = Consent::kPending;
-    const std::string tenant_ns = Str(it->second, json::json_pointer("/spec/namespace"));
-    for (const json& a : approvals) {
-      if (!a.is_object()) continue;
-      if (Str(a, json::json_pointer("/metadata/namespace")) != tenant_ns) continue;
-      if (Str(a, json::json_pointer("/spec/tenant")) != t.name) continue;
-      if (Str(a, json::json_pointer("/spec/job/namespace")) != ref.namespace_ ||
-          Str(a, json::json_pointer("/spec/job/name")) != ref.name) {
-        continue;
-      }
-      const std::string uid = Str(a, json::json_pointer("/spec/job/uid"));
-      if (!uid.empty() && uid != ref.uid) continue;
-      const std::string decision = Str(a, json::json_pointer("/spec/decision"));
-      Consent decided;
-      if (decision == "Approved") {
-        decided = Consent::kApproved;
-      } else if (decision == "Refused") {
-        decided = Consent::kRefused;
-      } else {
-        continue;  // the CRD allows only these two
-      }
-      // Refused wins over Approved; the first of equal decisions is kept.
-      if (c.consent == Consent::kRefused) continue;
-      if (c.consent == Consent::kApproved && decided == Consent::kApproved) continue;
-      c.consent = decided;
-      c.approval = tenant_ns + "/" + Str(a, json::json_pointer("/metadata/name"));
-      c.comment = Str(a, json::json_pointer("/spec/comment"));
+    const std::string uid = Str(a, json::json_pointer("/spec/job/uid"));
+    if (!uid.empty() && uid != ref.uid) continue;
+    const std::string decision = Str(a, json::json_pointer("/spec/decision"));
+    Consent decided;
+    if (decision == "Approved") {
+      decided = Consent::kApproved;
+    } else if (decision == "Refused") {
+      decided = Consent::kRefused;
+    } else {
+      continue;  // the CRD allows only these two
     }
-    out.push_back(std::move(c));
+    // Refused wins over Approved; the first of equal decisions is kept.
+    if (c.consent == Consent::kRefused) continue;
+    if (c.consent == Consent::kApproved && decided == Consent::kApproved) continue;
+    c.consent = decided;
+    c.approval = tenant_ns + "/" + Str(a, json::json_pointer("/metadata/name"));
+    c.comment = Str(a, json::json_pointer("/spec/comment"));
+  }
+  return c;
+}
+
+constexpr size_t kMaxSiteComment = 1024;
+
+// A site tenant's consent as its site last reported it.
+TenantConsent ReportedConsent(const spec::Tenant& t,
+                              const std::map<std::string, SiteReport>& reports) {
+  TenantConsent c;
+  c.tenant = t.name;
+  c.approval = "site:" + t.site;
+  c.consent = Consent::kPending;
+  auto it = reports.find(t.name);
+  if (it == reports.end()) return c;
+  const SiteReport& r = it->second;
+  if (r.state == "Running" || r.state == "Succeeded" || r.state == "Failed") {
+    c.consent = Consent::kApproved;
+  } else if (r.state == "Refused") {
+    c.consent = Consent::kRefused;
+  }
+  std::string comment = r.reason.empty()    ? r.message
+                        : r.message.empty() ? r.reason
+                                            : r.reason + ": " + r.message;
+  // The site's words reach the job's status and the audit trail: bounded,
+  // cut on a UTF-8 character boundary.
+  if (comment.size() > kMaxSiteComment) {
+    size_t cut = kMaxSiteComment;
+    while (cut > 0 && (static_cast<unsigned char>(comment[cut]) & 0xC0) == 0x80) --cut;
+    comment.resize(cut);
+    comment += "...";
+  }
+  c.comment = std::move(comment);
+  return c;
+}
+
+}  // namespace
+
+std::vector<TenantConsent> ResolveConsent(const spec::JobSpec& job, const JobRef& ref,
+                                          const std::map<std::string, json>& tenants,
+                                          const std::vector<json>& approvals,
+                                          const std::map<std::string, SiteReport>& site_reports) {
+  std::vector<TenantConsent> out;
+  out.reserve(job.tenants.size());
+  for (const spec::Tenant& t : job.tenants) {
+    if (t.IsSite()) {
+      out.push_back(ReportedConsent(t, site_reports));
+      continue;
+    }
+    auto it = tenants.find(t.name);
+    out.push_back(LocalConsent(t.name, it == tenants.end() ? nullptr : &it->second, ref,
+                               approvals));
   }
   return out;
+}
+
+TenantConsent ResolveSiteConsent(const spec::JobSpec& job, const JobRef& ref,
+                                 const std::string& tenant, const json& tenant_object,
+                                 const std::vector<json>& approvals) {
+  for (const spec::Tenant& t : job.tenants) {
+    if (t.name == tenant) return LocalConsent(tenant, &tenant_object, ref, approvals);
+  }
+  TenantConsent c;
+  c.tenant = tenant;
+  c.consent = Consent::kPending;
+  return c;
 }
 
 Admission DecideAdmission(const spec::JobSpec& job, const std::vector<TenantConsent>& consent) {
@@ -92,7 +151,7 @@ Admission DecideAdmission(const spec::JobSpec& job, const std::vector<TenantCons
     a.reason = "AwaitingApproval";
     a.message = absl::StrCat("waiting for ", absl::StrJoin(pending, ", "),
                              " to approve: a TenantApproval with decision Approved in the "
-                             "tenant's namespace");
+                             "tenant's namespace (for a site's tenant, in the site's cluster)");
     if (!refused.empty()) absl::StrAppend(&a.message, "; refused by ", absl::StrJoin(refused, ", "));
     return a;
   }

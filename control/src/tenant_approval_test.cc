@@ -13,6 +13,7 @@ namespace braid::control {
 namespace {
 
 using nlohmann::json;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 // Job "lab/train" with tenants alpha (2 replicas) and beta (1), and
@@ -154,6 +155,98 @@ TEST(DecideAdmission, RefusalLeavesTheOthersWhenMinClientsAllows) {
   EXPECT_EQ(refused.reason, "TenantRefused");
   EXPECT_THAT(refused.message, HasSubstr("beta"));
   EXPECT_THAT(refused.message, HasSubstr("minClients (3)"));
+}
+
+// Multi-site: a job with local tenant alpha and site tenant st-mary (site
+// st-mary-london).
+spec::JobSpec SiteJob() {
+  spec::ParseOptions options;
+  options.check_files = false;
+  absl::StatusOr<spec::JobSpec> job = spec::ParseJobYaml(
+      "apiVersion: braid.dev/v1alpha1\nkind: FederatedJob\n"
+      "metadata: {name: train, namespace: lab}\n"
+      "spec:\n"
+      "  data: {features: [x0, x1]}\n"
+      "  tenants:\n"
+      "  - {name: alpha, data: {persistentVolumeClaim: {claimName: a, subPath: a.csv}}}\n"
+      "  - {name: st-mary, site: st-mary-london, dataset: notes}\n",
+      "", options);
+  EXPECT_TRUE(job.ok()) << job.status();
+  return job.ok() ? *job : spec::JobSpec();
+}
+
+TEST(ResolveConsent, ASiteTenantIsPendingUntilItsSiteReportsItRuns) {
+  const std::map<std::string, json> tenants = {{"alpha", Tenant("alpha", "tenant-a", false)}};
+  std::vector<TenantConsent> c = ResolveConsent(SiteJob(), kRef, tenants, {});
+  ASSERT_EQ(c.size(), 2u);
+  EXPECT_EQ(c[0].consent, Consent::kNotRequired);
+  EXPECT_EQ(c[1].consent, Consent::kPending);
+  EXPECT_EQ(c[1].approval, "site:st-mary-london");
+  const Admission waiting = DecideAdmission(SiteJob(), c);
+  EXPECT_FALSE(waiting.admit);
+  EXPECT_EQ(waiting.reason, "AwaitingApproval");
+  EXPECT_THAT(waiting.message, AllOf(HasSubstr("st-mary"), HasSubstr("the site's cluster")));
+
+  for (const char* state : {"Invited", "AwaitingApproval", "Bogus"}) {
+    c = ResolveConsent(SiteJob(), kRef, tenants, {}, {{"st-mary", {state, "", ""}}});
+    EXPECT_EQ(c[1].consent, Consent::kPending) << state;
+  }
+  for (const char* state : {"Running", "Succeeded", "Failed"}) {
+    c = ResolveConsent(SiteJob(), kRef, tenants, {}, {{"st-mary", {state, "", ""}}});
+    EXPECT_EQ(c[1].consent, Consent::kApproved) << state;
+  }
+  EXPECT_TRUE(DecideAdmission(SiteJob(), c).admit);
+}
+
+TEST(ResolveConsent, ASitesRefusalCarriesItsReasonBounded) {
+  std::vector<TenantConsent> c = ResolveConsent(
+      SiteJob(), kRef, {}, {},
+      {{"st-mary", {"Refused", "ModelNotAllowed", "spec.model.kind: only llama"}}});
+  EXPECT_EQ(c[1].consent, Consent::kRefused);
+  EXPECT_EQ(c[1].comment, "ModelNotAllowed: spec.model.kind: only llama");
+  // A site's message is a claim from another party: it cannot flood the
+  // job's status or the audit trail.
+  c = ResolveConsent(SiteJob(), kRef, {}, {},
+                     {{"st-mary", {"Refused", "X", std::string(1 << 20, 'y')}}});
+  EXPECT_LE(c[1].comment.size(), 1100u);
+}
+
+TEST(ResolveConsent, TheCoordinatorsOwnApprovalsCannotConsentForASite) {
+  // A Tenant and an Approved TenantApproval named like the site's tenant in
+  // the coordinator cluster: ignored, only the site decides.
+  const std::map<std::string, json> tenants = {{"st-mary", Tenant("st-mary", "lab", true)}};
+  const std::vector<TenantConsent> c = ResolveConsent(
+      SiteJob(), kRef, tenants, {Approval("lab", "yes", "st-mary", "Approved")});
+  EXPECT_EQ(c[1].consent, Consent::kPending);
+}
+
+TEST(ResolveSiteConsent, TheSitesTenantAndApprovalsDecideAtTheSite) {
+  // At the site: its own Tenant requires approval, in tenant-st-mary.
+  const json tenant = Tenant("st-mary", "tenant-st-mary", true);
+  EXPECT_EQ(ResolveSiteConsent(SiteJob(), kRef, "st-mary", tenant, {}).consent,
+            Consent::kPending);
+  const json approved = Approval("tenant-st-mary", "ok", "st-mary", "Approved", "uid-1");
+  TenantConsent c = ResolveSiteConsent(SiteJob(), kRef, "st-mary", tenant, {approved});
+  EXPECT_EQ(c.consent, Consent::kApproved);
+  EXPECT_EQ(c.approval, "tenant-st-mary/ok");
+  // Pinned to another job uid (a new job of the same name): not carried over.
+  EXPECT_EQ(ResolveSiteConsent(SiteJob(), JobRef{"lab", "train", "uid-2"}, "st-mary", tenant,
+                               {approved})
+                .consent,
+            Consent::kPending);
+  // In another namespace of the site's cluster: does not count.
+  EXPECT_EQ(ResolveSiteConsent(SiteJob(), kRef, "st-mary", tenant,
+                               {Approval("default", "ok", "st-mary", "Approved")})
+                .consent,
+            Consent::kPending);
+  c = ResolveSiteConsent(SiteJob(), kRef, "st-mary", tenant,
+                         {approved, Approval("tenant-st-mary", "no", "st-mary", "Refused")});
+  EXPECT_EQ(c.consent, Consent::kRefused);
+  EXPECT_EQ(ResolveSiteConsent(SiteJob(), kRef, "st-mary", Tenant("st-mary", "t", false), {})
+                .consent,
+            Consent::kNotRequired);
+  EXPECT_EQ(ResolveSiteConsent(SiteJob(), kRef, "nobody", tenant, {approved}).consent,
+            Consent::kPending);
 }
 
 }  // namespace

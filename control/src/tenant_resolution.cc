@@ -18,6 +18,12 @@ bool ClaimListed(const json& tenant, const std::string& claim) {
   });
 }
 
+// A Site's spec.revoked is true (anything else, absent included, is not).
+bool Revoked(const json& site) {
+  const json::json_pointer ptr("/spec/revoked");
+  return site.contains(ptr) && site.at(ptr).is_boolean() && site.at(ptr).get<bool>();
+}
+
 }  // namespace
 
 std::vector<TenantProblem> PolicyProblems(const spec::JobSpec& job, const std::string& name,
@@ -57,7 +63,8 @@ std::vector<TenantProblem> PolicyProblems(const spec::JobSpec& job, const std::s
 }
 
 TenantResolution ResolveTenants(const spec::JobSpec& job,
-                                const std::map<std::string, json>& tenants) {
+                                const std::map<std::string, json>& tenants,
+                                const std::map<std::string, json>* sites) {
   TenantResolution out;
   for (size_t i = 0; i < job.tenants.size(); ++i) {
     const spec::Tenant& t = job.tenants[i];
@@ -65,6 +72,26 @@ TenantResolution ResolveTenants(const spec::JobSpec& job,
     auto add = [&](std::string path, std::string reason, std::string message) {
       out.problems.push_back({std::move(path), std::move(reason), std::move(message)});
     };
+    if (t.IsSite()) {
+      if (sites == nullptr) {
+        add(at + ".site", "SitesNeedCoordinator",
+            "tenant " + Quote(t.name) + " names site " + Quote(t.site) +
+                ", but this braid-operator is not a coordinator (--role coordinator); give the "
+                "tenant data in this cluster instead");
+        continue;
+      }
+      auto site = sites->find(t.site);
+      if (site == sites->end()) {
+        add(at + ".site", "SiteNotFound",
+            "no Site " + Quote(t.site) +
+                " exists; a cluster administrator creates it (kind: Site, braid.dev/v1alpha1) "
+                "and the institution enrolls with its token");
+      } else if (Revoked(site->second)) {
+        add(at + ".site", "SiteRevoked",
+            "Site " + Quote(t.site) + " is revoked; it takes part in no job");
+      }
+      continue;
+    }
     auto found = tenants.find(t.name);
     if (found == tenants.end()) {
       add(at + ".name", "TenantNotFound",

@@ -211,5 +211,56 @@ TEST(ResolveTenants, EveryTenantsProblemsAreReportedInOrder) {
   EXPECT_THAT(r.namespaces, IsEmpty());
 }
 
+// A site tenant (multi-site) is resolved by its site; the coordinator
+// checks only that the Site admits it.
+constexpr char kSiteTenant[] = "  - {name: st-mary, site: st-mary-london, dataset: notes}\n";
+
+json Site(const std::string& name, bool revoked) {
+  return {{"metadata", {{"name", name}}}, {"spec", {{"revoked", revoked}}}};
+}
+
+TEST(ResolveTenants, ASiteTenantNeedsOnlyAnUnrevokedSiteAtTheCoordinator) {
+  const std::map<std::string, json> sites = {{"st-mary-london", Site("st-mary-london", false)}};
+  // No Tenant "st-mary" exists in the coordinator cluster, and none is needed.
+  const TenantResolution r = ResolveTenants(Job(std::string(kAlpha) + kSiteTenant),
+                                            BothTenants(), &sites);
+  EXPECT_THAT(r.problems, IsEmpty());
+  EXPECT_EQ(r.namespaces, (std::map<std::string, std::string>{{"alpha", "tenant-a"}}))
+      << "a site tenant's workers are placed by its site";
+}
+
+TEST(ResolveTenants, AMissingOrRevokedSiteIsRefusedAtTheSiteField) {
+  const spec::JobSpec job = Job(std::string(kAlpha) + kSiteTenant);
+  const std::map<std::string, json> none;
+  TenantResolution r = ResolveTenants(job, BothTenants(), &none);
+  ASSERT_THAT(r.problems, SizeIs(1));
+  EXPECT_EQ(r.problems[0].path, "spec.tenants[1].site");
+  EXPECT_EQ(r.problems[0].reason, "SiteNotFound");
+  EXPECT_THAT(r.problems[0].message, HasSubstr("no Site \"st-mary-london\""));
+
+  const std::map<std::string, json> revoked = {{"st-mary-london", Site("st-mary-london", true)}};
+  r = ResolveTenants(job, BothTenants(), &revoked);
+  ASSERT_THAT(r.problems, SizeIs(1));
+  EXPECT_EQ(r.problems[0].path, "spec.tenants[1].site");
+  EXPECT_EQ(r.problems[0].reason, "SiteRevoked");
+  // A Tenant of the site's tenant's name in the coordinator cluster changes
+  // nothing: the coordinator's objects never stand in for a site.
+  std::map<std::string, json> tenants = BothTenants();
+  tenants["st-mary"] = Tenant("st-mary", "lab", "alpha-data");
+  r = ResolveTenants(job, tenants, &revoked);
+  ASSERT_THAT(r.problems, SizeIs(1));
+  EXPECT_EQ(r.problems[0].reason, "SiteRevoked");
+  EXPECT_EQ(r.namespaces.count("st-mary"), 0u);
+}
+
+TEST(ResolveTenants, AnOperatorThatIsNoCoordinatorRefusesSiteTenants) {
+  const TenantResolution r =
+      ResolveTenants(Job(std::string(kAlpha) + kSiteTenant), BothTenants());
+  ASSERT_THAT(r.problems, SizeIs(1));
+  EXPECT_EQ(r.problems[0].path, "spec.tenants[1].site");
+  EXPECT_EQ(r.problems[0].reason, "SitesNeedCoordinator");
+  EXPECT_THAT(r.problems[0].message, HasSubstr("--role coordinator"));
+}
+
 }  // namespace
 }  // namespace braid::control

@@ -2,13 +2,20 @@
 # A real, throwaway Kubernetes control plane on loopback, for tests.
 #
 # Usage:
-#   tests/k8s/cluster.sh up     start it (building the tools first if needed);
-#                               last stdout line: the admin kubeconfig path
-#   tests/k8s/cluster.sh down   stop everything it started, remove the state dir
-#   tests/k8s/cluster.sh env    print `export KUBECONFIG=...; export PATH=...`
+#   tests/k8s/cluster.sh up   [--name NAME]  start it (building the tools first if
+#                                            needed); last stdout line: the admin
+#                                            kubeconfig path
+#   tests/k8s/cluster.sh down [--name NAME]  stop everything it started, remove
+#                                            the state dir
+#   tests/k8s/cluster.sh env  [--name NAME]  print `export KUBECONFIG=...; export PATH=...`
 #
 # State dir: $BRAID_K8S_STATE, default ${TMPDIR:-/tmp}/braid-k8s-$USER. Clusters
 # with different state dirs coexist (every port is picked free at `up`).
+# --name NAME (a DNS-1123 label of at most 32 characters, e.g. coordinator,
+# site-a) makes a named cluster with its own state dir, that dir plus
+# "-NAME", so several run at once (multi-site: a coordinator and two sites
+# on loopback). Without --name, or with --name default, the state dir is
+# the one above, exactly as before.
 #
 # What `up` starts, each with its pid in <state>/pids/ and its log in
 # <state>/logs/<name>.log:
@@ -38,7 +45,30 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "${HERE}/../.." && pwd)
+
+usage() {
+  echo "usage: $0 up|down|env [--name NAME]   (state dir: \$BRAID_K8S_STATE[-NAME], now ${STATE})" >&2
+  exit 2
+}
+
+# Arguments: one command and an optional --name NAME (or --name=NAME), in any order.
+COMMAND="" NAME=""
 STATE=${BRAID_K8S_STATE:-${TMPDIR:-/tmp}/braid-k8s-${USER:-$(id -un)}}
+while (($#)); do
+  case "$1" in
+    --name) (($# >= 2)) || usage; NAME=$2; shift 2 ;;
+    --name=*) NAME=${1#--name=}; shift ;;
+    up | down | env) [[ -z "${COMMAND}" ]] || usage; COMMAND=$1; shift ;;
+    *) usage ;;
+  esac
+done
+if [[ -n "${NAME}" && "${NAME}" != default ]]; then
+  if ! [[ "${NAME}" =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ && ${#NAME} -le 32 ]]; then
+    echo "cluster: --name must be a DNS-1123 label of at most 32 characters (e.g. site-a), got '${NAME}'" >&2
+    exit 2
+  fi
+  STATE="${STATE}-${NAME}"
+fi
 TOOLS="${REPO}/scripts/k8s-tools.sh"
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 NODES=(kwok-node-0 kwok-node-1)
@@ -52,14 +82,16 @@ log() { echo "cluster: $*" >&2; }
 pidfile() { echo "${STATE}/pids/$1.pid"; }
 
 # ours NAME: the pid in NAME's pid file, if that process is alive and is ours
-# (its command line names the state dir; guards against recycled pids).
+# (its command line names a file in the state dir; guards against recycled
+# pids, and against a named cluster's processes, whose state dir starts
+# with this one's name).
 ours() {
   local f pid
   f=$(pidfile "$1")
   [[ -f "${f}" ]] || return 1
   pid=$(<"${f}")
   [[ "${pid}" =~ ^[0-9]+$ ]] || return 1
-  tr '\0' ' ' 2>/dev/null <"/proc/${pid}/cmdline" | grep -qF -- "${STATE}" || return 1
+  tr '\0' ' ' 2>/dev/null <"/proc/${pid}/cmdline" | grep -qF -- "${STATE}/" || return 1
   echo "${pid}"
 }
 
@@ -411,14 +443,11 @@ EOF
   echo "${STATE}/admin.kubeconfig"
 }
 
-case "${1:-}" in
+case "${COMMAND}" in
   up) up ;;
   down) down ;;
   env)
     echo "export KUBECONFIG=${STATE}/admin.kubeconfig; export PATH=$("${TOOLS}" bindir):\$PATH"
     ;;
-  *)
-    echo "usage: $0 up|down|env   (state dir: \$BRAID_K8S_STATE, now ${STATE})" >&2
-    exit 2
-    ;;
+  *) usage ;;
 esac

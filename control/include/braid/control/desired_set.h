@@ -29,6 +29,11 @@ struct Workload {
   // run (no process): suspended, ended, or its tenant's consent does not
   // let it run.
   bool run = true;
+  // Workers of a site tenant: its spec.tenants[].site. Such a worker runs
+  // in that site's cluster, made by the site's operator; the coordinator
+  // (and any other runtime) makes only the workloads whose site is "".
+  // The aggregator counts it like any other (expected_clients).
+  std::string site;
 };
 
 // What the runtime observed that decides what runs. Defaults: a fresh job

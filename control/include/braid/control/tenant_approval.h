@@ -42,8 +42,21 @@ const char* ConsentName(Consent consent);
 struct TenantConsent {
   std::string tenant;
   Consent consent = Consent::kNotRequired;
-  std::string approval;  // "namespace/name" of the deciding TenantApproval, if any
-  std::string comment;   // its spec.comment
+  // "namespace/name" of the deciding TenantApproval, if any; for a site
+  // tenant "site:<site>" (the site decided, in its own cluster).
+  std::string approval;
+  std::string comment;   // its spec.comment; for a site tenant the site's reason and message
+};
+
+// What a site last reported about a job's invitation (proto/braid/v1
+// sites.proto InvitationState), as the coordinator relays it. The site a
+// report is for is the one in the certificate of the connection it came
+// on, never a field of the report.
+struct SiteReport {
+  // Invited | AwaitingApproval | Running | Refused | Succeeded | Failed
+  std::string state;
+  std::string reason;   // CamelCase
+  std::string message;  // for people
 };
 
 struct JobRef {
@@ -57,9 +70,31 @@ struct JobRef {
 // kNotRequired here (tenant resolution reports it). `approvals` are
 // TenantApproval objects from any namespace; those that do not match are
 // ignored.
-std::vector<TenantConsent> ResolveConsent(const spec::JobSpec& job, const JobRef& ref,
-                                          const std::map<std::string, nlohmann::json>& tenants,
-                                          const std::vector<nlohmann::json>& approvals);
+//
+// A site tenant (spec.tenants[].site) consents at its site, by the site's
+// own Tenant and TenantApprovals; the coordinator knows only what the site
+// reported: `site_reports` maps the job's tenant name to the last report.
+// No report, Invited, AwaitingApproval or an unknown state: kPending;
+// Running, Succeeded or Failed (the site let its workers start): kApproved;
+// Refused: kRefused. `tenants` and `approvals` are never read for a site
+// tenant (the coordinator's own objects cannot consent for a site).
+std::vector<TenantConsent> ResolveConsent(
+    const spec::JobSpec& job, const JobRef& ref,
+    const std::map<std::string, nlohmann::json>& tenants,
+    const std::vector<nlohmann::json>& approvals,
+    const std::map<std::string, SiteReport>& site_reports = {});
+
+// At a site (braid-operator --role site): the consent of job tenant
+// `tenant` (the invitation's, a site tenant of `job`) by the site's own
+// Tenant object `tenant_object` and the TenantApprovals of the site's
+// cluster, with the rules above: kNotRequired unless the Tenant's
+// policy.requireApproval is true; then an approval must be in the Tenant's
+// spec.namespace, name `tenant` in spec.tenant and `ref` (the coordinator's
+// job namespace, name and uid, as the invitation says) in spec.job.
+// Refused wins. A `tenant` that is not in `job` is kPending.
+TenantConsent ResolveSiteConsent(const spec::JobSpec& job, const JobRef& ref,
+                                 const std::string& tenant, const nlohmann::json& tenant_object,
+                                 const std::vector<nlohmann::json>& approvals);
 
 // Whether the job may start (or keep running) given the consent: a job not
 // yet admitted starts only when no tenant is kPending and the tenants that

@@ -18,24 +18,38 @@ struct TenantProblem {
   std::string path;     // e.g. "spec.tenants[1].data.persistentVolumeClaim.claimName"
   std::string reason;   // CamelCase: TenantNotFound, NamespaceMismatch, NeedsClaim,
                         // ClaimNotAllowed, ModelNotAllowed, TooManyRounds,
-                        // PrivacyRequired, PrivacyBudgetTooLarge
+                        // PrivacyRequired, PrivacyBudgetTooLarge; for site
+                        // tenants SitesNeedCoordinator, SiteNotFound, SiteRevoked
+                        // (and at the site, site_invitation.h)
   std::string message;  // for people: what is wrong and what to do
 };
 
 struct TenantResolution {
-  std::map<std::string, std::string> namespaces;  // tenant name -> namespace, for resolved ones
+  // tenant name -> namespace, for resolved tenants of this cluster (never a
+  // site tenant's: its site places its workers).
+  std::map<std::string, std::string> namespaces;
   std::vector<TenantProblem> problems;            // empty when every tenant may run
 };
 
 // `tenants` maps Tenant metadata.name to the Tenant object (JSON as the API
-// server returns it). For each job tenant, in order: the Tenant must exist;
-// the job's tenant namespace, when given, must equal Tenant.spec.namespace;
-// the data must be a persistentVolumeClaim with a subPath (the CSV file in
-// the claim) and the claim must be one of Tenant.spec.dataSources; the
-// Tenant's policy must allow the model kind (policy.allowedModels) and the
-// number of rounds (policy.maxRounds).
+// server returns it). For each job tenant of this cluster (no site), in
+// order: the Tenant must exist; the job's tenant namespace, when given, must
+// equal Tenant.spec.namespace; the data must be a persistentVolumeClaim with
+// a subPath (the CSV file in the claim) and the claim must be one of
+// Tenant.spec.dataSources; the Tenant's policy must allow the model kind
+// (policy.allowedModels) and the number of rounds (policy.maxRounds).
+//
+// Site tenants (spec.tenants[].site) are resolved by their site, against
+// the site's own Tenant (ResolveSiteInvitation); here, at the coordinator,
+// only the Site must allow it: `sites` maps Site metadata.name to the Site
+// object, and is nullptr for an operator that is not a coordinator (single
+// role, `braid run`), where a site tenant is SitesNeedCoordinator. A Site
+// that does not exist is SiteNotFound, one with spec.revoked true
+// SiteRevoked (both at spec.tenants[i].site). Whether the site has
+// enrolled or is connected does not matter here: its invitation waits.
 TenantResolution ResolveTenants(const spec::JobSpec& job,
-                                const std::map<std::string, nlohmann::json>& tenants);
+                                const std::map<std::string, nlohmann::json>& tenants,
+                                const std::map<std::string, nlohmann::json>* sites = nullptr);
 
 // The policy part alone (what `braid run --tenants` checks too): the
 // Tenant object `tenant` of job tenant `name` must allow the model kind
