@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <ctime>
 #include <filesystem>
 #include <memory>
 
@@ -27,6 +28,7 @@ struct Free {
   void operator()(BIO* p) const { BIO_free(p); }
   void operator()(BIGNUM* p) const { BN_free(p); }
   void operator()(X509_EXTENSION* p) const { X509_EXTENSION_free(p); }
+  void operator()(X509_REQ* p) const { X509_REQ_free(p); }
 };
 template <typename T>
 using Owned = std::unique_ptr<T, Free>;
@@ -119,6 +121,15 @@ absl::StatusOr<Owned<X509>> ParseCert(const std::string& pem) {
   return cert;
 }
 
+absl::StatusOr<std::string> KeyPem(EVP_PKEY* key) {
+  Owned<BIO> bio(BIO_new(BIO_s_mem()));
+  if (!bio ||
+      PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+    return Internal("writing a key's PEM");
+  }
+  return BioString(bio.get());
+}
+
 absl::StatusOr<Owned<EVP_PKEY>> ParseKey(const std::string& pem) {
   Owned<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   Owned<EVP_PKEY> key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
@@ -128,12 +139,31 @@ absl::StatusOr<Owned<EVP_PKEY>> ParseKey(const std::string& pem) {
   return key;
 }
 
-}  // namespace
+absl::StatusOr<Owned<X509_REQ>> ParseCsr(const std::string& pem) {
+  if (pem.size() > kMaxPemBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the CSR has ", pem.size(), " bytes, more than ", kMaxPemBytes));
+  }
+  Owned<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  Owned<X509_REQ> req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
+  if (!req) {
+    return absl::InvalidArgumentError(absl::StrCat("not a PEM CSR: ", OpenSslError()));
+  }
+  return req;
+}
 
-absl::StatusOr<KeyPair> MakeCa(const std::string& job, absl::Duration validity) {
+// Whether `key` is ECDSA P-256, the one kind of key this PKI signs for.
+bool IsP256(EVP_PKEY* key) {
+  if (EVP_PKEY_is_a(key, "EC") != 1) return false;
+  char group[64] = {0};
+  size_t len = 0;
+  if (EVP_PKEY_get_group_name(key, group, sizeof(group), &len) != 1) return false;
+  return std::string(group, len) == "prime256v1" || std::string(group, len) == "P-256";
+}
+
+absl::StatusOr<KeyPair> MakeCaNamed(const std::string& common_name, absl::Duration validity) {
   BRAID_ASSIGN_OR_RETURN(Owned<EVP_PKEY> key, NewKey());
-  BRAID_ASSIGN_OR_RETURN(Owned<X509> cert,
-                         NewCert(key.get(), absl::StrCat("braid job ", job, " CA"), validity));
+  BRAID_ASSIGN_OR_RETURN(Owned<X509> cert, NewCert(key.get(), common_name, validity));
   if (X509_set_issuer_name(cert.get(), X509_get_subject_name(cert.get())) != 1) {
     return Internal("setting the CA's issuer");
   }
@@ -147,18 +177,23 @@ absl::StatusOr<KeyPair> MakeCa(const std::string& job, absl::Duration validity) 
   return Pem(cert.get(), key.get());
 }
 
-absl::StatusOr<KeyPair> Issue(const KeyPair& ca, const CertRequest& request) {
+absl::Status CheckRequest(const CertRequest& request) {
   if (request.common_name.empty()) {
     return absl::InvalidArgumentError("a certificate needs a common name");
   }
   if (!request.server && !request.client) {
     return absl::InvalidArgumentError("a certificate must be for server or client use");
   }
+  return absl::OkStatus();
+}
+
+// A certificate for `key` (a public key; the private half may be elsewhere)
+// as `request` says, signed by the CA `ca`.
+absl::StatusOr<Owned<X509>> SignFor(const KeyPair& ca, EVP_PKEY* key,
+                                    const CertRequest& request) {
   BRAID_ASSIGN_OR_RETURN(Owned<X509> ca_cert, ParseCert(ca.cert_pem));
   BRAID_ASSIGN_OR_RETURN(Owned<EVP_PKEY> ca_key, ParseKey(ca.key_pem));
-  BRAID_ASSIGN_OR_RETURN(Owned<EVP_PKEY> key, NewKey());
-  BRAID_ASSIGN_OR_RETURN(Owned<X509> cert,
-                         NewCert(key.get(), request.common_name, request.validity));
+  BRAID_ASSIGN_OR_RETURN(Owned<X509> cert, NewCert(key, request.common_name, request.validity));
   if (X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_cert.get())) != 1) {
     return Internal("setting the issuer");
   }
@@ -185,7 +220,103 @@ absl::StatusOr<KeyPair> Issue(const KeyPair& ca, const CertRequest& request) {
   if (X509_sign(cert.get(), ca_key.get(), EVP_sha256()) == 0) {
     return Internal(absl::StrCat("signing the certificate for ", request.common_name));
   }
+  return cert;
+}
+
+absl::Time Asn1Time(const ASN1_TIME* t) {
+  struct tm tm {};
+  if (ASN1_TIME_to_tm(t, &tm) != 1) return absl::InfinitePast();
+  return absl::FromUnixSeconds(static_cast<int64_t>(timegm(&tm)));
+}
+
+}  // namespace
+
+absl::StatusOr<KeyPair> MakeCa(const std::string& job, absl::Duration validity) {
+  return MakeCaNamed(absl::StrCat("braid job ", job, " CA"), validity);
+}
+
+absl::StatusOr<KeyPair> MakeFederationCa(const std::string& federation,
+                                         absl::Duration validity) {
+  return MakeCaNamed(absl::StrCat("braid federation ", federation, " CA"), validity);
+}
+
+absl::StatusOr<KeyPair> Issue(const KeyPair& ca, const CertRequest& request) {
+  BRAID_RETURN_IF_ERROR(CheckRequest(request));
+  BRAID_ASSIGN_OR_RETURN(Owned<EVP_PKEY> key, NewKey());
+  BRAID_ASSIGN_OR_RETURN(Owned<X509> cert, SignFor(ca, key.get(), request));
   return Pem(cert.get(), key.get());
+}
+
+absl::StatusOr<std::string> MakeKey() {
+  BRAID_ASSIGN_OR_RETURN(Owned<EVP_PKEY> key, NewKey());
+  return KeyPem(key.get());
+}
+
+absl::StatusOr<std::string> MakeCsr(const std::string& key_pem) {
+  BRAID_ASSIGN_OR_RETURN(Owned<EVP_PKEY> key, ParseKey(key_pem));
+  Owned<X509_REQ> req(X509_REQ_new());
+  if (!req || X509_REQ_set_version(req.get(), 0) != 1 ||
+      X509_REQ_set_pubkey(req.get(), key.get()) != 1 ||
+      X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req.get()), "CN", MBSTRING_UTF8,
+                                 reinterpret_cast<const unsigned char*>("braid site key"), -1,
+                                 -1, 0) != 1 ||
+      X509_REQ_sign(req.get(), key.get(), EVP_sha256()) == 0) {
+    return Internal("making a CSR");
+  }
+  Owned<BIO> bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_X509_REQ(bio.get(), req.get()) != 1) {
+    return Internal("writing the CSR's PEM");
+  }
+  return BioString(bio.get());
+}
+
+absl::StatusOr<std::string> SignCsr(const KeyPair& ca, const std::string& csr_pem,
+                                    const CertRequest& request) {
+  BRAID_RETURN_IF_ERROR(CheckRequest(request));
+  BRAID_ASSIGN_OR_RETURN(Owned<X509_REQ> req, ParseCsr(csr_pem));
+  EVP_PKEY* key = X509_REQ_get0_pubkey(req.get());  // owned by req
+  if (key == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("the CSR has no usable public key: ",
+                                                   OpenSslError()));
+  }
+  if (X509_REQ_verify(req.get(), key) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(
+        "the CSR's signature does not verify with its own key: sign it with the key it names");
+  }
+  if (!IsP256(key)) {
+    return absl::InvalidArgumentError("the CSR's key must be ECDSA P-256");
+  }
+  BRAID_ASSIGN_OR_RETURN(Owned<X509> cert, SignFor(ca, key, request));
+  Owned<BIO> bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_X509(bio.get(), cert.get()) != 1) {
+    return Internal("writing the certificate's PEM");
+  }
+  return BioString(bio.get());
+}
+
+absl::StatusOr<CertInfo> InspectCert(const std::string& cert_pem) {
+  if (cert_pem.size() > kMaxPemBytes) {
+    return absl::InvalidArgumentError("the certificate is larger than 64 KiB");
+  }
+  BRAID_ASSIGN_OR_RETURN(Owned<X509> cert, ParseCert(cert_pem));
+  CertInfo info;
+  char cn[256] = {0};
+  const int len =
+      X509_NAME_get_text_by_NID(X509_get_subject_name(cert.get()), NID_commonName, cn, sizeof(cn));
+  if (len > 0) info.common_name.assign(cn, static_cast<size_t>(len));
+  info.not_before = Asn1Time(X509_get0_notBefore(cert.get()));
+  info.not_after = Asn1Time(X509_get0_notAfter(cert.get()));
+  return info;
+}
+
+bool KeyMatchesCert(const std::string& key_pem, const std::string& cert_pem) {
+  absl::StatusOr<Owned<X509>> cert = ParseCert(cert_pem);
+  absl::StatusOr<Owned<EVP_PKEY>> key = ParseKey(key_pem);
+  if (!cert.ok() || !key.ok()) return false;
+  const bool match = X509_check_private_key(cert->get(), key->get()) == 1;
+  ERR_clear_error();
+  return match;
 }
 
 std::string TenantCommonName(const std::string& tenant) { return "tenant:" + tenant; }
@@ -193,6 +324,13 @@ std::string TenantCommonName(const std::string& tenant) { return "tenant:" + ten
 std::optional<std::string> TenantOf(const std::string& common_name) {
   if (!absl::StartsWith(common_name, "tenant:") || common_name.size() == 7) return std::nullopt;
   return common_name.substr(7);
+}
+
+std::string SiteCommonName(const std::string& site) { return "site:" + site; }
+
+std::optional<std::string> SiteOf(const std::string& common_name) {
+  if (!absl::StartsWith(common_name, "site:") || common_name.size() == 5) return std::nullopt;
+  return common_name.substr(5);
 }
 
 absl::StatusOr<TlsMaterial> ReadTlsFiles(const TlsFiles& files) {

@@ -147,5 +147,110 @@ TEST_F(PkiTest, FilesRoundTripWithAPrivateKey) {
   EXPECT_THAT(std::string(ReadTlsFiles(missing).status().message()), HasSubstr("nope.crt"));
 }
 
+CertRequest SiteRequest(const std::string& site) {
+  CertRequest req;
+  req.common_name = SiteCommonName(site);
+  req.client = true;
+  req.validity = absl::Hours(24);
+  return req;
+}
+
+TEST(PkiCsrTest, SignedCsrCertifiesTheRequestersOwnKeyUnderTheCasName) {
+  absl::StatusOr<KeyPair> ca = MakeFederationCa("consortium", absl::Hours(1));
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  EXPECT_EQ(CommonName(ca->cert_pem), "braid federation consortium CA");
+  absl::StatusOr<std::string> key = MakeKey();
+  ASSERT_TRUE(key.ok()) << key.status();
+  absl::StatusOr<std::string> csr = MakeCsr(*key);
+  ASSERT_TRUE(csr.ok()) << csr.status();
+  const absl::Time before = absl::Now();
+  absl::StatusOr<std::string> cert = SignCsr(*ca, *csr, SiteRequest("st-mary"));
+  ASSERT_TRUE(cert.ok()) << cert.status();
+
+  // The CA decided the name, whatever the CSR's subject said.
+  EXPECT_EQ(CommonName(*cert), "site:st-mary");
+  EXPECT_TRUE(KeyMatchesCert(*key, *cert));
+  EXPECT_TRUE(Verifies(*ca, KeyPair{*cert, *key}, X509_PURPOSE_SSL_CLIENT));
+  absl::StatusOr<CertInfo> info = InspectCert(*cert);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->common_name, "site:st-mary");
+  EXPECT_GE(info->not_after, before + absl::Hours(24) - absl::Seconds(2));
+  EXPECT_LE(info->not_after, absl::Now() + absl::Hours(24) + absl::Seconds(2));
+
+  absl::StatusOr<std::string> other_key = MakeKey();
+  ASSERT_TRUE(other_key.ok());
+  EXPECT_FALSE(KeyMatchesCert(*other_key, *cert));
+}
+
+TEST(PkiCsrTest, CsrWithABadSignatureOrGarbageIsRefused) {
+  absl::StatusOr<KeyPair> ca = MakeFederationCa("consortium", absl::Hours(1));
+  ASSERT_TRUE(ca.ok());
+  absl::StatusOr<std::string> key = MakeKey();
+  ASSERT_TRUE(key.ok());
+  absl::StatusOr<std::string> csr = MakeCsr(*key);
+  ASSERT_TRUE(csr.ok());
+
+  // Flip one bit of the signature (the last bytes of the DER, inside the
+  // base64 body just before the footer).
+  std::string tampered = *csr;
+  const size_t footer = tampered.find("-----END");
+  ASSERT_NE(footer, std::string::npos);
+  size_t pos = footer - 6;  // inside the last base64 line, before "=" padding
+  while (tampered[pos] == '=' || tampered[pos] == '\n') --pos;
+  tampered[pos] = tampered[pos] == 'A' ? 'B' : 'A';
+  absl::StatusOr<std::string> bad = SignCsr(*ca, tampered, SiteRequest("st-mary"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+
+  EXPECT_THAT(std::string(SignCsr(*ca, "garbage", SiteRequest("a")).status().message()),
+              HasSubstr("not a PEM CSR"));
+  EXPECT_THAT(std::string(SignCsr(*ca, std::string(100 << 10, 'x'), SiteRequest("a"))
+                              .status()
+                              .message()),
+              HasSubstr("more than"));
+  EXPECT_THAT(std::string(MakeCsr("garbage").status().message()),
+              HasSubstr("not a PEM private key"));
+  EXPECT_FALSE(InspectCert("garbage").ok());
+}
+
+TEST(PkiCsrTest, CsrSignedByAnotherKeyThanItNamesIsRefused) {
+  // A CSR whose public key is A's but whose signature is B's: whoever sent it
+  // does not hold A's key.
+  absl::StatusOr<KeyPair> ca = MakeFederationCa("consortium", absl::Hours(1));
+  ASSERT_TRUE(ca.ok());
+  absl::StatusOr<std::string> a = MakeKey(), b = MakeKey();
+  ASSERT_TRUE(a.ok() && b.ok());
+  BIO* bio_a = BIO_new_mem_buf(a->data(), static_cast<int>(a->size()));
+  BIO* bio_b = BIO_new_mem_buf(b->data(), static_cast<int>(b->size()));
+  EVP_PKEY* key_a = PEM_read_bio_PrivateKey(bio_a, nullptr, nullptr, nullptr);
+  EVP_PKEY* key_b = PEM_read_bio_PrivateKey(bio_b, nullptr, nullptr, nullptr);
+  X509_REQ* req = X509_REQ_new();
+  X509_REQ_set_pubkey(req, key_a);
+  X509_REQ_sign(req, key_b, EVP_sha256());
+  BIO* out = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509_REQ(out, req);
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(out, &data);
+  const std::string pem(data, static_cast<size_t>(len));
+  BIO_free(out);
+  X509_REQ_free(req);
+  EVP_PKEY_free(key_a);
+  EVP_PKEY_free(key_b);
+  BIO_free(bio_a);
+  BIO_free(bio_b);
+
+  absl::StatusOr<std::string> cert = SignCsr(*ca, pem, SiteRequest("st-mary"));
+  ASSERT_FALSE(cert.ok());
+  EXPECT_THAT(std::string(cert.status().message()), HasSubstr("does not verify"));
+}
+
+TEST(PkiCsrTest, SiteIdentitiesFromCommonNames) {
+  EXPECT_EQ(SiteCommonName("st-mary"), "site:st-mary");
+  EXPECT_EQ(SiteOf("site:charite"), "charite");
+  EXPECT_EQ(SiteOf("site:"), std::nullopt);
+  EXPECT_EQ(SiteOf("tenant:charite"), std::nullopt);
+  EXPECT_EQ(TenantOf("site:charite"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace braid::pki

@@ -31,6 +31,11 @@ struct KeyPair {
 // minute ago for `validity`.
 absl::StatusOr<KeyPair> MakeCa(const std::string& job, absl::Duration validity);
 
+// A self-signed CA certificate for a federation of sites (CN "braid
+// federation <federation> CA"), otherwise as MakeCa.
+absl::StatusOr<KeyPair> MakeFederationCa(const std::string& federation,
+                                         absl::Duration validity);
+
 struct CertRequest {
   std::string common_name;               // see the identities above
   std::vector<std::string> dns_names;    // subjectAltName DNS entries (server)
@@ -45,6 +50,37 @@ struct CertRequest {
 // empty common name; Internal if OpenSSL fails.
 absl::StatusOr<KeyPair> Issue(const KeyPair& ca, const CertRequest& request);
 
+// A new private key (ECDSA P-256, as every key here), PKCS#8 PEM.
+absl::StatusOr<std::string> MakeKey();
+
+// A PKCS#10 certificate signing request for `key_pem`, self-signed with it.
+// Its subject says nothing the signer trusts (SignCsr ignores it).
+// InvalidArgument if the key does not parse.
+absl::StatusOr<std::string> MakeCsr(const std::string& key_pem);
+
+// A certificate for the public key of the CSR `csr_pem`, signed by `ca`, as
+// Issue would make it for `request` (the CA decides the name: the CSR's
+// subject and extensions are ignored). Returns the certificate's PEM.
+// InvalidArgument (for a party's bad input) when the CSR is larger than
+// 64 KiB, does not parse, its self-signature does not verify (whoever sent
+// it does not hold the key), or its key is not ECDSA P-256; otherwise as
+// Issue.
+absl::StatusOr<std::string> SignCsr(const KeyPair& ca, const std::string& csr_pem,
+                                    const CertRequest& request);
+
+// What a certificate says about itself (not whether anyone vouches for it).
+struct CertInfo {
+  std::string common_name;
+  absl::Time not_before;
+  absl::Time not_after;
+};
+// InvalidArgument if `cert_pem` does not parse.
+absl::StatusOr<CertInfo> InspectCert(const std::string& cert_pem);
+
+// Whether `key_pem` is the private key of `cert_pem` (false if either does
+// not parse).
+bool KeyMatchesCert(const std::string& key_pem, const std::string& cert_pem);
+
 // The common names of the identities.
 std::string TenantCommonName(const std::string& tenant);  // "tenant:<tenant>"
 inline constexpr char kOperatorCommonName[] = "operator";
@@ -52,6 +88,10 @@ inline constexpr char kAggregatorCommonName[] = "aggregator";
 
 // The tenant a common name speaks for, if it is a tenant's.
 std::optional<std::string> TenantOf(const std::string& common_name);
+
+std::string SiteCommonName(const std::string& site);  // "site:<site>"
+// The site a common name speaks for, if it is a site's.
+std::optional<std::string> SiteOf(const std::string& common_name);
 
 // Files of one identity, as braid-worker and braid-aggregator take them
 // (--tls-ca, --tls-cert, --tls-key).
