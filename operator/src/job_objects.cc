@@ -207,7 +207,9 @@ json AggregatorNetworkPolicy(const spec::JobSpec& job, const JobObjectsContext& 
   json grpc_rule = {{"ports", {{{"protocol", "TCP"}, {"port", kAggregatorGrpcPort}}}}};
   // Site workers dial in from outside the cluster: no peer list can name
   // them, so the port is open and their certificates decide.
-  if (context.site_tenants.empty()) grpc_rule["from"] = from;
+  bool sites = false;
+  for (const spec::Tenant& t : job.tenants) sites |= !t.site.empty();
+  if (!sites) grpc_rule["from"] = from;
   return {{"apiVersion", "networking.k8s.io/v1"},
           {"kind", "NetworkPolicy"},
           {"metadata", Metadata(ObjectName(job, job.namespace_, "aggregator"), job.namespace_,
@@ -378,9 +380,7 @@ std::vector<json> DesiredObjects(const spec::JobSpec& job, const JobObjectsConte
   std::vector<json> objects;
   std::set<std::string> tenant_namespaces;
   for (const spec::Tenant& tenant : job.tenants) {
-    if (context.site_tenants.count(tenant.name) == 0) {
-      tenant_namespaces.insert(TenantNamespace(context, tenant.name));
-    }
+    if (tenant.site.empty()) tenant_namespaces.insert(TenantNamespace(context, tenant.name));
   }
   const bool here = !context.remote_aggregator.has_value();  // the aggregator runs here
   if (here) {
@@ -398,7 +398,7 @@ std::vector<json> DesiredObjects(const spec::JobSpec& job, const JobObjectsConte
       if (here) objects.push_back(AggregatorDeployment(job, context, desired));
       continue;
     }
-    if (context.site_tenants.count(workload.tenant) > 0) continue;  // runs at its site
+    if (!workload.site.empty()) continue;  // runs at its site
     const spec::Tenant* tenant = nullptr;
     for (const spec::Tenant& t : job.tenants) {
       if (t.name == workload.tenant) tenant = &t;

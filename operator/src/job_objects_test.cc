@@ -569,10 +569,15 @@ namespace {
 
 TEST(JobObjectsMultiSite, TheCoordinatorRendersNoObjectsForSiteTenantsAndOpensTheGrpcPort) {
   JobObjectsContext c = Context();
-  c.site_tenants = {"alpha"};
   c.tenant_namespaces.erase("alpha");
   c.federation_ca_secret = "train-federation-ca";
-  const std::vector<json> objects = DesiredObjects(ParseJob(kJobYaml), c);
+  std::string yaml = kJobYaml;
+  yaml.replace(yaml.find("    namespace: tenant-a\n"), std::string("    namespace: tenant-a\n").size(),
+               "    site: st-alpha\n");
+  yaml.replace(yaml.find("    data: {persistentVolumeClaim: {claimName: alpha-data, subPath: train/alpha.csv}}"),
+               std::string("    data: {persistentVolumeClaim: {claimName: alpha-data, subPath: train/alpha.csv}}").size(),
+               "    dataset: notes");
+  const std::vector<json> objects = DesiredObjects(ParseJob(yaml), c);
   for (const json& o : objects) {
     EXPECT_NE(Label(o, "braid.dev/tenant"), "alpha") << Name(o);
     EXPECT_NE(Ns(o), "tenant-a") << Name(o);

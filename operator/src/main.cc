@@ -15,8 +15,10 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "braid/core/file_io.h"
 #include "braid/core/cli_flags.h"
 #include "braid/core/cancel.h"
 #include "braid/kube/client.h"
@@ -27,6 +29,7 @@
 #include "braid/operator/dashboard_kube.h"
 #include "braid/dashboard/server.h"
 #include "braid/operator/operator_metrics.h"
+#include "braid/operator/roles.h"
 
 ABSL_FLAG(std::string, kubeconfig, "",
           "kubeconfig file; default $KUBECONFIG, then in-cluster credentials, then ~/.kube/config");
@@ -65,6 +68,33 @@ ABSL_FLAG(int, dashboard_max_connections, 64,
           "open dashboard connections at most (half of them from one address); beyond: 503");
 ABSL_FLAG(int, dashboard_max_event_streams, 16,
           "open dashboard event streams at most (half of them from one address)");
+ABSL_FLAG(std::string, role, "single",
+          "single (one cluster, as before) | coordinator (serves the federation endpoint to "
+          "sites) | site (dials a coordinator; runs the workers of its invitations)");
+// --role coordinator
+ABSL_FLAG(std::string, federation_listen, "0.0.0.0:7443", "coordinator: the federation endpoint");
+ABSL_FLAG(std::string, federation_port_file, "", "coordinator: write the endpoint's port here");
+ABSL_FLAG(std::vector<std::string>, federation_server_names,
+          std::vector<std::string>({"localhost", "127.0.0.1"}),
+          "coordinator: DNS names and IPs in the endpoint's certificate (what sites dial)");
+ABSL_FLAG(std::string, site_aggregator_address_template, "",
+          "coordinator: where sites' workers reach a job's aggregator, with {name} and "
+          "{namespace}, e.g. {name}.{namespace}.fl.example.org:443 (required)");
+ABSL_FLAG(std::string, coordinator_name, "braid-coordinator",
+          "coordinator: its name in invitations");
+ABSL_FLAG(absl::Duration, site_certificate_validity, absl::Hours(24),
+          "coordinator: lifetime of the sites' certificates (renewed at 2/3)");
+// --role site
+ABSL_FLAG(std::string, site_name, "", "site: this site's name (its Site object at the coordinator)");
+ABSL_FLAG(std::string, site_tenant, "",
+          "site: the Tenant object invitations run as (default: --site-name)");
+ABSL_FLAG(std::string, coordinator_address, "", "site: host:port of the federation endpoint");
+ABSL_FLAG(std::string, coordinator_server_name, "",
+          "site: the name in the endpoint's certificate, if not the host dialled");
+ABSL_FLAG(std::string, coordinator_ca_file, "",
+          "site: the federation CA certificate (PEM) the endpoint must chain to");
+ABSL_FLAG(std::string, enrollment_token_file, "",
+          "site: the one-time enrollment token (needed until the site has enrolled)");
 ABSL_FLAG(std::string, web_dir, "",
           "the built web app for --dashboard-listen (default $BRAID_WEB_DIR, else "
           "<binary's dir>/../share/braid/web)");
@@ -180,6 +210,69 @@ int Main() {
   options.reconciler.tls = absl::GetFlag(FLAGS_tls);
   options.reconciler.aggregator_address_template =
       absl::GetFlag(FLAGS_aggregator_address_template);
+  const std::string role = absl::GetFlag(FLAGS_role);
+  if (role != "single" && role != "coordinator" && role != "site") {
+    std::cerr << "braid-operator: --role: must be single, coordinator or site, not " << role << "\n";
+    return 2;
+  }
+  std::unique_ptr<op::CoordinatorRole> coordinator;
+  std::unique_ptr<op::SiteAgent> site_agent;
+  if (role == "coordinator") {
+    if (absl::GetFlag(FLAGS_site_aggregator_address_template).empty()) {
+      std::cerr << "braid-operator: --role coordinator needs --site-aggregator-address-template\n";
+      return 2;
+    }
+    op::CoordinatorRoleOptions c;
+    c.ns = ns;
+    c.listen = absl::GetFlag(FLAGS_federation_listen);
+    c.port_file = absl::GetFlag(FLAGS_federation_port_file);
+    c.server_names = absl::GetFlag(FLAGS_federation_server_names);
+    c.cert_validity = absl::GetFlag(FLAGS_site_certificate_validity);
+    absl::StatusOr<std::unique_ptr<op::CoordinatorRole>> started =
+        op::StartCoordinatorRole(client->get(), c);
+    if (!started.ok()) {
+      std::cerr << "braid-operator: " << started.status().message() << "\n";
+      return 2;
+    }
+    coordinator = *std::move(started);
+    options.reconciler.federation = coordinator->federation();
+    options.reconciler.site_aggregator_address_template =
+        absl::GetFlag(FLAGS_site_aggregator_address_template);
+    options.reconciler.coordinator_name = absl::GetFlag(FLAGS_coordinator_name);
+  }
+  if (role == "site") {
+    op::SiteAgentOptions a;
+    a.ns = ns;
+    a.link.site = absl::GetFlag(FLAGS_site_name);
+    a.link.coordinator_address = absl::GetFlag(FLAGS_coordinator_address);
+    a.link.server_name = absl::GetFlag(FLAGS_coordinator_server_name);
+    absl::StatusOr<std::string> ca = braid::ReadSmallFile(absl::GetFlag(FLAGS_coordinator_ca_file), 1 << 20);
+    if (!ca.ok()) {
+      std::cerr << "braid-operator: --coordinator-ca-file: " << ca.status().message() << "\n";
+      return 2;
+    }
+    a.link.ca_bundle_pem = *ca;
+    if (const std::string f = absl::GetFlag(FLAGS_enrollment_token_file); !f.empty()) {
+      absl::StatusOr<std::string> token = braid::ReadSmallFile(f, 4096);
+      if (!token.ok()) {
+        std::cerr << "braid-operator: --enrollment-token-file: " << token.status().message() << "\n";
+        return 2;
+      }
+      a.link.enrollment_token = std::string(absl::StripAsciiWhitespace(*token));
+    }
+    a.site.site = a.link.site;
+    a.site.tenant = absl::GetFlag(FLAGS_site_tenant).empty() ? a.link.site
+                                                              : absl::GetFlag(FLAGS_site_tenant);
+    a.site.worker_image = absl::GetFlag(FLAGS_worker_image);
+    a.site.image_pull_policy = absl::GetFlag(FLAGS_image_pull_policy);
+    absl::StatusOr<std::unique_ptr<op::SiteAgent>> started =
+        op::StartSiteAgent(client->get(), std::move(a));
+    if (!started.ok()) {
+      std::cerr << "braid-operator: " << started.status().message() << "\n";
+      return 2;
+    }
+    site_agent = *std::move(started);
+  }
   std::unique_ptr<op::AggregatorStatusSource> status = op::NewGrpcAggregatorStatusSource();
   op::Controller controller(client->get(), status.get(), &metrics, options);
 
@@ -222,6 +315,8 @@ int Main() {
     if (!run.ok()) std::cerr << "braid-operator: " << run.message() << "\n";
   }
   controller.Stop();
+  if (site_agent) site_agent->Stop();
+  if (coordinator) coordinator->Stop();
   if (dashboard) dashboard->Stop();
   std::cerr << "braid-operator: stopped\n";
   return exit_code;

@@ -74,18 +74,6 @@ std::optional<int> RunningExpectedClients(const json& deployment, const spec::Jo
   return job.TotalReplicas();
 }
 
-// A site tenant's consent, from what its site last reported: Running (its
-// workers run) and Succeeded count as approved; Refused and Failed, or a
-// Site that is gone or revoked, as refused; anything else (not reported yet,
-// Invited, AwaitingApproval) as pending.
-control::Consent SiteConsent(const SiteJobView& view) {
-  if (!view.member) return control::Consent::kRefused;
-  const std::string state = view.state.has_value() ? view.state->state() : "";
-  if (state == "Running" || state == "Succeeded") return control::Consent::kApproved;
-  if (state == "Refused" || state == "Failed") return control::Consent::kRefused;
-  return control::Consent::kPending;
-}
-
 // What the job's status shows for a site tenant.
 std::string SiteState(const SiteJobView& view) {
   if (!view.member) return "Revoked";
@@ -284,7 +272,7 @@ absl::StatusOr<TlsTarget> Reconciler::EnsureTls(const spec::JobSpec& job,
                                           AggregatorTlsSecretName(job), issue(server))
                             .status());
   for (const spec::Tenant& t : job.tenants) {
-    if (context.site_tenants.count(t.name) > 0) continue;  // a site's own certificate
+    if (!t.site.empty()) continue;  // its workers use their site's own certificate
     pki::CertRequest client;
     client.common_name = pki::TenantCommonName(t.name);
     client.client = true;
@@ -389,49 +377,37 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
     observed.suspended = spec.suspend;
     observed.rounds = spec.strategy.rounds;
     const std::map<std::string, json> tenant_objects = view_.tenants();
-    // Tenants of this cluster are resolved against its Tenant objects; a
-    // site tenant's workers, policy and consent live at its site, which
-    // answers through the federation.
-    spec::JobSpec local = spec;
-    local.tenants.clear();
+    // A site tenant's workers, policy and consent live at its site, which
+    // answers through the federation; here only its Site object counts.
+    std::map<std::string, json> site_objects;
+    if (options_.federation != nullptr) site_objects = options_.federation->Sites();
+    control::TenantResolution tenants = control::ResolveTenants(
+        spec, tenant_objects, options_.federation != nullptr ? &site_objects : nullptr);
     std::set<std::string> site_tenants;
     std::map<std::string, SiteJobView> site_views;
-    std::vector<control::TenantProblem> site_problems;
+    std::map<std::string, control::SiteReport> site_reports;
     for (size_t i = 0; i < spec.tenants.size(); ++i) {
       const spec::Tenant& t = spec.tenants[i];
-      if (t.site.empty()) {
-        local.tenants.push_back(t);
+      if (t.site.empty()) continue;
+      site_tenants.insert(t.name);
+      if (options_.federation == nullptr) continue;  // SitesNeedCoordinator
+      if (!options_.tls) {
+        tenants.problems.push_back(
+            {absl::StrCat("spec.tenants[", i, "].site"), "NeedsTls",
+             "a tenant at a site needs mTLS; this braid-operator runs --tls=false"});
         continue;
       }
-      site_tenants.insert(t.name);
-      const std::string path = absl::StrCat("spec.tenants[", i, "].site");
-      if (options_.federation == nullptr) {
-        site_problems.push_back({path, "NoFederation",
-                                 "this braid-operator is not a coordinator (--role coordinator); "
-                                 "a tenant at a site needs one"});
-      } else if (!options_.tls) {
-        site_problems.push_back({path, "NeedsTls",
-                                 "a tenant at a site needs mTLS; this braid-operator runs --tls=false"});
-      } else {
-        site_views[t.name] = options_.federation->SiteJob(t.site, uid);
+      const SiteJobView view = options_.federation->SiteJob(t.site, uid);
+      site_views[t.name] = view;
+      if (view.state.has_value()) {
+        site_reports[t.name] = {view.state->state(), view.state->reason(), view.state->message()};
       }
     }
-    control::TenantResolution tenants = control::ResolveTenants(local, tenant_objects);
-    tenants.problems.insert(tenants.problems.begin(), site_problems.begin(), site_problems.end());
     observed.tenant_problems = tenants.problems;
     if (tenants.problems.empty()) {
-      const std::vector<TenantConsent> local_consent =
-          control::ResolveConsent(local, control::JobRef{ns, name, uid}, tenant_objects,
-                                  view_.approvals ? view_.approvals() : std::vector<json>{});
-      for (const spec::Tenant& t : spec.tenants) {  // in spec order
-        if (!t.site.empty()) {
-          observed.consent.push_back({t.name, SiteConsent(site_views[t.name]), "", ""});
-          continue;
-        }
-        for (const TenantConsent& c : local_consent) {
-          if (c.tenant == t.name) observed.consent.push_back(c);
-        }
-      }
+      observed.consent = control::ResolveConsent(
+          spec, control::JobRef{ns, name, uid}, tenant_objects,
+          view_.approvals ? view_.approvals() : std::vector<json>{}, site_reports);
       observed.admission = control::DecideAdmission(spec, observed.consent);
       observed.admitted = control::WasAdmitted(previous) || observed.admission.admit;
     }
@@ -475,7 +451,6 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
       context.run.consent = observed.consent;
       context.run.running_expected_clients = RunningExpectedClients(aggregator_deployment, spec);
       context.tls = options_.tls;
-      context.site_tenants = site_tenants;
       std::optional<TlsTarget> tls;
       if (context.tls) {
         BRAID_ASSIGN_OR_RETURN(tls, EnsureTls(spec, context));

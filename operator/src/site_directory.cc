@@ -69,6 +69,7 @@ absl::Status SiteDirectory::Sync() {
       seen.insert(name);
       Entry& e = sites_[name];
       e.exists = true;
+      e.object = s;
       e.revoked = s.value("/spec/revoked"_json_pointer, false);
       const json status = s.value("status", json::object());
       if (!status.value("enrolledAt", "").empty()) {
@@ -123,6 +124,13 @@ absl::Status SiteDirectory::Sync() {
     if (it != sites_.end()) it->second.written_status = std::move(status);
   }
   return absl::OkStatus();
+}
+
+std::map<std::string, json> SiteDirectory::Sites() const {
+  absl::MutexLock lock(&mu_);
+  std::map<std::string, json> out;
+  for (const auto& [name, e] : sites_) out[name] = e.object;
+  return out;
 }
 
 SiteJobView SiteDirectory::View(const std::string& site, const std::string& job_uid) const {

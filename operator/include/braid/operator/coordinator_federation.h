@@ -8,6 +8,8 @@
 #include <map>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "braid/federation/invitation_board.h"
@@ -23,6 +25,8 @@ class Federation {
   // map withdraws them all. Idempotent.
   virtual void Invite(const std::string& job_uid,
                       const std::map<std::string, v1::Invitation>& by_site) = 0;
+  // The Site objects by name, as last listed.
+  virtual std::map<std::string, nlohmann::json> Sites() const = 0;
   // What `site` said of the job, and whether it is a member and connected.
   virtual SiteJobView SiteJob(const std::string& site, const std::string& job_uid) const = 0;
   // The federation CA's certificate (PEM): the job's aggregator trusts it
@@ -38,6 +42,7 @@ class CoordinatorFederation final : public Federation {
                         std::string ca_pem);
   void Invite(const std::string& job_uid,
               const std::map<std::string, v1::Invitation>& by_site) override;
+  std::map<std::string, nlohmann::json> Sites() const override { return directory_->Sites(); }
   SiteJobView SiteJob(const std::string& site, const std::string& job_uid) const override;
   std::string CaPem() const override { return ca_pem_; }
 

@@ -59,13 +59,11 @@ struct JobObjectsContext {
   // their Secret and get --tls-* flags.
   bool tls = true;
 
-  // At a coordinator (--role coordinator): the tenants whose workers run at
-  // their sites (spec.tenants[].site). Nothing is rendered for them here;
-  // their workers dial in from outside the cluster, so the aggregator's gRPC
-  // port admits any source (mTLS decides) and the aggregator trusts the
-  // federation CA from `federation_ca_secret` (key ca.crt) for their
-  // certificates.
-  std::set<std::string> site_tenants;
+  // At a coordinator (--role coordinator), for a job with tenants at sites
+  // (spec.tenants[].site): nothing is rendered for those tenants here; their
+  // workers dial in from outside the cluster, so the aggregator's gRPC port
+  // admits any source (mTLS decides) and the aggregator trusts the
+  // federation CA from this Secret (key ca.crt) for their certificates.
   std::string federation_ca_secret;
 
   // At a site (--role site): the job's aggregator runs in the coordinator's
@@ -121,7 +119,7 @@ nlohmann::json JobObjectMetadata(const spec::JobSpec& job, const JobObjectsConte
 // job-namespace objects first, then tenant namespaces in tenant order.
 // The aggregator's args carry the desired set's aggregator_args
 // (--expected-clients when tenants are stopped).
-// Precondition: every tenant not in context.site_tenants has a namespace in
+// Precondition: every tenant without a site has a namespace in
 // context.tenant_namespaces. With context.remote_aggregator, only the
 // workers' objects (ConfigMap, NetworkPolicy, Deployments) are rendered.
 std::vector<nlohmann::json> DesiredObjects(const spec::JobSpec& job,

@@ -59,6 +59,8 @@ class SiteDirectory final : public federation::SiteRegistry {
   absl::Status Sync();
 
   SiteJobView View(const std::string& site, const std::string& job_uid) const;
+  // The Site objects as last listed, by name.
+  std::map<std::string, nlohmann::json> Sites() const;
 
   // federation::SiteRegistry
   federation::SiteRecord Lookup(const std::string& site) override;
@@ -81,6 +83,7 @@ class SiteDirectory final : public federation::SiteRegistry {
     std::string cert_not_after;
     std::map<std::string, v1::InvitationState> jobs;  // job uid -> last report
     nlohmann::json written_status;                  // as last read or written
+    nlohmann::json object;                          // the Site as last listed
   };
   nlohmann::json StatusOf(const std::string& site, const Entry& e) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
