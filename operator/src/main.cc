@@ -82,6 +82,8 @@ ABSL_FLAG(std::string, site_aggregator_address_template, "",
           "{namespace}, e.g. {name}.{namespace}.fl.example.org:443 (required)");
 ABSL_FLAG(std::string, coordinator_name, "braid-coordinator",
           "coordinator: its name in invitations");
+ABSL_FLAG(absl::Duration, federation_keepalive, absl::Seconds(30),
+          "coordinator: keepalive on each site's stream; a revoked site's stream ends within it");
 ABSL_FLAG(absl::Duration, site_certificate_validity, absl::Hours(24),
           "coordinator: lifetime of the sites' certificates (renewed at 2/3)");
 // --role site
@@ -228,6 +230,7 @@ int Main() {
     c.port_file = absl::GetFlag(FLAGS_federation_port_file);
     c.server_names = absl::GetFlag(FLAGS_federation_server_names);
     c.cert_validity = absl::GetFlag(FLAGS_site_certificate_validity);
+    c.keepalive = absl::GetFlag(FLAGS_federation_keepalive);
     absl::StatusOr<std::unique_ptr<op::CoordinatorRole>> started =
         op::StartCoordinatorRole(client->get(), c);
     if (!started.ok()) {

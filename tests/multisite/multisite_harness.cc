@@ -1,0 +1,178 @@
+#include "tests/multisite/multisite_harness.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "tests/e2e/harness.h"
+
+namespace braid::multisite {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+int counter = 0;
+
+Cluster FromEnv(const char* variable, const char* fallback) {
+  const char* path = std::getenv(variable);
+  if (path == nullptr || *path == '\0') path = fallback;
+  if (path == nullptr || !fs::exists(path)) {
+    ADD_FAILURE() << "$" << variable << " names no kubeconfig ("
+                  << path
+                  << "): ctest starts the site clusters with tests/k8s/cluster.sh up --name";
+    return Cluster{""};
+  }
+  return Cluster{path};
+}
+
+}  // namespace
+
+k8s::CommandResult Cluster::Kubectl(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv = {k8s::Tool("kubectl"), "--kubeconfig", kubeconfig};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return k8s::RunCommand(argv);
+}
+
+k8s::CommandResult Cluster::Apply(const std::string& yaml) const {
+  const std::string file =
+      (fs::path(testing::TempDir()) / absl::StrCat("ms-apply-", ::getpid(), "-", counter++, ".yaml"))
+          .string();
+  std::ofstream(file) << yaml;
+  return Kubectl({"apply", "--server-side", "--force-conflicts", "--field-manager=braid-test", "-f",
+                  file});
+}
+
+std::optional<json> Cluster::Get(const std::vector<std::string>& args) const {
+  std::vector<std::string> full = {"get"};
+  full.insert(full.end(), args.begin(), args.end());
+  full.push_back("-o");
+  full.push_back("json");
+  k8s::CommandResult r = Kubectl(full);
+  if (r.code != 0) return std::nullopt;
+  json parsed = json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) return std::nullopt;
+  return parsed;
+}
+
+std::string Cluster::SecretValue(const std::string& ns, const std::string& name,
+                                 const std::string& key) const {
+  std::optional<json> secret = Get({"secret", "-n", ns, name});
+  if (!secret.has_value()) return "";
+  std::string decoded;
+  if (!absl::Base64Unescape(secret->value("/data/" + key, std::string()), &decoded)) return "";
+  return decoded;
+}
+
+void Cluster::Prepare() const {
+  k8s::CommandResult r =
+      Kubectl({"apply", "--server-side", "--force-conflicts", "-f", e2e::SourcePath("crds")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = Kubectl({"wait", "--for=condition=Established", "--timeout=60s", "crd/federatedjobs.braid.dev",
+               "crd/tenants.braid.dev", "crd/sites.braid.dev",
+               "crd/federatedinvitations.braid.dev"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = Apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: braid-system}\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+}
+
+Cluster CoordinatorCluster() { return Cluster{k8s::Kubeconfig()}; }
+
+Cluster SiteCluster(int index) {
+  return index == 0 ? FromEnv("BRAID_SITE_A_KUBECONFIG", BRAID_SITE_A_KUBECONFIG_DEFAULT)
+                    : FromEnv("BRAID_SITE_B_KUBECONFIG", BRAID_SITE_B_KUBECONFIG_DEFAULT);
+}
+
+void CreateSiteTenant(const Cluster& site, const std::string& tenant, const std::string& ns,
+                      const std::string& dataset, const std::string& file, const json& policy) {
+  const std::string pv = ns + "-data";
+  json tenant_object = {
+      {"apiVersion", "braid.dev/v1alpha1"},
+      {"kind", "Tenant"},
+      {"metadata", {{"name", tenant}}},
+      {"spec",
+       {{"namespace", ns},
+        {"dataSources", {{{"claimName", "data"}}}},
+        {"datasets", {{{"name", dataset}, {"claimName", "data"}, {"subPath", file}}}}}}};
+  if (!policy.empty()) tenant_object["spec"]["policy"] = policy;
+  // The whole Tenant is replaced (not merged), so a policy of an earlier
+  // test does not linger.
+  site.Kubectl({"delete", "tenant", tenant, "--ignore-not-found"});
+  k8s::CommandResult r = site.Apply(absl::StrCat(
+      "apiVersion: v1\nkind: Namespace\nmetadata: {name: ", ns, "}\n---\n", tenant_object.dump(),
+      "\n---\n", "apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: ", pv, "}\n",
+      "spec:\n  capacity: {storage: 1Gi}\n  accessModes: [ReadOnlyMany]\n",
+      "  storageClassName: \"\"\n  hostPath: {path: /tmp/", pv, "}\n",
+      "  claimRef: {namespace: ", ns, ", name: data}\n---\n",
+      "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data, namespace: ", ns, "}\n",
+      "spec:\n  accessModes: [ReadOnlyMany]\n  storageClassName: \"\"\n  volumeName: ", pv,
+      "\n  resources: {requests: {storage: 1Gi}}\n"));
+  ASSERT_EQ(r.code, 0) << r.err;
+}
+
+std::string WriteText(const std::string& path, const std::string& content) {
+  e2e::WriteFile(path, content);
+  return path;
+}
+
+absl::StatusOr<std::vector<cli::Subprocess>> StartSiteWorkers(const Cluster& site,
+                                                               const std::string& ns,
+                                                               const std::string& job_uid,
+                                                               const std::string& data_file,
+                                                               const std::string& dir) {
+  std::optional<json> deployments =
+      site.Get({"deployments", "-n", ns, "-l", "braid.dev/job-uid=" + job_uid});
+  if (!deployments.has_value() || (*deployments)["items"].empty()) {
+    return absl::NotFoundError("no worker Deployments in " + ns);
+  }
+  std::vector<cli::Subprocess> workers;
+  for (const json& d : (*deployments)["items"]) {
+    const json pod = d["spec"]["template"]["spec"];
+    std::map<std::string, std::string> secret_of_volume, config_map_of_volume;
+    for (const json& v : pod["volumes"]) {
+      if (v.contains("secret")) secret_of_volume[v["name"]] = v["secret"]["secretName"];
+      if (v.contains("configMap")) config_map_of_volume[v["name"]] = v["configMap"]["name"];
+    }
+    const std::string local = dir + "/" + d["metadata"]["name"].get<std::string>();
+    fs::create_directories(local);
+    std::map<std::string, std::string> mounted;  // mount path -> local dir or file
+    for (const json& m : pod["containers"][0]["volumeMounts"]) {
+      const std::string name = m["name"];
+      const std::string path = m["mountPath"];
+      if (auto s = secret_of_volume.find(name); s != secret_of_volume.end()) {
+        for (const char* key : {"ca.crt", "tls.crt", "tls.key"}) {
+          WriteText(local + "/" + key, site.SecretValue(ns, s->second, key));
+        }
+        mounted[path] = local;
+      } else if (auto c = config_map_of_volume.find(name); c != config_map_of_volume.end()) {
+        std::optional<json> cm = site.Get({"configmap", "-n", ns, c->second});
+        if (!cm.has_value()) return absl::NotFoundError("no ConfigMap " + c->second);
+        WriteText(local + "/job.yaml", (*cm)["data"]["job.yaml"]);
+        mounted[path] = local;
+      } else {
+        mounted[path] = data_file;  // the claim's one file
+      }
+    }
+    std::vector<std::string> argv = {e2e::Binary("braid-worker")};
+    for (std::string arg : pod["containers"][0]["args"].get<std::vector<std::string>>()) {
+      for (const auto& [path, replacement] : mounted) {
+        const size_t at = arg.find("=" + path);
+        if (at == std::string::npos) continue;
+        arg = arg.substr(0, at + 1) + replacement + arg.substr(at + 1 + path.size());
+        break;
+      }
+      argv.push_back(arg);
+    }
+    absl::StatusOr<cli::Subprocess> worker = cli::Subprocess::Start(argv, local + "/worker.log");
+    if (!worker.ok()) return worker.status();
+    workers.push_back(*std::move(worker));
+  }
+  return workers;
+}
+
+}  // namespace braid::multisite
