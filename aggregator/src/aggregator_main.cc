@@ -26,6 +26,7 @@
 #include "braid/aggregator/strategy_factory.h"
 #include "braid/core/audit_log.h"
 #include "braid/core/cli_flags.h"
+#include "braid/core/file_io.h"
 #include "braid/core/grpc_tls.h"
 #include "braid/core/spec.h"
 #include "braid/core/wire_limits.h"
@@ -36,6 +37,10 @@ ABSL_FLAG(std::string, tls_ca, "",
           "and binds each worker to the tenant its certificate names");
 ABSL_FLAG(std::string, tls_cert, "", "the aggregator's certificate (PEM)");
 ABSL_FLAG(std::string, tls_key, "", "the aggregator's private key (PEM)");
+ABSL_FLAG(std::string, tls_client_ca_extra, "",
+          "multi-site: the federation CA (PEM), trusted besides --tls-ca for client "
+          "certificates only; a certificate it issued with CN site:<s> speaks for the job's "
+          "tenant whose site is <s>, and for nothing else");
 ABSL_FLAG(std::string, checkpoint_dir, "", "directory for the checkpoint (required)");
 ABSL_FLAG(std::string, initial_model, "",
           "safetensors file with the initial weights (when the checkpoint is empty)");
@@ -245,13 +250,37 @@ int RunAggregator(const StrategyDecorator& decorate) {
     std::cerr << "braid-aggregator: " << tls.status().message() << "\n";
     return 2;
   }
+  // Site certificates (multi-site): the federation CA verifies client
+  // certificates too, and the binding admits its "site:" certificates only.
+  std::string site_ca;
+  if (const std::string extra = absl::GetFlag(FLAGS_tls_client_ca_extra); !extra.empty()) {
+    if (!tls->has_value()) {
+      std::cerr << "braid-aggregator: --tls-client-ca-extra needs mTLS (--tls-ca, --tls-cert, "
+                   "--tls-key)\n";
+      return 2;
+    }
+    absl::StatusOr<std::string> pem = ReadSmallFile(extra, 1 << 20);
+    if (!pem.ok()) {
+      std::cerr << "braid-aggregator: --tls-client-ca-extra: " << pem.status().message() << "\n";
+      return 2;
+    }
+    site_ca = *std::move(pem);
+  }
+  absl::StatusOr<aggregator::PeerBinding> binding = aggregator::PeerBinding::Create(
+      *job, tls->has_value() ? (*tls)->ca_pem : std::string(), site_ca);
+  if (!binding.ok()) {
+    std::cerr << "braid-aggregator: " << binding.status().message() << "\n";
+    return 2;
+  }
+  if (!site_ca.empty()) (*tls)->ca_pem += "\n" + site_ca;  // verifies clients only
   aggregator::ServiceLimits limits;
   limits.progress_timeout = absl::GetFlag(FLAGS_upload_progress_timeout);
   limits.tenants = options.tenants;
   aggregator::FederationService service(job->name, &engine, &metrics,
                                         absl::GetFlag(FLAGS_heartbeat_interval),
                                         absl::GetFlag(FLAGS_download_slots),
-                                        /*require_identity=*/tls->has_value(), limits);
+                                        /*require_identity=*/tls->has_value(), limits,
+                                        *std::move(binding));
 
   grpc::ServerBuilder builder;
   int port = 0;

@@ -38,7 +38,8 @@ grpc::Status ToGrpc(const absl::Status& status) {
 FederationService::FederationService(std::string job, RoundEngine* engine,
                                      AggregatorMetrics* metrics,
                                      absl::Duration heartbeat_interval, int download_slots,
-                                     bool require_identity, ServiceLimits limits)
+                                     bool require_identity, ServiceLimits limits,
+                                     PeerBinding binding)
     : job_(std::move(job)),
       engine_(engine),
       metrics_(metrics),
@@ -46,6 +47,7 @@ FederationService::FederationService(std::string job, RoundEngine* engine,
       download_slots_(std::max(1, download_slots)),
       require_identity_(require_identity),
       limits_(std::move(limits)),
+      binding_(std::move(binding)),
       watchdog_(limits_.progress_timeout, limits_.progress_bytes),
       calls_([this](const std::string& tenant) {
         auto it = limits_.tenants.find(tenant);
@@ -74,16 +76,19 @@ int FederationService::PutUpdateMethodIndex() {
       ->index();
 }
 
+absl::StatusOr<std::string> FederationService::PeerTenant(
+    const grpc::ServerContext& ctx) const {
+  // The leaf certificate is read only when it can matter: which CA issued
+  // it decides only once site certificates are admitted.
+  return binding_.TenantOf(PeerCommonName(ctx),
+                           binding_.admits_sites() ? PeerCertificatePem(ctx) : std::string());
+}
+
 absl::Status FederationService::MaySpeakFor(const grpc::ServerContext& ctx,
                                           const std::string& tenant) const {
   if (!require_identity_) return absl::OkStatus();
-  const std::string cn = PeerCommonName(ctx);
-  const std::optional<std::string> peer = pki::TenantOf(cn);
-  if (!peer.has_value()) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "the caller's certificate (CN=", cn.empty() ? "none" : cn,
-        ") is not a tenant's; workers use their tenant's certificate"));
-  }
+  absl::StatusOr<std::string> peer = PeerTenant(ctx);
+  if (!peer.ok()) return peer.status();
   if (*peer != tenant) {
     return absl::PermissionDeniedError(absl::StrCat("the caller's certificate speaks for tenant '",
                                                     *peer, "', not '", tenant, "'"));
@@ -108,9 +113,8 @@ absl::StatusOr<CallLimiter::Permit> FederationService::Admit(const grpc::ServerC
                                                              const std::string& claimed) {
   std::string key = claimed;
   if (require_identity_) {
-    const std::string cn = PeerCommonName(ctx);
-    const std::optional<std::string> tenant = pki::TenantOf(cn);
-    key = tenant.has_value() ? *tenant : absl::StrCat("CN=", cn);
+    absl::StatusOr<std::string> tenant = PeerTenant(ctx);
+    key = tenant.ok() ? *tenant : absl::StrCat("CN=", PeerCommonName(ctx));
   }
   return calls_.Acquire(key);
 }

@@ -263,6 +263,58 @@ grep -qxF '      serviceAccountName: ops' "${WORK}/norbac.yaml" ||
   fail "serviceAccount.name=ops is not the Deployment's serviceAccountName"
 pass "impossible settings refused; rbac.create and serviceAccount.create honoured"
 
+# --- roles (multi-site) -----------------------------------------------------------
+# role single is the default and renders no role flag; coordinator serves the
+# federation endpoint behind a Service; site passes what it dials with and
+# refuses to render without it.
+SITE_VALUES=(--set role=site --set site.name=st-mary --set site.tenant=st-mary
+  --set site.coordinatorAddress=federation.example.org:443
+  --set site.enrollmentTokenSecret=braid-enrollment --set site.coordinatorCaSecret=federation-ca)
+begin
+for r in coordinator site; do
+  args=(--set "role=${r}")
+  [[ "${r}" == site ]] && args=("${SITE_VALUES[@]}")
+  if out=$("${HELM}" lint --strict "${CHART}" "${args[@]}" 2>&1) &&
+    grep -q '1 chart(s) linted, 0 chart(s) failed' <<<"${out}" &&
+    ! grep -qE '\[(WARNING|ERROR)\]' <<<"${out}"; then
+    :
+  else
+    fail "helm lint --strict --set role=${r}:"$'\n'"${out}"
+  fi
+done
+! grep -qF -- '--role' "${WORK}/default.yaml" || fail "the default (role single) passes --role"
+if render "${WORK}/coordinator.yaml" --set role=coordinator \
+  --set coordinator.federationService.type=ClusterIP --set coordinator.federationService.port=8443; then
+  grep -qF -- '- --role=coordinator' "${WORK}/coordinator.yaml" || fail "role coordinator does not pass --role=coordinator"
+  grep -qF -- '- --federation-listen=0.0.0.0:9443' "${WORK}/coordinator.yaml" ||
+    fail "role coordinator does not pass --federation-listen"
+  fed=$(awk '/^---/ {p = 0} /name: braid-federation$/ {p = 1} p' "${WORK}/coordinator.yaml")
+  { grep -qxF '  type: ClusterIP' <<<"${fed}" && grep -qxF '    port: 8443' <<<"${fed}" &&
+    grep -qxF '    targetPort: federation' <<<"${fed}"; } ||
+    fail "role coordinator renders no braid-federation Service of coordinator.federationService"
+else
+  fail "helm template --set role=coordinator: $(cat "${WORK}/coordinator.yaml.err")"
+fi
+! grep -qF 'braid-federation' "${WORK}/default.yaml" || fail "role single renders the federation Service"
+if render "${WORK}/site.yaml" "${SITE_VALUES[@]}"; then
+  for arg in --role=site --site-name=st-mary --site-tenant=st-mary \
+    --coordinator-address=federation.example.org:443 \
+    --coordinator-ca-file=/etc/braid/coordinator-ca/ca.crt \
+    --enrollment-token-file=/etc/braid/enrollment/token; do
+    grep -qxF -- "        - ${arg}" "${WORK}/site.yaml" || fail "role site does not pass ${arg}"
+  done
+  grep -qxF '          secretName: braid-enrollment' "${WORK}/site.yaml" ||
+    fail "role site does not mount site.enrollmentTokenSecret"
+  ! grep -qF -- '--federation-listen' "${WORK}/site.yaml" || fail "a site listens for the federation"
+else
+  fail "helm template (role site): $(cat "${WORK}/site.yaml.err")"
+fi
+refused "a site without its coordinator" "site.coordinatorAddress is required" --set role=site \
+  --set site.name=a --set site.tenant=a --set site.enrollmentTokenSecret=t
+refused "an unknown role" "role" --set role=hub
+refused "a site name that is no label" "site/name" "${SITE_VALUES[@]}" --set site.name=St_Mary
+pass "roles: coordinator and site lint clean, pass their flags; coordinator serves the federation Service"
+
 # --- values documented ---------------------------------------------------------
 # Each "key:" line of values.yaml: its dotted path, whether a comment line is
 # right above it, and whether it is a leaf (no nested keys).

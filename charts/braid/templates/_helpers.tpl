@@ -71,3 +71,11 @@ defaulting to the chart's appVersion. Call with (dict "image" X "root" $).
 {{- $tag := .image.tag | default .root.Chart.AppVersion | toString }}
 {{- printf "%s:%s" (required "image.*.repository must be set" .image.repository) $tag }}
 {{- end }}
+
+{{/*
+braid.federationPort: the container port of the coordinator's federation
+endpoint (--federation-listen); the federation Service targets it by name.
+*/}}
+{{- define "braid.federationPort" -}}
+9443
+{{- end }}

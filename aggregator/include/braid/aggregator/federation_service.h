@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "braid/aggregator/metrics.h"
+#include "braid/aggregator/peer_binding.h"
 #include "braid/aggregator/round_engine.h"
 #include "braid/aggregator/stream_guard.h"
 #include "braid/core/chunk_frame.h"
@@ -51,12 +52,15 @@ class FederationService final : public v1::Federation::Service {
   //
   // With `require_identity` (the server runs mTLS), every call for a tenant
   // must come with that tenant's certificate (CN "tenant:<name>", see
-  // core/pki.h): Join for another tenant, or GetTask/PutUpdate/Heartbeat/SecAggStep
-  // for another tenant's client id, is PERMISSION_DENIED. GetStatus is open
-  // to any verified peer (the operator, tenants).
+  // core/pki.h), or, for a site tenant, its site's (CN "site:<site>", as
+  // `binding` decides: peer_binding.h): Join for another tenant, or
+  // GetTask/PutUpdate/Heartbeat/SecAggStep for another tenant's client id,
+  // is PERMISSION_DENIED. GetStatus is open to any verified peer (the
+  // operator, tenants, sites).
   FederationService(std::string job, RoundEngine* engine, AggregatorMetrics* metrics,
                     absl::Duration heartbeat_interval, int download_slots = 4,
-                    bool require_identity = false, ServiceLimits limits = {});
+                    bool require_identity = false, ServiceLimits limits = {},
+                    PeerBinding binding = {});
 
   grpc::Status Join(grpc::ServerContext* ctx, const v1::JoinRequest* req,
                     v1::JoinResponse* resp) override;
@@ -79,6 +83,9 @@ class FederationService final : public v1::Federation::Service {
                          v1::JobStatus* resp) override;
 
  private:
+  // The tenant the peer's certificate speaks for (binding_), or
+  // PermissionDenied.
+  absl::StatusOr<std::string> PeerTenant(const grpc::ServerContext& ctx) const;
   // OK when the peer may speak for `tenant` (always without identity).
   absl::Status MaySpeakFor(const grpc::ServerContext& ctx, const std::string& tenant) const;
   // OK when the peer may act as `client_id` (its tenant's certificate).
@@ -97,6 +104,7 @@ class FederationService final : public v1::Federation::Service {
   const int download_slots_;
   const bool require_identity_;
   const ServiceLimits limits_;
+  const PeerBinding binding_;
   StreamWatchdog watchdog_;
   CallLimiter calls_;
   absl::Mutex download_mu_;
