@@ -65,7 +65,8 @@ std::string Cluster::SecretValue(const std::string& ns, const std::string& name,
   std::optional<json> secret = Get({"secret", "-n", ns, name});
   if (!secret.has_value()) return "";
   std::string decoded;
-  if (!absl::Base64Unescape(secret->value("/data/" + key, std::string()), &decoded)) return "";
+  const std::string encoded = secret->value("data", json::object()).value(key, std::string());
+  if (!absl::Base64Unescape(encoded, &decoded)) return "";
   return decoded;
 }
 
