@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <random>
+#include <utility>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -14,7 +15,7 @@
 #include "braid/core/status_macros.h"
 #include "braid/federation/site_name.h"
 #include "braid/v1/sites.grpc.pb.h"
-#include "backoff.h"
+#include "link_timing.h"
 
 namespace braid::federation {
 namespace {
@@ -22,11 +23,6 @@ namespace {
 absl::Status FromGrpc(const grpc::Status& s, const std::string& what) {
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
                       absl::StrCat(what, ": ", s.error_message()));
-}
-
-// When a certificate valid over [not_before, not_after] is due for renewal.
-absl::Time RenewAt(const pki::CertInfo& info) {
-  return info.not_before + (info.not_after - info.not_before) * 2 / 3;
 }
 
 class GrpcSiteLink final : public SiteLink {
@@ -100,6 +96,7 @@ class GrpcSiteLink final : public SiteLink {
   v1::SiteReport report_ ABSL_GUARDED_BY(mu_);
   uint64_t report_version_ ABSL_GUARDED_BY(mu_) = 0;
   bool stream_done_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status cancel_reason_ ABSL_GUARDED_BY(mu_);  // why the writer cancelled the stream
   absl::Time last_received_ ABSL_GUARDED_BY(mu_);
   SiteLinkState state_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
@@ -283,11 +280,16 @@ absl::StatusOr<GrpcSiteLink::SessionEnd> GrpcSiteLink::Stream(const SiteIdentity
     stream_done_ = true;
     state_.connected = false;
   }
-  ctx.TryCancel();  // unblocks a writer waiting on flow control
+  // The call is over, so a writer blocked in Write returns now. (Cancelling
+  // here would replace the coordinator's status with CANCELLED.)
   writer.join();
   grpc::Status status = stream->Finish();
   SetCall(nullptr);
   if (renewed) return SessionEnd{true};
+  {
+    absl::MutexLock lock(&mu_);
+    if (!cancel_reason_.ok()) return std::exchange(cancel_reason_, absl::OkStatus());
+  }
   if (status.ok()) return SessionEnd{};
   return FromGrpc(status, "the Sync stream");
 }
@@ -314,7 +316,7 @@ void GrpcSiteLink::WriteLoop(grpc::ClientReaderWriter<v1::SiteReport, v1::Invita
       mu_.AwaitWithTimeout(absl::Condition(&wake), wait);
       if (stopping_ || stream_done_) return;
       if (clock_->Now() - last_received_ > options_.liveness_timeout) {
-        state_.last_error = absl::UnavailableError(
+        cancel_reason_ = absl::UnavailableError(
             absl::StrCat("nothing from the coordinator for ",
                          absl::FormatDuration(options_.liveness_timeout), "; dialling again"));
         call_->TryCancel();

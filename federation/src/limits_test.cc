@@ -1,6 +1,8 @@
+// The limits and timings of the link and the service: rate limiter,
+// back-off, renewal time.
 #include "rate_limiter.h"
 
-#include "backoff.h"
+#include "link_timing.h"
 #include "gtest/gtest.h"
 
 namespace braid::federation {
@@ -38,6 +40,13 @@ TEST(BackoffTest, DoublesUpToTheCapWithJitterAndResets) {
   }
   backoff.Reset();
   EXPECT_LE(backoff.Next(), absl::Seconds(1));
+}
+
+TEST(RenewAtTest, TwoThirdsIntoTheValidity) {
+  pki::CertInfo cert;
+  cert.not_before = absl::FromUnixSeconds(0);
+  cert.not_after = absl::FromUnixSeconds(0) + absl::Hours(24);
+  EXPECT_EQ(RenewAt(cert), absl::FromUnixSeconds(0) + absl::Hours(16));
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "backoff.h"
+#include "link_timing.h"
 
 #include <algorithm>
 
@@ -18,5 +18,9 @@ absl::Duration Backoff::Next() {
 }
 
 void Backoff::Reset() { current_ = initial_; }
+
+absl::Time RenewAt(const pki::CertInfo& cert) {
+  return cert.not_before + (cert.not_after - cert.not_before) * 2 / 3;
+}
 
 }  // namespace braid::federation

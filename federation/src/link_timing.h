@@ -1,11 +1,13 @@
-// Capped exponential back-off with jitter, for the site link's reconnects.
-#ifndef BRAID_FEDERATION_SRC_BACKOFF_H_
-#define BRAID_FEDERATION_SRC_BACKOFF_H_
+// When the site link acts: capped exponential back-off with jitter for its
+// reconnects, and when a certificate is due for renewal.
+#ifndef BRAID_FEDERATION_SRC_LINK_TIMING_H_
+#define BRAID_FEDERATION_SRC_LINK_TIMING_H_
 
 #include <cstdint>
 #include <random>
 
 #include "absl/time/time.h"
+#include "braid/core/pki.h"
 
 namespace braid::federation {
 
@@ -28,6 +30,9 @@ class Backoff final {
   std::mt19937_64 rng_;
 };
 
+// Two thirds into the certificate's validity [not_before, not_after].
+absl::Time RenewAt(const pki::CertInfo& cert);
+
 }  // namespace braid::federation
 
-#endif  // BRAID_FEDERATION_SRC_BACKOFF_H_
+#endif  // BRAID_FEDERATION_SRC_LINK_TIMING_H_
