@@ -1,0 +1,33 @@
+#include "peer_identity.h"
+
+#include <grpc/grpc_security_constants.h>
+#include <grpcpp/security/auth_context.h>
+
+#include "braid/core/pki.h"
+#include "braid/federation/site_name.h"
+
+namespace braid::federation {
+namespace {
+
+// The one value of `property`, or "" when it has none or several.
+std::string OnlyValue(const grpc::AuthContext& auth, const char* property) {
+  std::vector<grpc::string_ref> values = auth.FindPropertyValues(property);
+  if (values.size() != 1) return "";
+  return std::string(values[0].data(), values[0].size());
+}
+
+}  // namespace
+
+std::optional<PeerSite> SiteOfPeer(const grpc::ServerContextBase& context) {
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return std::nullopt;
+  std::optional<std::string> site =
+      pki::SiteOf(OnlyValue(*auth, GRPC_X509_CN_PROPERTY_NAME));
+  if (!site.has_value() || !IsValidSiteName(*site)) return std::nullopt;
+  absl::StatusOr<pki::CertInfo> info =
+      pki::InspectCert(OnlyValue(*auth, GRPC_X509_PEM_CERT_PROPERTY_NAME));
+  if (!info.ok()) return std::nullopt;
+  return PeerSite{*site, info->not_after};
+}
+
+}  // namespace braid::federation
