@@ -57,7 +57,6 @@ class MultiSiteTest : public ::testing::Test {
 
     // A fresh start: no job, Sites or enrollment left by an earlier test,
     // no site identity (each test enrolls anew).
-    coordinator_.Kubectl({"delete", "fedjob", "-n", kJobNs, "--all", "--wait=true"});
     coordinator_.Kubectl({"delete", "sites", "--all"});
     coordinator_.Kubectl({"delete", "secret", "-n", "braid-system", "-l", "braid.dev/site"});
     coordinator_.Apply(absl::StrCat("apiVersion: v1\nkind: Namespace\nmetadata: {name: ", kJobNs,
@@ -83,6 +82,10 @@ class MultiSiteTest : public ::testing::Test {
       return !e2e::ReadFile(dir_ + "/federation.port").empty();
     })) << e2e::ReadFile(coordinator_op_->log);
     federation_port_ = std::atoi(e2e::ReadFile(dir_ + "/federation.port").c_str());
+    // Jobs of an earlier test go now that an operator removes their finalizer.
+    CommandResult deleted =
+        coordinator_.Kubectl({"delete", "fedjob", "-n", kJobNs, "--all", "--wait=true"});
+    ASSERT_EQ(deleted.code, 0) << deleted.err;
   }
 
   void TearDown() override {
