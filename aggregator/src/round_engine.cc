@@ -402,45 +402,33 @@ absl::StatusOr<std::unique_ptr<Upload>> RoundEngine::BeginFit(const std::string&
       return RefuseClaim(clients_.Find(client_id)->tenant, client_id, "num_examples",
                          std::move(s));
     }
-    if (auto p = partials_.find(client_id); p != partials_.end()) {
-      const Upload& u = *p->second.upload;
-      const uint64_t attempt = secagg_ ? secagg_->round_id() : 0;
-      if (!digest.empty() && u.digest() == digest && u.round() == round &&
-          u.total_bytes() == total_bytes && u.num_examples() == num_examples &&
-          u.masked() == masked && p->second.attempt == attempt) {
-        std::unique_ptr<Upload> resumed = std::move(p->second.upload);
-        partials_.erase(p);
-        SetPartialGauge();
-        resumed->MarkResumed();
-        if (resumed_ != nullptr) resumed_->Increment();
-        if (resumed_bytes_ != nullptr) {
-          resumed_bytes_->Increment(static_cast<double>(resumed->received()));
-        }
-        LogInfo(absl::StrCat("aggregator: round ", round, ": ", client_id,
-                             "'s upload resumes at byte ", resumed->received(), " of ",
-                             total_bytes));
-        return resumed;
-      }
-      // Another update (or another try at one): a client has one partial
-      // upload at most.
-      superseded = std::move(p->second.upload);
-      partials_.erase(p);
-      SetPartialGauge();
+    if (std::unique_ptr<Upload> resumed =
+            TakePartial(client_id, round, total_bytes, num_examples, masked, digest, &superseded)) {
+      return resumed;
     }
   }
   superseded.reset();
   // Wait for a slot in short steps: a client whose stream the server is
   // holding in the queue is alive, whatever its heartbeats say. (Real time:
   // this bounds a real wait.) A partial upload past its grace gives its
-  // slot up to a waiting upload.
+  // slot up to a waiting upload. The client's own earlier stream may break
+  // off meanwhile (a worker that reconnected at once, before this server
+  // saw the old stream end): its bytes are taken up as soon as it is kept.
   const absl::Time give_up = absl::Now() + wait;
   absl::StatusOr<UploadPool::Held> slot = pool_.Acquire(absl::ZeroDuration());
   while (absl::IsUnavailable(slot.status())) {
     bool evicted = false;
     {
       absl::MutexLock lock(&mu_);
-      evicted = EvictPartial();
+      if (absl::Status s = FitAdmissible(client_id, round, masked); !s.ok()) return s;
+      if (std::unique_ptr<Upload> resumed = TakePartial(client_id, round, total_bytes,
+                                                        num_examples, masked, digest,
+                                                        &superseded)) {
+        return resumed;
+      }
+      evicted = superseded != nullptr || EvictPartial();
     }
+    superseded.reset();
     if (evicted) {
       slot = pool_.Acquire(absl::ZeroDuration());
       continue;
@@ -448,12 +436,41 @@ absl::StatusOr<std::unique_ptr<Upload>> RoundEngine::BeginFit(const std::string&
     const absl::Time now = absl::Now();
     if (now >= give_up) break;
     if (absl::Status s = Touch(client_id); !s.ok()) return s;
-    slot = pool_.Acquire(std::min(give_up - now, absl::Seconds(1)));
+    slot = pool_.Acquire(std::min(give_up - now, absl::Milliseconds(100)));
   }
   if (!slot.ok()) return slot.status();
   auto upload = std::make_unique<Upload>(&pool_, *slot, client_id, round, num_examples, masked);
   upload->set_digest(digest);
   return upload;
+}
+
+std::unique_ptr<Upload> RoundEngine::TakePartial(const std::string& client_id, int round,
+                                                 uint64_t total_bytes, int64_t num_examples,
+                                                 bool masked, const std::string& digest,
+                                                 std::unique_ptr<Upload>* superseded) {
+  auto p = partials_.find(client_id);
+  if (p == partials_.end()) return nullptr;
+  const Upload& u = *p->second.upload;
+  const uint64_t attempt = secagg_ ? secagg_->round_id() : 0;
+  if (digest.empty() || u.digest() != digest || u.round() != round ||
+      u.total_bytes() != total_bytes || u.num_examples() != num_examples ||
+      u.masked() != masked || p->second.attempt != attempt) {
+    // Another update (or another try at one): a client has one partial
+    // upload at most.
+    *superseded = std::move(p->second.upload);
+    partials_.erase(p);
+    SetPartialGauge();
+    return nullptr;
+  }
+  std::unique_ptr<Upload> resumed = std::move(p->second.upload);
+  partials_.erase(p);
+  SetPartialGauge();
+  resumed->MarkResumed();
+  if (resumed_ != nullptr) resumed_->Increment();
+  if (resumed_bytes_ != nullptr) resumed_bytes_->Increment(static_cast<double>(resumed->received()));
+  LogInfo(absl::StrCat("aggregator: round ", round, ": ", client_id, "'s upload resumes at byte ",
+                       resumed->received(), " of ", total_bytes));
+  return resumed;
 }
 
 absl::Status RoundEngine::CommitFit(std::unique_ptr<Upload> upload, const ClientMetrics& train) {

@@ -355,6 +355,15 @@ class RoundEngine {
   // the error BeginFit gives otherwise.
   absl::Status FitAdmissible(const std::string& client_id, int round, bool masked) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The client's partial upload if it is this update (same round, size,
+  // examples, mode, attempt and a non-empty digest): taken out, marked
+  // resumed and counted. Otherwise null, and a partial upload the client
+  // has of another update is moved to *superseded (dropped).
+  std::unique_ptr<Upload> TakePartial(const std::string& client_id, int round,
+                                      uint64_t total_bytes, int64_t num_examples, bool masked,
+                                      const std::string& digest,
+                                      std::unique_ptr<Upload>* superseded)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops the partial uploads no round awaits any more, or kept too long.
   void DropStalePartials() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops the partial upload kept longest, of those past their grace, so

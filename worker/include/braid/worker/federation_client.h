@@ -108,7 +108,6 @@ class FederationClient {
   absl::Status Heartbeat(const std::string& client_id);
   absl::StatusOr<v1::JobStatus> GetStatus(absl::Duration timeout = absl::Seconds(5));
 
- private:
   // What the last FIT upload (PutFit, PutMasked) of this client cost.
   UploadStats last_upload() const;
 
