@@ -215,7 +215,8 @@ int ReadPort(const std::string& path) {
 // wide enough that its update spans `hidden`-dependent megabytes.
 std::string WriteWideJob(const std::string& dir, int hidden) {
   const std::string path = WriteTabularJob(
-      dir, "{name: fedavg, rounds: 1, minClients: 1, fractionFit: 1.0, roundTimeout: 2m}");
+      dir, "{name: fedavg, rounds: 1, minClients: 1, minTenants: 1, fractionFit: 1.0, "
+           "roundTimeout: 2m}");
   std::string yaml = ReadFile(path);
   EXPECT_NE(yaml.find("hidden: [32, 32]"), std::string::npos);
   EXPECT_NE(yaml.find("localEpochs: 2"), std::string::npos);
