@@ -294,6 +294,36 @@ TEST(Resume, ARealWorkersUploadCutAtHalfResumesAndSendsOnlyTheRest) {
             << static_cast<uint64_t>(kept) + model_bytes << "); through the proxy: "
             << proxy.client_bytes() << " bytes from the worker in all\n";
   EXPECT_EQ(worker->Wait(absl::Seconds(30)), 0) << log;
+
+  // The right result: the same job, seeded alike, with no cut gives the
+  // same model byte for byte.
+  const std::string ref = FreshDir("resume-worker-reference");
+  const std::string ref_job = WriteWideJob(ref, 1536);
+  auto ref_agg = StartAggregator(ref_job, ref, dir + "/init.safetensors", 0, {"--expected-clients=1"});
+  ASSERT_TRUE(ref_agg.ok()) << ref_agg.status();
+  auto ref_worker = cli::Subprocess::Start({Binary("braid-worker"), "run", "--job", ref_job,
+                                            "--tenant", "st-mary", "--aggregator",
+                                            ref_agg->address()},
+                                           ref + "/worker.log");
+  ASSERT_TRUE(ref_worker.ok()) << ref_worker.status();
+  auto ref_done = WaitForStatus(ref_agg->address(), absl::Seconds(60), [](const v1::JobStatus& s) {
+    return s.phase() == "Succeeded" || s.phase() == "Failed";
+  });
+  ASSERT_TRUE(ref_done.ok()) << ref_done.status();
+  ASSERT_EQ(ref_done->phase(), "Succeeded") << ref_done->message();
+  EXPECT_EQ(ref_worker->Wait(absl::Seconds(30)), 0);
+  absl::StatusOr<safetensors::File> cut = safetensors::Read(dir + "/checkpoint/model.safetensors");
+  absl::StatusOr<safetensors::File> whole = safetensors::Read(ref + "/checkpoint/model.safetensors");
+  ASSERT_TRUE(cut.ok() && whole.ok());
+  ASSERT_EQ(cut->tensors.size(), whole->tensors.size());
+  for (size_t i = 0; i < cut->tensors.size(); ++i) {
+    EXPECT_EQ(cut->tensors[i].name, whole->tensors[i].name);
+    EXPECT_TRUE(cut->tensors[i].data == whole->tensors[i].data)
+        << "tensor " << cut->tensors[i].name << " differs from the run without a cut";
+  }
+  absl::StatusOr<safetensors::File> initial = safetensors::Read(dir + "/init.safetensors");
+  ASSERT_TRUE(initial.ok());
+  EXPECT_FALSE(cut->tensors[0].data == initial->tensors[0].data) << "the round changed nothing";
 }
 
 // A test client on the wire contract, against a real aggregator: two
