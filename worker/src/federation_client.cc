@@ -94,6 +94,7 @@ struct FederationClient::Download {
   uint64_t expected = 0;    // bytes of weights the header announced
   uint64_t received = 0;    // of them, received so far
   bool resumed = false;     // some came in an earlier call
+  uint64_t resumed_at = 0;  // where the last call started
 };
 
 namespace {
@@ -178,6 +179,11 @@ absl::StatusOr<ReceivedTask> FederationClient::GetTask(const std::string& client
     if (s.ok()) {
       const std::string& want = d.task.header.weights_digest();
       if (!HasWeights(d.task.header) || want.empty() || DigestOf(d.task.weights) == want) {
+        if (d.resumed) {
+          LogInfo(absl::StrCat("worker: weights download of round ", d.task.header.round(),
+                               " resumed at byte ", d.resumed_at, " of ", d.expected,
+                               "; digest checked"));
+        }
         d.task.bytes = static_cast<int64_t>(d.expected);
         return std::move(d.task);
       }
@@ -233,6 +239,7 @@ absl::Status FederationClient::GetTaskOnce(const std::string& client_id, absl::D
     // broke off.
     d->task.header = h;
     d->resumed = true;
+    d->resumed_at = d->received;
   } else {
     if (h.offset() != 0) {
       ctx.TryCancel();
