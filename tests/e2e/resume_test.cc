@@ -29,6 +29,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "braid/cli/subprocess.h"
+#include "braid/core/grpc_tls.h"
+#include "braid/core/pki.h"
 #include "braid/core/safetensors.h"
 #include "braid/core/wire_limits.h"
 #include "braid/v1/federation.grpc.pb.h"
@@ -380,37 +382,78 @@ class ResumeWire : public ::testing::Test {
   static constexpr int kFloats = (9 << 20) / 8;  // 4.5 MiB of float32
   static constexpr int64_t kBytes = int64_t{kFloats} * 4;
 
-  void SetUp() override {
-    dir_ = FreshDir("resume-wire");
+  void SetUp() override { Begin(/*mtls=*/false); }
+
+  // Starts the aggregator (with `mtls`: serving mTLS, each tenant with its
+  // own certificate from the job's CA), joins st-mary and charite and
+  // gives them their FIT tasks.
+  void Begin(bool mtls) {
+    dir_ = FreshDir(mtls ? "resume-wire-mtls" : "resume-wire");
     const std::string job = WriteTabularJob(
         dir_, "{name: fedavg, rounds: 1, minClients: 2, fractionFit: 1.0, roundTimeout: 2m}");
     ASSERT_TRUE(safetensors::Write(dir_ + "/init.safetensors",
                                    {Tensor::F32("w", {kFloats}, std::vector<float>(kFloats, 1))})
                     .ok());
-    auto agg = StartAggregator(job, dir_, dir_ + "/init.safetensors", 0,
-                               {"--expected-clients=2", "--heartbeat-timeout=10m",
-                                // A partial upload keeps its slot (for its
-                                // grace): the other client uses the second.
-                                "--upload-slots=2",
-                                "--metrics-listen=127.0.0.1:0",
-                                "--metrics-port-file=" + dir_ + "/metrics.port"});
+    std::vector<std::string> flags = {"--expected-clients=2", "--heartbeat-timeout=10m",
+                                      // A partial upload keeps its slot (for its
+                                      // grace): the other client uses the second.
+                                      "--upload-slots=2", "--metrics-listen=127.0.0.1:0",
+                                      "--metrics-port-file=" + dir_ + "/metrics.port"};
+    std::vector<std::optional<pki::TlsMaterial>> tls(2);
+    if (mtls) {
+      absl::StatusOr<pki::KeyPair> ca = pki::MakeCa("tabular-demo", absl::Hours(1));
+      ASSERT_TRUE(ca.ok()) << ca.status();
+      pki::CertRequest server;
+      server.common_name = pki::kAggregatorCommonName;
+      server.ip_addresses = {"127.0.0.1"};
+      server.server = true;
+      const pki::TlsFiles agg_files = Files(*ca, "aggregator", server);
+      flags.insert(flags.end(), {"--tls-ca=" + agg_files.ca, "--tls-cert=" + agg_files.cert,
+                                 "--tls-key=" + agg_files.key});
+      const char* tenants[] = {"st-mary", "charite"};
+      for (int i = 0; i < 2; ++i) {
+        pki::CertRequest client;
+        client.common_name = pki::TenantCommonName(tenants[i]);
+        client.client = true;
+        absl::StatusOr<pki::TlsMaterial> m = pki::ReadTlsFiles(Files(*ca, tenants[i], client));
+        ASSERT_TRUE(m.ok()) << m.status();
+        tls[i] = *m;
+      }
+    }
+    auto agg = StartAggregator(job, dir_, dir_ + "/init.safetensors", 0, flags);
     ASSERT_TRUE(agg.ok()) << agg.status();
     agg_ = std::make_unique<Aggregator>(*std::move(agg));
     metrics_port_ = ReadPort(dir_ + "/metrics.port");
-    client_ = std::make_unique<worker::FederationClient>(agg_->address());
-    channel_ = grpc::CreateChannel(agg_->address(), grpc::InsecureChannelCredentials());
-    stub_ = v1::Federation::NewStub(channel_);
-    for (const char* t : {"st-mary", "charite"}) {
-      absl::StatusOr<worker::JoinResult> j = client_->Join("tabular-demo", t, 0, 100);
+    const char* tenants[] = {"st-mary", "charite"};
+    for (int i = 0; i < 2; ++i) {
+      clients_.push_back(std::make_unique<worker::FederationClient>(agg_->address(), tls[i]));
+      grpc::ChannelArguments args;
+      if (tls[i].has_value() && !tls[i]->server_name.empty()) {
+        args.SetSslTargetNameOverride(tls[i]->server_name);
+      }
+      stubs_.push_back(v1::Federation::NewStub(
+          grpc::CreateCustomChannel(agg_->address(), ChannelCredentials(tls[i]), args)));
+      absl::StatusOr<worker::JoinResult> j = clients_[i]->Join("tabular-demo", tenants[i], 0, 100);
       ASSERT_TRUE(j.ok()) << j.status();
       ids_.push_back(j->client_id);
     }
-    for (const std::string& id : ids_) {
-      absl::StatusOr<worker::ReceivedTask> task = client_->GetTask(id, absl::Seconds(20));
+    for (int i = 0; i < 2; ++i) {
+      absl::StatusOr<worker::ReceivedTask> task = clients_[i]->GetTask(ids_[i], absl::Seconds(20));
       ASSERT_TRUE(task.ok()) << task.status();
       ASSERT_EQ(task->header.kind(), v1::TASK_KIND_FIT);
       ASSERT_EQ(task->header.weights_digest().size(), 32u);
     }
+    client_ = clients_[0].get();
+    stub_ = stubs_[0].get();
+  }
+
+  pki::TlsFiles Files(const pki::KeyPair& ca, const std::string& name,
+                      const pki::CertRequest& request) {
+    absl::StatusOr<pki::KeyPair> id = pki::Issue(ca, request);
+    EXPECT_TRUE(id.ok()) << id.status();
+    absl::StatusOr<pki::TlsFiles> files = pki::WriteTlsFiles(dir_ + "/tls", name, ca, *id);
+    EXPECT_TRUE(files.ok()) << files.status();
+    return *files;
   }
   void TearDown() override {
     if (agg_) agg_->proc.Signal(SIGTERM);
@@ -426,12 +469,14 @@ class ResumeWire : public ::testing::Test {
   // `limit` bytes of them; if `abandon`, cancelled once the aggregator has
   // read what was sent. Returns the call's status; *offset is where the
   // aggregator said to start (-1: no metadata) and *sent the bytes sent.
+  // The call goes over client `via`'s channel (its certificate under
+  // mTLS; -1: client i's).
   grpc::Status Put(int i, const std::string& digest, const std::string& bytes, bool abandon,
-                   uint64_t limit, int64_t* offset, uint64_t* sent) {
+                   uint64_t limit, int64_t* offset, uint64_t* sent, int via = -1) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
     v1::UpdateAck ack;
-    auto writer = stub_->PutUpdate(&ctx, &ack);
+    auto writer = stubs_[via < 0 ? i : via]->PutUpdate(&ctx, &ack);
     v1::UpdateMessage header;
     v1::UpdateHeader* h = header.mutable_header();
     h->set_client_id(ids_[i]);
@@ -485,9 +530,10 @@ class ResumeWire : public ::testing::Test {
   std::string dir_;
   std::unique_ptr<Aggregator> agg_;
   int metrics_port_ = 0;
-  std::unique_ptr<worker::FederationClient> client_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Federation::Stub> stub_;
+  std::vector<std::unique_ptr<worker::FederationClient>> clients_;
+  std::vector<std::unique_ptr<v1::Federation::Stub>> stubs_;
+  worker::FederationClient* client_ = nullptr;  // clients_[0]
+  v1::Federation::Stub* stub_ = nullptr;        // stubs_[0]
   std::vector<std::string> ids_;
 };
 
@@ -531,16 +577,16 @@ TEST_F(ResumeWire, AnUploadAbandonedAtHalfResumesAndOnlyItsOwnerCanResumeIt) {
       << s.error_message();
   // A resume under another digest starts over; charite's real update, whole,
   // is taken.
-  ASSERT_TRUE(client_->PutFit(ids_[1], 1, {Tensor::F32("w", {kFloats}, std::vector<float>(kFloats, 5))},
+  ASSERT_TRUE(clients_[1]->PutFit(ids_[1], 1, {Tensor::F32("w", {kFloats}, std::vector<float>(kFloats, 5))},
                               100, {})
                   .ok());
-  EXPECT_EQ(client_->last_upload().resumed_at, 0);
+  EXPECT_EQ(clients_[1]->last_upload().resumed_at, 0);
   // Both evaluate the new global (downloaded whole, digest checked).
-  for (const std::string& id : ids_) {
-    absl::StatusOr<worker::ReceivedTask> eval = client_->GetTask(id, absl::Seconds(20));
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<worker::ReceivedTask> eval = clients_[i]->GetTask(ids_[i], absl::Seconds(20));
     ASSERT_TRUE(eval.ok()) << eval.status();
     ASSERT_EQ(eval->header.kind(), v1::TASK_KIND_EVALUATE);
-    ASSERT_TRUE(client_->PutEval(id, 1, {0.5, 0.5, 10}).ok());
+    ASSERT_TRUE(clients_[i]->PutEval(ids_[i], 1, {0.5, 0.5, 10}).ok());
   }
 
   auto done = WaitForStatus(agg_->address(), absl::Seconds(60), [](const v1::JobStatus& st) {
@@ -599,6 +645,32 @@ TEST_F(ResumeWire, AWeightsDownloadResumesFromTheBytesItHas) {
   std::string none;
   grpc::Status bad = read_all(digest, kBytes + 1, &h, &none, 1);
   EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad.error_message();
+}
+
+// Under mTLS the partial upload is bound to the client's tenant: charite's
+// certificate naming st-mary's client id and digest is refused before any
+// byte is offered, and st-mary still resumes.
+class ResumeWireMtls : public ResumeWire {
+ protected:
+  void SetUp() override { Begin(/*mtls=*/true); }
+};
+
+TEST_F(ResumeWireMtls, AnotherTenantsCertificateCannotResumeTheUpload) {
+  const std::string a = Update(3);
+  const std::string digest = Sha256(a);
+  int64_t offset = 0;
+  uint64_t sent = 0, first = 0;
+  (void)Put(0, digest, a, /*abandon=*/true, kBytes / 2, &offset, &first);
+  ASSERT_TRUE(AwaitPartials(1)) << ReadFile(dir_ + "/aggregator.log");
+  grpc::Status s = Put(0, digest, a, /*abandon=*/false, kBytes, &offset, &sent, /*via=*/1);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+  EXPECT_EQ(offset, -1) << "the impostor was told an offset";
+  EXPECT_EQ(sent, 0u);
+  EXPECT_EQ(Metric("braid_aggregator_partial_uploads"), 1);
+  s = Put(0, digest, a, /*abandon=*/false, kBytes, &offset, &sent);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(offset, static_cast<int64_t>(first));
+  EXPECT_EQ(first + sent, static_cast<uint64_t>(kBytes));
 }
 
 }  // namespace
