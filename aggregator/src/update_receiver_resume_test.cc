@@ -4,6 +4,7 @@
 // update is folded, and that nothing it did not send whole is.
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -295,6 +296,30 @@ TEST_F(ResumeTest, BreakingAgainDoesNotRenewTheGrace) {
   clock_.Advance(absl::Seconds(10));
   PutBeta();  // 30 s after the first break: alpha's slot is given up
   EXPECT_EQ(engine_->PartialUploads(), 0);
+}
+
+// A worker that reconnects at once may ask to resume before the server has
+// seen its old stream end: with one slot, the new call waits for it and
+// takes the bytes up as soon as the old stream's upload is kept.
+TEST_F(ResumeTest, AResumeThatArrivesBeforeTheBreakIsSeenWaitsAndTakesTheBytesUp) {
+  Start(/*upload_slots=*/1);
+  const std::string digest = Sha256(Bytes(kA).data(), kBytes);
+  absl::StatusOr<std::unique_ptr<Upload>> old =
+      engine_->BeginFit(alpha_, 1, kBytes, 10, absl::ZeroDuration(), false, digest);
+  ASSERT_TRUE(old.ok()) << old.status();
+  ASSERT_TRUE((*old)->Write(0, Bytes(kA).data(), kHalf).ok());
+  absl::StatusOr<std::unique_ptr<Upload>> resumed = absl::UnknownError("not yet");
+  std::thread second([&] {
+    resumed = engine_->BeginFit(alpha_, 1, kBytes, 10, absl::Seconds(60), false, digest);
+  });
+  // The old stream's end is seen now: before the second call looks, or
+  // (usually not: the thread starts later) while it waits for the only
+  // slot; either way it resumes.
+  EXPECT_TRUE(engine_->KeepPartial(*std::move(old)));
+  second.join();
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ((*resumed)->received(), static_cast<uint64_t>(kHalf));
+  EXPECT_EQ((*resumed)->resumed_at(), static_cast<uint64_t>(kHalf));
 }
 
 // Downloads: a task carries the SHA-256 of the weights it streams, and the
