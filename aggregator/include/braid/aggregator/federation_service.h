@@ -8,6 +8,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -110,6 +111,10 @@ class FederationService final : public v1::Federation::Service {
   absl::Mutex download_mu_;
   int downloads_ ABSL_GUARDED_BY(download_mu_) = 0;
 };
+
+// PutUpdate's initial metadata key for a resumable upload: the bytes of
+// the update the aggregator already holds, in decimal (proto/braid/v1).
+inline constexpr std::string_view kUploadOffsetKey = "braid-upload-offset";
 
 // absl::Status to grpc::Status, keeping code and message.
 grpc::Status ToGrpc(const absl::Status& status);
