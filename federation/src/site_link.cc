@@ -55,6 +55,7 @@ class GrpcSiteLink final : public SiteLink {
       absl::MutexLock lock(&mu_);
       stopping_ = true;
       if (call_ != nullptr) call_->TryCancel();
+      if (renew_call_ != nullptr) renew_call_->TryCancel();
     }
     if (thread_.joinable()) thread_.join();
   }
@@ -93,6 +94,7 @@ class GrpcSiteLink final : public SiteLink {
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* call_ ABSL_GUARDED_BY(mu_) = nullptr;  // the call to cancel on Stop
+  grpc::ClientContext* renew_call_ ABSL_GUARDED_BY(mu_) = nullptr;  // ...and the writer's Renew
   v1::SiteReport report_ ABSL_GUARDED_BY(mu_);
   uint64_t report_version_ ABSL_GUARDED_BY(mu_) = 0;
   bool stream_done_ ABSL_GUARDED_BY(mu_) = false;
@@ -227,7 +229,16 @@ absl::Status GrpcSiteLink::Renew(v1::SiteFederation::Stub& stub, SiteIdentity& i
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout));
   v1::Certificate cert;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return absl::CancelledError("the link is stopping");
+    renew_call_ = &ctx;
+  }
   grpc::Status s = stub.Renew(&ctx, request, &cert);
+  {
+    absl::MutexLock lock(&mu_);
+    renew_call_ = nullptr;
+  }
   if (!s.ok()) return FromGrpc(s, "renewal");
   BRAID_RETURN_IF_ERROR(CheckIssued(next.key_pem, cert));
   next.cert_pem = cert.cert_pem();
