@@ -43,7 +43,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> StartCoordinatorServer(
     return absl::InvalidArgumentError("server: the coordinator's certificate and key are required");
   }
   if (options.service.ca.cert_pem.empty() || options.service.ca.key_pem.empty()) {
-    return absl::InvalidArgumentError("service.ca: the federation CA's certificate and key are required");
+    return absl::InvalidArgumentError(
+        "service.ca: the federation CA's certificate and key are required");
   }
   if (options.service.keepalive_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("service.keepalive_interval: must be positive");

@@ -333,7 +333,8 @@ TEST_F(CoordinatorServiceTest, SyncWithoutASiteCertificateIsRefused) {
   req.common_name = pki::TenantCommonName("st-mary");  // the right CA, not a site
   req.client = true;
   pki::KeyPair tenant = *pki::Issue(pki_.ca, req);
-  auto tenant_stub = Stub(port_, pki_.ca.cert_pem, SiteIdentity{tenant.key_pem, tenant.cert_pem, ""});
+  auto tenant_stub =
+      Stub(port_, pki_.ca.cert_pem, SiteIdentity{tenant.key_pem, tenant.cert_pem, ""});
   auto ctx2 = Context();
   std::unique_ptr<SyncStream> stream2 = tenant_stub->Sync(ctx2.get());
   EXPECT_FALSE(stream2->Read(&set));
