@@ -124,6 +124,10 @@ TEST_F(CoordinatorServiceTest, WrongSiteWrongTokenUnknownAndRevokedSitesGetOneAn
   grpc::Status s = Stub(port_, pki_.ca.cert_pem)->Enroll(Context().get(), bad, &cert);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("csr_pem"));
+  bad.set_site("nowhere");  // the same answer: it does not tell which sites exist
+  grpc::Status unknown_bad = Stub(port_, pki_.ca.cert_pem)->Enroll(Context().get(), bad, &cert);
+  EXPECT_EQ(unknown_bad.error_code(), s.error_code());
+  EXPECT_EQ(unknown_bad.error_message(), s.error_message());
   bad.set_site("Not_A_Name");
   s = Stub(port_, pki_.ca.cert_pem)->Enroll(Context().get(), bad, &cert);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
