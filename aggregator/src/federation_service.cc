@@ -343,8 +343,16 @@ grpc::Status FederationService::SecAggStep(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
-grpc::Status FederationService::GetStatus(grpc::ServerContext*, const v1::StatusRequest*,
+grpc::Status FederationService::GetStatus(grpc::ServerContext* ctx, const v1::StatusRequest*,
                                           v1::JobStatus* resp) {
+  // The federation CA's certificates reach every job's aggregator: a site
+  // reads the status of the jobs that name it only.
+  if (require_identity_ && binding_.admits_sites()) {
+    if (absl::Status s = binding_.MayReadStatus(PeerCommonName(*ctx), PeerCertificatePem(*ctx));
+        !s.ok()) {
+      return ToGrpc(s);
+    }
+  }
   const EngineStatus s = engine_->Status();
   resp->set_job(job_);
   resp->set_phase(s.phase);

@@ -56,8 +56,8 @@ class FederationService final : public v1::Federation::Service {
   // core/pki.h), or, for a site tenant, its site's (CN "site:<site>", as
   // `binding` decides: peer_binding.h): Join for another tenant, or
   // GetTask/PutUpdate/Heartbeat/SecAggStep for another tenant's client id,
-  // is PERMISSION_DENIED. GetStatus is open to any verified peer (the
-  // operator, tenants, sites).
+  // is PERMISSION_DENIED. GetStatus is open to any peer the job's CA
+  // verified (the operator, tenants) and to the sites the job names.
   FederationService(std::string job, RoundEngine* engine, AggregatorMetrics* metrics,
                     absl::Duration heartbeat_interval, int download_slots = 4,
                     bool require_identity = false, ServiceLimits limits = {},
