@@ -272,9 +272,26 @@ grpc::Status FederationService::PutUpdateFrames(grpc::ServerContext* ctx,
     if (!p.ok()) return ToGrpc(p.status());
     permit.emplace(*std::move(p));
   }
-  // Every stream, header included, must make progress or be cancelled.
-  const std::unique_ptr<StreamWatchdog::Watch> watch =
-      watchdog_.Start([ctx] { ctx->TryCancel(); });
+  // Every stream, header included, must make progress or be cancelled. A
+  // FIT upload's client is put out of the round before its call is
+  // cancelled: the worker sees the cancellation at once and must not be
+  // handed the same round's task again in between.
+  const std::string stall_reason =
+      absl::StrCat("upload stalled: less than ", limits_.progress_bytes >> 10, " KiB in ",
+                   absl::FormatDuration(limits_.progress_timeout),
+                   " (the server's progress deadline)");
+  struct StallHook {
+    absl::Mutex mu;
+    std::function<void()> abandon ABSL_GUARDED_BY(mu);
+  };
+  auto hook = std::make_shared<StallHook>();
+  const std::unique_ptr<StreamWatchdog::Watch> watch = watchdog_.Start([ctx, hook] {
+    {
+      absl::MutexLock lock(&hook->mu);
+      if (hook->abandon) hook->abandon();
+    }
+    ctx->TryCancel();
+  });
   UpdateStream stream;
   stream.read = [reader, &watch](grpc::ByteBuffer* frame) {
     WireFrame next;
@@ -293,11 +310,14 @@ grpc::Status FederationService::PutUpdateFrames(grpc::ServerContext* ctx,
     watch->Resume();
     reader->SendInitialMetadata();
   };
-  stream.stalled = [this, &watch]() -> std::string {
-    if (!watch->expired()) return "";
-    return absl::StrCat("upload stalled: less than ", limits_.progress_bytes >> 10, " KiB in ",
-                        absl::FormatDuration(limits_.progress_timeout),
-                        " (the server's progress deadline)");
+  stream.stalled = [&watch, &stall_reason]() -> std::string {
+    return watch->expired() ? stall_reason : "";
+  };
+  stream.fit_started = [this, hook, &stall_reason](const std::string& client_id, int round) {
+    absl::MutexLock lock(&hook->mu);
+    hook->abandon = [engine = engine_, client_id, round, stall_reason] {
+      engine->AbandonFit(client_id, round, stall_reason);
+    };
   };
   stream.authorize = [this, ctx, &permit](const std::string& client_id) -> absl::Status {
     if (absl::Status s = MayActAs(*ctx, client_id); !s.ok()) return s;

@@ -34,6 +34,7 @@ absl::Status ReceiveFit(RoundEngine& engine, const v1::UpdateHeader& header,
                       stream.slot_wait, header.encoding() == v1::ENCODING_SECAGG_MASKED,
                       header.digest());
   if (!upload.ok()) return upload.status();
+  stream.fit_started(header.client_id(), header.round());
   stream.resume_from((*upload)->received());
   stream.admitted();
   grpc::ByteBuffer frame;

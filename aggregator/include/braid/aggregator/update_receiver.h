@@ -42,6 +42,10 @@ struct UpdateStream {
   // stalled while holding its slot puts its client out of the round
   // (RoundEngine::AbandonFit) and is DeadlineExceeded.
   std::function<std::string()> stalled = [] { return std::string(); };
+  // Called once a FIT upload's header is accepted, with its client and
+  // round: from then on a stall puts that client out of the round.
+  std::function<void(const std::string& client_id, int round)> fit_started =
+      [](const std::string&, int) {};
   // Whether the caller may send for the header's client id (its
   // certificate's tenant is the client's); an error refuses the update.
   std::function<absl::Status(const std::string& client_id)> authorize =
