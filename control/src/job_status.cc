@@ -221,7 +221,9 @@ json ComputeStatus(const ObservedJob& o, const json& previous, const std::string
     auto c = consent.find(name);
     if (c != consent.end() && c->second == Consent::kRefused) {
       tenant_phase = "Refused";
-    } else if (c != consent.end() && c->second == Consent::kPending) {
+    } else if (c != consent.end() && c->second == Consent::kPending && !IsFinalPhase(phase)) {
+      // Pending once the job has ended (a site no longer reports a job it
+      // was withdrawn from) is not waiting for anything.
       tenant_phase = "AwaitingApproval";
     } else if (IsFinalPhase(phase)) {
       tenant_phase = phase;

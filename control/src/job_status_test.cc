@@ -257,6 +257,20 @@ TEST(ComputeStatus, SucceededReportCompletesTheJob) {
   EXPECT_TRUE(EndedByAggregator(s));
 }
 
+// A site withdrawn from an ended job stops reporting it, so its consent
+// reads as pending again; the ended job's tenant is not awaiting anything.
+TEST(ComputeStatus, AnEndedJobsSiteTenantIsNotAwaitingApproval) {
+  const json running = ComputeStatus(Reporting("Running", 4), json(), kT1);
+  ObservedJob o = Reporting("Succeeded", 5);
+  o.workers["alpha"].site = "st-mary";
+  o.workers["alpha"].site_state = "Invited";
+  o.consent = {{"alpha", Consent::kPending, "", ""}, {"beta", Consent::kNotRequired, "", ""}};
+  const json s = ComputeStatus(o, running, kT2);
+  EXPECT_EQ(s["phase"], "Succeeded");
+  EXPECT_EQ(TenantStatus(s, "alpha")["phase"], "Succeeded");
+  EXPECT_EQ(TenantStatus(s, "alpha")["site"], "st-mary");
+}
+
 // After success the workers are scaled to zero and the aggregator may stop
 // answering; the job must stay Succeeded with its last numbers.
 TEST(ComputeStatus, SucceededIsStickyWithoutAReport) {

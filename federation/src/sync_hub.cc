@@ -36,22 +36,21 @@ void SyncHub::MakeCurrent(SyncStream* stream) {
                              "replaced by a newer Sync stream of the same site"));
     }
     slot = stream;
+    // Under the lock, so that a site's connects and disconnects reach the
+    // registry in the order its streams became and stopped being current
+    // (the registry answers at once and never calls back).
+    registry_->OnConnected(stream->site());
   }
-  registry_->OnConnected(stream->site());
 }
 
 void SyncHub::Release(SyncStream* stream) {
-  bool was_current = false;
-  {
-    absl::MutexLock lock(&mu_);
-    --alive_;
-    auto it = current_.find(stream->site());
-    if (it != current_.end() && it->second == stream) {
-      current_.erase(it);
-      was_current = true;
-    }
+  absl::MutexLock lock(&mu_);
+  --alive_;
+  auto it = current_.find(stream->site());
+  if (it != current_.end() && it->second == stream) {
+    current_.erase(it);
+    registry_->OnDisconnected(stream->site());  // under the lock: see MakeCurrent
   }
-  if (was_current) registry_->OnDisconnected(stream->site());
 }
 
 void SyncHub::Shutdown() {
