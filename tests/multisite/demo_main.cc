@@ -518,7 +518,7 @@ void Demo::BuildSummary(const v1::JobStatus& status) {
               {"sites", sites},
               {"coordinatorPhase", Str(job, "/status/phase")},
               {"workdir", fs::absolute(dir_).string()}};
-  if (!status.model_path().empty()) summary_["model"] = status.model_path();
+  if (!status.model_path().empty()) summary_["model"] = fs::absolute(status.model_path()).string();
 }
 
 absl::Status Demo::Run(const std::string& coordinator_kubeconfig,
