@@ -26,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
@@ -38,6 +39,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "braid/cli/subprocess.h"
@@ -77,7 +79,25 @@ absl::Time start_time;
 std::string Elapsed() {
   return absl::StrFormat("%5.1fs", absl::ToDoubleSeconds(absl::Now() - start_time));
 }
-void Say(const std::string& line) { std::cout << "[" << Elapsed() << "] " << line << std::endl; }
+absl::Mutex say_mu;
+void Say(const std::string& line) {
+  absl::MutexLock lock(&say_mu);
+  std::cout << "[" << Elapsed() << "] " << line << std::endl;
+}
+
+// Runs each of `steps` on its own thread; the first error, in order.
+absl::Status InParallel(const std::vector<std::function<absl::Status()>>& steps) {
+  std::vector<absl::Status> results(steps.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    threads.emplace_back([&, i] { results[i] = steps[i](); });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const absl::Status& r : results) {
+    if (!r.ok()) return r;
+  }
+  return absl::OkStatus();
+}
 
 // Calls `pred` every 200 ms until it holds, `timeout` passes or the user
 // interrupts (then false).
@@ -549,11 +569,12 @@ absl::Status Demo::Run(const std::string& coordinator_kubeconfig,
     }
   }
 
-  absl::Status s = Prepare(*coordinator_, "coordinator");
+  std::vector<std::function<absl::Status()>> prepare = {
+      [this] { return Prepare(*coordinator_, "coordinator"); }};
   for (Site& site : sites_) {
-    if (s.ok()) s = Prepare(*site.kube, site.name);
+    prepare.push_back([this, s = &site] { return Prepare(*s->kube, s->name); });
   }
-  if (!s.ok()) return s;
+  BRAID_RETURN_IF_ERROR(InParallel(prepare));
   Say("CRDs installed in the three clusters");
 
   aggregator_port_ = FreePort();
@@ -577,7 +598,11 @@ absl::Status Demo::Run(const std::string& coordinator_kubeconfig,
                    "127.0.0.1:",
                    federation_port_, " (mTLS)"));
 
-  for (Site& site : sites_) BRAID_RETURN_IF_ERROR(EnrollSite(site, data_dir));
+  std::vector<std::function<absl::Status()>> enroll;
+  for (Site& site : sites_) {
+    enroll.push_back([this, s = &site, &data_dir] { return EnrollSite(*s, data_dir); });
+  }
+  BRAID_RETURN_IF_ERROR(InParallel(enroll));
   for (Site& site : sites_) {
     if (!WaitFor(absl::Seconds(60), [&] {
           return Str(coordinator_->Get({"site", site.name}).value_or(json::object()),

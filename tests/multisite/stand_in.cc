@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -31,7 +32,7 @@ std::string ReadText(const std::string& path) {
 
 CommandOutput RunCommandIn(const std::string& scratch_dir, const std::vector<std::string>& argv,
                            absl::Duration timeout) {
-  static int counter = 0;
+  static std::atomic<int> counter{0};
   fs::create_directories(scratch_dir);
   const std::string base = absl::StrCat(scratch_dir, "/cmd-", ::getpid(), "-", counter++);
   fs::remove(base + ".out");

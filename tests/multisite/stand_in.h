@@ -7,6 +7,7 @@
 #ifndef BRAID_TESTS_MULTISITE_STAND_IN_H_
 #define BRAID_TESTS_MULTISITE_STAND_IN_H_
 
+#include <atomic>
 #include <map>
 #include <optional>
 #include <string>
@@ -26,11 +27,11 @@ struct CommandOutput {
 };
 
 // Runs argv to completion (killed after `timeout`); its stdout and stderr
-// pass through files in `scratch_dir`.
+// pass through files in `scratch_dir`. Thread-safe.
 CommandOutput RunCommandIn(const std::string& scratch_dir, const std::vector<std::string>& argv,
                            absl::Duration timeout = absl::Seconds(60));
 
-// kubectl with one admin kubeconfig. Not thread-safe (one scratch counter).
+// kubectl with one admin kubeconfig. Thread-safe.
 class Kubectl {
  public:
   Kubectl(std::string binary, std::string kubeconfig, std::string scratch_dir);
@@ -49,7 +50,7 @@ class Kubectl {
 
  private:
   std::string binary_, kubeconfig_, scratch_;
-  mutable int counter_ = 0;
+  mutable std::atomic<int> counter_{0};
 };
 
 // How to run one container of a Deployment's pod template locally.
