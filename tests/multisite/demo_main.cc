@@ -201,6 +201,18 @@ absl::Status Demo::Prepare(const Kubectl& kube, const std::string& name) {
                 "crd/federatedjobs.braid.dev", "crd/tenants.braid.dev", "crd/sites.braid.dev",
                 "crd/federatedinvitations.braid.dev", "crd/tenantapprovals.braid.dev"});
   if (r.code != 0) return absl::InternalError(absl::StrCat(name, ": CRDs not established: ", r.err));
+  // Established is not yet served: right after it, the API server may answer
+  // "429 storage is (re)initializing" for a while, and an operator started
+  // then may never recover (see the report of the demo's branch). Wait
+  // until every kind lists.
+  std::string last;
+  if (!WaitFor(absl::Seconds(30), [&] {
+        CommandOutput list = kube.Run({"get", "fedjobs,tenants,sites,fedinv,tenantapprovals", "-A"});
+        last = list.err;
+        return list.code == 0;
+      })) {
+    return Failed(absl::StrCat(name, ": the CRDs do not list: ", last));
+  }
   return kube.Apply(absl::StrCat("apiVersion: v1\nkind: Namespace\nmetadata: {name: ", kOperatorNs,
                                  "}\n"));
 }
@@ -608,7 +620,13 @@ absl::Status Demo::Run(const std::string& coordinator_kubeconfig,
           return Str(coordinator_->Get({"site", site.name}).value_or(json::object()),
                      "/status/phase") == "Connected";
         })) {
-      return Failed(site.name + " never connected", site.dir + "/operator.log");
+      return Failed(absl::StrCat(site.name, " never connected (its Site's status: ",
+                                 coordinator_->Get({"site", site.name})
+                                     .value_or(json::object())
+                                     .value("status", json::object())
+                                     .dump(),
+                                 ")"),
+                    site.dir + "/operator.log");
     }
     Say(absl::StrCat("site ", site.name, ": enrolled (certificate CN site:", site.name,
                      "), Connected; it dialed out, it opens no port"));
