@@ -154,12 +154,22 @@ grpc::Status FederationService::GetTask(grpc::ServerContext* ctx, const v1::Task
   const absl::Duration wait =
       std::clamp(absl::Seconds(req->wait_seconds()), absl::ZeroDuration(), kMaxTaskWait);
   if (absl::Status s = MayActAs(*ctx, req->client_id()); !s.ok()) return ToGrpc(s);
+  const Checkpoint& cp = engine_->checkpoint();
+  const uint64_t total = cp.model_bytes();
+  if (!req->resume_digest().empty() &&
+      (req->resume_digest().size() != 32 || req->resume_offset() < 0 ||
+       static_cast<uint64_t>(req->resume_offset()) > total)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("resume_digest must be the 32 bytes of a SHA-256 and "
+                                     "resume_offset in [0, ", total, "]; got ",
+                                     req->resume_digest().size(), " bytes and ",
+                                     req->resume_offset()));
+  }
   absl::StatusOr<CallLimiter::Permit> permit = Admit(*ctx, TenantOfClient(req->client_id()));
   if (!permit.ok()) return ToGrpc(permit.status());
   absl::StatusOr<Task> task = engine_->NextTask(req->client_id(), wait);
   if (!task.ok()) return ToGrpc(task.status());
 
-  const Checkpoint& cp = engine_->checkpoint();
   v1::TaskMessage msg;
   v1::TaskHeader* header = msg.mutable_header();
   header->set_kind(ToProto(task->kind));
@@ -177,8 +187,17 @@ grpc::Status FederationService::GetTask(grpc::ServerContext* ctx, const v1::Task
     spec->set_dtype(std::string(DTypeName(e.dtype)));
     for (int64_t d : e.shape) spec->add_shape(d);
   }
-  header->set_total_bytes(static_cast<int64_t>(cp.model_bytes()));
+  header->set_total_bytes(static_cast<int64_t>(total));
   header->set_update_encoding(v1::ENCODING_FP32);
+  header->set_weights_digest(task->weights_digest);
+  // A resumed download goes on where it broke off when the weights are
+  // still the ones it was receiving (same digest); otherwise from 0.
+  uint64_t start = 0;
+  if (!req->resume_digest().empty() && !task->weights_digest.empty() &&
+      req->resume_digest() == task->weights_digest) {
+    start = static_cast<uint64_t>(req->resume_offset());
+  }
+  header->set_offset(static_cast<int64_t>(start));
   if (task->secagg.has_value()) {
     const SecAggTask& t = *task->secagg;
     v1::SecAggConfig* c = header->mutable_secagg();
@@ -217,17 +236,16 @@ grpc::Status FederationService::GetTask(grpc::ServerContext* ctx, const v1::Task
       --self->downloads_;
     }
   } release{this};
-  // One open file for the whole stream: a checkpoint written meanwhile
-  // replaces the path, not the version this stream reads.
-  absl::StatusOr<FileReader> file = FileReader::Open(cp.model_path());
-  if (!file.ok()) return ToGrpc(file.status());
+  // The file the engine opened with the task: a checkpoint written
+  // meanwhile replaces the path, not the version this stream reads (whose
+  // digest the header gave).
+  const FileReader* file = task->weights.get();
   v1::TaskMessage chunk_msg;
   v1::Chunk* chunk = chunk_msg.mutable_chunk();
   std::string* data = chunk->mutable_data();
-  const uint64_t total = cp.model_bytes();
   const uint64_t base = cp.index().data_begin;
   int64_t sent = 0;
-  for (uint64_t off = 0; off < total; off += kChunkDataBytes) {
+  for (uint64_t off = start; off < total; off += kChunkDataBytes) {
     if (ctx->IsCancelled()) break;
     const uint64_t len = std::min<uint64_t>(kChunkDataBytes, total - off);
     data->resize(len);
@@ -237,7 +255,7 @@ grpc::Status FederationService::GetTask(grpc::ServerContext* ctx, const v1::Task
     sent += static_cast<int64_t>(len);
   }
   engine_->AddBytesDown(task->round, sent);
-  if (static_cast<uint64_t>(sent) != total) {
+  if (static_cast<uint64_t>(sent) != total - start) {
     return grpc::Status(grpc::StatusCode::CANCELLED, "client went away mid-stream");
   }
   return grpc::Status::OK;
@@ -254,9 +272,26 @@ grpc::Status FederationService::PutUpdateFrames(grpc::ServerContext* ctx,
     if (!p.ok()) return ToGrpc(p.status());
     permit.emplace(*std::move(p));
   }
-  // Every stream, header included, must make progress or be cancelled.
-  const std::unique_ptr<StreamWatchdog::Watch> watch =
-      watchdog_.Start([ctx] { ctx->TryCancel(); });
+  // Every stream, header included, must make progress or be cancelled. A
+  // FIT upload's client is put out of the round before its call is
+  // cancelled: the worker sees the cancellation at once and must not be
+  // handed the same round's task again in between.
+  const std::string stall_reason =
+      absl::StrCat("upload stalled: less than ", limits_.progress_bytes >> 10, " KiB in ",
+                   absl::FormatDuration(limits_.progress_timeout),
+                   " (the server's progress deadline)");
+  struct StallHook {
+    absl::Mutex mu;
+    std::function<void()> abandon ABSL_GUARDED_BY(mu);
+  };
+  auto hook = std::make_shared<StallHook>();
+  const std::unique_ptr<StreamWatchdog::Watch> watch = watchdog_.Start([ctx, hook] {
+    {
+      absl::MutexLock lock(&hook->mu);
+      if (hook->abandon) hook->abandon();
+    }
+    ctx->TryCancel();
+  });
   UpdateStream stream;
   stream.read = [reader, &watch](grpc::ByteBuffer* frame) {
     WireFrame next;
@@ -268,15 +303,21 @@ grpc::Status FederationService::PutUpdateFrames(grpc::ServerContext* ctx,
   stream.cancelled = [ctx] { return ctx->IsCancelled(); };
   stream.slot_wait = kUploadSlotWait;
   stream.queued = [&watch] { watch->Pause(); };
+  stream.resume_from = [ctx](uint64_t offset) {
+    ctx->AddInitialMetadata(std::string(kUploadOffsetKey), std::to_string(offset));
+  };
   stream.admitted = [reader, &watch] {
     watch->Resume();
     reader->SendInitialMetadata();
   };
-  stream.stalled = [this, &watch]() -> std::string {
-    if (!watch->expired()) return "";
-    return absl::StrCat("upload stalled: less than ", limits_.progress_bytes >> 10, " KiB in ",
-                        absl::FormatDuration(limits_.progress_timeout),
-                        " (the server's progress deadline)");
+  stream.stalled = [&watch, &stall_reason]() -> std::string {
+    return watch->expired() ? stall_reason : "";
+  };
+  stream.fit_started = [this, hook, &stall_reason](const std::string& client_id, int round) {
+    absl::MutexLock lock(&hook->mu);
+    hook->abandon = [engine = engine_, client_id, round, stall_reason] {
+      engine->AbandonFit(client_id, round, stall_reason);
+    };
   };
   stream.authorize = [this, ctx, &permit](const std::string& client_id) -> absl::Status {
     if (absl::Status s = MayActAs(*ctx, client_id); !s.ok()) return s;
@@ -322,8 +363,16 @@ grpc::Status FederationService::SecAggStep(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
-grpc::Status FederationService::GetStatus(grpc::ServerContext*, const v1::StatusRequest*,
+grpc::Status FederationService::GetStatus(grpc::ServerContext* ctx, const v1::StatusRequest*,
                                           v1::JobStatus* resp) {
+  // The federation CA's certificates reach every job's aggregator: a site
+  // reads the status of the jobs that name it only.
+  if (require_identity_ && binding_.admits_sites()) {
+    if (absl::Status s = binding_.MayReadStatus(PeerCommonName(*ctx), PeerCertificatePem(*ctx));
+        !s.ok()) {
+      return ToGrpc(s);
+    }
+  }
   const EngineStatus s = engine_->Status();
   resp->set_job(job_);
   resp->set_phase(s.phase);

@@ -173,4 +173,11 @@ absl::StatusOr<std::string> PeerBinding::TenantOf(const std::string& common_name
                    "certificate"));
 }
 
+absl::Status PeerBinding::MayReadStatus(const std::string& common_name,
+                                        const std::string& peer_cert_pem) const {
+  if (!IssuedBySiteCa(peer_cert_pem)) return absl::OkStatus();
+  absl::StatusOr<std::string> tenant = TenantOf(common_name, peer_cert_pem);
+  return tenant.ok() ? absl::OkStatus() : tenant.status();
+}
+
 }  // namespace braid::aggregator

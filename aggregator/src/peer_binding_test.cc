@@ -124,6 +124,19 @@ TEST_F(PeerBindingTest, WithoutTheFederationCaNoSiteIsAdmitted) {
   EXPECT_TRUE(plain->TenantOf("tenant:local", "").ok());
 }
 
+TEST_F(PeerBindingTest, OnlyTheJobsSitesReadItsStatus) {
+  auto may_read = [&](const pki::KeyPair& ca, const std::string& cn) {
+    return binding_.MayReadStatus(cn, Client(ca, cn).cert_pem);
+  };
+  EXPECT_TRUE(may_read(job_ca_, "operator").ok());
+  EXPECT_TRUE(may_read(job_ca_, "tenant:local").ok());
+  EXPECT_TRUE(may_read(fed_ca_, "site:charite").ok());
+  // Every enrolled site can reach this aggregator; one the job does not
+  // name learns nothing of it.
+  EXPECT_EQ(may_read(fed_ca_, "site:karolinska").code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(may_read(fed_ca_, "operator").code(), absl::StatusCode::kPermissionDenied);
+}
+
 TEST(PeerBindingCreate, TheJobsOwnCaIsNotAFederationCa) {
   const pki::KeyPair job_ca = Ca("job");
   absl::StatusOr<PeerBinding> b = PeerBinding::Create(Job(), job_ca.cert_pem, job_ca.cert_pem);
@@ -220,6 +233,24 @@ TEST_F(SiteCertificateOverGrpcTest, ASiteJoinsAsItsTenantAndAsNoOther) {
 
   s = Join(job_ca_, "tenant:local", "local");
   EXPECT_TRUE(s.ok()) << s.error_code() << ": " << s.error_message();
+}
+
+TEST_F(SiteCertificateOverGrpcTest, ASiteTheJobDoesNotNameCannotReadItsStatus) {
+  auto status = [&](const pki::KeyPair& ca, const std::string& cn) {
+    const pki::KeyPair id = Client(ca, cn);
+    pki::TlsMaterial tls{job_ca_.cert_pem, id.cert_pem, id.key_pem, ""};
+    auto stub = v1::Federation::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_), ChannelCredentials(tls)));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    v1::JobStatus resp;
+    grpc::Status s = stub->GetStatus(&ctx, v1::StatusRequest(), &resp);
+    return s.ok() ? resp.job() : absl::StrCat("denied ", s.error_code());
+  };
+  EXPECT_EQ(status(fed_ca_, "site:st-mary-london"), "job");
+  EXPECT_EQ(status(job_ca_, "operator"), "job");
+  EXPECT_EQ(status(fed_ca_, "site:karolinska"),
+            absl::StrCat("denied ", grpc::StatusCode::PERMISSION_DENIED));
 }
 
 TEST_F(SiteCertificateOverGrpcTest, ACertificateFromAnUntrustedCaIsRefusedAtTheHandshake) {

@@ -5,6 +5,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -78,7 +79,34 @@ RoundEngine::RoundEngine(EngineOptions options, Checkpoint* checkpoint,
       strategy_(ChooseStrategy(std::move(strategy), options_, &strategy_error_)),
       clients_(clock_, options_.heartbeat_timeout),
       budget_(options_.dp) {
+  if (metrics_ != nullptr) {
+    const std::map<std::string, std::string> labels = {{"job", options_.job}};
+    prometheus::Registry& registry = metrics_->registry();
+    stream_bytes_ = &prometheus::BuildCounter()
+                         .Name("braid_aggregator_upload_stream_bytes_total")
+                         .Help("Update bytes read from PutUpdate streams, folded or not: bytes a "
+                               "worker sent again after a broken-off stream count again")
+                         .Register(registry)
+                         .Add(labels);
+    resumed_ = &prometheus::BuildCounter()
+                    .Name("braid_aggregator_uploads_resumed_total")
+                    .Help("FIT uploads resumed from the bytes a broken-off stream had delivered")
+                    .Register(registry)
+                    .Add(labels);
+    resumed_bytes_ = &prometheus::BuildCounter()
+                          .Name("braid_aggregator_upload_resumed_bytes_total")
+                          .Help("Bytes that resumed uploads did not need to send again")
+                          .Register(registry)
+                          .Add(labels);
+    partials_gauge_ = &prometheus::BuildGauge()
+                           .Name("braid_aggregator_partial_uploads")
+                           .Help("Partial uploads kept for their clients to resume")
+                           .Register(registry)
+                           .Add(labels);
+  }
+  const std::string digest = DigestOfCheckpoint();
   absl::MutexLock lock(&mu_);
+  weights_digest_ = digest;
   const CheckpointState& state = checkpoint_->state();
   history_ = state.history;
   waiting_since_ = clock_->Now();
@@ -209,7 +237,125 @@ absl::StatusOr<Task> RoundEngine::NextTask(const std::string& client_id, absl::D
     return TaskFor(client_id).kind != TaskKind::kWait;
   };
   mu_.AwaitWithTimeout(absl::Condition(&ready), wait);
-  return TaskFor(client_id);
+  Task task = TaskFor(client_id);
+  if (task.kind == TaskKind::kFit || task.kind == TaskKind::kEvaluate) {
+    // Opened under mu_: the checkpoint is written under it too, so the
+    // file and its digest are of the same weights.
+    absl::StatusOr<FileReader> file = FileReader::Open(checkpoint_->model_path());
+    if (!file.ok()) return file.status();
+    task.weights = std::make_shared<const FileReader>(*std::move(file));
+    task.weights_digest = weights_digest_;
+  }
+  return task;
+}
+
+std::string RoundEngine::DigestOfCheckpoint() const {
+  Sha256Stream sha;
+  std::vector<char> piece(4 << 20);
+  const uint64_t total = checkpoint_->model_bytes();
+  for (uint64_t off = 0; off < total; off += piece.size()) {
+    const uint64_t len = std::min<uint64_t>(piece.size(), total - off);
+    if (absl::Status s = checkpoint_->ReadWeights(off, piece.data(), len); !s.ok()) {
+      LogError(absl::StrCat("aggregator: cannot read the weights to digest them (downloads will "
+                            "not resume): ",
+                            s.ToString()));
+      return "";
+    }
+    sha.Update(piece.data(), len);
+  }
+  return sha.Finish();
+}
+
+std::string RoundEngine::WeightsDigest() const {
+  absl::MutexLock lock(&mu_);
+  return weights_digest_;
+}
+
+absl::Status RoundEngine::FitAdmissible(const std::string& client_id, int round,
+                                        bool masked) const {
+  if (masked) {
+    if (phase_ != Phase::kFit || round != round_ || !secagg_ ||
+        !secagg_->ExpectsMaskedInput(client_id)) {
+      return absl::AbortedError(absl::StrCat("round ", round, " takes no masked input from ",
+                                             client_id, " (now round ", round_,
+                                             "); fetch the next task"));
+    }
+  } else if (!AwaitsResult(client_id, Phase::kFit, round)) {
+    return absl::AbortedError(absl::StrCat("round ", round, " does not accept an update from ",
+                                           client_id, " (now round ", round_,
+                                           "); fetch the next task"));
+  }
+  return absl::OkStatus();
+}
+
+bool RoundEngine::KeepPartial(std::unique_ptr<Upload> upload) {
+  absl::MutexLock lock(&mu_);
+  const std::string id = upload->client_id();
+  if (upload->digest().empty() || upload->received() == 0 || !clients_.IsLive(id) ||
+      !FitAdmissible(id, upload->round(), upload->masked()).ok()) {
+    return false;
+  }
+  // One per client: a second stream of the same client that broke off
+  // replaces the first's.
+  Partial& p = partials_[id];
+  p.upload = std::move(upload);
+  p.attempt = secagg_ ? secagg_->round_id() : 0;
+  if (p.upload->kept_since() == absl::InfiniteFuture()) p.upload->set_kept_since(clock_->Now());
+  LogInfo(absl::StrCat("aggregator: round ", p.upload->round(), ": ", id, "'s upload broke off after ",
+                       p.upload->received(), " of ", p.upload->total_bytes(),
+                       " bytes; kept for it to resume"));
+  SetPartialGauge();
+  return true;
+}
+
+int RoundEngine::PartialUploads() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(partials_.size());
+}
+
+void RoundEngine::CountUploadBytes(uint64_t bytes) {
+  if (stream_bytes_ != nullptr) stream_bytes_->Increment(static_cast<double>(bytes));
+}
+
+void RoundEngine::SetPartialGauge() {
+  if (partials_gauge_ != nullptr) partials_gauge_->Set(static_cast<double>(partials_.size()));
+}
+
+void RoundEngine::DropStalePartials() {
+  if (partials_.empty()) return;
+  const absl::Time now = clock_->Now();
+  for (auto it = partials_.begin(); it != partials_.end();) {
+    const Upload& u = *it->second.upload;
+    const bool stale =
+        now - u.kept_since() >= options_.partial_upload_timeout || !clients_.IsLive(it->first) ||
+        !FitAdmissible(it->first, u.round(), u.masked()).ok() ||
+        (u.masked() && (!secagg_ || secagg_->round_id() != it->second.attempt));
+    if (stale) {
+      LogInfo(absl::StrCat("aggregator: round ", u.round(), ": dropped ", it->first,
+                           "'s partial upload (", u.received(), " of ", u.total_bytes(),
+                           " bytes)"));
+      it = partials_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  SetPartialGauge();
+}
+
+bool RoundEngine::EvictPartial() {
+  const absl::Time now = clock_->Now();
+  auto oldest = partials_.end();
+  for (auto it = partials_.begin(); it != partials_.end(); ++it) {
+    const absl::Time since = it->second.upload->kept_since();
+    if (now - since < options_.partial_upload_grace) continue;
+    if (oldest == partials_.end() || since < oldest->second.upload->kept_since()) oldest = it;
+  }
+  if (oldest == partials_.end()) return false;
+  LogInfo(absl::StrCat("aggregator: round ", oldest->second.upload->round(), ": ", oldest->first,
+                       "'s partial upload gave its slot to a waiting upload"));
+  partials_.erase(oldest);
+  SetPartialGauge();
+  return true;
 }
 
 Task RoundEngine::TaskFor(const std::string& client_id) const {
@@ -234,7 +380,9 @@ Task RoundEngine::TaskFor(const std::string& client_id) const {
 absl::StatusOr<std::unique_ptr<Upload>> RoundEngine::BeginFit(const std::string& client_id,
                                                               int round, uint64_t total_bytes,
                                                               int64_t num_examples,
-                                                              absl::Duration wait, bool masked) {
+                                                              absl::Duration wait, bool masked,
+                                                              const std::string& digest) {
+  std::unique_ptr<Upload> superseded;  // destroyed after mu_ is released
   {
     absl::MutexLock lock(&mu_);
     if (absl::Status s = clients_.Heartbeat(client_id); !s.ok()) return s;
@@ -244,18 +392,7 @@ absl::StatusOr<std::unique_ptr<Upload>> RoundEngine::BeginFit(const std::string&
               ? "this job uses secure aggregation: send the masked input (ENCODING_SECAGG_MASKED)"
               : "this job does not use secure aggregation: send ENCODING_FP32 updates");
     }
-    if (masked) {
-      if (phase_ != Phase::kFit || round != round_ || !secagg_ ||
-          !secagg_->ExpectsMaskedInput(client_id)) {
-        return absl::AbortedError(absl::StrCat("round ", round,
-                                               " takes no masked input from ", client_id,
-                                               " (now round ", round_, "); fetch the next task"));
-      }
-    } else if (!AwaitsResult(client_id, Phase::kFit, round)) {
-      return absl::AbortedError(absl::StrCat("round ", round, " does not accept an update from ",
-                                             client_id, " (now round ", round_,
-                                             "); fetch the next task"));
-    }
+    if (absl::Status s = FitAdmissible(client_id, round, masked); !s.ok()) return s;
     if (total_bytes != checkpoint_->model_bytes()) {
       return absl::InvalidArgumentError(absl::StrCat("update of ", total_bytes,
                                                      " bytes, but the model has ",
@@ -265,18 +402,75 @@ absl::StatusOr<std::unique_ptr<Upload>> RoundEngine::BeginFit(const std::string&
       return RefuseClaim(clients_.Find(client_id)->tenant, client_id, "num_examples",
                          std::move(s));
     }
+    if (std::unique_ptr<Upload> resumed =
+            TakePartial(client_id, round, total_bytes, num_examples, masked, digest, &superseded)) {
+      return resumed;
+    }
   }
+  superseded.reset();
   // Wait for a slot in short steps: a client whose stream the server is
   // holding in the queue is alive, whatever its heartbeats say. (Real time:
-  // this bounds a real wait.)
+  // this bounds a real wait.) A partial upload past its grace gives its
+  // slot up to a waiting upload. The client's own earlier stream may break
+  // off meanwhile (a worker that reconnected at once, before this server
+  // saw the old stream end): its bytes are taken up as soon as it is kept.
   const absl::Time give_up = absl::Now() + wait;
-  absl::StatusOr<UploadPool::Held> slot = pool_.Acquire(std::min(wait, absl::Seconds(1)));
-  while (absl::IsUnavailable(slot.status()) && absl::Now() < give_up) {
+  absl::StatusOr<UploadPool::Held> slot = pool_.Acquire(absl::ZeroDuration());
+  while (absl::IsUnavailable(slot.status())) {
+    bool evicted = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (absl::Status s = FitAdmissible(client_id, round, masked); !s.ok()) return s;
+      if (std::unique_ptr<Upload> resumed = TakePartial(client_id, round, total_bytes,
+                                                        num_examples, masked, digest,
+                                                        &superseded)) {
+        return resumed;
+      }
+      evicted = superseded != nullptr || EvictPartial();
+    }
+    superseded.reset();
+    if (evicted) {
+      slot = pool_.Acquire(absl::ZeroDuration());
+      continue;
+    }
+    const absl::Time now = absl::Now();
+    if (now >= give_up) break;
     if (absl::Status s = Touch(client_id); !s.ok()) return s;
-    slot = pool_.Acquire(absl::Seconds(1));
+    slot = pool_.Acquire(std::min(give_up - now, absl::Milliseconds(100)));
   }
   if (!slot.ok()) return slot.status();
-  return std::make_unique<Upload>(&pool_, *slot, client_id, round, num_examples, masked);
+  auto upload = std::make_unique<Upload>(&pool_, *slot, client_id, round, num_examples, masked);
+  upload->set_digest(digest);
+  return upload;
+}
+
+std::unique_ptr<Upload> RoundEngine::TakePartial(const std::string& client_id, int round,
+                                                 uint64_t total_bytes, int64_t num_examples,
+                                                 bool masked, const std::string& digest,
+                                                 std::unique_ptr<Upload>* superseded) {
+  auto p = partials_.find(client_id);
+  if (p == partials_.end()) return nullptr;
+  const Upload& u = *p->second.upload;
+  const uint64_t attempt = secagg_ ? secagg_->round_id() : 0;
+  if (digest.empty() || u.digest() != digest || u.round() != round ||
+      u.total_bytes() != total_bytes || u.num_examples() != num_examples ||
+      u.masked() != masked || p->second.attempt != attempt) {
+    // Another update (or another try at one): a client has one partial
+    // upload at most.
+    *superseded = std::move(p->second.upload);
+    partials_.erase(p);
+    SetPartialGauge();
+    return nullptr;
+  }
+  std::unique_ptr<Upload> resumed = std::move(p->second.upload);
+  partials_.erase(p);
+  SetPartialGauge();
+  resumed->MarkResumed();
+  if (resumed_ != nullptr) resumed_->Increment();
+  if (resumed_bytes_ != nullptr) resumed_bytes_->Increment(static_cast<double>(resumed->received()));
+  LogInfo(absl::StrCat("aggregator: round ", round, ": ", client_id, "'s upload resumes at byte ",
+                       resumed->received(), " of ", total_bytes));
+  return resumed;
 }
 
 absl::Status RoundEngine::CommitFit(std::unique_ptr<Upload> upload, const ClientMetrics& train) {
@@ -509,6 +703,11 @@ bool RoundEngine::PhaseComplete() const {
 
 // The state machine's one step function; called after every event.
 void RoundEngine::Advance() {
+  Step();
+  DropStalePartials();
+}
+
+void RoundEngine::Step() {
   MarkLostClients();
   const absl::Time now = clock_->Now();
   switch (phase_) {
@@ -810,6 +1009,7 @@ void RoundEngine::FinishFit(int got) {
     Fail("CheckpointFailed", s.ToString());
     return;
   }
+  weights_digest_ = Sha256(global->data(), global->size() * sizeof(float));
   if (absl::Status s = checkpoint_->WriteStrategyState(strategy_->SaveState()); !s.ok()) {
     Fail("CheckpointFailed", s.ToString());
     return;

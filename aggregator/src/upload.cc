@@ -4,10 +4,36 @@
 #include <cmath>
 #include <cstring>
 
+#include <openssl/evp.h>
+
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "braid/aggregator/fedavg.h"
 
 namespace braid::aggregator {
+
+Sha256Stream::Sha256Stream() : ctx_(EVP_MD_CTX_new()) {
+  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
+}
+
+Sha256Stream::~Sha256Stream() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+
+void Sha256Stream::Update(const void* data, size_t len) {
+  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data, len);
+}
+
+std::string Sha256Stream::Finish() {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), out, &n);
+  return std::string(reinterpret_cast<const char*>(out), n);
+}
+
+std::string Sha256(const void* data, size_t len) {
+  Sha256Stream s;
+  s.Update(data, len);
+  return s.Finish();
+}
 
 Upload::Upload(UploadPool* pool, UploadPool::Held slot, std::string client_id, int round,
                int64_t num_examples, bool masked)
@@ -81,6 +107,16 @@ absl::Status Upload::Check(uint64_t values, const char* copy_from) {
 }
 
 double Upload::l2_norm() const { return std::sqrt(sum_squares_); }
+
+absl::Status Upload::CheckDigest() const {
+  if (digest_.empty()) return absl::OkStatus();
+  const std::string got = Sha256(data(), received_);
+  if (got == digest_) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "the update's ", received_, " bytes have SHA-256 ", absl::BytesToHexString(got),
+      ", not the digest its header announced (", absl::BytesToHexString(digest_),
+      "); nothing of it was folded: upload it again from the start"));
+}
 
 absl::StatusOr<UploadPool::Held> UploadPool::Acquire(absl::Duration wait) {
   absl::MutexLock lock(&mu_);

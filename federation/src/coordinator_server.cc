@@ -1,3 +1,4 @@
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
 
 #include "absl/strings/str_cat.h"
@@ -42,7 +43,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> StartCoordinatorServer(
     return absl::InvalidArgumentError("server: the coordinator's certificate and key are required");
   }
   if (options.service.ca.cert_pem.empty() || options.service.ca.key_pem.empty()) {
-    return absl::InvalidArgumentError("service.ca: the federation CA's certificate and key are required");
+    return absl::InvalidArgumentError(
+        "service.ca: the federation CA's certificate and key are required");
   }
   if (options.service.keepalive_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("service.keepalive_interval: must be positive");
@@ -70,6 +72,14 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> StartCoordinatorServer(
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   // A site's calls: Enroll, Renew and one Sync stream; a few in flight.
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 8);
+  // A connection with no call (a caller that enrolled, or never called)
+  // is closed after two minutes.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 120000);
+  // Enroll and Renew run on gRPC's sync threads: a bounded pool, so a flood
+  // of calls queues instead of making threads (the streams are callbacks).
+  grpc::ResourceQuota quota("braid-federation");
+  quota.SetMaxThreads(16);
+  builder.SetResourceQuota(quota);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.address));

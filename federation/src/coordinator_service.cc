@@ -103,13 +103,13 @@ grpc::Status CoordinatorService::Impl::Enroll(const v1::EnrollRequest& request,
     return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                         "too many enrollment attempts for this site; try again later");
   }
-  if (!registry_->Lookup(request.site()).member()) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, kEnrollRefused);
-  }
-  // Sign first, spend last: a bad CSR does not cost the site its token.
+  // Sign first, spend last: a bad CSR does not cost the site its token. And
+  // the CSR is judged before the site is looked up, so that its answer does
+  // not tell which sites exist.
   grpc::Status issued = IssueFor(request.site(), request.csr_pem(), response);
   if (!issued.ok()) return issued;
-  if (!registry_->SpendEnrollmentToken(request.site(), TokenDigest(request.token()))) {
+  if (!registry_->Lookup(request.site()).member() ||
+      !registry_->SpendEnrollmentToken(request.site(), TokenDigest(request.token()))) {
     response->Clear();
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, kEnrollRefused);
   }

@@ -124,6 +124,10 @@ TEST_F(CoordinatorServiceTest, WrongSiteWrongTokenUnknownAndRevokedSitesGetOneAn
   grpc::Status s = Stub(port_, pki_.ca.cert_pem)->Enroll(Context().get(), bad, &cert);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("csr_pem"));
+  bad.set_site("nowhere");  // the same answer: it does not tell which sites exist
+  grpc::Status unknown_bad = Stub(port_, pki_.ca.cert_pem)->Enroll(Context().get(), bad, &cert);
+  EXPECT_EQ(unknown_bad.error_code(), s.error_code());
+  EXPECT_EQ(unknown_bad.error_message(), s.error_message());
   bad.set_site("Not_A_Name");
   s = Stub(port_, pki_.ca.cert_pem)->Enroll(Context().get(), bad, &cert);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -292,6 +296,54 @@ TEST_F(CoordinatorServiceTest, AReportAboutAJobNotInvitedToTheSiteIsIgnored) {
   EXPECT_EQ(got.jobs(0).state(), "Running");
   EXPECT_EQ(registry_.reports("charite"), 0) << "a site never reports for another";
   ctx->TryCancel();
+}
+
+TEST_F(CoordinatorServiceTest, ReportsReachTheRegistryNoFasterThanTheInterval) {
+  CoordinatorOptions options = test::FastOptions(pki_);
+  options.min_report_interval = absl::Milliseconds(300);
+  Start(options);
+  board_.Set("st-mary", {Invite("a")});
+  SiteIdentity mary = EnrollOrDie("st-mary", "mary-token");
+  auto stub = Stub(port_, pki_.ca.cert_pem, mary);
+  auto ctx = Context();
+  std::unique_ptr<SyncStream> stream = stub->Sync(ctx.get());
+  v1::InvitationSet set;
+  ASSERT_TRUE(NextSnapshot(stream.get(), &set));
+  v1::SiteReport report;
+  v1::InvitationState* job = report.add_jobs();
+  job->set_job_uid("a");
+  for (const char* state : {"Invited", "AwaitingApproval", "Running"}) {
+    job->set_state(state);
+    ASSERT_TRUE(stream->Write(report));
+  }
+  ASSERT_TRUE(registry_.AwaitReports("st-mary", 3, absl::Seconds(10)));
+  std::vector<absl::Time> times = registry_.report_times("st-mary");
+  ASSERT_EQ(times.size(), 3u);
+  EXPECT_GE(times[1] - times[0], absl::Milliseconds(290));
+  EXPECT_GE(times[2] - times[1], absl::Milliseconds(290));
+  EXPECT_EQ(registry_.last_report("st-mary")->jobs(0).state(), "Running") << "none lost, in order";
+  ctx->TryCancel();
+}
+
+TEST_F(CoordinatorServiceTest, SyncWithoutASiteCertificateIsRefused) {
+  auto anonymous = Stub(port_, pki_.ca.cert_pem);
+  auto ctx = Context();
+  std::unique_ptr<SyncStream> stream = anonymous->Sync(ctx.get());
+  v1::InvitationSet set;
+  EXPECT_FALSE(stream->Read(&set));
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+
+  pki::CertRequest req;
+  req.common_name = pki::TenantCommonName("st-mary");  // the right CA, not a site
+  req.client = true;
+  pki::KeyPair tenant = *pki::Issue(pki_.ca, req);
+  auto tenant_stub =
+      Stub(port_, pki_.ca.cert_pem, SiteIdentity{tenant.key_pem, tenant.cert_pem, ""});
+  auto ctx2 = Context();
+  std::unique_ptr<SyncStream> stream2 = tenant_stub->Sync(ctx2.get());
+  EXPECT_FALSE(stream2->Read(&set));
+  EXPECT_EQ(stream2->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_FALSE(registry_.connected("st-mary"));
 }
 
 TEST_F(CoordinatorServiceTest, OversizedMessagesAreRefused) {

@@ -3,8 +3,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include <random>
-#include <utility>
 #include <thread>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
@@ -16,6 +16,7 @@
 #include "braid/federation/site_name.h"
 #include "braid/v1/sites.grpc.pb.h"
 #include "link_timing.h"
+#include "site_credentials.h"
 
 namespace braid::federation {
 namespace {
@@ -55,6 +56,7 @@ class GrpcSiteLink final : public SiteLink {
       absl::MutexLock lock(&mu_);
       stopping_ = true;
       if (call_ != nullptr) call_->TryCancel();
+      if (renew_call_ != nullptr) renew_call_->TryCancel();
     }
     if (thread_.joinable()) thread_.join();
   }
@@ -74,9 +76,6 @@ class GrpcSiteLink final : public SiteLink {
   // The Sync stream's writer: reports, renewal, liveness.
   void WriteLoop(grpc::ClientReaderWriter<v1::SiteReport, v1::InvitationSet>* stream,
                  v1::SiteFederation::Stub* stub, SiteIdentity identity, bool* renewed);
-  std::shared_ptr<grpc::Channel> Dial(const std::optional<SiteIdentity>& identity) const;
-  // Checks a certificate the coordinator returned for `key_pem`.
-  absl::Status CheckIssued(const std::string& key_pem, const v1::Certificate& cert) const;
   void SetCall(grpc::ClientContext* ctx);
   // Logs `status` and keeps it as the last error; Fail also marks the link
   // disconnected.
@@ -93,6 +92,7 @@ class GrpcSiteLink final : public SiteLink {
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* call_ ABSL_GUARDED_BY(mu_) = nullptr;  // the call to cancel on Stop
+  grpc::ClientContext* renew_call_ ABSL_GUARDED_BY(mu_) = nullptr;  // ...and the writer's Renew
   v1::SiteReport report_ ABSL_GUARDED_BY(mu_);
   uint64_t report_version_ ABSL_GUARDED_BY(mu_) = 0;
   bool stream_done_ ABSL_GUARDED_BY(mu_) = false;
@@ -139,51 +139,21 @@ absl::StatusOr<GrpcSiteLink::SessionEnd> GrpcSiteLink::Session() {
   return Stream(identity);
 }
 
-std::shared_ptr<grpc::Channel> GrpcSiteLink::Dial(
-    const std::optional<SiteIdentity>& identity) const {
-  grpc::SslCredentialsOptions tls;
-  tls.pem_root_certs = options_.ca_bundle_pem;
-  if (identity.has_value()) {
-    tls.pem_private_key = identity->key_pem;
-    tls.pem_cert_chain = identity->cert_pem;
-  }
-  grpc::ChannelArguments args;
-  if (!options_.server_name.empty()) args.SetSslTargetNameOverride(options_.server_name);
-  args.SetMaxReceiveMessageSize(options_.max_receive_bytes);
-  // A connection of its own per session: a new identity means a new handshake.
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(options_.coordinator_address, grpc::SslCredentials(tls), args);
-}
-
-absl::Status GrpcSiteLink::CheckIssued(const std::string& key_pem,
-                                       const v1::Certificate& cert) const {
-  absl::StatusOr<pki::CertInfo> info = pki::InspectCert(cert.cert_pem());
-  if (!info.ok()) return absl::InternalError(absl::StrCat("the coordinator's certificate: ",
-                                                          info.status().message()));
-  if (info->common_name != pki::SiteCommonName(options_.site) ||
-      !pki::KeyMatchesCert(key_pem, cert.cert_pem())) {
-    return absl::InternalError(absl::StrCat("the coordinator returned a certificate for ",
-                                            info->common_name, ", not for this site's key"));
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<SiteIdentity> GrpcSiteLink::EnsureIdentity() {
   absl::StatusOr<std::optional<SiteIdentity>> loaded = store_->Load();
   if (!loaded.ok()) {
     LogWarning(absl::StrCat("federation: the stored identity cannot be read (",
                             loaded.status().message(), "); enrolling again"));
   } else if (loaded->has_value()) {
-    const SiteIdentity& id = **loaded;
-    absl::StatusOr<pki::CertInfo> info = pki::InspectCert(id.cert_pem);
-    if (info.ok() && info->common_name == pki::SiteCommonName(options_.site) &&
-        clock_->Now() < info->not_after && pki::KeyMatchesCert(id.key_pem, id.cert_pem)) {
+    absl::StatusOr<pki::CertInfo> usable =
+        UsableIdentity(**loaded, options_.site, clock_->Now());
+    if (usable.ok()) {
       absl::MutexLock lock(&mu_);
       state_.enrolled = true;
-      state_.cert_not_after = info->not_after;
-      return id;
+      state_.cert_not_after = usable->not_after;
+      return **loaded;
     }
-    LogInfo("federation: the stored certificate is expired or not this site's; enrolling again");
+    LogInfo(absl::StrCat("federation: ", usable.status().message(), "; enrolling again"));
   }
   return Enroll();
 }
@@ -194,13 +164,13 @@ absl::StatusOr<SiteIdentity> GrpcSiteLink::Enroll() {
         "no valid site certificate and no enrollment token: ask the coordinator's "
         "administrator for a new token");
   }
-  SiteIdentity id;
-  BRAID_ASSIGN_OR_RETURN(id.key_pem, pki::MakeKey());
+  BRAID_ASSIGN_OR_RETURN(KeyAndCsr key, NewKeyAndCsr());
   v1::EnrollRequest request;
   request.set_site(options_.site);
   request.set_token(options_.enrollment_token);
-  BRAID_ASSIGN_OR_RETURN(*request.mutable_csr_pem(), pki::MakeCsr(id.key_pem));
-  std::unique_ptr<v1::SiteFederation::Stub> stub = v1::SiteFederation::NewStub(Dial(std::nullopt));
+  request.set_csr_pem(key.csr_pem);
+  std::unique_ptr<v1::SiteFederation::Stub> stub =
+      v1::SiteFederation::NewStub(DialCoordinator(options_, nullptr));
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout));
   SetCall(&ctx);
@@ -208,9 +178,7 @@ absl::StatusOr<SiteIdentity> GrpcSiteLink::Enroll() {
   grpc::Status s = stub->Enroll(&ctx, request, &cert);
   SetCall(nullptr);
   if (!s.ok()) return FromGrpc(s, "enrollment");
-  BRAID_RETURN_IF_ERROR(CheckIssued(id.key_pem, cert));
-  id.cert_pem = cert.cert_pem();
-  id.ca_pem = cert.ca_pem();
+  BRAID_ASSIGN_OR_RETURN(SiteIdentity id, IdentityFrom(options_.site, std::move(key), cert));
   BRAID_RETURN_IF_ERROR(store_->Save(id));
   LogInfo(absl::StrCat("federation: site ", options_.site, " enrolled"));
   absl::MutexLock lock(&mu_);
@@ -220,18 +188,24 @@ absl::StatusOr<SiteIdentity> GrpcSiteLink::Enroll() {
 }
 
 absl::Status GrpcSiteLink::Renew(v1::SiteFederation::Stub& stub, SiteIdentity& identity) {
-  SiteIdentity next;
-  BRAID_ASSIGN_OR_RETURN(next.key_pem, pki::MakeKey());
+  BRAID_ASSIGN_OR_RETURN(KeyAndCsr key, NewKeyAndCsr());
   v1::RenewRequest request;
-  BRAID_ASSIGN_OR_RETURN(*request.mutable_csr_pem(), pki::MakeCsr(next.key_pem));
+  request.set_csr_pem(key.csr_pem);
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout));
   v1::Certificate cert;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return absl::CancelledError("the link is stopping");
+    renew_call_ = &ctx;
+  }
   grpc::Status s = stub.Renew(&ctx, request, &cert);
+  {
+    absl::MutexLock lock(&mu_);
+    renew_call_ = nullptr;
+  }
   if (!s.ok()) return FromGrpc(s, "renewal");
-  BRAID_RETURN_IF_ERROR(CheckIssued(next.key_pem, cert));
-  next.cert_pem = cert.cert_pem();
-  next.ca_pem = cert.ca_pem();
+  BRAID_ASSIGN_OR_RETURN(SiteIdentity next, IdentityFrom(options_.site, std::move(key), cert));
   BRAID_RETURN_IF_ERROR(store_->Save(next));
   identity = std::move(next);
   LogInfo(absl::StrCat("federation: site ", options_.site, " renewed its certificate"));
@@ -241,7 +215,7 @@ absl::Status GrpcSiteLink::Renew(v1::SiteFederation::Stub& stub, SiteIdentity& i
 }
 
 absl::StatusOr<GrpcSiteLink::SessionEnd> GrpcSiteLink::Stream(const SiteIdentity& identity) {
-  std::shared_ptr<grpc::Channel> channel = Dial(identity);
+  std::shared_ptr<grpc::Channel> channel = DialCoordinator(options_, &identity);
   std::unique_ptr<v1::SiteFederation::Stub> stub = v1::SiteFederation::NewStub(channel);
   grpc::ClientContext ctx;
   SetCall(&ctx);

@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
+
 #include "absl/strings/str_cat.h"
 #include "braid/core/testing/fake_clock.h"
 #include "gmock/gmock.h"
@@ -71,6 +73,7 @@ class SiteLinkTest : public ::testing::Test {
     ASSERT_NE(server_, nullptr);
     dir_ = absl::StrCat(::testing::TempDir(), "/site_link_", ::getpid(), "_",
                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);  // fresh under --gtest_repeat too
     store_ = NewFileIdentityStore(dir_);
   }
 

@@ -155,12 +155,15 @@ json AggregatorDeployment(const spec::JobSpec& job, const JobObjectsContext& con
   }
   if (!context.federation_ca_secret.empty()) {
     json& container = pod["containers"][0];
-    container["args"].push_back(std::string("--tls-client-ca-extra=") + kFederationCaDir + "/ca.crt");
+    container["args"].push_back(std::string("--tls-client-ca-extra=") + kFederationCaDir +
+                                "/ca.crt");
     container["volumeMounts"].push_back(
         {{"name", "federation-ca"}, {"mountPath", kFederationCaDir}, {"readOnly", true}});
     pod["volumes"].push_back(
         {{"name", "federation-ca"},
-         {"secret", {{"secretName", context.federation_ca_secret}, {"items", {{{"key", "ca.crt"}, {"path", "ca.crt"}}}}}}});
+         {"secret",
+          {{"secretName", context.federation_ca_secret},
+           {"items", {{{"key", "ca.crt"}, {"path", "ca.crt"}}}}}}});
   }
   if (context.tls) {
     json& container = pod["containers"][0];

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <functional>
-#include <set>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -224,8 +224,9 @@ absl::StatusOr<pki::KeyPair> Reconciler::EnsureCa(const spec::JobSpec& job,
 void Reconciler::InviteSites(const spec::JobSpec& job, const std::string& uid,
                              const std::string& job_file, const std::string& aggregator_ca_pem) {
   std::map<std::string, v1::Invitation> by_site;
-  const std::string address = absl::StrReplaceAll(
-      options_.site_aggregator_address_template, {{"{name}", job.name}, {"{namespace}", job.namespace_}});
+  const std::string address =
+      absl::StrReplaceAll(options_.site_aggregator_address_template,
+                          {{"{name}", job.name}, {"{namespace}", job.namespace_}});
   for (const spec::Tenant& t : job.tenants) {
     if (t.site.empty()) continue;
     v1::Invitation& inv = by_site[t.site];
@@ -459,11 +460,11 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
         context.federation_ca_secret = ObjectName(spec, ns, "federation-ca");
         const std::string ca_pem = options_.federation->CaPem();
         BRAID_RETURN_IF_ERROR(
-            GetOrCreateSecret(spec, context, ns, context.federation_ca_secret,
-                              [&]() -> absl::StatusOr<std::vector<std::pair<std::string, std::string>>> {
-                                return std::vector<std::pair<std::string, std::string>>{
-                                    {"ca.crt", ca_pem}};
-                              })
+            GetOrCreateSecret(
+                spec, context, ns, context.federation_ca_secret,
+                [&]() -> absl::StatusOr<std::vector<std::pair<std::string, std::string>>> {
+                  return std::vector<std::pair<std::string, std::string>>{{"ca.crt", ca_pem}};
+                })
                 .status());
       }
       BRAID_RETURN_IF_ERROR(ApplyAll(uid, DesiredObjects(spec, context)));
@@ -476,9 +477,7 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
         counts.desired += w.run ? 1 : 0;
         if (auto site = site_views.find(w.tenant); site != site_views.end()) {
           // Its workers run at its site, which counts them.
-          for (const spec::Tenant& t : spec.tenants) {
-            if (t.name == w.tenant) counts.site = t.site;
-          }
+          counts.site = w.site;
           counts.site_state = SiteState(site->second);
           const int at_site =
               site->second.state.has_value() ? site->second.state->workers_ready() : 0;

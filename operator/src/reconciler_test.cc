@@ -588,3 +588,147 @@ TEST_F(ReconcilerTest, ApiErrorsAreReturnedForRetry) {
 
 }  // namespace
 }  // namespace braid::op
+
+namespace braid::op {
+namespace {
+
+// A Federation in memory: what the reconciler invited, and what the test
+// says each site reported.
+class FakeFederation final : public Federation {
+ public:
+  void Invite(const std::string& job_uid,
+              const std::map<std::string, v1::Invitation>& by_site) override {
+    absl::MutexLock lock(&mu_);
+    if (by_site.empty()) {
+      invited_.erase(job_uid);
+    } else {
+      invited_[job_uid] = by_site;
+    }
+  }
+  std::map<std::string, json> Sites() const override {
+    absl::MutexLock lock(&mu_);
+    return sites_;
+  }
+  SiteJobView SiteJob(const std::string& site, const std::string& job_uid) const override {
+    absl::MutexLock lock(&mu_);
+    SiteJobView view;
+    view.member = sites_.count(site) > 0;
+    view.connected = true;
+    auto it = reports_.find(site);
+    if (it != reports_.end()) view.state = it->second;
+    return view;
+  }
+  std::string CaPem() const override { return "FEDERATION CA"; }
+
+  void AddSite(const std::string& name) {
+    absl::MutexLock lock(&mu_);
+    sites_[name] = {{"metadata", {{"name", name}}}, {"spec", json::object()}};
+  }
+  void Report(const std::string& site, const std::string& state, int ready) {
+    absl::MutexLock lock(&mu_);
+    v1::InvitationState s;
+    s.set_state(state);
+    s.set_workers_ready(ready);
+    reports_[site] = s;
+  }
+  std::map<std::string, std::map<std::string, v1::Invitation>> invited() const {
+    absl::MutexLock lock(&mu_);
+    return invited_;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::map<std::string, json> sites_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, v1::InvitationState> reports_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::map<std::string, v1::Invitation>> invited_ ABSL_GUARDED_BY(mu_);
+};
+
+// alpha runs here; st-mary's tenant runs at its site.
+json SiteJobObject() {
+  json job = JobObject(/*min_clients=*/2);
+  job["spec"]["tenants"][1] = {{"name", "st-mary"}, {"site", "st-mary"}, {"dataset", "records"}};
+  return job;
+}
+
+class CoordinatorReconcilerTest : public ReconcilerTest {
+ protected:
+  void UseFederation() {
+    ReconcilerOptions options;
+    options.federation = &federation_;
+    options.site_aggregator_address_template = "{name}.{namespace}.fl.example.org:443";
+    Build(options);
+  }
+  json TenantStatus(const std::string& name) const {
+    for (const json& t : Status().value("tenants", json::array())) {
+      if (t.value("name", "") == name) return t;
+    }
+    return json::object();
+  }
+  FakeFederation federation_;
+};
+
+TEST_F(CoordinatorReconcilerTest, AnOperatorThatIsNoCoordinatorRefusesSiteTenants) {
+  SetUpTenants();
+  server_.Upsert(kube::kFederatedJob, SiteJobObject());
+  ASSERT_TRUE(reconciler_->Reconcile("lab", "train").ok());
+  const json status = Status();
+  EXPECT_EQ(status["phase"], "Failed");
+  EXPECT_EQ(status["reason"], "SitesNeedCoordinator");
+  bool named = false;
+  for (const json& c : status["conditions"]) {
+    named |= c["type"] == "TenantsReady" && c["reason"] == "SitesNeedCoordinator";
+  }
+  EXPECT_TRUE(named) << Status().dump();
+  EXPECT_TRUE(server_.Object(kube::kDeployment, "lab", "train-aggregator").is_null());
+}
+
+TEST_F(CoordinatorReconcilerTest, SitesAreInvitedAndTheirAnswerDecides) {
+  UseFederation();
+  SetUpTenants();
+  federation_.AddSite("st-mary");
+  server_.Upsert(kube::kFederatedJob, SiteJobObject());
+  ASSERT_TRUE(reconciler_->Reconcile("lab", "train").ok());
+  const std::string uid = Job()["metadata"]["uid"];
+  // Invited before any answer: what the site's workers need, and no claim.
+  auto invited = federation_.invited();
+  ASSERT_EQ(invited.count(uid), 1u);
+  const v1::Invitation inv = invited[uid].at("st-mary");
+  EXPECT_EQ(inv.aggregator_address(), "train.lab.fl.example.org:443");
+  EXPECT_EQ(inv.tenant(), "st-mary");
+  EXPECT_EQ(inv.dataset(), "records");
+  EXPECT_THAT(inv.aggregator_ca_pem(), HasSubstr("BEGIN CERTIFICATE"));
+  EXPECT_FALSE(absl::StrContains(inv.job_yaml(), "claimName: alpha-data") &&
+               absl::StrContains(inv.job_yaml(), "st-mary-data"));
+  // Not admitted while the site has not said yes: nothing runs.
+  EXPECT_EQ(TenantStatus("st-mary").value("phase", ""), "Invited");
+  EXPECT_TRUE(server_.Object(kube::kDeployment, "lab", "train-aggregator").is_null());
+
+  federation_.Report("st-mary", "Running", 0);
+  ASSERT_TRUE(reconciler_->Reconcile("lab", "train").ok());
+  const json aggregator = server_.Object(kube::kDeployment, "lab", "train-aggregator");
+  ASSERT_FALSE(aggregator.is_null()) << Status().dump();
+  EXPECT_THAT(aggregator.dump(), HasSubstr("--tls-client-ca-extra="));
+  EXPECT_FALSE(server_.Object(kube::kSecret, "lab", "train-federation-ca").is_null());
+  // No object anywhere for the site's tenant, and no certificate made for it.
+  absl::StatusOr<json> all = client_->List(kube::kDeployment, "");
+  ASSERT_TRUE(all.ok());
+  for (const json& d : (*all)["items"]) {
+    EXPECT_FALSE(absl::StrContains(d["metadata"]["name"].get<std::string>(), "st-mary"));
+  }
+  EXPECT_EQ(TenantStatus("st-mary").value("site", ""), "st-mary");
+
+  // The site refuses later: its tenant shows it; the job runs on.
+  federation_.Report("st-mary", "Refused", 0);
+  ASSERT_TRUE(reconciler_->Reconcile("lab", "train").ok());
+  EXPECT_EQ(TenantStatus("st-mary").value("phase", ""), "Refused");
+
+  // Deleting the job withdraws its invitations.
+  json job = Job();
+  job["metadata"]["deletionTimestamp"] = "2026-12-06T00:00:00Z";
+  server_.Upsert(kube::kFederatedJob, job);
+  ASSERT_TRUE(reconciler_->Reconcile("lab", "train").ok());
+  EXPECT_EQ(federation_.invited().count(uid), 0u);
+}
+
+}  // namespace
+}  // namespace braid::op

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "braid/control/site_invitation.h"
 #include "braid/control/tenant_approval.h"
+#include "braid/core/log.h"
 #include "braid/core/spec.h"
 #include "braid/core/status_macros.h"
 #include "braid/operator/job_objects.h"
@@ -34,6 +35,35 @@ bool IsSafeUid(const std::string& uid) {
   return std::all_of(uid.begin(), uid.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
   });
+}
+
+// The most invitations one snapshot may make objects for; the rest are
+// refused, so a coordinator cannot fill the site's API server.
+constexpr int kMaxInvitations = 64;
+
+bool IsDnsLabel(const std::string& s) {
+  if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
+// Why an invitation cannot even be shown as an object (the CRD's bounds),
+// or "" when it can. Checked before anything is written, so one malformed
+// invitation never blocks the others.
+std::string MalformedField(const v1::Invitation& inv) {
+  if (!IsDnsLabel(inv.job_namespace())) return "job_namespace";
+  if (!IsDnsLabel(inv.job_name())) return "job_name";
+  if (!IsDnsLabel(inv.tenant())) return "tenant";
+  if (inv.dataset().empty() || inv.dataset().size() > 253) return "dataset";
+  if (inv.job_yaml().size() > (1 << 20)) return "job_yaml";
+  if (inv.coordinator().size() > 253) return "coordinator";
+  if (inv.worker_image().size() > 1024) return "worker_image";
+  if (inv.aggregator_address().empty() || inv.aggregator_address().size() > 1024) {
+    return "aggregator_address";
+  }
+  if (inv.aggregator_server_name().size() > 253) return "aggregator_server_name";
+  return "";
 }
 
 v1::InvitationState State(const v1::Invitation& inv, const std::string& state,
@@ -231,20 +261,37 @@ absl::StatusOr<v1::SiteReport> SiteReconciler::Reconcile(
 
   v1::SiteReport report;
   std::set<std::string> invited;
+  absl::Status first_error;
   for (const v1::Invitation& inv : invitations) {
     // A uid that cannot be a label value cannot be tracked (or cleaned up):
     // refused without touching the cluster.
     if (!IsSafeUid(inv.job_uid())) continue;
     if (!invited.insert(inv.job_uid()).second) continue;  // the first of duplicates
+    if (invited.size() > kMaxInvitations) {
+      *report.add_jobs() = State(inv, "Refused", "TooManyInvitations",
+                                 absl::StrCat("this site takes at most ", kMaxInvitations,
+                                              " invitations at once"));
+      continue;
+    }
+    if (const std::string field = MalformedField(inv); !field.empty()) {
+      *report.add_jobs() =
+          State(inv, "Refused", "InvalidInvitation", "the invitation's " + field + " is malformed");
+      continue;
+    }
     if (ns.empty()) {
       *report.add_jobs() = State(inv, "Refused", "TenantNotFound",
                                  absl::StrCat("this site has no Tenant ", options_.tenant,
                                               " with a spec.namespace"));
       continue;
     }
-    BRAID_ASSIGN_OR_RETURN(v1::InvitationState state,
-                           ReconcileOne(inv, identity, *tenant, approvals));
-    *report.add_jobs() = std::move(state);
+    // An API error for one invitation leaves the others' decisions intact;
+    // it is retried at the next reconcile.
+    absl::StatusOr<v1::InvitationState> state = ReconcileOne(inv, identity, *tenant, approvals);
+    if (!state.ok()) {
+      if (first_error.ok()) first_error = state.status();
+      continue;
+    }
+    *report.add_jobs() = *std::move(state);
   }
 
   // Invitations the coordinator no longer sends: their workers go.
@@ -263,6 +310,9 @@ absl::StatusOr<v1::SiteReport> SiteReconciler::Reconcile(
           object, State(gone, "Withdrawn", "Withdrawn",
                         "the coordinator no longer invites this site to the job")));
     }
+  }
+  if (!first_error.ok()) {
+    LogWarning(absl::StrCat("braid-operator: invitations: ", first_error.message()));
   }
   return report;
 }

@@ -254,7 +254,9 @@ TEST_F(HostileSessionsTest, AStalledUploadIsCutOffAndBlamedNotTheHonestTenantsBe
   const v1::JobStatus s = Status();
   EXPECT_EQ(s.phase(), "Succeeded") << s.ShortDebugString();
   EXPECT_EQ(s.round(), 2);
-  EXPECT_EQ(stalls, 2);
+  EXPECT_EQ(stalls, 2) << "charite was handed a fit task more often than once per round; "
+                          "the aggregator's log:\n"
+                       << ReadFile(dir_ + "/aggregator.log");
   for (grpc::StatusCode c : stall_codes) EXPECT_NE(c, grpc::StatusCode::OK);
   for (const v1::RoundRecord& r : s.rounds()) {
     EXPECT_EQ(r.participants(), 2);

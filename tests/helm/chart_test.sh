@@ -270,9 +270,11 @@ pass "impossible settings refused; rbac.create and serviceAccount.create honoure
 SITE_VALUES=(--set role=site --set site.name=st-mary --set site.tenant=st-mary
   --set site.coordinatorAddress=federation.example.org:443
   --set site.enrollmentTokenSecret=braid-enrollment --set site.coordinatorCaSecret=federation-ca)
+COORDINATOR_VALUES=(--set role=coordinator
+  --set-json 'coordinator.siteAggregatorAddressTemplate="{name}.{namespace}.fl.example.org:443"')
 begin
 for r in coordinator site; do
-  args=(--set "role=${r}")
+  args=("${COORDINATOR_VALUES[@]}")
   [[ "${r}" == site ]] && args=("${SITE_VALUES[@]}")
   if out=$("${HELM}" lint --strict "${CHART}" "${args[@]}" 2>&1) &&
     grep -q '1 chart(s) linted, 0 chart(s) failed' <<<"${out}" &&
@@ -283,8 +285,13 @@ for r in coordinator site; do
   fi
 done
 ! grep -qF -- '--role' "${WORK}/default.yaml" || fail "the default (role single) passes --role"
-if render "${WORK}/coordinator.yaml" --set role=coordinator \
+if render "${WORK}/coordinator.yaml" "${COORDINATOR_VALUES[@]}" \
+  --set 'coordinator.serverNames={federation.example.org,10.0.0.7}' \
   --set coordinator.federationService.type=ClusterIP --set coordinator.federationService.port=8443; then
+  grep -qxF -- '        - --site-aggregator-address-template={name}.{namespace}.fl.example.org:443' \
+    "${WORK}/coordinator.yaml" || fail "role coordinator does not pass --site-aggregator-address-template"
+  grep -qxF -- '        - --federation-server-names=federation.example.org,10.0.0.7' \
+    "${WORK}/coordinator.yaml" || fail "role coordinator does not pass coordinator.serverNames"
   grep -qF -- '- --role=coordinator' "${WORK}/coordinator.yaml" || fail "role coordinator does not pass --role=coordinator"
   grep -qF -- '- --federation-listen=0.0.0.0:9443' "${WORK}/coordinator.yaml" ||
     fail "role coordinator does not pass --federation-listen"
@@ -311,6 +318,11 @@ else
 fi
 refused "a site without its coordinator" "site.coordinatorAddress is required" --set role=site \
   --set site.name=a --set site.tenant=a --set site.enrollmentTokenSecret=t
+refused "a coordinator without the sites' aggregator address" \
+  "coordinator.siteAggregatorAddressTemplate is required" --set role=coordinator
+refused "a site without the federation CA" "site.coordinatorCaSecret is required" --set role=site \
+  --set site.name=a --set site.tenant=a --set site.coordinatorAddress=c:443 \
+  --set site.enrollmentTokenSecret=t
 refused "an unknown role" "role" --set role=hub
 refused "a site name that is no label" "site/name" "${SITE_VALUES[@]}" --set site.name=St_Mary
 pass "roles: coordinator and site lint clean, pass their flags; coordinator serves the federation Service"

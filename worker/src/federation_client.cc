@@ -3,13 +3,22 @@
 #include <algorithm>
 #include <cstring>
 
+#include <openssl/evp.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "braid/core/chunk_frame.h"
 #include "braid/core/grpc_tls.h"
+#include "braid/core/log.h"
 #include "braid/core/wire_limits.h"
 
 namespace braid::worker {
 namespace {
+
+// PutUpdate's initial metadata: the bytes of the update the aggregator
+// already holds (proto/braid/v1/federation.proto, PutUpdate).
+constexpr absl::string_view kUploadOffsetKey = "braid-upload-offset";
 
 std::chrono::system_clock::time_point Deadline(absl::Duration d) {
   return std::chrono::system_clock::now() + absl::ToChronoMilliseconds(d);
@@ -45,7 +54,9 @@ absl::Status FromGrpc(const grpc::Status& status, const std::string& what) {
 }
 
 FederationClient::FederationClient(const std::string& address,
-                                   const std::optional<pki::TlsMaterial>& tls) {
+                                   const std::optional<pki::TlsMaterial>& tls,
+                                   TransferRetry retry)
+    : retry_(retry) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
@@ -76,24 +87,21 @@ absl::StatusOr<JoinResult> FederationClient::Join(const std::string& job,
   return JoinResult{resp.client_id(), absl::Seconds(resp.heartbeat_interval_seconds())};
 }
 
-absl::StatusOr<ReceivedTask> FederationClient::GetTask(const std::string& client_id,
-                                                       absl::Duration wait) {
-  grpc::ClientContext ctx;
-  // Generous: the wait, then the weights themselves.
-  ctx.set_deadline(Deadline(wait + absl::Minutes(30)));
-  v1::TaskRequest req;
-  req.set_client_id(client_id);
-  req.set_wait_seconds(absl::ToDoubleSeconds(wait));
-  auto reader = stub_->GetTask(&ctx, req);
-
+// A task's weights being received, kept across the calls that resume them.
+struct FederationClient::Download {
   ReceivedTask task;
-  v1::TaskMessage msg;
-  if (!reader->Read(&msg) || !msg.has_header()) {
-    grpc::Status s = reader->Finish();
-    if (!s.ok()) return FromGrpc(s, "get task");
-    return absl::DataLossError("get task: the stream did not start with a header");
-  }
-  task.header = msg.header();
+  bool has_header = false;  // task.header and the tensors are set
+  uint64_t expected = 0;    // bytes of weights the header announced
+  uint64_t received = 0;    // of them, received so far
+  bool resumed = false;     // some came in an earlier call
+  uint64_t resumed_at = 0;  // where the last call started
+};
+
+namespace {
+
+// Allocates `task.weights` from its header's layout; returns their bytes.
+absl::StatusOr<uint64_t> AllocateWeights(ReceivedTask& task) {
+  task.weights.clear();
   uint64_t expected = 0;
   for (const v1::TensorSpec& spec : task.header.layout()) {
     Tensor t;
@@ -125,40 +133,177 @@ absl::StatusOr<ReceivedTask> FederationClient::GetTask(const std::string& client
                                             " bytes but the header announces ",
                                             task.header.total_bytes()));
   }
-  // Fill tensors in order from the chunk stream.
-  size_t tensor = 0, within = 0;
-  uint64_t received = 0;
+  return expected;
+}
+
+std::string DigestOf(const TensorList& tensors) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  for (const Tensor& t : tensors) EVP_DigestUpdate(ctx, t.data.data(), t.data.size());
+  EVP_DigestFinal_ex(ctx, out, &n);
+  EVP_MD_CTX_free(ctx);
+  return std::string(reinterpret_cast<const char*>(out), n);
+}
+
+std::string DigestOf(const std::vector<std::pair<const char*, size_t>>& parts) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  for (const auto& [data, size] : parts) EVP_DigestUpdate(ctx, data, size);
+  EVP_DigestFinal_ex(ctx, out, &n);
+  EVP_MD_CTX_free(ctx);
+  return std::string(reinterpret_cast<const char*>(out), n);
+}
+
+bool HasWeights(const v1::TaskHeader& h) {
+  return h.kind() == v1::TASK_KIND_FIT || h.kind() == v1::TASK_KIND_EVALUATE;
+}
+
+}  // namespace
+
+bool FederationClient::BrokeOff(const absl::Status& s) {
+  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) || absl::IsCancelled(s) ||
+         absl::IsResourceExhausted(s) || absl::IsInternal(s) || absl::IsUnknown(s);
+}
+
+absl::StatusOr<ReceivedTask> FederationClient::GetTask(const std::string& client_id,
+                                                       absl::Duration wait) {
+  Download d;
+  absl::Duration backoff = retry_.initial_backoff;
+  absl::Time first_break = absl::InfiniteFuture();
+  for (int attempt = 1;; ++attempt) {
+    absl::Status s = GetTaskOnce(client_id, wait, &d);
+    if (s.ok()) {
+      const std::string& want = d.task.header.weights_digest();
+      if (!HasWeights(d.task.header) || want.empty() || DigestOf(d.task.weights) == want) {
+        if (d.resumed) {
+          LogInfo(absl::StrCat("worker: weights download of round ", d.task.header.round(),
+                               " resumed at byte ", d.resumed_at, " of ", d.expected,
+                               "; digest checked"));
+        }
+        d.task.bytes = static_cast<int64_t>(d.expected);
+        return std::move(d.task);
+      }
+      s = absl::DataLossError(absl::StrCat(
+          "get task: the weights of round ", d.task.header.round(),
+          " do not match the SHA-256 their header announced (",
+          absl::BytesToHexString(want), ")"));
+      if (!d.resumed) return s;
+      // The pieces did not add up: once more, from the start.
+      LogWarning(absl::StrCat("worker: ", s.message(), "; fetching them again from the start"));
+      d = Download{};
+    } else if (!d.has_header || !HasWeights(d.task.header) || !BrokeOff(s)) {
+      return s;
+    }
+    const absl::Time now = absl::Now();
+    if (first_break == absl::InfiniteFuture()) first_break = now;
+    if (attempt >= retry_.max_attempts || now - first_break > retry_.give_up) return s;
+    LogWarning(absl::StrCat("worker: weights download of round ", d.task.header.round(),
+                            " broke off after ", d.received, " of ", d.expected, " bytes (",
+                            s.message(), "); resuming in ", absl::FormatDuration(backoff)));
+    absl::SleepFor(backoff);  // backoff between calls, not synchronization
+    backoff = std::min(backoff * 2, retry_.max_backoff);
+  }
+}
+
+absl::Status FederationClient::GetTaskOnce(const std::string& client_id, absl::Duration wait,
+                                           Download* d) {
+  grpc::ClientContext ctx;
+  // Generous: the wait, then the weights themselves.
+  ctx.set_deadline(Deadline(wait + absl::Minutes(30)));
+  v1::TaskRequest req;
+  req.set_client_id(client_id);
+  req.set_wait_seconds(absl::ToDoubleSeconds(wait));
+  const bool resuming = d->has_header && HasWeights(d->task.header) &&
+                        !d->task.header.weights_digest().empty() && d->received > 0;
+  if (resuming) {
+    req.set_resume_digest(d->task.header.weights_digest());
+    req.set_resume_offset(static_cast<int64_t>(d->received));
+  }
+  auto reader = stub_->GetTask(&ctx, req);
+
+  v1::TaskMessage msg;
+  if (!reader->Read(&msg) || !msg.has_header()) {
+    grpc::Status s = reader->Finish();
+    if (!s.ok()) return FromGrpc(s, "get task");
+    return absl::DataLossError("get task: the stream did not start with a header");
+  }
+  const v1::TaskHeader& h = msg.header();
+  if (resuming && HasWeights(h) && h.weights_digest() == d->task.header.weights_digest() &&
+      h.offset() == static_cast<int64_t>(d->received) &&
+      h.total_bytes() == static_cast<int64_t>(d->expected)) {
+    // The same weights (whatever the task): go on where the last call
+    // broke off.
+    d->task.header = h;
+    d->resumed = true;
+    d->resumed_at = d->received;
+  } else {
+    if (h.offset() != 0) {
+      ctx.TryCancel();
+      (void)reader->Finish();
+      return absl::DataLossError(absl::StrCat("get task: the aggregator sends weights from byte ",
+                                              h.offset(), ", not from ",
+                                              resuming ? d->received : 0));
+    }
+    *d = Download{};
+    d->task.header = h;
+    d->has_header = true;
+    absl::StatusOr<uint64_t> expected = AllocateWeights(d->task);
+    if (!expected.ok()) {
+      ctx.TryCancel();
+      (void)reader->Finish();
+      d->has_header = false;
+      return expected.status();
+    }
+    d->expected = *expected;
+  }
+  // Fill tensors in order from the chunk stream, from d->received on.
+  size_t tensor = 0;
+  uint64_t skip = d->received;
+  while (tensor < d->task.weights.size() && skip >= d->task.weights[tensor].data.size()) {
+    skip -= d->task.weights[tensor].data.size();
+    ++tensor;
+  }
+  size_t within = static_cast<size_t>(skip);
   while (reader->Read(&msg)) {
-    if (!msg.has_chunk()) return absl::DataLossError("get task: a second header in the stream");
+    if (!msg.has_chunk()) {
+      ctx.TryCancel();
+      (void)reader->Finish();
+      return absl::DataLossError("get task: a second header in the stream");
+    }
     const v1::Chunk& chunk = msg.chunk();
-    if (static_cast<uint64_t>(chunk.offset()) != received ||
-        chunk.data().size() > expected - received) {
+    if (static_cast<uint64_t>(chunk.offset()) != d->received ||
+        chunk.data().size() > d->expected - d->received) {
+      ctx.TryCancel();
+      (void)reader->Finish();
       return absl::DataLossError(absl::StrCat("get task: chunk at offset ", chunk.offset(),
-                                              " does not follow byte ", received));
+                                              " does not follow byte ", d->received));
     }
     const char* p = chunk.data().data();
     size_t left = chunk.data().size();
     while (left > 0) {
-      while (task.weights[tensor].data.size() == within) {
+      while (d->task.weights[tensor].data.size() == within) {
         ++tensor;
         within = 0;
       }
-      std::vector<uint8_t>& dst = task.weights[tensor].data;
+      std::vector<uint8_t>& dst = d->task.weights[tensor].data;
       const size_t n = std::min(left, dst.size() - within);
       std::memcpy(dst.data() + within, p, n);
       within += n;
       p += n;
       left -= n;
     }
-    received += chunk.data().size();
+    d->received += chunk.data().size();
   }
   if (grpc::Status s = reader->Finish(); !s.ok()) return FromGrpc(s, "get task");
-  if (received != expected) {
-    return absl::DataLossError(absl::StrCat("get task: stream ended after ", received, " of ",
-                                            expected, " bytes"));
+  if (d->received != d->expected) {
+    return absl::DataLossError(absl::StrCat("get task: stream ended after ", d->received, " of ",
+                                            d->expected, " bytes"));
   }
-  task.bytes = static_cast<int64_t>(received);
-  return task;
+  return absl::OkStatus();
 }
 
 absl::Status FederationClient::PutFit(const std::string& client_id, int round,
@@ -192,9 +337,42 @@ absl::Status FederationClient::PutMasked(const std::string& client_id, int round
                    round);
 }
 
-absl::Status FederationClient::PutChunks(const v1::UpdateMessage& msg,
-                                         const std::vector<std::pair<const char*, size_t>>& parts,
-                                         int round) {
+absl::Status FederationClient::PutChunks(v1::UpdateMessage msg, const Parts& parts, int round) {
+  msg.mutable_header()->set_digest(DigestOf(parts));
+  UploadStats stats;
+  for (const auto& part : parts) stats.total_bytes += static_cast<int64_t>(part.second);
+  absl::Duration backoff = retry_.initial_backoff;
+  absl::Time first_break = absl::InfiniteFuture();
+  absl::Status s;
+  for (int attempt = 1;; ++attempt) {
+    ++stats.attempts;
+    s = PutOnce(msg, parts, round, &stats);
+    if (s.ok() && stats.resumed_at > 0) {
+      LogInfo(absl::StrCat("worker: upload of round ", round, " resumed at byte ",
+                           stats.resumed_at, " of ", stats.total_bytes, "; ", stats.sent_bytes,
+                           " bytes sent in ", stats.attempts, " calls"));
+    }
+    if (s.ok() || !BrokeOff(s)) break;
+    const absl::Time now = absl::Now();
+    if (first_break == absl::InfiniteFuture()) first_break = now;
+    if (attempt >= retry_.max_attempts || now - first_break > retry_.give_up) break;
+    LogWarning(absl::StrCat("worker: upload of round ", round, " broke off (", s.message(),
+                            "); resuming in ", absl::FormatDuration(backoff)));
+    absl::SleepFor(backoff);  // backoff between calls, not synchronization
+    backoff = std::min(backoff * 2, retry_.max_backoff);
+  }
+  absl::MutexLock lock(&stats_mu_);
+  last_upload_ = stats;
+  return s;
+}
+
+UploadStats FederationClient::last_upload() const {
+  absl::MutexLock lock(&stats_mu_);
+  return last_upload_;
+}
+
+absl::Status FederationClient::PutOnce(const v1::UpdateMessage& msg, const Parts& parts,
+                                       int round, UploadStats* stats) {
   // The chunks' data go to gRPC by reference (core/chunk_frame.h). `lease`
   // is destroyed last, after the call (owned by `ctx`), and waits until gRPC
   // has let go of `parts`.
@@ -212,21 +390,45 @@ absl::Status FederationClient::PutChunks(const v1::UpdateMessage& msg,
   // The aggregator answers the header with initial metadata once the update
   // holds an upload slot (or ends the call at once if it refuses it); the
   // bytes go only then, so a queued upload occupies no transport buffers.
-  if (open) writer->WaitForInitialMetadata();
-  // Cut the parts, back to back, into chunks of kChunkDataBytes.
+  // The metadata names the bytes of this update it already holds.
+  uint64_t start = 0;
+  if (open) {
+    writer->WaitForInitialMetadata();
+    const auto& md = ctx.GetServerInitialMetadata();
+    if (auto it = md.find(std::string(kUploadOffsetKey)); it != md.end()) {
+      const absl::string_view text(it->second.data(), it->second.size());
+      if (!absl::SimpleAtoi(text, &start) ||
+          start > static_cast<uint64_t>(stats->total_bytes)) {
+        ctx.TryCancel();
+        (void)writer->Finish();
+        return absl::DataLossError(absl::StrCat("upload of round ", round,
+                                                ": the aggregator would resume at byte '", text,
+                                                "' of ", stats->total_bytes));
+      }
+    }
+  }
+  stats->resumed_at = static_cast<int64_t>(start);
+  // Cut the parts, back to back from `start`, into chunks of kChunkDataBytes.
   std::vector<ChunkPiece> pieces;
   size_t in_chunk = 0;
-  uint64_t offset = 0;
+  uint64_t offset = start;
   auto flush = [&] {
     if (in_chunk == 0 || !open) return;
     open = writer->Write(EncodeChunkFrame(static_cast<int64_t>(offset), pieces, lease));
+    if (open) stats->sent_bytes += static_cast<int64_t>(in_chunk);
     offset += in_chunk;
     pieces.clear();
     in_chunk = 0;
   };
+  uint64_t skip = start;
   for (const auto& [data, size] : parts) {
-    const char* p = data;
-    size_t left = size;
+    if (skip >= size) {
+      skip -= size;
+      continue;
+    }
+    const char* p = data + skip;
+    size_t left = size - skip;
+    skip = 0;
     while (left > 0 && open) {
       const size_t n = std::min(left, kChunkDataBytes - in_chunk);
       pieces.push_back({p, n});

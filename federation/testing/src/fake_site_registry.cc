@@ -2,6 +2,8 @@
 
 #include "braid/federation/enrollment_token.h"
 
+#include "absl/time/clock.h"
+
 namespace braid::federation {
 
 void FakeSiteRegistry::AddSite(const std::string& site, const std::string& token) {
@@ -63,6 +65,7 @@ void FakeSiteRegistry::OnReport(const std::string& site, const v1::SiteReport& r
   Site& s = sites_[site];
   s.last_report = report;
   ++s.reports;
+  s.report_times.push_back(absl::Now());
 }
 
 bool FakeSiteRegistry::connected(const std::string& site) const {
@@ -87,6 +90,12 @@ int FakeSiteRegistry::reports(const std::string& site) const {
   absl::MutexLock lock(&mu_);
   auto it = sites_.find(site);
   return it == sites_.end() ? 0 : it->second.reports;
+}
+
+std::vector<absl::Time> FakeSiteRegistry::report_times(const std::string& site) const {
+  absl::MutexLock lock(&mu_);
+  auto it = sites_.find(site);
+  return it == sites_.end() ? std::vector<absl::Time>{} : it->second.report_times;
 }
 
 std::optional<absl::Time> FakeSiteRegistry::last_not_after(const std::string& site) const {

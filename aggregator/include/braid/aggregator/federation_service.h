@@ -8,6 +8,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -55,8 +56,8 @@ class FederationService final : public v1::Federation::Service {
   // core/pki.h), or, for a site tenant, its site's (CN "site:<site>", as
   // `binding` decides: peer_binding.h): Join for another tenant, or
   // GetTask/PutUpdate/Heartbeat/SecAggStep for another tenant's client id,
-  // is PERMISSION_DENIED. GetStatus is open to any verified peer (the
-  // operator, tenants, sites).
+  // is PERMISSION_DENIED. GetStatus is open to any peer the job's CA
+  // verified (the operator, tenants) and to the sites the job names.
   FederationService(std::string job, RoundEngine* engine, AggregatorMetrics* metrics,
                     absl::Duration heartbeat_interval, int download_slots = 4,
                     bool require_identity = false, ServiceLimits limits = {},
@@ -110,6 +111,10 @@ class FederationService final : public v1::Federation::Service {
   absl::Mutex download_mu_;
   int downloads_ ABSL_GUARDED_BY(download_mu_) = 0;
 };
+
+// PutUpdate's initial metadata key for a resumable upload: the bytes of
+// the update the aggregator already holds, in decimal (proto/braid/v1).
+inline constexpr std::string_view kUploadOffsetKey = "braid-upload-offset";
 
 // absl::Status to grpc::Status, keeping code and message.
 grpc::Status ToGrpc(const absl::Status& status);

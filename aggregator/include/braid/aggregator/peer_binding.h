@@ -58,6 +58,14 @@ class PeerBinding {
   absl::StatusOr<std::string> TenantOf(const std::string& common_name,
                                        const std::string& peer_cert_pem) const;
 
+  // Whether a peer may read the job's status (GetStatus): any certificate
+  // of the job's CA (the operator, the tenants), and a federation-CA
+  // certificate only when it speaks for a tenant of this job, so that a
+  // site the job does not name learns nothing of it. PermissionDenied
+  // otherwise.
+  absl::Status MayReadStatus(const std::string& common_name,
+                             const std::string& peer_cert_pem) const;
+
   bool admits_sites() const { return !site_cas_.empty(); }
 
  private:

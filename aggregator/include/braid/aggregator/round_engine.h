@@ -43,6 +43,7 @@
 #include "braid/aggregator/upload.h"
 #include "braid/core/audit_log.h"
 #include "braid/core/clock.h"
+#include "braid/core/file_io.h"
 
 namespace braid::aggregator {
 
@@ -82,6 +83,18 @@ struct EngineOptions {
   // FIT uploads received at once; each holds one model-sized buffer. At
   // least 1. (braid-aggregator passes its --upload-slots flag, default 1.)
   int upload_slots = 2;
+  // Resumable uploads (an UpdateHeader with a digest; see KeepPartial): a
+  // FIT upload whose stream broke off keeps its bytes, and its upload slot,
+  // for its client, so that the client's next upload of the same update
+  // resumes where it broke off. At most one such partial upload per client.
+  // It is dropped when its round no longer awaits it (the round closed, the
+  // client was lost, joined again, or was dropped), when the same client
+  // starts a different upload, `partial_upload_timeout` after its stream
+  // first broke off, and, once `partial_upload_grace` has passed since
+  // then, as soon as another upload waits for a slot: a partial upload
+  // never keeps a streaming one waiting longer than the grace.
+  absl::Duration partial_upload_grace = absl::Seconds(30);
+  absl::Duration partial_upload_timeout = absl::Minutes(5);
   // Updates whose L2 norm exceeds this are refused (InvalidArgument) before
   // they reach the sum; 0 = no bound.
   double max_update_norm = 0;
@@ -144,6 +157,12 @@ struct Task {
   int total_rounds = 0;
   std::string reason;  // kDone: why the job ended
   std::optional<SecAggTask> secagg;  // kFit under secure aggregation
+  // kFit and kEvaluate: the global weights (the checkpoint's model file,
+  // opened when the task was given, so a checkpoint written since does not
+  // change what this task streams) and their SHA-256 (32 raw bytes; empty
+  // if it could not be computed).
+  std::shared_ptr<const FileReader> weights;
+  std::string weights_digest;
 };
 
 struct EngineStatus {
@@ -186,6 +205,8 @@ class RoundEngine {
   absl::StatusOr<std::string> ClientTenant(const std::string& client_id) const;
 
   // The client's next task, waiting up to `wait` for one (kWait if none).
+  // Errors: NotFound (unknown client), or the model file's if it cannot be
+  // opened.
   absl::StatusOr<Task> NextTask(const std::string& client_id, absl::Duration wait);
 
   // Starts receiving a FIT update. Waits up to `wait` (real time) for a free
@@ -194,9 +215,30 @@ class RoundEngine {
   // sizes. `masked`: a secure-aggregation masked input (uint32 ring
   // elements, total_bytes = the model's bytes); InvalidArgument if it does
   // not match the job's mode.
+  // `digest` (empty, or the 32 bytes of the update's SHA-256) makes the
+  // upload resumable: when the client's partial upload (KeepPartial) has
+  // the same round, size, example count, mode and digest, that upload is
+  // returned, holding the bytes it has (received() > 0, resumed_at() ==
+  // received()), with no wait for a slot; the caller goes on writing
+  // from there. Any other partial upload of the client is dropped first.
   absl::StatusOr<std::unique_ptr<Upload>> BeginFit(const std::string& client_id, int round,
                                                    uint64_t total_bytes, int64_t num_examples,
-                                                   absl::Duration wait, bool masked = false);
+                                                   absl::Duration wait, bool masked = false,
+                                                   const std::string& digest = "");
+  // The stream of `upload` (from BeginFit) broke off before it was
+  // committed: keeps it, with its bytes and slot, as its client's partial
+  // upload (see EngineOptions::partial_upload_grace) when it has a digest
+  // and its round still awaits it; otherwise drops it. Returns whether it
+  // was kept. Never folds anything.
+  bool KeepPartial(std::unique_ptr<Upload> upload);
+  // Partial uploads kept now (for tests and the gauge).
+  int PartialUploads() const;
+  // Counts update bytes read from a PutUpdate stream, kept or not
+  // (braid_aggregator_upload_stream_bytes_total).
+  void CountUploadBytes(uint64_t bytes);
+  // SHA-256 of the current global weights (32 raw bytes; empty if the
+  // checkpoint could not be read).
+  std::string WeightsDigest() const;
   // Folds a complete upload into the round through the strategy. Aborted if
   // the round closed meanwhile; InvalidArgument if the upload is incomplete
   // or its norm is above options.max_update_norm, or the strategy refused
@@ -302,6 +344,35 @@ class RoundEngine {
   void Audit(const char* kind, nlohmann::json details) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string DescribeMissing() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // A partial upload (KeepPartial; Upload::kept_since says since when).
+  struct Partial {
+    std::unique_ptr<Upload> upload;
+    uint64_t attempt = 0;  // secure aggregation: the attempt's round id
+  };
+  // Advance's state machine; Advance then drops stale partial uploads.
+  void Step() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // OK when `round` still takes an update of `masked` kind from the client;
+  // the error BeginFit gives otherwise.
+  absl::Status FitAdmissible(const std::string& client_id, int round, bool masked) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The client's partial upload if it is this update (same round, size,
+  // examples, mode, attempt and a non-empty digest): taken out, marked
+  // resumed and counted. Otherwise null, and a partial upload the client
+  // has of another update is moved to *superseded (dropped).
+  std::unique_ptr<Upload> TakePartial(const std::string& client_id, int round,
+                                      uint64_t total_bytes, int64_t num_examples, bool masked,
+                                      const std::string& digest,
+                                      std::unique_ptr<Upload>* superseded)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops the partial uploads no round awaits any more, or kept too long.
+  void DropStalePartials() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops the partial upload kept longest, of those past their grace, so
+  // that a waiting upload gets its slot. False if there is none.
+  bool EvictPartial() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetPartialGauge() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // SHA-256 of the checkpoint's weights, read from it.
+  std::string DigestOfCheckpoint() const;
+
   const EngineOptions options_;
   Checkpoint* const checkpoint_;
   AggregatorMetrics* const metrics_;
@@ -356,6 +427,17 @@ class RoundEngine {
   int secagg_failures_ ABSL_GUARDED_BY(mu_) = 0;
   int secagg_failures_round_ ABSL_GUARDED_BY(mu_) = 0;
   std::string secagg_last_failure_ ABSL_GUARDED_BY(mu_);
+  // Partial uploads by client id (at most one each).
+  std::map<std::string, Partial> partials_ ABSL_GUARDED_BY(mu_);
+  // SHA-256 of the checkpoint's weights (TaskHeader.weights_digest).
+  std::string weights_digest_ ABSL_GUARDED_BY(mu_);
+  // Resumable transfers' metrics (null without metrics_): stream bytes
+  // read, uploads resumed, bytes a resume did not need again, partial
+  // uploads kept.
+  prometheus::Counter* stream_bytes_ = nullptr;
+  prometheus::Counter* resumed_ = nullptr;
+  prometheus::Counter* resumed_bytes_ = nullptr;
+  prometheus::Gauge* partials_gauge_ = nullptr;
 };
 
 }  // namespace braid::aggregator

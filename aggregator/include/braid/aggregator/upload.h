@@ -16,6 +16,25 @@
 
 namespace braid::aggregator {
 
+// SHA-256 of `len` bytes at `data`: the 32 raw bytes (the form of
+// UpdateHeader.digest and TaskHeader.weights_digest).
+std::string Sha256(const void* data, size_t len);
+
+// SHA-256 over bytes fed a piece at a time. Not thread-safe.
+class Sha256Stream {
+ public:
+  Sha256Stream();
+  ~Sha256Stream();
+  Sha256Stream(const Sha256Stream&) = delete;
+  Sha256Stream& operator=(const Sha256Stream&) = delete;
+  void Update(const void* data, size_t len);
+  // The 32 raw bytes; the stream is spent after.
+  std::string Finish();
+
+ private:
+  void* ctx_;  // EVP_MD_CTX
+};
+
 // At most `slots` model-sized buffers, allocated by Reserve (which must
 // come before Acquire: the round engine calls it when a round starts) and
 // reused. A slot passes to the next upload as soon as its holder
@@ -91,6 +110,24 @@ class Upload {
   // before the update is folded in).
   double l2_norm() const;
 
+  // Resumable uploads (UpdateHeader.digest): the SHA-256 the client
+  // announced for the whole update (32 bytes; empty: not resumable).
+  void set_digest(std::string digest) { digest_ = std::move(digest); }
+  const std::string& digest() const { return digest_; }
+  // Marks the bytes received so far as having come in an earlier stream
+  // (the round engine does, when a stream resumes this upload).
+  void MarkResumed() { resumed_at_ = received_; }
+  // Bytes that came in earlier streams (0: the upload was never resumed).
+  uint64_t resumed_at() const { return resumed_at_; }
+  // When the round engine first kept it as a partial upload (its stream
+  // broke off); InfiniteFuture until then.
+  absl::Time kept_since() const { return kept_since_; }
+  void set_kept_since(absl::Time t) { kept_since_ = t; }
+  // Once complete: OK when the bytes match digest() (always OK without a
+  // digest); InvalidArgument naming both digests otherwise. Reads the
+  // whole buffer once.
+  absl::Status CheckDigest() const;
+
   // Once complete: lets the next upload take this one's slot while data()
   // stays readable; Consumed then tells the next one how far it may
   // overwrite (the destructor: all of it).
@@ -121,6 +158,9 @@ class Upload {
   int round_;
   int64_t num_examples_;
   bool masked_;
+  std::string digest_;
+  uint64_t resumed_at_ = 0;
+  absl::Time kept_since_ = absl::InfiniteFuture();
   double weight_ = 1;
   bool handed_over_ = false;
   uint64_t writable_ = 0;  // bytes known to be writable

@@ -19,7 +19,7 @@ struct SiteIdentity {
   std::string ca_pem;    // the federation CA, as Enroll/Renew returned it
 };
 
-// Thread-compatible: SiteLink calls it from its one thread.
+// Thread-compatible: SiteLink never calls it concurrently.
 class IdentityStore {
  public:
   virtual ~IdentityStore() = default;

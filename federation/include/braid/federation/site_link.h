@@ -83,6 +83,9 @@ class SiteLink {
 // coordinator, revoked site) is logged, kept in state().last_error and
 // retried after the back-off; enrollment is retried too, since an admin may
 // issue a new token, which the link then needs to be restarted with.
+// Not detected: a stored identity from an earlier federation CA (the
+// coordinator was reinstalled with a new one) fails every TLS handshake
+// (UNAVAILABLE); clear the store and give a new token.
 absl::StatusOr<std::unique_ptr<SiteLink>> StartSiteLink(SiteLinkOptions options,
                                                         IdentityStore* store,
                                                         InvitationsCallback on_invitations,

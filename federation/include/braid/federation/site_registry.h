@@ -26,9 +26,11 @@ class SiteRegistry {
  public:
   virtual ~SiteRegistry() = default;
 
-  // The site's state now. Called at every call a site makes and at every
-  // keepalive tick of its open Sync stream: a deletion or revocation takes
-  // effect there.
+  // The site's state now. Called at every call a site makes and, for each
+  // site with an open Sync stream, at every tick of the service's stream
+  // thread (the shorter of half the keepalive interval and the report
+  // interval: about once a second by default): a deletion or revocation
+  // takes effect there.
   virtual SiteRecord Lookup(const std::string& site) = 0;
 
   // Spends `site`'s one-time enrollment token if `token_digest`

@@ -35,6 +35,8 @@ class FakeSiteRegistry final : public SiteRegistry {
   int connects(const std::string& site) const;
   std::optional<v1::SiteReport> last_report(const std::string& site) const;
   int reports(const std::string& site) const;
+  // When each report reached the registry (absl::Now()).
+  std::vector<absl::Time> report_times(const std::string& site) const;
   std::optional<absl::Time> last_not_after(const std::string& site) const;
 
   bool AwaitConnected(const std::string& site, bool connected, absl::Duration timeout) const;
@@ -49,6 +51,7 @@ class FakeSiteRegistry final : public SiteRegistry {
     bool connected = false;
     int connects = 0;
     int reports = 0;
+    std::vector<absl::Time> report_times;
     std::optional<v1::SiteReport> last_report;
     std::optional<absl::Time> not_after;
   };
