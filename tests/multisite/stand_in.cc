@@ -61,7 +61,11 @@ CommandOutput Kubectl::Run(const std::vector<std::string>& args, absl::Duration 
 }
 
 absl::Status Kubectl::Apply(const std::string& yaml) const {
-  const std::string file = WriteText(absl::StrCat(scratch_, "/apply-", counter_++, ".yaml"), yaml);
+  // One counter for every Kubectl: several may share a scratch dir and
+  // apply at once.
+  static std::atomic<int> counter{0};
+  const std::string file =
+      WriteText(absl::StrCat(scratch_, "/apply-", ::getpid(), "-", counter++, ".yaml"), yaml);
   CommandOutput r = Run({"apply", "--server-side", "--force-conflicts",
                          "--field-manager=braid-demo", "-f", file});
   if (r.code != 0) return absl::InternalError(absl::StrCat("kubectl apply: ", r.err));

@@ -50,7 +50,6 @@ class Kubectl {
 
  private:
   std::string binary_, kubeconfig_, scratch_;
-  mutable std::atomic<int> counter_{0};
 };
 
 // How to run one container of a Deployment's pod template locally.
