@@ -5,6 +5,12 @@
 #                the base model is pretrained once, in a few minutes, by
 #                scripts/demo-model.sh and cached in ~/.cache/braid/models)
 #   make demo-tabular  the tabular example (examples/tabular.yaml)
+#   make demo-multisite  multi-site federation on this machine: a coordinator
+#                and two sites, three control planes on loopback, each with
+#                braid-operator in its role; the sites enroll, approve the
+#                job in their own clusters and run it to the end
+#                (scripts/demo-multisite.sh, docs/multi-site.md; summary in
+#                .braid/demo-multisite/summary.json)
 #                (`build` also builds the dashboard's web app into
 #                build/share/braid/web; see docs/dashboard.md)
 #   make test    build and run every test (ctest; labels unit, e2e, k8s,
@@ -22,7 +28,7 @@ FUZZ_SECONDS ?= 60
 TEST_FUZZ_SECONDS ?= 10
 CMAKE_FLAGS ?=
 
-.PHONY: deps k8s-tools pyref configure build demo demo-tabular test sanitize fuzz bench clean
+.PHONY: deps k8s-tools pyref configure build demo demo-tabular demo-multisite test sanitize fuzz bench clean
 
 deps:
 	@bash scripts/deps.sh
@@ -50,6 +56,9 @@ demo: build
 
 demo-tabular: build
 	$(BUILD_DIR)/bin/braid run examples/tabular.yaml --baselines --workdir .braid/demo-tabular
+
+demo-multisite: build k8s-tools
+	bash scripts/demo-multisite.sh $(BUILD_DIR)
 
 test: build k8s-tools pyref
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
