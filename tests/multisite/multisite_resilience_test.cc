@@ -45,14 +45,19 @@ struct Site {
   std::vector<cli::Subprocess> workers;  // standing in for its worker pods
 };
 
-// How fast the job trains: batchSize 1 makes each round take a while
-// (about a second here), so a job of `rounds` rounds is still running when
-// the test breaks something; a larger batch makes rounds quick.
 struct JobShape {
   int rounds = 3;
-  int batch_size = 32;
   std::string hidden = "[8]";
 };
+
+// A job still running when the test breaks something, whatever the
+// machine's load: an MLP of about 67k parameters (each worker downloads
+// 540 kB and uploads 270 kB per round) whose workers reach the aggregator
+// through a proxy passing 250 kB/s per direction, so each round takes
+// about 3.5 s on the wire. Only the pace: the links the tests break are
+// others.
+constexpr k8s::LinkShape kPacedLink{absl::ZeroDuration(), 250 * 1000};
+JobShape PacedJob(int rounds) { return JobShape{rounds, "[256, 256]"}; }
 
 class MultiSiteResilienceTest : public ::testing::Test {
  protected:
@@ -163,8 +168,7 @@ class MultiSiteResilienceTest : public ::testing::Test {
         "  model: {kind: mlp, mlp: {hidden: ", shape.hidden, ", numClasses: 4}}\n"
         "  data: {features: [x0, x1], label: label}\n"
         "  strategy: {rounds: ", shape.rounds,
-        ", minClients: 1, minTenants: 1, roundTimeout: 1m}\n"
-        "  training: {localEpochs: 1, batchSize: ", shape.batch_size, "}\n",
+        ", minClients: 1, minTenants: 1, roundTimeout: 1m}\n",
         "  tenants:\n"
         "  - {name: st-mary, site: st-mary, dataset: records}\n"
         "  - {name: charite, site: charite, dataset: records}\n");
@@ -274,14 +278,13 @@ class MultiSiteResilienceTest : public ::testing::Test {
 // go at once and it takes part in no later round; the other site trains on
 // to the end (minTenants 1).
 TEST_F(MultiSiteResilienceTest, ASiteRefusingARunningJobStopsOnlyItsOwnWorkers) {
-  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  TcpProxy paced("127.0.0.1", aggregator_port_, kPacedLink);
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(absl::StrCat("127.0.0.1:", paced.port())));
   Site& refusing = sites_[0];
   Site& other = sites_[1];
   ASSERT_NO_FATAL_FAILURE(EnrollSite(refusing, {{"requireApproval", true}}));
   ASSERT_NO_FATAL_FAILURE(EnrollSite(other, json::object()));
-  JobShape shape;
-  shape.rounds = 15;
-  shape.batch_size = 1;
+  const JobShape shape = PacedJob(6);
   ASSERT_EQ(coordinator_.Apply(JobYaml("refused", shape)).code, 0);
   ASSERT_TRUE(WaitUntil(absl::Seconds(60), [&] {
     return InvitationPhase(refusing) == "AwaitingApproval";
@@ -343,7 +346,8 @@ TEST_F(MultiSiteResilienceTest, ASiteRefusingARunningJobStopsOnlyItsOwnWorkers) 
 // flags and identity Secret, and no token, reconnects without enrolling
 // again and leaves the running workers as they are.
 TEST_F(MultiSiteResilienceTest, ASiteOperatorKilledMidJobCarriesOn) {
-  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  TcpProxy paced("127.0.0.1", aggregator_port_, kPacedLink);
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(absl::StrCat("127.0.0.1:", paced.port())));
   for (Site& s : sites_) ASSERT_NO_FATAL_FAILURE(EnrollSite(s, json::object()));
   Site& killed = sites_[0];
   const std::string enrolled_at =
@@ -353,9 +357,7 @@ TEST_F(MultiSiteResilienceTest, ASiteOperatorKilledMidJobCarriesOn) {
       killed.cluster.SecretValue("braid-system", "braid-site-identity", "site.crt");
   ASSERT_FALSE(identity.empty());
 
-  JobShape shape;
-  shape.rounds = 15;
-  shape.batch_size = 1;
+  const JobShape shape = PacedJob(6);
   std::string uid;
   ASSERT_NO_FATAL_FAILURE(RunJob("killed", shape, dir_ + "/run", &uid));
   ASSERT_TRUE(WaitUntil(absl::Seconds(60), [&] { return RoundsDone() >= 1; }))
@@ -378,6 +380,7 @@ TEST_F(MultiSiteResilienceTest, ASiteOperatorKilledMidJobCarriesOn) {
   })) << e2e::ReadFile(dir_ + "/run/aggregator.log");
 
   // The same flags, no token: the stored identity is enough.
+  fs::create_directories(killed.dir + "/restarted");
   absl::StatusOr<k8s::Operator> op =
       k8s::StartOperator(killed.cluster.kubeconfig, killed.dir + "/restarted", killed.flags);
   ASSERT_TRUE(op.ok()) << op.status();
@@ -415,14 +418,13 @@ TEST_F(MultiSiteResilienceTest, ASiteOperatorKilledMidJobCarriesOn) {
 // Connected after; the job, whose workers talk to the aggregator directly,
 // trains on and succeeds.
 TEST_F(MultiSiteResilienceTest, ACutControlLinkIsReportedAndSurvived) {
-  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  TcpProxy paced("127.0.0.1", aggregator_port_, kPacedLink);
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(absl::StrCat("127.0.0.1:", paced.port())));
   TcpProxy link("127.0.0.1", federation_port_);
   Site& cut = sites_[0];
   ASSERT_NO_FATAL_FAILURE(EnrollSite(cut, json::object(), link.port()));
   ASSERT_NO_FATAL_FAILURE(EnrollSite(sites_[1], json::object()));
-  JobShape shape;
-  shape.rounds = 40;
-  shape.batch_size = 1;
+  const JobShape shape = PacedJob(13);
   std::string uid;
   ASSERT_NO_FATAL_FAILURE(RunJob("cut", shape, dir_ + "/run", &uid));
   ASSERT_TRUE(WaitUntil(absl::Seconds(60), [&] { return RoundsDone() >= 1; }))
@@ -479,9 +481,7 @@ TEST_F(MultiSiteResilienceTest, AJobCompletesOverWanLikeLinks) {
     control_links.push_back(std::make_unique<TcpProxy>("127.0.0.1", federation_port_, wan));
     ASSERT_NO_FATAL_FAILURE(EnrollSite(s, json::object(), control_links.back()->port()));
   }
-  JobShape shape;
-  shape.rounds = 8;
-  shape.hidden = "[256, 256]";  // about 67k parameters: 270 kB each way per worker and round
+  const JobShape shape = PacedJob(8);  // paced only when shaped
 
   std::vector<std::string> report;
   for (const bool shaped : {false, true}) {
