@@ -425,7 +425,7 @@ TEST_F(MultiSiteResilienceTest, ACutControlLinkIsReportedAndSurvived) {
   Site& cut = sites_[0];
   ASSERT_NO_FATAL_FAILURE(EnrollSite(cut, json::object(), link.port()));
   ASSERT_NO_FATAL_FAILURE(EnrollSite(sites_[1], json::object()));
-  const JobShape shape = PacedJob(13);
+  const JobShape shape = PacedJob(10);
   std::string uid;
   ASSERT_NO_FATAL_FAILURE(RunJob("cut", shape, dir_ + "/run", &uid));
   ASSERT_TRUE(WaitUntil(absl::Seconds(60), [&] { return RoundsDone() >= 1; }))
