@@ -209,7 +209,8 @@ std::optional<absl::Duration> MeanRoundTime(const std::vector<CompletedRound>& r
 std::vector<std::string> WorkerDeploymentUids(const Cluster& site, const std::string& ns,
                                               const std::string& job_uid) {
   std::vector<std::string> uids;
-  std::optional<json> list = site.Get({"deployments", "-n", ns, "-l", "braid.dev/job-uid=" + job_uid});
+  std::optional<json> list =
+      site.Get({"deployments", "-n", ns, "-l", "braid.dev/job-uid=" + job_uid});
   if (!list.has_value()) return uids;
   for (const json& d : list->value("items", json::array())) {
     uids.push_back(d.value("/metadata/uid"_json_pointer, std::string()));

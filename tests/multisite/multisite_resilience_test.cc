@@ -210,7 +210,8 @@ class MultiSiteResilienceTest : public ::testing::Test {
     *uid = Job(name).value("/metadata/uid"_json_pointer, std::string());
     ASSERT_FALSE(uid->empty());
     for (const Site& s : sites_) {
-      ASSERT_TRUE(WaitUntil(absl::Seconds(60), [&] { return InvitationPhase(s, name) == "Running"; }))
+      ASSERT_TRUE(
+          WaitUntil(absl::Seconds(60), [&] { return InvitationPhase(s, name) == "Running"; }))
           << s.name << ": " << InvitationPhase(s, name) << "\n" << e2e::ReadFile(s.op->log);
     }
     ASSERT_NO_FATAL_FAILURE(StartAggregator(name, dir));
@@ -298,7 +299,8 @@ TEST_F(MultiSiteResilienceTest, ASiteRefusingARunningJobStopsOnlyItsOwnWorkers) 
     std::vector<CompletedRound> r = Rounds();
     return !r.empty() && r.back().tenants.size() == 2;
   })) << e2e::ReadFile(dir_ + "/run/aggregator.log");
-  const std::vector<std::string> other_deployments = WorkerDeploymentUids(other.cluster, other.ns, uid);
+  const std::vector<std::string> other_deployments =
+      WorkerDeploymentUids(other.cluster, other.ns, uid);
   ASSERT_EQ(other_deployments.size(), 1u);
 
   ASSERT_NO_FATAL_FAILURE(Decide(refusing, "refused", "Refused"));
@@ -313,7 +315,8 @@ TEST_F(MultiSiteResilienceTest, ASiteRefusingARunningJobStopsOnlyItsOwnWorkers) 
   for (cli::Subprocess& w : refusing.workers) w.Signal(SIGKILL);
   const int round_at_refusal = RoundsDone();
   ASSERT_LT(round_at_refusal, shape.rounds) << "the job ended before the site refused";
-  EXPECT_TRUE(WaitUntil(absl::Seconds(30), [&] { return InvitationPhase(refusing, "refused") == "Refused"; }))
+  EXPECT_TRUE(WaitUntil(absl::Seconds(30),
+                        [&] { return InvitationPhase(refusing, "refused") == "Refused"; }))
       << InvitationPhase(refusing, "refused");
   EXPECT_TRUE(WaitUntil(absl::Seconds(30), [&] {
     return TenantStatus(Job("refused"), refusing.name).value("phase", "") == "Refused";
@@ -370,7 +373,8 @@ TEST_F(MultiSiteResilienceTest, ASiteOperatorKilledMidJobCarriesOn) {
   killed.op->proc.Wait(absl::Seconds(10));
   const int round_at_kill = RoundsDone();
   ASSERT_LT(round_at_kill, shape.rounds) << "the job ended before the kill";
-  EXPECT_TRUE(WaitUntil(absl::Seconds(30), [&] { return SitePhase(killed.name) == "Disconnected"; }))
+  EXPECT_TRUE(
+      WaitUntil(absl::Seconds(30), [&] { return SitePhase(killed.name) == "Disconnected"; }))
       << SiteObject(killed.name).dump();
   // Its workers train on without it.
   EXPECT_TRUE(WaitUntil(absl::Seconds(30), [&] {
@@ -398,9 +402,17 @@ TEST_F(MultiSiteResilienceTest, ASiteOperatorKilledMidJobCarriesOn) {
   EXPECT_FALSE(absl::StrContains(e2e::ReadFile(killed.op->log), "enrolled"))
       << e2e::ReadFile(killed.op->log);
 
-  ExpectSucceeded("killed", absl::Seconds(90));
-  // The running workers were left alone (not deleted and made anew) and
-  // took part to the last round.
+  // The restarted operator leaves the running workers alone: the same
+  // Deployment (not deleted and made anew) until the job ends and the
+  // site withdraws it.
+  std::vector<std::string> replaced;
+  EXPECT_TRUE(WaitUntil(absl::Seconds(90), [&] {
+    const std::vector<std::string> now = WorkerDeploymentUids(killed.cluster, killed.ns, uid);
+    if (!now.empty() && now != deployments) replaced = now;
+    return JobPhase("killed") == "Succeeded";
+  })) << Job("killed")["status"].dump();
+  EXPECT_TRUE(replaced.empty()) << "the workers' Deployment was made anew after the restart";
+  // They took part to the last round.
   const json job = Job("killed");
   EXPECT_EQ(TenantStatus(job, killed.name).value("lastRound", -1), shape.rounds) << job["status"];
   const std::vector<CompletedRound> rounds = Rounds();
@@ -410,8 +422,9 @@ TEST_F(MultiSiteResilienceTest, ASiteOperatorKilledMidJobCarriesOn) {
   EXPECT_TRUE(WaitUntil(absl::Seconds(30), [&] {
     return WorkerDeploymentUids(killed.cluster, killed.ns, uid).empty();
   })) << "the job ended but its workers stay at the restarted site";
-  std::cout << absl::StrFormat("operator killed after round %d, back (Connected) at round %d of %d\n",
-                               round_at_kill, round_at_reconnect, shape.rounds);
+  std::cout << absl::StrFormat(
+      "operator killed after round %d, back (Connected) at round %d of %d\n", round_at_kill,
+      round_at_reconnect, shape.rounds);
 }
 
 // The control link of one site is cut for 30 s (connections closed, new
@@ -498,6 +511,9 @@ TEST_F(MultiSiteResilienceTest, AJobCompletesOverWanLikeLinks) {
     for (const CompletedRound& r : rounds) EXPECT_EQ(r.tenants.size(), 2u) << "round " << r.round;
     std::optional<absl::Duration> round_time = MeanRoundTime(rounds);
     ASSERT_TRUE(round_time.has_value());
+    // Not a timing target (those are benchmarks), a check that the proxy
+    // shapes at all: a round needs at least one round trip through it.
+    if (shaped) EXPECT_GE(*round_time, 2 * wan.latency);
     report.push_back(absl::StrFormat("%s: %.3f s per round", shaped ? "WAN-shaped" : "unshaped",
                                      absl::ToDoubleSeconds(*round_time)));
     // The next job gets its own aggregator and workers on the same port.
