@@ -6,10 +6,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <deque>
+#include <string>
+#include <utility>
+
 namespace braid::k8s {
 
-TcpProxy::TcpProxy(std::string upstream_host, int upstream_port)
-    : upstream_host_(std::move(upstream_host)), upstream_port_(upstream_port) {
+TcpProxy::TcpProxy(std::string upstream_host, int upstream_port, LinkShape shape)
+    : upstream_host_(std::move(upstream_host)), upstream_port_(upstream_port), shape_(shape) {
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
   int one = 1;
   ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -69,7 +74,11 @@ void TcpProxy::AcceptLoop() {
     absl::MutexLock lock(&mu_);
     open_.insert(client);
     open_.insert(upstream);
-    pipes_.emplace_back([this, client, upstream] { Pipe(client, upstream); });
+    const LinkShape shape = shape_;
+    const bool shaped = shape.latency > absl::ZeroDuration() || shape.bytes_per_second > 0;
+    pipes_.emplace_back([this, client, upstream, shaped, shape] {
+      shaped ? ShapedPipe(client, upstream, shape) : Pipe(client, upstream);
+    });
   }
 }
 
@@ -108,6 +117,87 @@ void TcpProxy::Pipe(int a, int b) {
   }
   ::close(a);
   ::close(b);
+}
+
+// Both directions pumped until either ends (or CutAll), then both closed.
+void TcpProxy::ShapedPipe(int a, int b, LinkShape shape) {
+  std::thread back([this, a, b, shape] { Pump(b, a, shape); });
+  Pump(a, b, shape);
+  back.join();
+  {
+    absl::MutexLock lock(&mu_);
+    open_.erase(a);
+    open_.erase(b);
+  }
+  ::close(a);
+  ::close(b);
+}
+
+// One direction of a shaped link: a reader stamps each chunk with when it
+// may arrive (now + latency); this thread delivers chunks at that time, no
+// faster than the byte rate allows. When either side ends, both sockets
+// are shut down so the other direction's pump ends too.
+void TcpProxy::Pump(int from, int to, LinkShape shape) {
+  struct Chunk {
+    absl::Time due;
+    std::string bytes;  // empty: the end
+  };
+  absl::Mutex mu;
+  std::deque<Chunk> queue;  // guarded by mu
+  std::thread reader([&] {
+    char buf[16 * 1024];
+    for (;;) {
+      pollfd p{from, POLLIN, 0};
+      const int ready = ::poll(&p, 1, 200);
+      if (stopping_) break;
+      if (ready < 0) break;
+      if (ready == 0) continue;
+      const ssize_t n = ::read(from, buf, sizeof(buf));
+      if (n <= 0) break;
+      absl::MutexLock lock(&mu);
+      queue.push_back({absl::Now() + shape.latency, std::string(buf, n)});
+    }
+    absl::MutexLock lock(&mu);
+    queue.push_back({absl::Now(), ""});
+  });
+  // The link is busy until `free_at`; a slice of bytes occupies it for
+  // size / rate.
+  absl::Time free_at = absl::Now();
+  constexpr size_t kSlice = 4096;
+  for (bool open = true; open;) {
+    Chunk chunk;
+    {
+      absl::MutexLock lock(&mu);
+      mu.Await(absl::Condition(+[](std::deque<Chunk>* q) { return !q->empty(); }, &queue));
+      chunk = std::move(queue.front());
+      queue.pop_front();
+    }
+    if (chunk.bytes.empty()) break;
+    // Shaping is this proxy's job: waiting here is the delay it adds.
+    absl::SleepFor(chunk.due - absl::Now());
+    for (size_t at = 0; at < chunk.bytes.size() && open;) {
+      const size_t n = std::min(kSlice, chunk.bytes.size() - at);
+      if (shape.bytes_per_second > 0) {
+        const absl::Time now = absl::Now();
+        if (free_at > now) absl::SleepFor(free_at - now);
+        free_at = std::max(free_at, now) +
+                  absl::Seconds(static_cast<double>(n) / shape.bytes_per_second);
+      }
+      size_t sent = 0;
+      while (sent < n) {
+        const ssize_t w = ::send(to, chunk.bytes.data() + at + sent, n - sent, MSG_NOSIGNAL);
+        if (w <= 0) {
+          open = false;
+          break;
+        }
+        sent += w;
+      }
+      at += n;
+    }
+  }
+  ::shutdown(from, SHUT_RDWR);
+  ::shutdown(to, SHUT_RDWR);
+  reader.join();
 }
 
 }  // namespace braid::k8s

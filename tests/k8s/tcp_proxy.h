@@ -2,7 +2,10 @@
 // purpose: everything accepted is piped to `upstream`; CutAll() closes every
 // open connection at once (as a dropped network or a restarted load
 // balancer would), and while refusing, new connections are closed on
-// accept. TLS passes through untouched.
+// accept. TLS passes through untouched. Optionally it shapes the link like
+// a WAN: each byte is delivered `latency` after it was read (per
+// direction, so a round trip costs twice that) and no faster than
+// `bytes_per_second` per direction of each connection.
 #ifndef BRAID_TESTS_K8S_TCP_PROXY_H_
 #define BRAID_TESTS_K8S_TCP_PROXY_H_
 
@@ -14,13 +17,20 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 namespace braid::k8s {
+
+// How a shaped link delays and throttles; the zero value shapes nothing.
+struct LinkShape {
+  absl::Duration latency = absl::ZeroDuration();  // one way, added to every byte
+  int64_t bytes_per_second = 0;                   // per direction and connection; 0: unlimited
+};
 
 class TcpProxy {
  public:
   // Forwards to upstream_host:upstream_port; listens on a free port.
-  TcpProxy(std::string upstream_host, int upstream_port);
+  TcpProxy(std::string upstream_host, int upstream_port, LinkShape shape = {});
   ~TcpProxy();
   TcpProxy(const TcpProxy&) = delete;
   TcpProxy& operator=(const TcpProxy&) = delete;
@@ -29,10 +39,18 @@ class TcpProxy {
   // Closes every open connection; returns how many there were.
   int CutAll();
   void SetRefusing(bool refusing) { refusing_ = refusing; }
+  // The shape of connections accepted from now on (open ones keep theirs).
+  void SetShape(LinkShape shape) {
+    absl::MutexLock lock(&mu_);
+    shape_ = shape;
+  }
 
  private:
   void AcceptLoop();
   void Pipe(int from, int to);
+  // Pipe's shaped form: one pump per direction.
+  void ShapedPipe(int a, int b, LinkShape shape);
+  void Pump(int from, int to, LinkShape shape);
 
   const std::string upstream_host_;
   const int upstream_port_;
@@ -43,6 +61,7 @@ class TcpProxy {
   std::thread acceptor_;
   absl::Mutex mu_;
   std::set<int> open_ ABSL_GUARDED_BY(mu_);
+  LinkShape shape_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> pipes_ ABSL_GUARDED_BY(mu_);
 };
 

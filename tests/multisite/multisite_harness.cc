@@ -1,5 +1,6 @@
 #include "tests/multisite/multisite_harness.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -174,6 +175,48 @@ absl::StatusOr<std::vector<cli::Subprocess>> StartSiteWorkers(const Cluster& sit
     workers.push_back(*std::move(worker));
   }
   return workers;
+}
+
+// --- For multisite_resilience_test.cc ------------------------------------
+
+std::vector<CompletedRound> CompletedRounds(const std::string& audit_file) {
+  std::vector<CompletedRound> rounds;
+  std::ifstream in(audit_file);
+  std::string line;
+  while (std::getline(in, line)) {
+    const json record = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (record.is_discarded() || !record.is_object() ||
+        record.value("kind", "") != "round_completed") {
+      continue;
+    }
+    CompletedRound r;
+    r.round = record.value("/details/round"_json_pointer, 0);
+    std::string error;
+    if (!absl::ParseTime(absl::RFC3339_full, record.value("time", ""), &r.time, &error)) continue;
+    for (const json& t : record.value("/details/tenants"_json_pointer, json::array())) {
+      if (t.is_string()) r.tenants.push_back(t.get<std::string>());
+    }
+    rounds.push_back(std::move(r));
+  }
+  return rounds;
+}
+
+std::optional<absl::Duration> MeanRoundTime(const std::vector<CompletedRound>& rounds) {
+  if (rounds.size() < 2) return std::nullopt;
+  return (rounds.back().time - rounds.front().time) / static_cast<int64_t>(rounds.size() - 1);
+}
+
+std::vector<std::string> WorkerDeploymentUids(const Cluster& site, const std::string& ns,
+                                              const std::string& job_uid) {
+  std::vector<std::string> uids;
+  std::optional<json> list =
+      site.Get({"deployments", "-n", ns, "-l", "braid.dev/job-uid=" + job_uid});
+  if (!list.has_value()) return uids;
+  for (const json& d : list->value("items", json::array())) {
+    uids.push_back(d.value("/metadata/uid"_json_pointer, std::string()));
+  }
+  std::sort(uids.begin(), uids.end());
+  return uids;
 }
 
 }  // namespace braid::multisite

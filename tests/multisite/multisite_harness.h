@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "braid/cli/subprocess.h"
 #include "tests/k8s/k8s_harness.h"
 
@@ -61,6 +62,27 @@ absl::StatusOr<std::vector<cli::Subprocess>> StartSiteWorkers(const Cluster& sit
                                                                const std::string& job_uid,
                                                                const std::string& data_file,
                                                                const std::string& dir);
+
+// --- For multisite_resilience_test.cc ------------------------------------
+
+// One round_completed record of an aggregator's audit log.
+struct CompletedRound {
+  int round = 0;
+  absl::Time time;                   // when the aggregator recorded it
+  std::vector<std::string> tenants;  // who took part
+};
+// The round_completed records of `audit_file` (the aggregator's
+// <checkpoint-dir>/audit.jsonl) in file order; empty when it cannot be read.
+// Lines that do not parse are skipped (the file may be mid-write).
+std::vector<CompletedRound> CompletedRounds(const std::string& audit_file);
+// The mean time between consecutive completed rounds from the first on
+// (the first round's own time includes start-up, so it is left out);
+// nullopt with fewer than two rounds.
+std::optional<absl::Duration> MeanRoundTime(const std::vector<CompletedRound>& rounds);
+// metadata.uid of each worker Deployment of job `job_uid` in namespace
+// `ns` of `site`, sorted; empty when there are none or kubectl fails.
+std::vector<std::string> WorkerDeploymentUids(const Cluster& site, const std::string& ns,
+                                              const std::string& job_uid);
 
 }  // namespace braid::multisite
 
