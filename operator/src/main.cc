@@ -97,6 +97,8 @@ ABSL_FLAG(std::string, coordinator_ca_file, "",
           "site: the federation CA certificate (PEM) the endpoint must chain to");
 ABSL_FLAG(std::string, enrollment_token_file, "",
           "site: the one-time enrollment token (needed until the site has enrolled)");
+ABSL_FLAG(absl::Duration, coordinator_reconnect_max, absl::Minutes(2),
+          "site: the longest wait between attempts to reach the coordinator (backoff cap)");
 ABSL_FLAG(std::string, web_dir, "",
           "the built web app for --dashboard-listen (default $BRAID_WEB_DIR, else "
           "<binary's dir>/../share/braid/web)");
@@ -249,6 +251,7 @@ int Main() {
     a.link.site = absl::GetFlag(FLAGS_site_name);
     a.link.coordinator_address = absl::GetFlag(FLAGS_coordinator_address);
     a.link.server_name = absl::GetFlag(FLAGS_coordinator_server_name);
+    a.link.max_backoff = absl::GetFlag(FLAGS_coordinator_reconnect_max);
     absl::StatusOr<std::string> ca = braid::ReadSmallFile(absl::GetFlag(FLAGS_coordinator_ca_file), 1 << 20);
     if (!ca.ok()) {
       std::cerr << "braid-operator: --coordinator-ca-file: " << ca.status().message() << "\n";

@@ -139,7 +139,8 @@ class MultiSiteResilienceTest : public ::testing::Test {
     std::optional<json> ca =
         coordinator_.Get({"configmap", "-n", "braid-system", "braid-federation-ca"});
     ASSERT_TRUE(ca.has_value());
-    s.flags = {"--role=site", "--site-name=" + s.name,
+    // Reconnects at most 4 s apart, so the site is back soon after a cut.
+    s.flags = {"--role=site", "--site-name=" + s.name, "--coordinator-reconnect-max=4s",
                absl::StrCat("--coordinator-address=127.0.0.1:",
                             coordinator_port > 0 ? coordinator_port : federation_port_),
                "--coordinator-ca-file=" +
