@@ -236,8 +236,13 @@ json ComputeStatus(const ObservedJob& o, const json& previous, const std::string
     // the consent it implies (e.g. Disconnected, Revoked).
     const bool site_says = !counts.site_state.empty() && counts.site_state != "Running" &&
                            counts.site_state != "Succeeded" && !IsFinalPhase(phase);
-    if (site_says && (tenant_phase == "Pending" || tenant_phase == "AwaitingApproval" ||
-                      tenant_phase == "Refused")) {
+    // A site out of reach (Disconnected) or expelled (Revoked) is shown as
+    // such whatever its workers last did; its other states only refine a
+    // tenant that does not run.
+    const bool unreachable =
+        counts.site_state == "Disconnected" || counts.site_state == "Revoked";
+    if (site_says && (unreachable || tenant_phase == "Pending" ||
+                      tenant_phase == "AwaitingApproval" || tenant_phase == "Refused")) {
       tenant_phase = counts.site_state;
     }
     json t = {{"name", name},         {"namespace", counts.namespace_}, {"phase", tenant_phase},

@@ -271,6 +271,15 @@ TEST(ComputeStatus, AnEndedJobsSiteTenantIsNotAwaitingApproval) {
   EXPECT_EQ(TenantStatus(s, "alpha")["site"], "st-mary");
 }
 
+TEST(ComputeStatus, ASiteOutOfReachIsShownWhileTheJobRuns) {
+  ObservedJob o = Reporting("Running", 3);
+  o.workers["alpha"].site = "st-mary";
+  o.workers["alpha"].site_state = "Disconnected";
+  EXPECT_EQ(TenantStatus(ComputeStatus(o, json(), kT1), "alpha")["phase"], "Disconnected");
+  o.workers["alpha"].site_state = "Running";
+  EXPECT_EQ(TenantStatus(ComputeStatus(o, json(), kT1), "alpha")["phase"], "Running");
+}
+
 // After success the workers are scaled to zero and the aggregator may stop
 // answering; the job must stay Succeeded with its last numbers.
 TEST(ComputeStatus, SucceededIsStickyWithoutAReport) {
