@@ -464,6 +464,10 @@ TEST_F(MultiSiteResilienceTest, ACutControlLinkIsReportedAndSurvived) {
     return TenantStatus(Job("cut"), cut.name).value("lastRound", 0) > round_at_cut;
   })) << Job("cut")["status"].dump();
   EXPECT_EQ(SitePhase(cut.name), "Disconnected");
+  // kubectl get fedjob shows the tenant's site as Disconnected meanwhile.
+  EXPECT_TRUE(WaitUntil(absl::Seconds(10), [&] {
+    return TenantStatus(Job("cut"), cut.name).value("phase", "") == "Disconnected";
+  })) << Job("cut")["status"].dump();
   // The outage lasts 30 s: its length is the point, not a wait for a state.
   absl::SleepFor(cut_at + absl::Seconds(30) - absl::Now());
   EXPECT_EQ(SitePhase(cut.name), "Disconnected");
