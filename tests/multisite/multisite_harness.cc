@@ -49,26 +49,19 @@ k8s::CommandResult Cluster::Apply(const std::string& yaml) const {
                   file});
 }
 
+// The gtest-free kubectl of stand_in.h, for this cluster.
+multisite::Kubectl Cluster::Client() const {
+  return multisite::Kubectl(k8s::Tool("kubectl"), kubeconfig,
+                            (fs::path(testing::TempDir()) / "ms-kubectl").string());
+}
+
 std::optional<json> Cluster::Get(const std::vector<std::string>& args) const {
-  std::vector<std::string> full = {"get"};
-  full.insert(full.end(), args.begin(), args.end());
-  full.push_back("-o");
-  full.push_back("json");
-  k8s::CommandResult r = Kubectl(full);
-  if (r.code != 0) return std::nullopt;
-  json parsed = json::parse(r.out, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded()) return std::nullopt;
-  return parsed;
+  return Client().Get(args);
 }
 
 std::string Cluster::SecretValue(const std::string& ns, const std::string& name,
                                  const std::string& key) const {
-  std::optional<json> secret = Get({"secret", "-n", ns, name});
-  if (!secret.has_value()) return "";
-  std::string decoded;
-  const std::string encoded = secret->value("data", json::object()).value(key, std::string());
-  if (!absl::Base64Unescape(encoded, &decoded)) return "";
-  return decoded;
+  return Client().SecretValue(ns, name, key);
 }
 
 void Cluster::Prepare() const {
@@ -117,11 +110,6 @@ void CreateSiteTenant(const Cluster& site, const std::string& tenant, const std:
   ASSERT_EQ(r.code, 0) << r.err;
 }
 
-std::string WriteText(const std::string& path, const std::string& content) {
-  e2e::WriteFile(path, content);
-  return path;
-}
-
 absl::StatusOr<std::vector<cli::Subprocess>> StartSiteWorkers(const Cluster& site,
                                                                const std::string& ns,
                                                                const std::string& job_uid,
@@ -134,43 +122,14 @@ absl::StatusOr<std::vector<cli::Subprocess>> StartSiteWorkers(const Cluster& sit
   }
   std::vector<cli::Subprocess> workers;
   for (const json& d : (*deployments)["items"]) {
-    const json pod = d["spec"]["template"]["spec"];
-    std::map<std::string, std::string> secret_of_volume, config_map_of_volume;
-    for (const json& v : pod["volumes"]) {
-      if (v.contains("secret")) secret_of_volume[v["name"]] = v["secret"]["secretName"];
-      if (v.contains("configMap")) config_map_of_volume[v["name"]] = v["configMap"]["name"];
-    }
-    const std::string local = dir + "/" + d["metadata"]["name"].get<std::string>();
-    fs::create_directories(local);
-    std::map<std::string, std::string> mounted;  // mount path -> local dir or file
-    for (const json& m : pod["containers"][0]["volumeMounts"]) {
-      const std::string name = m["name"];
-      const std::string path = m["mountPath"];
-      if (auto s = secret_of_volume.find(name); s != secret_of_volume.end()) {
-        for (const char* key : {"ca.crt", "tls.crt", "tls.key"}) {
-          WriteText(local + "/" + key, site.SecretValue(ns, s->second, key));
-        }
-        mounted[path] = local;
-      } else if (auto c = config_map_of_volume.find(name); c != config_map_of_volume.end()) {
-        std::optional<json> cm = site.Get({"configmap", "-n", ns, c->second});
-        if (!cm.has_value()) return absl::NotFoundError("no ConfigMap " + c->second);
-        WriteText(local + "/job.yaml", (*cm)["data"]["job.yaml"]);
-        mounted[path] = local;
-      } else {
-        mounted[path] = data_file;  // the claim's one file
-      }
-    }
-    std::vector<std::string> argv = {e2e::Binary("braid-worker")};
-    for (std::string arg : pod["containers"][0]["args"].get<std::vector<std::string>>()) {
-      for (const auto& [path, replacement] : mounted) {
-        const size_t at = arg.find("=" + path);
-        if (at == std::string::npos) continue;
-        arg = arg.substr(0, at + 1) + replacement + arg.substr(at + 1 + path.size());
-        break;
-      }
-      argv.push_back(arg);
-    }
-    absl::StatusOr<cli::Subprocess> worker = cli::Subprocess::Start(argv, local + "/worker.log");
+    StandInRequest request;
+    request.binary = e2e::Binary("braid-worker");
+    request.local_dir = dir + "/" + d["metadata"]["name"].get<std::string>();
+    request.claim_files = {{"data", data_file}};  // the claim's one file
+    absl::StatusOr<std::vector<std::string>> argv = StandInArgv(site.Client(), d, request);
+    if (!argv.ok()) return argv.status();
+    absl::StatusOr<cli::Subprocess> worker =
+        cli::Subprocess::Start(*argv, request.local_dir + "/worker.log");
     if (!worker.ok()) return worker.status();
     workers.push_back(*std::move(worker));
   }

@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "braid/cli/subprocess.h"
 #include "tests/k8s/k8s_harness.h"
+#include "tests/multisite/stand_in.h"
 
 namespace braid::multisite {
 
@@ -36,6 +37,8 @@ struct Cluster {
                           const std::string& key) const;
   // crds/ applied and Established; namespace braid-system made.
   void Prepare() const;
+  // kubectl for this cluster without gtest (stand_in.h).
+  multisite::Kubectl Client() const;
 };
 
 // The coordinator's and the sites' clusters; fails the test when a
@@ -49,9 +52,6 @@ Cluster SiteCluster(int index);  // 0: site-a, 1: site-b
 void CreateSiteTenant(const Cluster& site, const std::string& tenant, const std::string& ns,
                       const std::string& dataset, const std::string& file,
                       const nlohmann::json& policy);
-
-// Writes `content` to `path` and returns `path`.
-std::string WriteText(const std::string& path, const std::string& content);
 
 // Starts braid-worker for each worker Deployment of job `job_uid` in
 // namespace `ns` of `site`, as its pod would run: the Deployment's args,
