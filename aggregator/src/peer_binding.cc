@@ -24,16 +24,6 @@ std::string Shown(const std::string& cn) {
   return cn.size() <= kMaxShownName ? cn : cn.substr(0, kMaxShownName) + "...";
 }
 
-bool IsLabel(const std::string& s) {
-  if (s.empty() || s.size() > 63) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    const bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-    if (!alnum && !(c == '-' && i > 0 && i + 1 < s.size())) return false;
-  }
-  return true;
-}
-
 X509* AsX509(const std::shared_ptr<void>& p) { return static_cast<X509*>(p.get()); }
 
 // Every certificate in `pem`, in order; InvalidArgument naming `what` when
@@ -59,13 +49,6 @@ absl::StatusOr<std::vector<std::shared_ptr<void>>> ReadCertificates(const std::s
 }
 
 }  // namespace
-
-std::optional<std::string> SiteOf(const std::string& common_name) {
-  if (!absl::StartsWith(common_name, "site:")) return std::nullopt;
-  std::string site = common_name.substr(5);
-  if (!IsLabel(site)) return std::nullopt;
-  return site;
-}
 
 std::string PeerCertificatePem(const grpc::ServerContext& ctx) {
   std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
@@ -149,7 +132,7 @@ absl::StatusOr<std::string> PeerBinding::TenantOf(const std::string& common_name
     }
     return *tenant;
   }
-  if (std::optional<std::string> site = SiteOf(common_name); site.has_value()) {
+  if (std::optional<std::string> site = pki::SiteOf(common_name); site.has_value()) {
     if (!admits_sites()) {
       return absl::PermissionDeniedError(
           absl::StrCat("the caller's certificate is site '", *site,

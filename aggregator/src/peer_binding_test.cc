@@ -145,14 +145,6 @@ TEST(PeerBindingCreate, TheJobsOwnCaIsNotAFederationCa) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST(SiteOf, ReadsOnlyASiteNameFromTheCommonName) {
-  EXPECT_EQ(SiteOf("site:st-mary"), "st-mary");
-  for (const char* cn : {"site:", "site:St-Mary", "site:-x", "tenant:x", "site:a b", "sites:x"}) {
-    EXPECT_EQ(SiteOf(cn), std::nullopt) << cn;
-  }
-  EXPECT_EQ(SiteOf("site:" + std::string(64, 'a')), std::nullopt);
-}
-
 // Over gRPC with mTLS: the aggregator trusts the job CA and, for client
 // certificates, the federation CA; workers Join with their certificates.
 class SiteCertificateOverGrpcTest : public PeerBindingTest {

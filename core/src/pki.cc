@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "braid/core/dns_name.h"
 #include "braid/core/file_io.h"
 #include "braid/core/status_macros.h"
 
@@ -329,8 +330,10 @@ std::optional<std::string> TenantOf(const std::string& common_name) {
 std::string SiteCommonName(const std::string& site) { return "site:" + site; }
 
 std::optional<std::string> SiteOf(const std::string& common_name) {
-  if (!absl::StartsWith(common_name, "site:") || common_name.size() == 5) return std::nullopt;
-  return common_name.substr(5);
+  if (!absl::StartsWith(common_name, "site:")) return std::nullopt;
+  std::string site = common_name.substr(5);
+  if (!IsDns1123Label(site)) return std::nullopt;
+  return site;
 }
 
 absl::StatusOr<TlsMaterial> ReadTlsFiles(const TlsFiles& files) {

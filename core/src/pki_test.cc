@@ -250,6 +250,11 @@ TEST(PkiCsrTest, SiteIdentitiesFromCommonNames) {
   EXPECT_EQ(SiteOf("site:"), std::nullopt);
   EXPECT_EQ(SiteOf("tenant:charite"), std::nullopt);
   EXPECT_EQ(TenantOf("site:charite"), std::nullopt);
+  // Only a Site's name (a DNS-1123 label) is read from a common name.
+  for (const char* cn : {"site:St-Mary", "site:-x", "site:a b", "sites:x"}) {
+    EXPECT_EQ(SiteOf(cn), std::nullopt) << cn;
+  }
+  EXPECT_EQ(SiteOf("site:" + std::string(64, 'a')), std::nullopt);
 }
 
 }  // namespace

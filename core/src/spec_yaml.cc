@@ -94,26 +94,6 @@ std::string Suggest(std::string_view key, const std::vector<std::string_view>& k
   return best;
 }
 
-bool IsDns1123Label(std::string_view s) {
-  if (s.empty() || s.size() > 63) return false;
-  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
-  for (char c : s) {
-    if (!alnum(c) && c != '-') return false;
-  }
-  return alnum(s.front()) && alnum(s.back());
-}
-
-bool IsDns1123Subdomain(std::string_view s) {
-  if (s.empty() || s.size() > 253) return false;
-  size_t start = 0;
-  while (true) {
-    size_t dot = s.find('.', start);
-    std::string_view label = s.substr(start, dot == s.npos ? s.npos : dot - start);
-    if (!IsDns1123Label(label)) return false;
-    if (dot == s.npos) return true;
-    start = dot + 1;
-  }
-}
 bool CheckList(const YAML::Node& node, const std::string& path, size_t min_size,
                size_t max_size, std::string_view what, Errors* errors) {
   if (!node.IsSequence()) {

@@ -17,6 +17,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "absl/status/statusor.h"
+#include "braid/core/dns_name.h"
 #include "braid/core/spec.h"
 
 namespace braid::spec::internal {
@@ -71,10 +72,9 @@ std::string Describe(const YAML::Node& node);
 // distance, case, '_' or '-' separators), or "" when none is close.
 std::string Suggest(std::string_view key, const std::vector<std::string_view>& known);
 
-// Kubernetes name rules: a DNS-1123 label (namespaces, our job and tenant
-// names) and a DNS-1123 subdomain (PersistentVolumeClaim names).
-bool IsDns1123Label(std::string_view s);
-bool IsDns1123Subdomain(std::string_view s);
+// Kubernetes name rules (braid/core/dns_name.h), as the decoders call them.
+using ::braid::IsDns1123Label;
+using ::braid::IsDns1123Subdomain;
 
 // Parses a duration: one or more <number><unit> with units ns, us, ms, s, m,
 // h ("30s", "5m", "1h30m", "250ms", "1.5h"). Returns seconds; no sign is

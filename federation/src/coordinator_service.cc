@@ -3,7 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "braid/core/log.h"
 #include "braid/federation/enrollment_token.h"
-#include "braid/federation/site_name.h"
+#include "braid/core/dns_name.h"
 #include "peer_identity.h"
 #include "rate_limiter.h"
 #include "sync_hub.h"
@@ -86,7 +86,7 @@ grpc::Status CoordinatorService::Impl::IssueFor(const std::string& site,
 
 grpc::Status CoordinatorService::Impl::Enroll(const v1::EnrollRequest& request,
                                               v1::Certificate* response) {
-  if (!IsValidSiteName(request.site())) {
+  if (!IsDns1123Label(request.site())) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "site: must be a DNS-1123 label (a-z, 0-9, '-', at most 63)");
   }

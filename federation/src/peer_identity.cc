@@ -4,7 +4,7 @@
 #include <grpcpp/security/auth_context.h>
 
 #include "braid/core/pki.h"
-#include "braid/federation/site_name.h"
+#include "braid/core/dns_name.h"
 
 namespace braid::federation {
 namespace {
@@ -23,7 +23,7 @@ std::optional<PeerSite> SiteOfPeer(const grpc::ServerContextBase& context) {
   if (auth == nullptr || !auth->IsPeerAuthenticated()) return std::nullopt;
   std::optional<std::string> site =
       pki::SiteOf(OnlyValue(*auth, GRPC_X509_CN_PROPERTY_NAME));
-  if (!site.has_value() || !IsValidSiteName(*site)) return std::nullopt;
+  if (!site.has_value() || !IsDns1123Label(*site)) return std::nullopt;
   absl::StatusOr<pki::CertInfo> info =
       pki::InspectCert(OnlyValue(*auth, GRPC_X509_PEM_CERT_PROPERTY_NAME));
   if (!info.ok()) return std::nullopt;

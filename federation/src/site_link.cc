@@ -13,7 +13,7 @@
 #include "braid/core/log.h"
 #include "braid/core/pki.h"
 #include "braid/core/status_macros.h"
-#include "braid/federation/site_name.h"
+#include "braid/core/dns_name.h"
 #include "braid/v1/sites.grpc.pb.h"
 #include "link_timing.h"
 #include "site_credentials.h"
@@ -333,7 +333,7 @@ absl::StatusOr<std::unique_ptr<SiteLink>> StartSiteLink(SiteLinkOptions options,
     return absl::InvalidArgumentError(
         "ca_bundle_pem: required (the CA the coordinator's certificate chains to)");
   }
-  if (!IsValidSiteName(options.site)) {
+  if (!IsDns1123Label(options.site)) {
     return absl::InvalidArgumentError(
         absl::StrCat("site: \"", options.site, "\" is not a DNS-1123 label"));
   }

@@ -4,7 +4,6 @@
 #include <cstdlib>
 #include <functional>
 #include <optional>
-#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -384,13 +383,13 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
     if (options_.federation != nullptr) site_objects = options_.federation->Sites();
     control::TenantResolution tenants = control::ResolveTenants(
         spec, tenant_objects, options_.federation != nullptr ? &site_objects : nullptr);
-    std::set<std::string> site_tenants;
+    bool has_site_tenants = false;
     std::map<std::string, SiteJobView> site_views;
     std::map<std::string, control::SiteReport> site_reports;
     for (size_t i = 0; i < spec.tenants.size(); ++i) {
       const spec::Tenant& t = spec.tenants[i];
       if (t.site.empty()) continue;
-      site_tenants.insert(t.name);
+      has_site_tenants = true;
       if (options_.federation == nullptr) continue;  // SitesNeedCoordinator
       if (!options_.tls) {
         tenants.problems.push_back(
@@ -412,7 +411,7 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
       observed.admission = control::DecideAdmission(spec, observed.consent);
       observed.admitted = control::WasAdmitted(previous) || observed.admission.admit;
     }
-    if (tenants.problems.empty() && !site_tenants.empty()) {
+    if (tenants.problems.empty() && has_site_tenants) {
       // The sites see the job from the start (they approve before it is
       // admitted) until it ends or is suspended.
       if (spec.suspend || control::EndedByAggregator(previous)) {
@@ -456,7 +455,7 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
       if (context.tls) {
         BRAID_ASSIGN_OR_RETURN(tls, EnsureTls(spec, context));
       }
-      if (!site_tenants.empty()) {
+      if (has_site_tenants) {
         context.federation_ca_secret = ObjectName(spec, ns, "federation-ca");
         const std::string ca_pem = options_.federation->CaPem();
         BRAID_RETURN_IF_ERROR(

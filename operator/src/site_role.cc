@@ -1,6 +1,7 @@
 #include "braid/operator/site_role.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 #include <utility>
@@ -9,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "braid/control/site_invitation.h"
 #include "braid/control/tenant_approval.h"
+#include "braid/core/dns_name.h"
 #include "braid/core/log.h"
 #include "braid/core/spec.h"
 #include "braid/core/status_macros.h"
@@ -41,20 +43,13 @@ bool IsSafeUid(const std::string& uid) {
 // refused, so a coordinator cannot fill the site's API server.
 constexpr int kMaxInvitations = 64;
 
-bool IsDnsLabel(const std::string& s) {
-  if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-  });
-}
-
 // Why an invitation cannot even be shown as an object (the CRD's bounds),
 // or "" when it can. Checked before anything is written, so one malformed
 // invitation never blocks the others.
 std::string MalformedField(const v1::Invitation& inv) {
-  if (!IsDnsLabel(inv.job_namespace())) return "job_namespace";
-  if (!IsDnsLabel(inv.job_name())) return "job_name";
-  if (!IsDnsLabel(inv.tenant())) return "tenant";
+  if (!IsDns1123Label(inv.job_namespace())) return "job_namespace";
+  if (!IsDns1123Label(inv.job_name())) return "job_name";
+  if (!IsDns1123Label(inv.tenant())) return "tenant";
   if (inv.dataset().empty() || inv.dataset().size() > 253) return "dataset";
   if (inv.job_yaml().size() > (1 << 20)) return "job_yaml";
   if (inv.coordinator().size() > 253) return "coordinator";
@@ -117,6 +112,7 @@ SiteReconciler::SiteReconciler(kube::Client* client, SiteRoleOptions options)
     : client_(client), options_(std::move(options)) {}
 
 absl::Status SiteReconciler::RemoveWorkers(const std::string& ns, const std::string& job_uid) {
+  applied_.erase(job_uid);  // applied again in full if they are to run again
   kube::ListOptions list;
   list.label_selector = JobSelector(job_uid);
   for (const kube::ResourceRef* ref :
@@ -128,6 +124,43 @@ absl::Status SiteReconciler::RemoveWorkers(const std::string& ns, const std::str
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status SiteReconciler::StopWorkers(const json& object) {
+  const std::string was = object.value("/status/phase"_json_pointer, std::string());
+  if (was == "Refused" || was == "AwaitingApproval" || was == "Withdrawn") {
+    applied_.erase(object.value("/spec/jobUid"_json_pointer, std::string()));
+    return absl::OkStatus();
+  }
+  return RemoveWorkers(object["metadata"]["namespace"], object["spec"]["jobUid"]);
+}
+
+absl::StatusOr<int> SiteReconciler::ApplyWorkers(const std::string& ns, const std::string& job_uid,
+                                                 const std::vector<json>& objects) {
+  const absl::Time now = absl::Now();
+  const size_t hash = std::hash<std::string>()(json(objects).dump());
+  auto it = applied_.find(job_uid);
+  if (it == applied_.end() || it->second.hash != hash ||
+      now - it->second.at >= kSiteReapplyInterval) {
+    for (const json& o : objects) {
+      const std::string kind = o.value("kind", "");
+      const kube::ResourceRef* ref = kind == "Deployment"      ? &kube::kDeployment
+                                     : kind == "NetworkPolicy" ? &kube::kNetworkPolicy
+                                     : kind == "Secret"        ? &kube::kSecret
+                                                               : &kube::kConfigMap;
+      BRAID_RETURN_IF_ERROR(client_->Apply(*ref, o, kFieldManager, true).status());
+    }
+    applied_[job_uid] = Applied{hash, now};
+  }
+  kube::ListOptions list;
+  list.label_selector = JobSelector(job_uid);
+  BRAID_ASSIGN_OR_RETURN(json deployments, client_->List(kube::kDeployment, ns, list));
+  int ready = 0;
+  for (const json& d : deployments["items"]) {
+    const json status = d.value("status", json::object());  // null until a controller writes it
+    if (status.is_object()) ready += status.value("readyReplicas", 0);
+  }
+  return ready;
 }
 
 absl::Status SiteReconciler::WriteStatus(const json& object, const v1::InvitationState& state) {
@@ -147,21 +180,25 @@ absl::Status SiteReconciler::WriteStatus(const json& object, const v1::Invitatio
 
 absl::StatusOr<v1::InvitationState> SiteReconciler::ReconcileOne(
     const v1::Invitation& inv, const federation::SiteIdentity& identity, const json& tenant_object,
-    const std::vector<json>& approvals) {
+    const std::vector<json>& approvals, const json* existing) {
   const std::string ns = tenant_object.value("/spec/namespace"_json_pointer, std::string());
   spec::ParseOptions parse;
   parse.check_files = false;
   absl::StatusOr<spec::JobSpec> job = spec::ParseJobYaml(inv.job_yaml(), "", parse);
 
   // The invitation as a local object, so the site's people see what it asks
-  // for (kubectl get fedinv) whatever the decision.
-  BRAID_ASSIGN_OR_RETURN(
-      json object, client_->Apply(kFederatedInvitation,
-                                  InvitationObject(inv, ns, job.ok() ? &*job : nullptr),
-                                  kFieldManager, /*force=*/true));
+  // for (kubectl get fedinv) whatever the decision; written when it changed.
+  const json desired = InvitationObject(inv, ns, job.ok() ? &*job : nullptr);
+  json object;
+  if (existing != nullptr && existing->value("spec", json()) == desired["spec"]) {
+    object = *existing;
+  } else {
+    BRAID_ASSIGN_OR_RETURN(object, client_->Apply(kFederatedInvitation, desired, kFieldManager,
+                                                  /*force=*/true));
+  }
   auto refuse = [&](const std::string& reason,
                     const std::string& message) -> absl::StatusOr<v1::InvitationState> {
-    BRAID_RETURN_IF_ERROR(RemoveWorkers(ns, inv.job_uid()));
+    BRAID_RETURN_IF_ERROR(StopWorkers(object));
     v1::InvitationState state = State(inv, "Refused", reason, message);
     BRAID_RETURN_IF_ERROR(WriteStatus(object, state));
     return state;
@@ -185,7 +222,7 @@ absl::StatusOr<v1::InvitationState> SiteReconciler::ReconcileOne(
                                                   consent.comment));
   }
   if (consent.consent == control::Consent::kPending) {
-    BRAID_RETURN_IF_ERROR(RemoveWorkers(ns, inv.job_uid()));
+    BRAID_RETURN_IF_ERROR(StopWorkers(object));
     v1::InvitationState state =
         State(inv, "AwaitingApproval", "AwaitingApproval",
               absl::StrCat("a TenantApproval in namespace ", ns, " naming tenant ", inv.tenant(),
@@ -231,16 +268,9 @@ absl::StatusOr<v1::InvitationState> SiteReconciler::ReconcileOne(
                            {"tls.crt", identity.cert_pem},
                            {"tls.key", identity.key_pem}});
   secret["metadata"]["ownerReferences"] = json::array({context.owner_reference});
-  BRAID_RETURN_IF_ERROR(client_->Apply(kube::kSecret, secret, kFieldManager, true).status());
-  int ready = 0;
-  for (json& o : DesiredObjects(local, context)) {
-    const std::string kind = o.value("kind", "");
-    const kube::ResourceRef* ref = kind == "Deployment"      ? &kube::kDeployment
-                                   : kind == "NetworkPolicy" ? &kube::kNetworkPolicy
-                                                             : &kube::kConfigMap;
-    BRAID_ASSIGN_OR_RETURN(json applied, client_->Apply(*ref, o, kFieldManager, true));
-    if (kind == "Deployment") ready += applied.value("/status/readyReplicas"_json_pointer, 0);
-  }
+  std::vector<json> objects = DesiredObjects(local, context);
+  objects.insert(objects.begin(), std::move(secret));
+  BRAID_ASSIGN_OR_RETURN(const int ready, ApplyWorkers(ns, inv.job_uid(), objects));
   v1::InvitationState state = State(inv, "Running", "WorkersCreated",
                                     absl::StrCat(ready, " of ", local.TotalReplicas(),
                                                  " workers ready"),
@@ -258,6 +288,18 @@ absl::StatusOr<v1::SiteReport> SiteReconciler::Reconcile(
   BRAID_ASSIGN_OR_RETURN(json approval_list, client_->List(kube::kTenantApproval, ns));
   const std::vector<json> approvals =
       approval_list.value("items", json::array()).get<std::vector<json>>();
+
+  // The invitations' objects as they are, by job uid.
+  std::map<std::string, json> existing;
+  if (!ns.empty()) {
+    kube::ListOptions mine;
+    mine.label_selector = std::string(kInvitationLabel) + "=true";
+    BRAID_ASSIGN_OR_RETURN(json list, client_->List(kFederatedInvitation, ns, mine));
+    for (json& object : list["items"]) {
+      const std::string uid = object.value("/spec/jobUid"_json_pointer, std::string());
+      existing[uid] = std::move(object);
+    }
+  }
 
   v1::SiteReport report;
   std::set<std::string> invited;
@@ -286,7 +328,9 @@ absl::StatusOr<v1::SiteReport> SiteReconciler::Reconcile(
     }
     // An API error for one invitation leaves the others' decisions intact;
     // it is retried at the next reconcile.
-    absl::StatusOr<v1::InvitationState> state = ReconcileOne(inv, identity, *tenant, approvals);
+    auto found = existing.find(inv.job_uid());
+    absl::StatusOr<v1::InvitationState> state = ReconcileOne(
+        inv, identity, *tenant, approvals, found == existing.end() ? nullptr : &found->second);
     if (!state.ok()) {
       if (first_error.ok()) first_error = state.status();
       continue;
@@ -295,15 +339,10 @@ absl::StatusOr<v1::SiteReport> SiteReconciler::Reconcile(
   }
 
   // Invitations the coordinator no longer sends: their workers go.
-  if (!ns.empty()) {
-    kube::ListOptions mine;
-    mine.label_selector = std::string(kInvitationLabel) + "=true";
-    BRAID_ASSIGN_OR_RETURN(json existing, client_->List(kFederatedInvitation, ns, mine));
-    for (const json& object : existing.value("items", json::array())) {
-      const std::string uid = object.value("/spec/jobUid"_json_pointer, std::string());
-      if (invited.count(uid) > 0) continue;
-      if (object.value("/status/phase"_json_pointer, std::string()) == "Withdrawn") continue;
-      BRAID_RETURN_IF_ERROR(RemoveWorkers(ns, uid));
+  for (const auto& [uid, object] : existing) {
+    if (invited.count(uid) > 0) continue;
+    if (object.value("/status/phase"_json_pointer, std::string()) != "Withdrawn") {
+      BRAID_RETURN_IF_ERROR(StopWorkers(object));
       v1::Invitation gone;
       gone.set_job_uid(uid);
       BRAID_RETURN_IF_ERROR(WriteStatus(

@@ -72,6 +72,18 @@ class SiteReconcilerTest : public ::testing::Test {
   }
   std::vector<json> Deployments() { return Items(kube::kDeployment); }
 
+  // The site's admin decides on the job, in the Tenant's namespace.
+  void Decide(const std::string& decision) {
+    server_.Upsert(kube::kTenantApproval,
+                   {{"apiVersion", "braid.dev/v1alpha1"},
+                    {"kind", "TenantApproval"},
+                    {"metadata", {{"name", "notes"}, {"namespace", "tenant-st-mary"}}},
+                    {"spec",
+                     {{"tenant", "st-mary"},
+                      {"job", {{"namespace", "consortium"}, {"name", "notes"}}},
+                      {"decision", decision}}}});
+  }
+
   kube::FakeApiServer server_;
   std::unique_ptr<kube::Client> client_ = kube::NewClient(server_.NewTransport());
   SiteReconciler reconciler_{client_.get(),
@@ -116,18 +128,10 @@ TEST_F(SiteReconcilerTest, ApprovalIsAwaitedAndARefusalStopsRunningWorkers) {
   SetTenant({{"requireApproval", true}});
   EXPECT_EQ(Reconcile({Invite()}).jobs(0).state(), "AwaitingApproval");
   EXPECT_TRUE(Deployments().empty());
-  json approval = {{"apiVersion", "braid.dev/v1alpha1"},
-                   {"kind", "TenantApproval"},
-                   {"metadata", {{"name", "notes"}, {"namespace", "tenant-st-mary"}}},
-                   {"spec",
-                    {{"tenant", "st-mary"},
-                     {"job", {{"namespace", "consortium"}, {"name", "notes"}}},
-                     {"decision", "Approved"}}}};
-  server_.Upsert(kube::kTenantApproval, approval);
+  Decide("Approved");
   EXPECT_EQ(Reconcile({Invite()}).jobs(0).state(), "Running");
   EXPECT_EQ(Deployments().size(), 1u);
-  approval["spec"]["decision"] = "Refused";
-  server_.Upsert(kube::kTenantApproval, approval);
+  Decide("Refused");
   const v1::SiteReport report = Reconcile({Invite()});
   EXPECT_EQ(report.jobs(0).state(), "Refused");
   EXPECT_EQ(report.jobs(0).reason(), "RefusedByTenant");
@@ -171,6 +175,38 @@ TEST_F(SiteReconcilerTest, ACoordinatorCannotFloodTheSite) {
   for (const v1::InvitationState& s : report.jobs()) refused += s.reason() == "TooManyInvitations";
   EXPECT_EQ(refused, 100 - 64);
   EXPECT_LE(Items(kFederatedInvitation).size(), 64u);
+}
+
+}  // namespace
+}  // namespace braid::op
+
+namespace braid::op {
+namespace {
+
+// The site's agent reconciles every few seconds: what did not change is
+// not written again, and a re-approval after a refusal recreates the workers.
+TEST_F(SiteReconcilerTest, AnUnchangedInvitationWritesNothingAgain) {
+  ASSERT_EQ(Reconcile({Invite()}).jobs(0).state(), "Running");
+  server_.clear_requests();
+  ASSERT_EQ(Reconcile({Invite()}).jobs(0).state(), "Running");
+  std::vector<std::string> writes;
+  for (const kube::HttpRequest& r : server_.requests()) {
+    if (r.method != "GET") writes.push_back(r.method + " " + r.path);
+  }
+  EXPECT_TRUE(writes.empty()) << ::testing::PrintToString(writes);
+}
+
+TEST_F(SiteReconcilerTest, AReApprovalAfterARefusalRecreatesTheWorkers) {
+  SetTenant({{"requireApproval", true}});
+  Decide("Approved");
+  ASSERT_EQ(Reconcile({Invite()}).jobs(0).state(), "Running");
+  Decide("Refused");
+  ASSERT_EQ(Reconcile({Invite()}).jobs(0).state(), "Refused");
+  EXPECT_EQ(Reconcile({Invite()}).jobs(0).state(), "Refused");
+  ASSERT_TRUE(Deployments().empty());
+  Decide("Approved");
+  ASSERT_EQ(Reconcile({Invite()}).jobs(0).state(), "Running");
+  EXPECT_EQ(Deployments().size(), 1u);
 }
 
 }  // namespace

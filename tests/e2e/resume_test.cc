@@ -36,6 +36,7 @@
 #include "braid/v1/federation.grpc.pb.h"
 #include "braid/worker/federation_client.h"
 #include "tests/e2e/harness.h"
+#include "tests/k8s/tcp_proxy.h"
 
 namespace braid::e2e {
 namespace {
@@ -46,130 +47,6 @@ std::string Sha256(const std::string& bytes) {
   EVP_Digest(bytes.data(), bytes.size(), out, &n, EVP_sha256(), nullptr);
   return std::string(reinterpret_cast<const char*>(out), n);
 }
-
-// A TCP forwarder on 127.0.0.1 that cuts every connection once, when the
-// clients have sent a given number of bytes (CutAfter) - a link that drops
-// in the middle of an upload. Counts the bytes clients send through it.
-class CuttingProxy {
- public:
-  explicit CuttingProxy(int upstream_port) : upstream_port_(upstream_port) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    ::listen(listen_fd_, 64);
-    socklen_t len = sizeof(addr);
-    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    acceptor_ = std::thread([this] { AcceptLoop(); });
-  }
-  ~CuttingProxy() {
-    stopping_ = true;
-    acceptor_.join();
-    ::close(listen_fd_);
-    std::vector<std::thread> pipes;
-    {
-      absl::MutexLock lock(&mu_);
-      for (int fd : open_) ::shutdown(fd, SHUT_RDWR);
-      pipes.swap(pipes_);
-    }
-    for (std::thread& t : pipes) t.join();
-  }
-  CuttingProxy(const CuttingProxy&) = delete;
-  CuttingProxy& operator=(const CuttingProxy&) = delete;
-
-  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
-  // Cuts every open connection once the clients have sent `bytes` in all
-  // (or, `downstream`, once the upstream has sent them that many).
-  void CutAfter(uint64_t bytes, bool downstream = false) {
-    downstream_ = downstream;
-    cut_at_ = bytes;
-  }
-  bool cut() const { return cut_done_; }
-  uint64_t client_bytes() const { return client_bytes_; }
-  uint64_t server_bytes() const { return server_bytes_; }
-
- private:
-  void AcceptLoop() {
-    while (!stopping_) {
-      pollfd p{listen_fd_, POLLIN, 0};
-      if (::poll(&p, 1, 100) <= 0) continue;
-      const int client = ::accept(listen_fd_, nullptr, nullptr);
-      if (client < 0) continue;
-      const int upstream = ::socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in addr{};
-      addr.sin_family = AF_INET;
-      addr.sin_port = htons(static_cast<uint16_t>(upstream_port_));
-      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      if (::connect(upstream, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-        ::close(client);
-        ::close(upstream);
-        continue;
-      }
-      absl::MutexLock lock(&mu_);
-      open_.insert(client);
-      open_.insert(upstream);
-      pipes_.emplace_back([this, client, upstream] { Pipe(client, upstream); });
-    }
-  }
-  void CutAll() {
-    absl::MutexLock lock(&mu_);
-    for (int fd : open_) ::shutdown(fd, SHUT_RDWR);
-  }
-  // Copies both ways until either side closes (or the cut), then closes both.
-  void Pipe(int client, int upstream) {
-    std::vector<char> buf(64 * 1024);
-    pollfd fds[2] = {{client, POLLIN, 0}, {upstream, POLLIN, 0}};
-    bool open = true;
-    while (open && !stopping_) {
-      if (::poll(fds, 2, 200) < 0) break;
-      for (int i = 0; i < 2 && open; ++i) {
-        if (fds[i].revents == 0) continue;
-        const ssize_t n = ::read(fds[i].fd, buf.data(), buf.size());
-        if (n <= 0) {
-          open = false;
-          break;
-        }
-        {
-          const uint64_t total = (i == 0 ? client_bytes_ : server_bytes_) += static_cast<uint64_t>(n);
-          if ((i == 1) == downstream_ && !cut_done_ && total >= cut_at_) {
-            cut_done_ = true;
-            CutAll();
-            open = false;
-            break;
-          }
-        }
-        for (ssize_t sent = 0; sent < n && open;) {
-          const ssize_t w = ::send(fds[1 - i].fd, buf.data() + sent, n - sent, MSG_NOSIGNAL);
-          if (w <= 0) open = false;
-          sent += w;
-        }
-      }
-    }
-    {
-      absl::MutexLock lock(&mu_);
-      open_.erase(client);
-      open_.erase(upstream);
-    }
-    ::close(client);
-    ::close(upstream);
-  }
-
-  const int upstream_port_;
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stopping_{false};
-  std::atomic<uint64_t> cut_at_{UINT64_MAX};
-  std::atomic<bool> cut_done_{false};
-  std::atomic<uint64_t> client_bytes_{0};
-  std::atomic<uint64_t> server_bytes_{0};
-  std::atomic<bool> downstream_{false};
-  std::thread acceptor_;
-  absl::Mutex mu_;
-  std::set<int> open_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::thread> pipes_ ABSL_GUARDED_BY(mu_);
-};
 
 // The aggregator's Prometheus samples (name{labels} -> value), or an empty
 // map if /metrics cannot be read.
@@ -261,10 +138,10 @@ TEST(Resume, ARealWorkersUploadCutAtHalfResumesAndSendsOnlyTheRest) {
   // What the worker sends before its upload (join, task requests,
   // heartbeats, flow control for the weights it downloads) is small: the
   // cut falls in the upload, about half-way.
-  CuttingProxy proxy(agg->port);
-  proxy.CutAfter(model_bytes / 2);
+  k8s::TcpProxy proxy("127.0.0.1", agg->port);
+  proxy.CutAfter(model_bytes / 2, k8s::TcpProxy::Direction::kUp);
   auto worker = cli::Subprocess::Start({Binary("braid-worker"), "run", "--job", job, "--tenant",
-                                        "st-mary", "--aggregator", proxy.address()},
+                                        "st-mary", "--aggregator", absl::StrCat("127.0.0.1:", proxy.port())},
                                        dir + "/worker.log");
   ASSERT_TRUE(worker.ok()) << worker.status();
 
@@ -301,7 +178,7 @@ TEST(Resume, ARealWorkersUploadCutAtHalfResumesAndSendsOnlyTheRest) {
             << static_cast<uint64_t>(streamed) - static_cast<uint64_t>(kept)
             << " went in the resumed one (the update restarted from zero: "
             << static_cast<uint64_t>(kept) + model_bytes << "); through the proxy: "
-            << proxy.client_bytes() << " bytes from the worker in all\n";
+            << proxy.bytes_up() << " bytes from the worker in all\n";
   EXPECT_EQ(worker->Wait(absl::Seconds(30)), 0) << log;
 
   // The right result: the same job, seeded alike, with no cut gives the
@@ -350,10 +227,10 @@ TEST(Resume, ARealWorkersWeightsDownloadCutAtHalfResumes) {
   for (const safetensors::Entry& e : index->entries) model_bytes += e.nbytes;
   auto agg = StartAggregator(job, dir, dir + "/init.safetensors", 0, {"--expected-clients=1"});
   ASSERT_TRUE(agg.ok()) << agg.status();
-  CuttingProxy proxy(agg->port);
-  proxy.CutAfter(model_bytes / 2, /*downstream=*/true);
+  k8s::TcpProxy proxy("127.0.0.1", agg->port);
+  proxy.CutAfter(model_bytes / 2, k8s::TcpProxy::Direction::kDown);
   auto worker = cli::Subprocess::Start({Binary("braid-worker"), "run", "--job", job, "--tenant",
-                                        "st-mary", "--aggregator", proxy.address()},
+                                        "st-mary", "--aggregator", absl::StrCat("127.0.0.1:", proxy.port())},
                                        dir + "/worker.log");
   ASSERT_TRUE(worker.ok()) << worker.status();
   auto done = WaitForStatus(agg->address(), absl::Seconds(90), [](const v1::JobStatus& s) {
@@ -369,8 +246,8 @@ TEST(Resume, ARealWorkersWeightsDownloadCutAtHalfResumes) {
   // Two downloads (FIT, EVALUATE) and what was in flight at the cut: far
   // less than a download started over would add.
   std::cout << "[ measured ] weights " << model_bytes << " bytes; through the proxy to the worker: "
-            << proxy.server_bytes() << " bytes for two downloads, one cut at about half\n";
-  EXPECT_LT(proxy.server_bytes(), 2 * model_bytes + model_bytes / 4)
+            << proxy.bytes_down() << " bytes for two downloads, one cut at about half\n";
+  EXPECT_LT(proxy.bytes_down(), 2 * model_bytes + model_bytes / 4)
       << "the cut download was sent again from the start";
   EXPECT_EQ(worker->Wait(absl::Seconds(30)), 0) << log;
 }

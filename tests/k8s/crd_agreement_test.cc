@@ -84,8 +84,12 @@ class CrdAgreementTest : public ::testing::Test {
     CommandResult r = Kubectl({"wait", "--for=condition=Established", "--timeout=60s",
                                "crd/sites.braid.dev", "crd/federatedinvitations.braid.dev"});
     ASSERT_EQ(r.code, 0) << r.err;
-    // Namespaces the corpus names, so that only the schema decides.
+    // Namespaces the corpus names, so that only the schema decides; and no
+    // Site left by the multisite tests (same cluster) under a name the
+    // dry-run creates would then collide with.
     for (const char* ns : {"research"}) CreateNamespace(ns);
+    r = Kubectl({"delete", "sites", "--all"});
+    ASSERT_EQ(r.code, 0) << r.err;
   }
 };
 

@@ -96,6 +96,14 @@ void TcpProxy::Pipe(int a, int b) {
         open = false;
         break;
       }
+      const Direction direction = i == 0 ? Direction::kUp : Direction::kDown;
+      const uint64_t total =
+          (direction == Direction::kUp ? bytes_up_ : bytes_down_) += static_cast<uint64_t>(n);
+      if (direction == cut_direction_ && total >= cut_at_ && !cut_done_.exchange(true)) {
+        CutAll();
+        open = false;
+        break;
+      }
       ssize_t sent = 0;
       while (sent < n) {
         // MSG_NOSIGNAL: a peer that already closed (the proxy breaking

@@ -2,7 +2,10 @@
 // purpose: everything accepted is piped to `upstream`; CutAll() closes every
 // open connection at once (as a dropped network or a restarted load
 // balancer would), and while refusing, new connections are closed on
-// accept. TLS passes through untouched. Optionally it shapes the link like
+// accept. CutAfter() cuts them all once a given number of bytes has passed
+// one way (a link that drops in the middle of a transfer); the bytes each
+// way are counted. TLS passes through untouched. Optionally it shapes the
+// link like
 // a WAN: each byte is delivered `latency` after it was read (per
 // direction, so a round trip costs twice that) and no faster than
 // `bytes_per_second` per direction of each connection.
@@ -10,6 +13,7 @@
 #define BRAID_TESTS_K8S_TCP_PROXY_H_
 
 #include <atomic>
+#include <cstdint>
 #include <set>
 #include <string>
 #include <thread>
@@ -29,6 +33,8 @@ struct LinkShape {
 
 class TcpProxy {
  public:
+  enum class Direction { kUp, kDown };  // client -> upstream, upstream -> client
+
   // Forwards to upstream_host:upstream_port; listens on a free port.
   TcpProxy(std::string upstream_host, int upstream_port, LinkShape shape = {});
   ~TcpProxy();
@@ -39,6 +45,18 @@ class TcpProxy {
   // Closes every open connection; returns how many there were.
   int CutAll();
   void SetRefusing(bool refusing) { refusing_ = refusing; }
+  // Once `bytes` in all (over every connection) have been read going
+  // `direction`, every open connection is cut, once; the read that crosses
+  // the mark is not forwarded. Unshaped links only.
+  void CutAfter(uint64_t bytes, Direction direction) {
+    cut_direction_ = direction;
+    cut_at_ = bytes;
+  }
+  bool cut() const { return cut_done_; }
+  // Bytes read from the clients (up) and from the upstream (down), over
+  // every unshaped connection.
+  uint64_t bytes_up() const { return bytes_up_; }
+  uint64_t bytes_down() const { return bytes_down_; }
   // The shape of connections accepted from now on (open ones keep theirs).
   void SetShape(LinkShape shape) {
     absl::MutexLock lock(&mu_);
@@ -58,6 +76,11 @@ class TcpProxy {
   int port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> refusing_{false};
+  std::atomic<Direction> cut_direction_{Direction::kUp};
+  std::atomic<uint64_t> cut_at_{UINT64_MAX};
+  std::atomic<bool> cut_done_{false};
+  std::atomic<uint64_t> bytes_up_{0};
+  std::atomic<uint64_t> bytes_down_{0};
   std::thread acceptor_;
   absl::Mutex mu_;
   std::set<int> open_ ABSL_GUARDED_BY(mu_);

@@ -27,10 +27,6 @@
 
 namespace braid::aggregator {
 
-// "site:<s>" -> <s>, when <s> is a DNS-1123 label (a Site's name); else
-// nullopt.
-std::optional<std::string> SiteOf(const std::string& common_name);
-
 // The peer's verified leaf certificate (PEM) as gRPC saw it; "" over
 // plaintext.
 std::string PeerCertificatePem(const grpc::ServerContext& ctx);

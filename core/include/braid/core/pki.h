@@ -90,7 +90,8 @@ inline constexpr char kAggregatorCommonName[] = "aggregator";
 std::optional<std::string> TenantOf(const std::string& common_name);
 
 std::string SiteCommonName(const std::string& site);  // "site:<site>"
-// The site a common name speaks for, if it is a site's.
+// The site a common name speaks for: "site:<s>" -> <s> when <s> is a
+// DNS-1123 label (a Site's name); nullopt otherwise.
 std::optional<std::string> SiteOf(const std::string& common_name);
 
 // Files of one identity, as braid-worker and braid-aggregator take them
