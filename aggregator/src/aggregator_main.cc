@@ -40,7 +40,11 @@ ABSL_FLAG(std::string, tls_key, "", "the aggregator's private key (PEM)");
 ABSL_FLAG(std::string, tls_client_ca_extra, "",
           "multi-site: the federation CA (PEM), trusted besides --tls-ca for client "
           "certificates only; a certificate it issued with CN site:<s> speaks for the job's "
-          "tenant whose site is <s>, and for nothing else");
+          "tenant whose site is <s>, and for nothing else; needs --site-admission");
+ABSL_FLAG(std::string, site_admission, "",
+          "multi-site: the sites the coordinator admits now (JSON, {\"sites\": {\"<s>\": "
+          "{\"uid\": \"<Site uid>\"}}}), read again whenever it changes; a site not listed, "
+          "or a certificate issued for another uid, is refused at its next call");
 ABSL_FLAG(std::string, checkpoint_dir, "", "directory for the checkpoint (required)");
 ABSL_FLAG(std::string, initial_model, "",
           "safetensors file with the initial weights (when the checkpoint is empty)");
@@ -266,8 +270,18 @@ int RunAggregator(const StrategyDecorator& decorate) {
     }
     site_ca = *std::move(pem);
   }
+  std::shared_ptr<aggregator::SiteAdmission> site_admission;
+  if (const std::string path = absl::GetFlag(FLAGS_site_admission); !path.empty()) {
+    absl::StatusOr<std::unique_ptr<aggregator::SiteAdmission>> opened =
+        aggregator::SiteAdmission::Open(path);
+    if (!opened.ok()) {
+      std::cerr << "braid-aggregator: --site-admission: " << opened.status().message() << "\n";
+      return 2;
+    }
+    site_admission = *std::move(opened);
+  }
   absl::StatusOr<aggregator::PeerBinding> binding = aggregator::PeerBinding::Create(
-      *job, tls->has_value() ? (*tls)->ca_pem : std::string(), site_ca);
+      *job, tls->has_value() ? (*tls)->ca_pem : std::string(), site_ca, std::move(site_admission));
   if (!binding.ok()) {
     std::cerr << "braid-aggregator: " << binding.status().message() << "\n";
     return 2;

@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "braid/core/pki.h"
+#include "braid/core/status_macros.h"
 
 namespace braid::aggregator {
 namespace {
@@ -61,7 +62,8 @@ std::string PeerCertificatePem(const grpc::ServerContext& ctx) {
 
 absl::StatusOr<PeerBinding> PeerBinding::Create(const spec::JobSpec& job,
                                                 const std::string& job_ca_pem,
-                                                const std::string& site_ca_pem) {
+                                                const std::string& site_ca_pem,
+                                                std::shared_ptr<SiteAdmission> admission) {
   PeerBinding b;
   for (const spec::Tenant& t : job.tenants) {
     if (!t.IsSite()) continue;
@@ -73,6 +75,12 @@ absl::StatusOr<PeerBinding> PeerBinding::Create(const spec::JobSpec& job,
     b.site_of_tenant_[t.name] = t.site;
   }
   if (site_ca_pem.empty()) return b;
+  if (admission == nullptr) {
+    return absl::InvalidArgumentError(
+        "--tls-client-ca-extra needs --site-admission: the list of the sites the coordinator "
+        "admits now");
+  }
+  b.admission_ = std::move(admission);
   absl::StatusOr<std::vector<std::shared_ptr<void>>> cas =
       ReadCertificates(site_ca_pem, "the federation CA (--tls-client-ca-extra)");
   if (!cas.ok()) return cas.status();
@@ -148,6 +156,9 @@ absl::StatusOr<std::string> PeerBinding::TenantOf(const std::string& common_name
       return absl::PermissionDeniedError(
           absl::StrCat("site '", *site, "' is not a tenant of this job"));
     }
+    absl::StatusOr<pki::CertInfo> info = pki::InspectCert(peer_cert_pem);
+    if (!info.ok()) return absl::PermissionDeniedError("the caller's certificate does not parse");
+    BRAID_RETURN_IF_ERROR(admission_->Check(*site, pki::SiteUidOf(*info)));
     return it->second;
   }
   return absl::PermissionDeniedError(

@@ -4,14 +4,21 @@
 // with mTLS, as braid-aggregator --tls-client-ca-extra serves it.
 #include "braid/aggregator/peer_binding.h"
 
+#include <cstdio>
+#include <fstream>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "braid/aggregator/federation_service.h"
 #include "braid/aggregator/round_engine.h"
+#include "braid/aggregator/site_admission.h"
 #include "braid/core/grpc_tls.h"
 #include "braid/core/pki.h"
 #include "braid/core/spec.h"
@@ -50,30 +57,66 @@ pki::KeyPair Ca(const std::string& name) {
   return ca.ok() ? *ca : pki::KeyPair();
 }
 
-pki::KeyPair Client(const pki::KeyPair& ca, const std::string& cn) {
+// A client certificate for `cn`, naming Site uid `uid` when given.
+pki::KeyPair Client(const pki::KeyPair& ca, const std::string& cn, const std::string& uid = "") {
   pki::CertRequest r;
   r.common_name = cn;
   r.client = true;
+  if (!uid.empty()) r.uris = {pki::SiteUidUri(uid)};
   r.validity = absl::Hours(1);
   absl::StatusOr<pki::KeyPair> id = pki::Issue(ca, r);
   EXPECT_TRUE(id.ok()) << id.status();
   return id.ok() ? *id : pki::KeyPair();
 }
 
+// Writes `text` to `path` as the kubelet updates a mounted ConfigMap: a
+// new file renamed over the old one.
+void Publish(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".new";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+  }
+  ASSERT_EQ(std::rename(tmp.c_str(), path.c_str()), 0) << path;
+}
+
+// The admission list naming `sites` with their uids (as `uid_` gives them).
+std::string AdmissionList(const std::map<std::string, std::string>& sites) {
+  nlohmann::json list = {{"sites", nlohmann::json::object()}};
+  for (const auto& [site, uid] : sites) list["sites"][site] = {{"uid", uid}};
+  return list.dump();
+}
+
 class PeerBindingTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<PeerBinding> b = PeerBinding::Create(Job(), job_ca_.cert_pem, fed_ca_.cert_pem);
+    admission_path_ = ::testing::TempDir() + "/peer_binding_sites.json";
+    ASSERT_NO_FATAL_FAILURE(Publish(admission_path_, AdmissionList(uid_)));
+    absl::StatusOr<std::unique_ptr<SiteAdmission>> admission =
+        SiteAdmission::Open(admission_path_);
+    ASSERT_TRUE(admission.ok()) << admission.status();
+    absl::StatusOr<PeerBinding> b = PeerBinding::Create(Job(), job_ca_.cert_pem, fed_ca_.cert_pem,
+                                                        *std::move(admission));
     ASSERT_TRUE(b.ok()) << b.status();
     binding_ = *std::move(b);
   }
+  // A client certificate for `cn` from `ca`; a site's names its Site's uid.
+  pki::KeyPair Cert(const pki::KeyPair& ca, const std::string& cn) const {
+    std::optional<std::string> site = pki::SiteOf(cn);
+    auto uid = site.has_value() ? uid_.find(*site) : uid_.end();
+    return Client(ca, cn, uid == uid_.end() ? "" : uid->second);
+  }
   // What a peer with a certificate for `cn` from `ca` speaks for.
   absl::StatusOr<std::string> As(const pki::KeyPair& ca, const std::string& cn) const {
-    return binding_.TenantOf(cn, Client(ca, cn).cert_pem);
+    return binding_.TenantOf(cn, Cert(ca, cn).cert_pem);
   }
 
   const pki::KeyPair job_ca_ = Ca("job");
   const pki::KeyPair fed_ca_ = Ca("federation");
+  // The sites the coordinator admits, with their Site objects' uids.
+  std::map<std::string, std::string> uid_ = {
+      {"st-mary-london", "uid-mary"}, {"charite", "uid-charite"}, {"karolinska", "uid-karo"}};
+  std::string admission_path_;
   PeerBinding binding_;
 };
 
@@ -119,14 +162,14 @@ TEST_F(PeerBindingTest, WithoutTheFederationCaNoSiteIsAdmitted) {
   absl::StatusOr<PeerBinding> plain = PeerBinding::Create(Job(), job_ca_.cert_pem, "");
   ASSERT_TRUE(plain.ok()) << plain.status();
   const std::string cn = "site:st-mary-london";
-  EXPECT_EQ(plain->TenantOf(cn, Client(fed_ca_, cn).cert_pem).status().code(),
+  EXPECT_EQ(plain->TenantOf(cn, Cert(fed_ca_, cn).cert_pem).status().code(),
             absl::StatusCode::kPermissionDenied);
   EXPECT_TRUE(plain->TenantOf("tenant:local", "").ok());
 }
 
 TEST_F(PeerBindingTest, OnlyTheJobsSitesReadItsStatus) {
   auto may_read = [&](const pki::KeyPair& ca, const std::string& cn) {
-    return binding_.MayReadStatus(cn, Client(ca, cn).cert_pem);
+    return binding_.MayReadStatus(cn, Cert(ca, cn).cert_pem);
   };
   EXPECT_TRUE(may_read(job_ca_, "operator").ok());
   EXPECT_TRUE(may_read(job_ca_, "tenant:local").ok());
@@ -135,6 +178,59 @@ TEST_F(PeerBindingTest, OnlyTheJobsSitesReadItsStatus) {
   // name learns nothing of it.
   EXPECT_EQ(may_read(fed_ca_, "site:karolinska").code(), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(may_read(fed_ca_, "operator").code(), absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(PeerBindingTest, ARevokedOrDeletedSiteIsRefusedAtItsNextCallAndAdmittedWhenBack) {
+  ASSERT_TRUE(As(fed_ca_, "site:charite").ok());
+  // The coordinator no longer lists charite (revoked, or its Site deleted).
+  ASSERT_NO_FATAL_FAILURE(Publish(admission_path_, AdmissionList({{"st-mary-london", "uid-mary"}})));
+  absl::StatusOr<std::string> t = As(fed_ca_, "site:charite");
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("revoked or deleted"));
+  EXPECT_EQ(binding_.MayReadStatus("site:charite", Cert(fed_ca_, "site:charite").cert_pem).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(As(fed_ca_, "site:st-mary-london").ok()) << "the other site stays";
+  ASSERT_NO_FATAL_FAILURE(Publish(admission_path_, AdmissionList(uid_)));
+  EXPECT_TRUE(As(fed_ca_, "site:charite").ok());
+}
+
+TEST_F(PeerBindingTest, ACertificateOfAnEarlierSiteOfTheSameNameIsRefused) {
+  const std::string cn = "site:charite";
+  for (const std::string& uid : {std::string("uid-charite-before"), std::string()}) {
+    absl::StatusOr<std::string> t = binding_.TenantOf(cn, Client(fed_ca_, cn, uid).cert_pem);
+    EXPECT_EQ(t.status().code(), absl::StatusCode::kPermissionDenied) << uid;
+    EXPECT_THAT(std::string(t.status().message()), HasSubstr("earlier Site 'charite'"));
+  }
+}
+
+TEST_F(PeerBindingTest, WhileTheListCannotBeReadNoSiteIsAdmitted) {
+  ASSERT_NO_FATAL_FAILURE(Publish(admission_path_, "{\"sites\": [}"));
+  EXPECT_EQ(As(fed_ca_, "site:charite").status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(As(job_ca_, "tenant:local").ok()) << "this cluster's tenants do not depend on it";
+  ASSERT_NO_FATAL_FAILURE(Publish(admission_path_, AdmissionList(uid_)));
+  EXPECT_TRUE(As(fed_ca_, "site:charite").ok());
+}
+
+TEST(SiteAdmissionTest, ABadListIsRefusedWithThePathOfWhatIsWrong) {
+  const std::string path = ::testing::TempDir() + "/bad_sites.json";
+  ASSERT_NO_FATAL_FAILURE(Publish(path, R"({"sites": {"charite": {"uid": 7}}})"));
+  absl::StatusOr<std::unique_ptr<SiteAdmission>> a = SiteAdmission::Open(path);
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(a.status().message()), HasSubstr(path + ": sites.charite.uid"));
+  EXPECT_THAT(std::string(ParseSiteAdmission(R"({"sites": {"Not A Site": {"uid": "u"}}})", "f")
+                              .status()
+                              .message()),
+              HasSubstr("f: sites.Not A Site: not a Site name"));
+  EXPECT_FALSE(ParseSiteAdmission("[]", "f").ok());
+  EXPECT_FALSE(SiteAdmission::Open(path + ".missing").ok());
+}
+
+TEST(PeerBindingCreate, AFederationCaNeedsTheSitesAdmissionList) {
+  const pki::KeyPair job_ca = Ca("job");
+  const pki::KeyPair fed_ca = Ca("federation");
+  absl::StatusOr<PeerBinding> b = PeerBinding::Create(Job(), job_ca.cert_pem, fed_ca.cert_pem);
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(b.status().message()), HasSubstr("--site-admission"));
 }
 
 TEST(PeerBindingCreate, TheJobsOwnCaIsNotAFederationCa) {
@@ -186,7 +282,7 @@ class SiteCertificateOverGrpcTest : public PeerBindingTest {
 
   // Join as `tenant` with a certificate for `cn` from `ca`.
   grpc::Status Join(const pki::KeyPair& ca, const std::string& cn, const std::string& tenant) {
-    const pki::KeyPair id = Client(ca, cn);
+    const pki::KeyPair id = Cert(ca, cn);
     pki::TlsMaterial tls{job_ca_.cert_pem, id.cert_pem, id.key_pem, ""};
     auto stub = v1::Federation::NewStub(
         grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_), ChannelCredentials(tls)));
@@ -229,7 +325,7 @@ TEST_F(SiteCertificateOverGrpcTest, ASiteJoinsAsItsTenantAndAsNoOther) {
 
 TEST_F(SiteCertificateOverGrpcTest, ASiteTheJobDoesNotNameCannotReadItsStatus) {
   auto status = [&](const pki::KeyPair& ca, const std::string& cn) {
-    const pki::KeyPair id = Client(ca, cn);
+    const pki::KeyPair id = Cert(ca, cn);
     pki::TlsMaterial tls{job_ca_.cert_pem, id.cert_pem, id.key_pem, ""};
     auto stub = v1::Federation::NewStub(
         grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_), ChannelCredentials(tls)));

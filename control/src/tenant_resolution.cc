@@ -64,7 +64,7 @@ std::vector<TenantProblem> PolicyProblems(const spec::JobSpec& job, const std::s
 
 TenantResolution ResolveTenants(const spec::JobSpec& job,
                                 const std::map<std::string, json>& tenants,
-                                const std::map<std::string, json>* sites) {
+                                const std::map<std::string, json>* sites, bool admitted) {
   TenantResolution out;
   for (size_t i = 0; i < job.tenants.size(); ++i) {
     const spec::Tenant& t = job.tenants[i];
@@ -81,11 +81,21 @@ TenantResolution ResolveTenants(const spec::JobSpec& job,
         continue;
       }
       auto site = sites->find(t.site);
-      if (site == sites->end()) {
+      if (site == sites->end() && admitted) {
+        out.departed.push_back({at + ".site", "SiteNotFound",
+                                "Site " + Quote(t.site) +
+                                    " was deleted; the job goes on without tenant " +
+                                    Quote(t.name)});
+      } else if (site == sites->end()) {
         add(at + ".site", "SiteNotFound",
             "no Site " + Quote(t.site) +
                 " exists; a cluster administrator creates it (kind: Site, braid.dev/v1alpha1) "
                 "and the institution enrolls with its token");
+      } else if (Revoked(site->second) && admitted) {
+        out.departed.push_back({at + ".site", "SiteRevoked",
+                                "Site " + Quote(t.site) +
+                                    " was revoked; the job goes on without tenant " +
+                                    Quote(t.name)});
       } else if (Revoked(site->second)) {
         add(at + ".site", "SiteRevoked",
             "Site " + Quote(t.site) + " is revoked; it takes part in no job");

@@ -253,6 +253,20 @@ TEST(ResolveTenants, AMissingOrRevokedSiteIsRefusedAtTheSiteField) {
   EXPECT_EQ(r.namespaces.count("st-mary"), 0u);
 }
 
+TEST(ResolveTenants, ASiteRevokedOrDeletedAfterAdmissionLeavesTheJobWithoutFailingIt) {
+  const spec::JobSpec job = Job(std::string(kAlpha) + kSiteTenant);
+  const std::map<std::string, json> revoked = {{"st-mary-london", Site("st-mary-london", true)}};
+  const std::map<std::string, json> none;
+  for (const auto* sites : {&revoked, &none}) {
+    const TenantResolution r = ResolveTenants(job, BothTenants(), sites, /*admitted=*/true);
+    EXPECT_THAT(r.problems, SizeIs(0));
+    ASSERT_THAT(r.departed, SizeIs(1));
+    EXPECT_EQ(r.departed[0].path, "spec.tenants[1].site");
+    EXPECT_EQ(r.departed[0].reason, sites == &revoked ? "SiteRevoked" : "SiteNotFound");
+    EXPECT_THAT(r.departed[0].message, HasSubstr("goes on without tenant \"st-mary\""));
+  }
+}
+
 TEST(ResolveTenants, AnOperatorThatIsNoCoordinatorRefusesSiteTenants) {
   const TenantResolution r =
       ResolveTenants(Job(std::string(kAlpha) + kSiteTenant), BothTenants());

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <ctime>
 #include <filesystem>
 #include <memory>
@@ -13,6 +14,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -30,6 +32,7 @@ struct Free {
   void operator()(BIGNUM* p) const { BN_free(p); }
   void operator()(X509_EXTENSION* p) const { X509_EXTENSION_free(p); }
   void operator()(X509_REQ* p) const { X509_REQ_free(p); }
+  void operator()(GENERAL_NAMES* p) const { GENERAL_NAMES_free(p); }
 };
 template <typename T>
 using Owned = std::unique_ptr<T, Free>;
@@ -185,6 +188,15 @@ absl::Status CheckRequest(const CertRequest& request) {
   if (!request.server && !request.client) {
     return absl::InvalidArgumentError("a certificate must be for server or client use");
   }
+  for (const std::string& uri : request.uris) {
+    // Joined into OpenSSL's extension text, where ',' would start another
+    // entry: only URI characters that cannot.
+    const bool plain = !uri.empty() && std::all_of(uri.begin(), uri.end(), [](char c) {
+      return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+             absl::string_view("-._~:/").find(c) != absl::string_view::npos;
+    });
+    if (!plain) return absl::InvalidArgumentError("a subjectAltName URI holds a character it may not");
+  }
   return absl::OkStatus();
 }
 
@@ -210,6 +222,7 @@ absl::StatusOr<Owned<X509>> SignFor(const KeyPair& ca, EVP_PKEY* key,
   std::vector<std::string> sans;
   for (const std::string& d : request.dns_names) sans.push_back("DNS:" + d);
   for (const std::string& ip : request.ip_addresses) sans.push_back("IP:" + ip);
+  for (const std::string& uri : request.uris) sans.push_back("URI:" + uri);
   if (!sans.empty()) {
     BRAID_RETURN_IF_ERROR(
         AddExtension(cert.get(), ca_cert.get(), NID_subject_alt_name, absl::StrJoin(sans, ",")));
@@ -308,7 +321,31 @@ absl::StatusOr<CertInfo> InspectCert(const std::string& cert_pem) {
   if (len > 0) info.common_name.assign(cn, static_cast<size_t>(len));
   info.not_before = Asn1Time(X509_get0_notBefore(cert.get()));
   info.not_after = Asn1Time(X509_get0_notAfter(cert.get()));
+  Owned<GENERAL_NAMES> names(static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr)));
+  for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names.get()); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names.get(), i);
+    if (name->type != GEN_URI) continue;
+    const ASN1_IA5STRING* uri = name->d.uniformResourceIdentifier;
+    info.uris.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(uri)),
+                           static_cast<size_t>(ASN1_STRING_length(uri)));
+  }
+  ERR_clear_error();  // a certificate without the extension
   return info;
+}
+
+std::string SiteUidUri(const std::string& uid) { return "urn:braid:site-uid:" + uid; }
+
+std::string SiteUidOf(const CertInfo& info) {
+  constexpr absl::string_view kPrefix = "urn:braid:site-uid:";
+  std::string uid;
+  int found = 0;
+  for (const std::string& uri : info.uris) {
+    if (!absl::StartsWith(uri, kPrefix) || uri.size() == kPrefix.size()) continue;
+    uid = uri.substr(kPrefix.size());
+    ++found;
+  }
+  return found == 1 ? uid : "";
 }
 
 bool KeyMatchesCert(const std::string& key_pem, const std::string& cert_pem) {

@@ -257,5 +257,31 @@ TEST(PkiCsrTest, SiteIdentitiesFromCommonNames) {
   EXPECT_EQ(SiteOf("site:" + std::string(64, 'a')), std::nullopt);
 }
 
+TEST(PkiCsrTest, ASiteCertificateNamesTheUidOfItsSiteObject) {
+  absl::StatusOr<KeyPair> ca = MakeFederationCa("consortium", absl::Hours(1));
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  CertRequest req = SiteRequest("st-mary");
+  req.uris = {SiteUidUri("5f0c1e2a-7b7d-4c1e-9d2b-0a1b2c3d4e5f")};
+  absl::StatusOr<std::string> cert = SignCsr(*ca, *MakeCsr(*MakeKey()), req);
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  absl::StatusOr<CertInfo> info = InspectCert(*cert);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(SiteUidOf(*info), "5f0c1e2a-7b7d-4c1e-9d2b-0a1b2c3d4e5f");
+
+  // None, or two, name no uid.
+  absl::StatusOr<std::string> bare = SignCsr(*ca, *MakeCsr(*MakeKey()), SiteRequest("st-mary"));
+  ASSERT_TRUE(bare.ok());
+  EXPECT_EQ(SiteUidOf(*InspectCert(*bare)), "");
+  req.uris = {SiteUidUri("a"), SiteUidUri("b")};
+  absl::StatusOr<std::string> two = SignCsr(*ca, *MakeCsr(*MakeKey()), req);
+  ASSERT_TRUE(two.ok());
+  EXPECT_EQ(SiteUidOf(*InspectCert(*two)), "");
+
+  // A URI that would smuggle another subjectAltName entry is refused.
+  req.uris = {SiteUidUri("x,DNS:aggregator")};
+  EXPECT_EQ(SignCsr(*ca, *MakeCsr(*MakeKey()), req).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace braid::pki

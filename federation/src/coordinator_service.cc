@@ -50,8 +50,9 @@ class CoordinatorService::Impl {
   int open_streams() const { return hub_.open_streams(); }
 
  private:
-  // A certificate for `site` from `csr_pem`, in `response`.
-  grpc::Status IssueFor(const std::string& site, const std::string& csr_pem,
+  // A certificate for `site` (naming its Site's `uid`) from `csr_pem`, in
+  // `response`.
+  grpc::Status IssueFor(const std::string& site, const std::string& uid, const std::string& csr_pem,
                         v1::Certificate* response);
 
   const CoordinatorOptions options_;
@@ -64,11 +65,12 @@ class CoordinatorService::Impl {
   SyncHub hub_;
 };
 
-grpc::Status CoordinatorService::Impl::IssueFor(const std::string& site,
+grpc::Status CoordinatorService::Impl::IssueFor(const std::string& site, const std::string& uid,
                                                const std::string& csr_pem,
                                                v1::Certificate* response) {
   pki::CertRequest request;
   request.common_name = pki::SiteCommonName(site);
+  if (!uid.empty()) request.uris = {pki::SiteUidUri(uid)};
   request.client = true;
   request.validity = options_.cert_validity;
   absl::StatusOr<std::string> cert = pki::SignCsr(options_.ca, csr_pem, request);
@@ -104,11 +106,12 @@ grpc::Status CoordinatorService::Impl::Enroll(const v1::EnrollRequest& request,
                         "too many enrollment attempts for this site; try again later");
   }
   // Sign first, spend last: a bad CSR does not cost the site its token. And
-  // the CSR is judged before the site is looked up, so that its answer does
-  // not tell which sites exist.
-  grpc::Status issued = IssueFor(request.site(), request.csr_pem(), response);
+  // the CSR is judged before the site's membership is, so that its answer
+  // does not tell which sites exist.
+  const SiteRecord record = registry_->Lookup(request.site());
+  grpc::Status issued = IssueFor(request.site(), record.uid, request.csr_pem(), response);
   if (!issued.ok()) return issued;
-  if (!registry_->Lookup(request.site()).member() ||
+  if (!record.member() ||
       !registry_->SpendEnrollmentToken(request.site(), TokenDigest(request.token()))) {
     response->Clear();
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, kEnrollRefused);
@@ -126,16 +129,13 @@ grpc::Status CoordinatorService::Impl::Renew(const grpc::ServerContext& context,
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                         "Renew needs the site's current certificate from the federation CA");
   }
-  if (!registry_->Lookup(peer->site).member()) {
-    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                        absl::StrCat("site ", peer->site, " is not a member of this federation "
-                                                          "(its Site object is gone or revoked)"));
-  }
+  const SiteRecord record = registry_->Lookup(peer->site);
+  if (!record.Admits(peer->uid)) return NotAMember(peer->site);
   if (!renew_per_site_.Allow(peer->site, clock_->Now())) {
     return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                         "too many renewals for this site; try again later");
   }
-  grpc::Status issued = IssueFor(peer->site, request.csr_pem(), response);
+  grpc::Status issued = IssueFor(peer->site, record.uid, request.csr_pem(), response);
   if (!issued.ok()) return issued;
   registry_->OnCertificateIssued(peer->site, absl::FromUnixSeconds(response->not_after_unix()));
   return grpc::Status::OK;

@@ -270,6 +270,50 @@ TEST_F(CoordinatorServiceTest, ARevokedSiteIsRefusedAtItsNextCallAndItsStreamEnd
             grpc::StatusCode::PERMISSION_DENIED);
 }
 
+TEST_F(CoordinatorServiceTest, ASiteMadeAgainRefusesTheCertificatesOfTheOldOne) {
+  SiteIdentity old = EnrollOrDie("st-mary", "mary-token");
+  const std::string old_uid = pki::SiteUidOf(*pki::InspectCert(old.cert_pem));
+  EXPECT_EQ(old_uid, registry_.Lookup("st-mary").uid);
+  auto old_stub = Stub(port_, pki_.ca.cert_pem, old);
+  auto ctx = Context();
+  std::unique_ptr<SyncStream> stream = old_stub->Sync(ctx.get());
+  v1::InvitationSet set;
+  ASSERT_TRUE(NextSnapshot(stream.get(), &set));
+
+  // Deleted and made again under the same name: the open stream of the old
+  // certificate ends, and no call of it is answered.
+  registry_.Delete("st-mary");
+  registry_.AddSite("st-mary", "new-token");
+  while (stream->Read(&set)) {
+  }
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  v1::RenewRequest req;
+  req.set_csr_pem(*pki::MakeCsr(*pki::MakeKey()));
+  v1::Certificate cert;
+  grpc::Status renewed = old_stub->Renew(Context().get(), req, &cert);
+  EXPECT_EQ(renewed.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(renewed.error_message(), HasSubstr("made again"));
+
+  // The new Site's token gives a certificate for the new uid, which works.
+  SiteIdentity fresh = EnrollOrDie("st-mary", "new-token");
+  const std::string new_uid = pki::SiteUidOf(*pki::InspectCert(fresh.cert_pem));
+  EXPECT_FALSE(new_uid.empty());
+  EXPECT_NE(new_uid, old_uid);
+  grpc::Status ok = Stub(port_, pki_.ca.cert_pem, fresh)->Renew(Context().get(), req, &cert);
+  ASSERT_TRUE(ok.ok()) << ok.error_message();
+  EXPECT_EQ(pki::SiteUidOf(*pki::InspectCert(cert.cert_pem())), new_uid);
+
+  // A certificate of the federation CA naming no uid speaks for no Site.
+  pki::CertRequest bare_req;
+  bare_req.common_name = pki::SiteCommonName("st-mary");
+  bare_req.client = true;
+  pki::KeyPair bare = *pki::Issue(pki_.ca, bare_req);
+  EXPECT_EQ(Stub(port_, pki_.ca.cert_pem, SiteIdentity{bare.key_pem, bare.cert_pem, ""})
+                ->Renew(Context().get(), req, &cert)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+}
+
 TEST_F(CoordinatorServiceTest, AReportAboutAJobNotInvitedToTheSiteIsIgnored) {
   board_.Set("st-mary", {Invite("a")});
   board_.Set("charite", {Invite("b")});

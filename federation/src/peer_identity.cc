@@ -27,7 +27,15 @@ std::optional<PeerSite> SiteOfPeer(const grpc::ServerContextBase& context) {
   absl::StatusOr<pki::CertInfo> info =
       pki::InspectCert(OnlyValue(*auth, GRPC_X509_PEM_CERT_PROPERTY_NAME));
   if (!info.ok()) return std::nullopt;
-  return PeerSite{*site, info->not_after};
+  return PeerSite{*site, pki::SiteUidOf(*info), info->not_after};
+}
+
+grpc::Status NotAMember(const std::string& site) {
+  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                      "site " + site +
+                          " is not a member of this federation: its Site object is gone or "
+                          "revoked, or was made again after this certificate was issued (enroll "
+                          "with the new Site's token)");
 }
 
 }  // namespace braid::federation

@@ -14,6 +14,7 @@ namespace braid::federation {
 
 struct PeerSite {
   std::string site;
+  std::string uid;       // of the Site object it was issued for (pki::SiteUidOf)
   absl::Time not_after;  // of the certificate the connection was made with
 };
 
@@ -21,6 +22,10 @@ struct PeerSite {
 // against the federation CA and its common name is "site:<s>" with <s> a
 // valid site name; nullopt otherwise (no certificate, another identity).
 std::optional<PeerSite> SiteOfPeer(const grpc::ServerContextBase& context);
+
+// PERMISSION_DENIED for a call of `site` whose certificate its Site does
+// not admit (SiteRecord::Admits).
+grpc::Status NotAMember(const std::string& site);
 
 }  // namespace braid::federation
 

@@ -107,14 +107,14 @@ void SyncHub::TickAll(uint64_t* seen) {
     for (const auto& [site, stream] : current_) sites.push_back(site);
   }
   // The registry is asked outside the lock: it may take a moment.
-  std::map<std::string, bool> member;
-  for (const std::string& site : sites) member[site] = registry_->Lookup(site).member();
+  std::map<std::string, SiteRecord> records;
+  for (const std::string& site : sites) records[site] = registry_->Lookup(site);
   const absl::Time now = clock_->Now();
   absl::MutexLock lock(&mu_);
   for (const auto& [site, stream] : current_) {
-    auto it = member.find(site);
+    auto it = records.find(site);
     // A stream that became current since the lookup was admitted just now.
-    stream->Tick(now, it == member.end() ? true : it->second);
+    stream->Tick(now, it == records.end() ? true : it->second.Admits(stream->site_uid()));
   }
 }
 

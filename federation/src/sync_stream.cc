@@ -42,12 +42,9 @@ grpc::Status SyncStream::Admit() {
                         "Sync needs a site certificate from the federation CA (enroll first)");
   }
   site_ = peer->site;
+  site_uid_ = peer->uid;
   cert_not_after_ = peer->not_after;
-  if (!registry_->Lookup(site_).member()) {
-    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                        absl::StrCat("site ", site_, " is not a member of this federation "
-                                                     "(its Site object is gone or revoked)"));
-  }
+  if (!registry_->Lookup(site_).Admits(site_uid_)) return NotAMember(site_);
   return grpc::Status::OK;
 }
 

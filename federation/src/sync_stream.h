@@ -32,7 +32,7 @@ class SyncStream final : public grpc::ServerBidiReactor<v1::SiteReport, v1::Invi
              InvitationBoard* board, Clock* clock);
 
   // The hub's periodic and on-change look, with whether the site is a
-  // member now: ends the stream if not or if the certificate has expired,
+  // member now that admits this stream's certificate: ends the stream if not or if the certificate has expired,
   // sends a new snapshot or a keepalive marker when due, resumes reading
   // when the report interval has passed. The hub holds its lock.
   void Tick(absl::Time now, bool member);
@@ -42,6 +42,7 @@ class SyncStream final : public grpc::ServerBidiReactor<v1::SiteReport, v1::Invi
 
   // Set before the stream is registered; constant afterwards.
   const std::string& site() const { return site_; }
+  const std::string& site_uid() const { return site_uid_; }  // its certificate's
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
@@ -64,6 +65,7 @@ class SyncStream final : public grpc::ServerBidiReactor<v1::SiteReport, v1::Invi
   InvitationBoard* const board_;
   Clock* const clock_;
   std::string site_;
+  std::string site_uid_;
   absl::Time cert_not_after_ = absl::InfiniteFuture();
 
   absl::Mutex mu_;

@@ -87,13 +87,15 @@ json JobFileMount() { return {{"name", "job"}, {"mountPath", kJobFileDir}, {"rea
 
 json JobConfigMap(const std::string& name, const std::string& ns, const std::string& role,
                   const spec::JobSpec& job, const JobObjectsContext& context) {
-  return {{"apiVersion", "v1"},
-          {"kind", "ConfigMap"},
-          {"metadata", Metadata(name, ns, Labels(job, context, role), job, context)},
-          {"data", role == "aggregator"
-                       ? json{{"job.yaml", context.job_yaml},
-                              {"admission.json", context.admission_json}}
-                       : json{{"job.yaml", context.job_yaml}}}};
+  json map = {{"apiVersion", "v1"},
+              {"kind", "ConfigMap"},
+              {"metadata", Metadata(name, ns, Labels(job, context, role), job, context)},
+              {"data", {{"job.yaml", context.job_yaml}}}};
+  if (role == "aggregator") map["data"]["admission.json"] = context.admission_json;
+  if (role == "aggregator" && !context.federation_ca_secret.empty()) {
+    map["data"]["sites.json"] = context.site_admission_json;
+  }
+  return map;
 }
 
 json Deployment(json metadata, json selector, int replicas, json pod_spec) {
@@ -157,6 +159,7 @@ json AggregatorDeployment(const spec::JobSpec& job, const JobObjectsContext& con
     json& container = pod["containers"][0];
     container["args"].push_back(std::string("--tls-client-ca-extra=") + kFederationCaDir +
                                 "/ca.crt");
+    container["args"].push_back(std::string("--site-admission=") + kJobFileDir + "/sites.json");
     container["volumeMounts"].push_back(
         {{"name", "federation-ca"}, {"mountPath", kFederationCaDir}, {"readOnly", true}});
     pod["volumes"].push_back(

@@ -80,6 +80,14 @@ std::string SiteState(const SiteJobView& view) {
   return view.state.has_value() && !view.state->state().empty() ? view.state->state() : "Invited";
 }
 
+// The phase `tenant` had in the job's status `status`; "" when not shown.
+std::string PreviousTenantPhase(const json& status, const std::string& tenant) {
+  for (const json& t : status.value("tenants", json::array())) {
+    if (t.value("name", "") == tenant) return t.value("phase", "");
+  }
+  return "";
+}
+
 }  // namespace
 
 std::string JobFileText(const json& job) {
@@ -381,8 +389,12 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
     // answers through the federation; here only its Site object counts.
     std::map<std::string, json> site_objects;
     if (options_.federation != nullptr) site_objects = options_.federation->Sites();
-    control::TenantResolution tenants = control::ResolveTenants(
-        spec, tenant_objects, options_.federation != nullptr ? &site_objects : nullptr);
+    control::TenantResolution tenants =
+        control::ResolveTenants(spec, tenant_objects,
+                                options_.federation != nullptr ? &site_objects : nullptr,
+                                control::WasAdmitted(previous));
+    // The sites the job's aggregator admits now (aggregator/site_admission.h).
+    json admitted_sites = json::object();
     bool has_site_tenants = false;
     std::map<std::string, SiteJobView> site_views;
     std::map<std::string, control::SiteReport> site_reports;
@@ -401,6 +413,20 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
       site_views[t.name] = view;
       if (view.state.has_value()) {
         site_reports[t.name] = {view.state->state(), view.state->reason(), view.state->message()};
+      }
+      const std::string at = absl::StrCat("spec.tenants[", i, "].site");
+      for (const control::TenantProblem& p : tenants.departed) {
+        // Its Site left the federation: the coordinator refuses for it, and
+        // says so once in the job's events.
+        if (p.path != at) continue;
+        site_reports[t.name] = {"Refused", p.reason, p.message};
+        if (events_ != nullptr && PreviousTenantPhase(previous, t.name) != "Revoked") {
+          (void)events_->Record(job, kube::EventType::kWarning, p.reason, p.message);
+        }
+      }
+      if (auto site = site_objects.find(t.site); view.member && site != site_objects.end()) {
+        admitted_sites[t.site] = {
+            {"uid", site->second.value("/metadata/uid"_json_pointer, std::string())}};
       }
     }
     observed.tenant_problems = tenants.problems;
@@ -457,6 +483,7 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
       }
       if (has_site_tenants) {
         context.federation_ca_secret = ObjectName(spec, ns, "federation-ca");
+        context.site_admission_json = json{{"sites", admitted_sites}}.dump();
         const std::string ca_pem = options_.federation->CaPem();
         BRAID_RETURN_IF_ERROR(
             GetOrCreateSecret(

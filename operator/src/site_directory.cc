@@ -67,7 +67,11 @@ absl::Status SiteDirectory::Sync() {
     for (const json& s : (*sites)["items"]) {
       const std::string name = s["metadata"].value("name", "");
       seen.insert(name);
+      const std::string uid = s["metadata"].value("uid", "");
       Entry& e = sites_[name];
+      // A Site deleted and made again since the last listing starts afresh.
+      if (e.uid != uid) e = Entry{};
+      e.uid = uid;
       e.exists = true;
       e.object = s;
       e.revoked = s.value("/spec/revoked"_json_pointer, false);
@@ -152,6 +156,7 @@ federation::SiteRecord SiteDirectory::Lookup(const std::string& site) {
   if (it == sites_.end()) return record;
   record.exists = it->second.exists;
   record.revoked = it->second.revoked;
+  record.uid = it->second.uid;
   return record;
 }
 

@@ -111,6 +111,29 @@ TEST_F(SiteDirectoryTest, ADeletedSiteIsForgotten) {
   EXPECT_TRUE(directory_.Sites().empty());
 }
 
+TEST_F(SiteDirectoryTest, ASiteMadeAgainBetweenTwoListingsIsANewSite) {
+  AddSite("st-mary");
+  ASSERT_TRUE(directory_.Sync().ok());
+  ASSERT_TRUE(directory_.SpendEnrollmentToken("st-mary", federation::TokenDigest(Token("st-mary"))));
+  ASSERT_TRUE(directory_.Sync().ok());
+  const federation::SiteRecord old = directory_.Lookup("st-mary");
+  ASSERT_FALSE(old.uid.empty());
+  EXPECT_TRUE(old.Admits(old.uid));
+
+  // Deleted and made again before the directory looked.
+  ASSERT_TRUE(client_->Delete(kSite, "", "st-mary").ok());
+  AddSite("st-mary");
+  ASSERT_TRUE(directory_.Sync().ok());
+  const federation::SiteRecord fresh = directory_.Lookup("st-mary");
+  EXPECT_NE(fresh.uid, old.uid);
+  EXPECT_FALSE(fresh.Admits(old.uid)) << "the old Site's certificates speak for no one";
+  // Not enrolled: it gets its own token, which enrolls it.
+  EXPECT_EQ(Status("st-mary")["phase"], "Pending");
+  const std::string token = Token("st-mary");
+  ASSERT_FALSE(token.empty());
+  EXPECT_TRUE(directory_.SpendEnrollmentToken("st-mary", federation::TokenDigest(token)));
+}
+
 TEST_F(SiteDirectoryTest, ARevokedSiteGetsNoToken) {
   AddSite("gone", /*revoked=*/true);
   ASSERT_TRUE(directory_.Sync().ok());

@@ -11,6 +11,7 @@ void FakeSiteRegistry::AddSite(const std::string& site, const std::string& token
   Site& s = sites_[site];
   s.exists = true;
   s.revoked = false;
+  s.uid = site + "-uid-" + std::to_string(++next_uid_);
   s.token_digest = TokenDigest(token);
 }
 
@@ -28,7 +29,7 @@ SiteRecord FakeSiteRegistry::Lookup(const std::string& site) {
   absl::MutexLock lock(&mu_);
   auto it = sites_.find(site);
   if (it == sites_.end()) return SiteRecord{};
-  return SiteRecord{it->second.exists, it->second.revoked};
+  return SiteRecord{it->second.exists, it->second.revoked, it->second.uid};
 }
 
 bool FakeSiteRegistry::SpendEnrollmentToken(const std::string& site,

@@ -9,8 +9,8 @@
 //                 it (--tls-client-ca-extra).
 // A site certificate never speaks for a tenant of this cluster nor for
 // another site's tenant; a tenant certificate never speaks for a site
-// tenant; a certificate from the federation CA is only ever a site's.
-// Thread-safe after construction (immutable).
+// tenant; a certificate from the federation CA is only ever a site's, and
+// only while the coordinator admits its site (site_admission.h). Thread-safe.
 #ifndef BRAID_AGGREGATOR_PEER_BINDING_H_
 #define BRAID_AGGREGATOR_PEER_BINDING_H_
 
@@ -23,6 +23,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
+#include "braid/aggregator/site_admission.h"
 #include "braid/core/spec.h"
 
 namespace braid::aggregator {
@@ -42,10 +43,13 @@ class PeerBinding {
   // aggregator admits no site certificate. InvalidArgument when it does not
   // parse, holds no certificate, or holds one of `job_ca_pem`'s
   // certificates (a job CA named as the federation CA would make every
-  // tenant certificate look like a site's).
+  // tenant certificate look like a site's). With a federation CA,
+  // `admission` is required (InvalidArgument without it): a site's
+  // certificate speaks for its tenant only while it admits the site.
   static absl::StatusOr<PeerBinding> Create(const spec::JobSpec& job,
                                             const std::string& job_ca_pem,
-                                            const std::string& site_ca_pem);
+                                            const std::string& site_ca_pem,
+                                            std::shared_ptr<SiteAdmission> admission = nullptr);
 
   // The job tenant that a peer with certificate `peer_cert_pem` (verified
   // by gRPC) and common name `common_name` speaks for; PermissionDenied
@@ -71,6 +75,7 @@ class PeerBinding {
   std::map<std::string, std::string> tenant_of_site_;  // site -> job tenant
   std::map<std::string, std::string> site_of_tenant_;  // job tenant -> site (site tenants)
   std::vector<std::shared_ptr<void>> site_cas_;        // X509*, owned
+  std::shared_ptr<SiteAdmission> admission_;           // set with site_cas_
 };
 
 }  // namespace braid::aggregator

@@ -29,6 +29,10 @@ struct TenantResolution {
   // site tenant's: its site places its workers).
   std::map<std::string, std::string> namespaces;
   std::vector<TenantProblem> problems;            // empty when every tenant may run
+  // Site tenants of a job admitted before whose Site has since been revoked
+  // (SiteRevoked) or deleted (SiteNotFound): not problems of the job, which
+  // goes on without them (as when a site refuses) while its minimums hold.
+  std::vector<TenantProblem> departed;
 };
 
 // `tenants` maps Tenant metadata.name to the Tenant object (JSON as the API
@@ -45,11 +49,13 @@ struct TenantResolution {
 // object, and is nullptr for an operator that is not a coordinator (single
 // role, `braid run`), where a site tenant is SitesNeedCoordinator. A Site
 // that does not exist is SiteNotFound, one with spec.revoked true
-// SiteRevoked (both at spec.tenants[i].site). Whether the site has
+// SiteRevoked (both at spec.tenants[i].site); for a job already
+// `admitted`, those tenants are `departed` instead. Whether the site has
 // enrolled or is connected does not matter here: its invitation waits.
 TenantResolution ResolveTenants(const spec::JobSpec& job,
                                 const std::map<std::string, nlohmann::json>& tenants,
-                                const std::map<std::string, nlohmann::json>* sites = nullptr);
+                                const std::map<std::string, nlohmann::json>* sites = nullptr,
+                                bool admitted = false);
 
 // The policy part alone (what `braid run --tenants` checks too): the
 // Tenant object `tenant` of job tenant `name` must allow the model kind

@@ -40,6 +40,9 @@ struct CertRequest {
   std::string common_name;               // see the identities above
   std::vector<std::string> dns_names;    // subjectAltName DNS entries (server)
   std::vector<std::string> ip_addresses; // subjectAltName IP entries (server), e.g. 127.0.0.1
+  // subjectAltName URI entries, e.g. SiteUidUri(uid); only the characters
+  // of RFC 3986's unreserved set and ':' '/' (InvalidArgument otherwise).
+  std::vector<std::string> uris;
   bool server = false;                   // extendedKeyUsage serverAuth
   bool client = false;                   // extendedKeyUsage clientAuth
   absl::Duration validity = absl::Hours(24 * 30);
@@ -71,6 +74,7 @@ absl::StatusOr<std::string> SignCsr(const KeyPair& ca, const std::string& csr_pe
 // What a certificate says about itself (not whether anyone vouches for it).
 struct CertInfo {
   std::string common_name;
+  std::vector<std::string> uris;  // subjectAltName URI entries
   absl::Time not_before;
   absl::Time not_after;
 };
@@ -93,6 +97,14 @@ std::string SiteCommonName(const std::string& site);  // "site:<site>"
 // The site a common name speaks for: "site:<s>" -> <s> when <s> is a
 // DNS-1123 label (a Site's name); nullopt otherwise.
 std::optional<std::string> SiteOf(const std::string& common_name);
+
+// A site's certificate also names the uid of the Site object it was issued
+// for (a subjectAltName URI "urn:braid:site-uid:<uid>"), so that a Site
+// deleted and made again under the same name does not admit the
+// certificates of the old one.
+std::string SiteUidUri(const std::string& uid);
+// The uid of the one such URI in `info`; "" when it has none or several.
+std::string SiteUidOf(const CertInfo& info);
 
 // Files of one identity, as braid-worker and braid-aggregator take them
 // (--tls-ca, --tls-cert, --tls-key).

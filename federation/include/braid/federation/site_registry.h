@@ -15,7 +15,14 @@ namespace braid::federation {
 struct SiteRecord {
   bool exists = false;   // a Site object of that name exists
   bool revoked = false;  // ...and is marked revoked: refused as if it did not exist
+  std::string uid;       // ...its metadata.uid, which the site's certificates name
   bool member() const { return exists && !revoked; }
+  // Whether a certificate naming Site uid `cert_uid` (pki::SiteUidOf)
+  // speaks for this member: one issued for an earlier Site of the same name
+  // does not.
+  bool Admits(const std::string& cert_uid) const {
+    return member() && !uid.empty() && cert_uid == uid;
+  }
 };
 
 // Every method may be called from any thread, concurrently; implementations

@@ -63,8 +63,12 @@ struct JobObjectsContext {
   // (spec.tenants[].site): nothing is rendered for those tenants here; their
   // workers dial in from outside the cluster, so the aggregator's gRPC port
   // admits any source (mTLS decides) and the aggregator trusts the
-  // federation CA from this Secret (key ca.crt) for their certificates.
+  // federation CA from this Secret (key ca.crt) for their certificates,
+  // while its site is in `site_admission_json` (sites.json beside the job
+  // file, aggregator/site_admission.h), which the kubelet brings up to date
+  // in the running pod.
   std::string federation_ca_secret;
+  std::string site_admission_json = R"({"sites":{}})";
 
   // At a site (--role site): the job's aggregator runs in the coordinator's
   // cluster. Only the workers' objects are rendered, for the tenants in

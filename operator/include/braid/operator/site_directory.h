@@ -72,6 +72,7 @@ class SiteDirectory final : public federation::SiteRegistry {
 
  private:
   struct Entry {
+    std::string uid;  // metadata.uid of the Site object
     bool exists = false;
     bool revoked = false;
     std::string token_digest;  // of the token in its Secret; "" when none

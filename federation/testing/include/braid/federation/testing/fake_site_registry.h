@@ -19,7 +19,8 @@ namespace braid::federation {
 // `timeout` passes, returning whether it holds.
 class FakeSiteRegistry final : public SiteRegistry {
  public:
-  // A member site whose (unspent) token is `token`.
+  // A member site whose (unspent) token is `token`; each call gives the
+  // site a new uid, as a Site object made again would have.
   void AddSite(const std::string& site, const std::string& token);
   void Revoke(const std::string& site);
   void Delete(const std::string& site);
@@ -47,6 +48,7 @@ class FakeSiteRegistry final : public SiteRegistry {
   struct Site {
     bool exists = true;
     bool revoked = false;
+    std::string uid;
     std::string token_digest;  // empty once spent
     bool connected = false;
     int connects = 0;
@@ -57,6 +59,7 @@ class FakeSiteRegistry final : public SiteRegistry {
   };
   mutable absl::Mutex mu_;
   std::map<std::string, Site> sites_ ABSL_GUARDED_BY(mu_);
+  int next_uid_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace braid::federation
