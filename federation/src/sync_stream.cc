@@ -59,9 +59,7 @@ bool SyncStream::TickAndCheck(absl::Time now, bool member) {
   absl::MutexLock lock(&mu_);
   if (finished_) return false;
   if (!member) {
-    EndLocked(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                           absl::StrCat("site ", site_, " is no longer a member of this "
-                                                        "federation (deleted or revoked)")));
+    EndLocked(NotAMember(site_));
     return false;
   }
   if (now >= cert_not_after_) {

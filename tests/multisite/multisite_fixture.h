@@ -242,6 +242,10 @@ class MultiSiteFixture : public ::testing::Test {
                     WriteText(dir + "/federation-ca.crt",
                               coordinator_.SecretValue(job_ns_, job_name + "-federation-ca",
                                                        "ca.crt")));
+    site_admission_ = dir + "/sites.json";
+    ASSERT_TRUE((*cm)["data"].contains("sites.json")) << (*cm)["data"].dump();
+    ASSERT_NO_FATAL_FAILURE(SyncSiteAdmission(job_name));
+    flags.push_back("--site-admission=" + site_admission_);
     CommandResult init = k8s::RunCommand({e2e::Binary("braid-worker"), "init", "--job=" + job_file,
                                           "--out=" + dir + "/init.safetensors"});
     ASSERT_EQ(init.code, 0) << init.err;
@@ -250,6 +254,20 @@ class MultiSiteFixture : public ::testing::Test {
     ASSERT_TRUE(aggregator.ok()) << aggregator.status();
     aggregator_ = std::make_unique<e2e::Aggregator>(*std::move(aggregator));
     audit_ = dir + "/checkpoint/audit.jsonl";
+  }
+
+  // What the kubelet does for the aggregator's pod: the sites.json of the
+  // job's ConfigMap as it is now, written over the aggregator's copy as a
+  // new file (a ConfigMap volume's update is an atomic rename too). Returns
+  // the list.
+  json SyncSiteAdmission(const std::string& job_name) {
+    std::optional<json> cm = coordinator_.Get({"configmap", "-n", job_ns_, job_name + "-job"});
+    EXPECT_TRUE(cm.has_value());
+    if (!cm.has_value()) return json();
+    const std::string text = (*cm)["data"].value("sites.json", "");
+    WriteText(site_admission_ + ".new", text);
+    std::filesystem::rename(site_admission_ + ".new", site_admission_);
+    return json::parse(text, nullptr, false);
   }
 
   std::vector<CompletedRound> Rounds() const { return CompletedRounds(audit_); }
@@ -273,6 +291,7 @@ class MultiSiteFixture : public ::testing::Test {
   std::unique_ptr<k8s::Operator> coordinator_op_;
   std::unique_ptr<e2e::Aggregator> aggregator_;
   std::string audit_;
+  std::string site_admission_;  // the aggregator's --site-admission file
 };
 
 }  // namespace braid::multisite

@@ -116,6 +116,71 @@ TEST_F(MultiSiteResilienceTest, ASiteRefusingARunningJobStopsOnlyItsOwnWorkers) 
       absl::FormatDuration(gone_after), round_at_refusal, shape.rounds);
 }
 
+// The coordinator revokes a Site while a job it takes part in runs: the
+// job goes on without it (minTenants 1) instead of failing, its tenant
+// shows Revoked, and the job's aggregator refuses the site's workers at
+// their next call, long before their certificate expires.
+TEST_F(MultiSiteResilienceTest, ARevokedSiteLeavesARunningJobWhoseAggregatorRefusesIt) {
+  TcpProxy paced("127.0.0.1", aggregator_port_, kPacedLink);
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(absl::StrCat("127.0.0.1:", paced.port())));
+  for (Site& s : sites_) ASSERT_NO_FATAL_FAILURE(EnrollSite(s, json::object()));
+  Site& revoked = sites_[0];
+  Site& other = sites_[1];
+  const JobShape shape = PacedJob(6);
+  std::string uid;
+  ASSERT_NO_FATAL_FAILURE(RunJob("revoked", shape, dir_ + "/run", &uid));
+  ASSERT_TRUE(WaitUntil(absl::Seconds(60), [&] {
+    std::vector<CompletedRound> r = Rounds();
+    return !r.empty() && r.back().tenants.size() == 2;
+  })) << e2e::ReadFile(dir_ + "/run/aggregator.log");
+
+  // The aggregator is held while the coordinator learns of the revocation,
+  // so that the job cannot end meanwhile however loaded the machine is.
+  aggregator_->proc.Signal(SIGSTOP);
+  const int round_at_revocation = RoundsDone();
+  ASSERT_LT(round_at_revocation, shape.rounds);
+  CommandResult r = coordinator_.Kubectl(
+      {"patch", "site", revoked.name, "--type=merge", "-p", R"({"spec":{"revoked":true}})"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(WaitUntil(absl::Seconds(30), [&] {
+    return TenantStatus(Job("revoked"), revoked.name).value("phase", "") == "Revoked";
+  })) << Job("revoked")["status"].dump();
+  EXPECT_NE(JobPhase("revoked"), "Failed") << Job("revoked")["status"].dump();
+  EXPECT_EQ(TenantStatus(Job("revoked"), other.name).value("phase", ""), "Running");
+  // The job's admission list drops the site; the kubelet's copy reaches the
+  // running aggregator.
+  json admitted;
+  EXPECT_TRUE(WaitUntil(absl::Seconds(30), [&] {
+    admitted = SyncSiteAdmission("revoked");
+    return admitted.is_object() && !admitted["sites"].contains(revoked.name);
+  })) << admitted.dump();
+  EXPECT_TRUE(admitted["sites"].contains(other.name)) << admitted.dump();
+  // The coordinator's events say that the site left.
+  std::optional<json> events = coordinator_.Get(
+      {"events", "-n", job_ns_, "--field-selector", "reason=SiteRevoked"});
+  EXPECT_TRUE(events.has_value() && !(*events)["items"].empty());
+  aggregator_->proc.Signal(SIGCONT);
+
+  ExpectSucceeded("revoked", absl::Seconds(120));
+  const std::vector<CompletedRound> rounds = Rounds();
+  ASSERT_EQ(static_cast<int>(rounds.size()), shape.rounds);
+  // The revoked site is in no round after the one running at revocation.
+  for (const CompletedRound& round : rounds) {
+    const bool took_part = std::find(round.tenants.begin(), round.tenants.end(), revoked.name) !=
+                           round.tenants.end();
+    if (round.round > round_at_revocation + 1) EXPECT_FALSE(took_part) << "round " << round.round;
+    EXPECT_NE(std::find(round.tenants.begin(), round.tenants.end(), other.name),
+              round.tenants.end())
+        << "round " << round.round;
+  }
+  // Its workers were told why.
+  std::string worker_logs;
+  for (const auto& f : fs::recursive_directory_iterator(dir_ + "/run/" + revoked.name)) {
+    if (f.path().filename() == "worker.log") worker_logs += e2e::ReadFile(f.path().string());
+  }
+  EXPECT_TRUE(absl::StrContains(worker_logs, "is not admitted by the coordinator")) << worker_logs;
+}
+
 // The site's operator is killed mid-job: its workers (local processes
 // here, pods in a cluster) train on; a new operator process with the same
 // flags and identity Secret, and no token, reconnects without enrolling

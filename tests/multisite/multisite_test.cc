@@ -170,5 +170,44 @@ TEST_F(MultiSiteTest, ARevokedSiteIsRefusedAtItsNextCall) {
   })) << Job("revoked")["status"].dump();
 }
 
+// A Site deleted and made again under the same name is a new Site: the
+// certificate the institution holds from the old one is refused (it names
+// the old Site's uid), and the new Site's token enrolls it afresh.
+TEST_F(MultiSiteTest, ASiteMadeAgainRefusesTheOldSitesCertificate) {
+  Site& s = sites_[0];
+  ASSERT_NO_FATAL_FAILURE(EnrollSite(s, json::object()));
+  const std::string old_uid = SiteObject(s.name).value("/metadata/uid"_json_pointer, std::string());
+  CommandResult r = coordinator_.Kubectl({"delete", "site", s.name, "--wait=true"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(coordinator_.Apply(absl::StrCat("apiVersion: braid.dev/v1alpha1\nkind: Site\n"
+                                            "metadata: {name: ", s.name, "}\n"))
+                .code,
+            0);
+  ASSERT_NE(SiteObject(s.name).value("/metadata/uid"_json_pointer, std::string()), old_uid);
+  std::string token;
+  ASSERT_TRUE(WaitUntil(absl::Seconds(30), [&] {
+    token = coordinator_.SecretValue("braid-system", "braid-enrollment-" + s.name, "token");
+    return !token.empty();
+  })) << "the new Site got no token\n" << e2e::ReadFile(coordinator_op_->log);
+  // The site's operator, still holding the old certificate, is refused.
+  EXPECT_TRUE(WaitUntil(absl::Seconds(60), [&] {
+    return absl::StrContains(e2e::ReadFile(s.op->log), "was made again after this certificate");
+  })) << e2e::ReadFile(s.op->log);
+  EXPECT_EQ(SitePhase(s.name), "Pending");
+
+  // Its platform team installs the new token in place of the old identity.
+  s.op->proc.Terminate();
+  r = s.cluster.Kubectl({"delete", "secret", "-n", "braid-system", "braid-site-identity"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<std::string> flags = s.flags;
+  flags.push_back("--enrollment-token-file=" + WriteText(s.dir + "/new-token", token));
+  fs::create_directories(s.dir + "/again");
+  absl::StatusOr<k8s::Operator> op = k8s::StartOperator(s.cluster.kubeconfig, s.dir + "/again", flags);
+  ASSERT_TRUE(op.ok()) << op.status();
+  s.op = std::make_unique<k8s::Operator>(*std::move(op));
+  EXPECT_TRUE(WaitUntil(absl::Seconds(60), [&] { return SitePhase(s.name) == "Connected"; }))
+      << e2e::ReadFile(s.op->log);
+}
+
 }  // namespace
 }  // namespace braid::multisite
