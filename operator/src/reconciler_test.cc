@@ -612,7 +612,8 @@ class FakeFederation final : public Federation {
   SiteJobView SiteJob(const std::string& site, const std::string& job_uid) const override {
     absl::MutexLock lock(&mu_);
     SiteJobView view;
-    view.member = sites_.count(site) > 0;
+    auto s = sites_.find(site);
+    view.member = s != sites_.end() && !s->second["spec"].value("revoked", false);
     view.connected = true;
     auto it = reports_.find(site);
     if (it != reports_.end()) view.state = it->second;
@@ -622,7 +623,16 @@ class FakeFederation final : public Federation {
 
   void AddSite(const std::string& name) {
     absl::MutexLock lock(&mu_);
-    sites_[name] = {{"metadata", {{"name", name}}}, {"spec", json::object()}};
+    sites_[name] = {{"metadata", {{"name", name}, {"uid", "uid-of-site-" + name}}},
+                    {"spec", json::object()}};
+  }
+  void RevokeSite(const std::string& name) {
+    absl::MutexLock lock(&mu_);
+    sites_[name]["spec"]["revoked"] = true;
+  }
+  void DeleteSite(const std::string& name) {
+    absl::MutexLock lock(&mu_);
+    sites_.erase(name);
   }
   void Report(const std::string& site, const std::string& state, int ready) {
     absl::MutexLock lock(&mu_);
@@ -663,6 +673,31 @@ class CoordinatorReconcilerTest : public ReconcilerTest {
       if (t.value("name", "") == name) return t;
     }
     return json::object();
+  }
+  // A job with tenant st-mary at its site, admitted (the site runs it).
+  void AdmitSiteJob() {
+    UseFederation();
+    SetUpTenants();
+    federation_.AddSite("st-mary");
+    server_.Upsert(kube::kFederatedJob, SiteJobObject());
+    federation_.Report("st-mary", "Running", 1);
+    ASSERT_TRUE(reconciler_->Reconcile("lab", "train").ok());
+    ASSERT_FALSE(server_.Object(kube::kDeployment, "lab", "train-aggregator").is_null())
+        << Status().dump();
+  }
+  // The sites the job's aggregator admits (sites.json of its ConfigMap).
+  json AdmittedSites() const {
+    const json cm = server_.Object(kube::kConfigMap, "lab", "train-job");
+    return json::parse(cm["data"].value("sites.json", "null"));
+  }
+  // After its Site was revoked or deleted: the tenant left, the job did not
+  // fail, and the aggregator no longer admits the site.
+  void ExpectTheSiteLeftTheJobRunning() const {
+    EXPECT_NE(Status().value("phase", ""), "Failed") << Status().dump();
+    EXPECT_EQ(TenantStatus("st-mary").value("phase", ""), "Revoked") << Status().dump();
+    EXPECT_EQ(TenantStatus("st-mary").value("consent", ""), "Refused") << Status().dump();
+    EXPECT_EQ(AdmittedSites(), json::parse(R"({"sites": {}})"));
+    EXPECT_FALSE(server_.Object(kube::kDeployment, "lab", "train-aggregator").is_null());
   }
   FakeFederation federation_;
 };
@@ -728,6 +763,25 @@ TEST_F(CoordinatorReconcilerTest, SitesAreInvitedAndTheirAnswerDecides) {
   server_.Upsert(kube::kFederatedJob, job);
   ASSERT_TRUE(reconciler_->Reconcile("lab", "train").ok());
   EXPECT_EQ(federation_.invited().count(uid), 0u);
+}
+
+TEST_F(CoordinatorReconcilerTest, ASiteRevokedAfterAdmissionLeavesTheJobRunning) {
+  ASSERT_NO_FATAL_FAILURE(AdmitSiteJob());
+  // The aggregator admits the site by its Site's uid.
+  EXPECT_THAT(server_.Object(kube::kDeployment, "lab", "train-aggregator").dump(),
+              HasSubstr("--site-admission=/etc/braid/sites.json"));
+  EXPECT_EQ(AdmittedSites(), json::parse(R"({"sites": {"st-mary": {"uid": "uid-of-site-st-mary"}}})"));
+
+  federation_.RevokeSite("st-mary");
+  ASSERT_TRUE(reconciler_->Reconcile("lab", "train").ok());
+  ExpectTheSiteLeftTheJobRunning();
+}
+
+TEST_F(CoordinatorReconcilerTest, ASiteDeletedAfterAdmissionLeavesTheJobRunning) {
+  ASSERT_NO_FATAL_FAILURE(AdmitSiteJob());
+  federation_.DeleteSite("st-mary");
+  ASSERT_TRUE(reconciler_->Reconcile("lab", "train").ok());
+  ExpectTheSiteLeftTheJobRunning();
 }
 
 }  // namespace
