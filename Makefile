@@ -33,9 +33,11 @@ CMAKE_FLAGS ?=
 deps:
 	@bash scripts/deps.sh
 
-# The control plane for the k8s tests, built once and cached outside the repo.
+# The control plane for the k8s tests, built once and cached outside the repo,
+# and the Gateway API's TLSRoute CRD the multi-site tests install.
 k8s-tools:
 	@bash scripts/k8s-tools.sh >/dev/null
+	@bash scripts/gateway-api-crds.sh >/dev/null
 
 # The Python reference stack (Hugging Face, dp-accounting) the numerics tests
 # compare against, in a venv cached outside the repo.

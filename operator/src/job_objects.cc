@@ -6,7 +6,10 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "braid/core/dns_name.h"
 #include "braid/control/desired_set.h"
+#include "braid/kube/resource.h"
 #include "braid/operator/job_tls.h"
 
 namespace braid::op {
@@ -341,6 +344,28 @@ json JobObjectMetadata(const spec::JobSpec& job, const JobObjectsContext& contex
   return Metadata(name, ns, Labels(job, context, role), job, context);
 }
 
+absl::StatusOr<JobObjectsContext::GatewayRef> ParseGatewayRef(const std::string& text) {
+  const std::vector<std::string> parts = absl::StrSplit(text, '/');
+  if (parts.size() != 2 && parts.size() != 3) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", text, "' is not <namespace>/<name>[/<listener>]"));
+  }
+  JobObjectsContext::GatewayRef ref{parts[0], parts[1], parts.size() == 3 ? parts[2] : ""};
+  if (!IsDns1123Label(ref.namespace_)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("namespace '", ref.namespace_, "' is not a DNS-1123 label"));
+  }
+  if (!IsDns1123Subdomain(ref.name)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("name '", ref.name, "' is not a DNS-1123 subdomain"));
+  }
+  if (parts.size() == 3 && !IsDns1123Subdomain(ref.section)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("listener '", ref.section, "' is not a DNS-1123 subdomain"));
+  }
+  return ref;
+}
+
 std::string DnsLabel(const std::string& base) {
   if (IsDnsLabel(base)) return base;
   std::string name;
@@ -382,6 +407,28 @@ std::string JobSelector(const std::string& job_uid) {
   return absl::StrCat(kJobUidLabel, "=", job_uid, ",app.kubernetes.io/managed-by=braid-operator");
 }
 
+// The route from the Gateway's TLS-passthrough listener to the aggregator's
+// Service, for the sites' workers, which send the aggregator's certificate
+// name as SNI.
+json AggregatorTlsRoute(const spec::JobSpec& job, const JobObjectsContext& context) {
+  const JobObjectsContext::GatewayRef& gateway = *context.aggregator_gateway;
+  json parent = {{"group", "gateway.networking.k8s.io"},
+                 {"kind", "Gateway"},
+                 {"namespace", gateway.namespace_},
+                 {"name", gateway.name}};
+  if (!gateway.section.empty()) parent["sectionName"] = gateway.section;
+  return {{"apiVersion", kube::kTlsRoute.api_version},
+          {"kind", kube::kTlsRoute.kind},
+          {"metadata", Metadata(AggregatorServiceName(job), job.namespace_,
+                                Labels(job, context, "aggregator"), job, context)},
+          {"spec",
+           {{"parentRefs", {parent}},
+            {"hostnames", {AggregatorServerName(job)}},
+            {"rules",
+             {{{"backendRefs",
+                {{{"name", AggregatorServiceName(job)}, {"port", kAggregatorGrpcPort}}}}}}}}}};
+}
+
 std::vector<json> DesiredObjects(const spec::JobSpec& job, const JobObjectsContext& context) {
   std::vector<json> objects;
   std::set<std::string> tenant_namespaces;
@@ -394,6 +441,9 @@ std::vector<json> DesiredObjects(const spec::JobSpec& job, const JobObjectsConte
                                    "aggregator", job, context));
     objects.push_back(AggregatorService(job, context));
     objects.push_back(AggregatorNetworkPolicy(job, context, tenant_namespaces));
+    if (!context.federation_ca_secret.empty() && context.aggregator_gateway.has_value()) {
+      objects.push_back(AggregatorTlsRoute(job, context));
+    }
   }
   // The one list both runtimes start from: the aggregator, then each
   // tenant's replicas.

@@ -599,6 +599,52 @@ TEST(JobObjectsMultiSite, TheCoordinatorRendersNoObjectsForSiteTenantsAndOpensTh
   EXPECT_FALSE((*policy)["spec"]["ingress"][0].contains("from"));
 }
 
+TEST(JobObjectsMultiSite, WithAGatewayEachJobsAggregatorGetsATlsRouteOnItsCertificateName) {
+  JobObjectsContext c = Context();
+  c.tenant_namespaces.erase("alpha");
+  c.federation_ca_secret = "train-federation-ca";
+  std::string yaml = kJobYaml;
+  yaml.replace(yaml.find("    namespace: tenant-a\n"), std::string("    namespace: tenant-a\n").size(),
+               "    site: st-alpha\n");
+  yaml.replace(yaml.find("    data: {persistentVolumeClaim: {claimName: alpha-data, subPath: train/alpha.csv}}"),
+               std::string("    data: {persistentVolumeClaim: {claimName: alpha-data, subPath: train/alpha.csv}}").size(),
+               "    dataset: notes");
+  EXPECT_TRUE(OfKind(DesiredObjects(ParseJob(yaml), c), "TLSRoute").empty()) << "none unasked";
+
+  c.aggregator_gateway = JobObjectsContext::GatewayRef{"braid-system", "federation", "aggregators"};
+  const std::vector<json> objects = DesiredObjects(ParseJob(yaml), c);
+  const json* route = Find(objects, "TLSRoute", "lab", "train-aggregator");
+  ASSERT_NE(route, nullptr);
+  EXPECT_EQ((*route)["apiVersion"], "gateway.networking.k8s.io/v1");
+  EXPECT_EQ((*route)["spec"]["parentRefs"],
+            json::parse(R"([{"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                             "namespace": "braid-system", "name": "federation",
+                             "sectionName": "aggregators"}])"));
+  EXPECT_EQ((*route)["spec"]["hostnames"], json::array({"train-aggregator.lab.svc"}));
+  EXPECT_EQ((*route)["spec"]["rules"][0]["backendRefs"],
+            json::parse(R"([{"name": "train-aggregator", "port": 7070}])"));
+  EXPECT_EQ(Label(*route, "braid.dev/job-uid"), Label(*Find(objects, "Service", "lab", "train-aggregator"), "braid.dev/job-uid"));
+
+  // A job without site tenants needs no route.
+  JobObjectsContext local = Context();
+  local.aggregator_gateway = c.aggregator_gateway;
+  EXPECT_TRUE(OfKind(DesiredObjects(ParseJob(kJobYaml), local), "TLSRoute").empty());
+}
+
+TEST(JobObjectsMultiSite, AGatewayIsNamedAsNamespaceNameAndListener) {
+  absl::StatusOr<JobObjectsContext::GatewayRef> ref = ParseGatewayRef("braid-system/federation");
+  ASSERT_TRUE(ref.ok()) << ref.status();
+  EXPECT_EQ(ref->namespace_, "braid-system");
+  EXPECT_EQ(ref->name, "federation");
+  EXPECT_EQ(ref->section, "");
+  ref = ParseGatewayRef("gw/public.gateway/tls-passthrough");
+  ASSERT_TRUE(ref.ok()) << ref.status();
+  EXPECT_EQ(ref->section, "tls-passthrough");
+  for (const char* bad : {"federation", "a/b/c/d", "Braid/x", "ns/Bad_Name", "ns/gw/", "/gw"}) {
+    EXPECT_EQ(ParseGatewayRef(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
 TEST(JobObjectsMultiSite, ASiteRendersOnlyItsWorkersDialingTheRemoteAggregator) {
   JobObjectsContext c = Context();
   c.tenant_namespaces = {{"alpha", "tenant-a"}};

@@ -80,6 +80,10 @@ ABSL_FLAG(std::vector<std::string>, federation_server_names,
 ABSL_FLAG(std::string, site_aggregator_address_template, "",
           "coordinator: where sites' workers reach a job's aggregator, with {name} and "
           "{namespace}, e.g. {name}.{namespace}.fl.example.org:443 (required)");
+ABSL_FLAG(std::string, site_aggregator_gateway, "",
+          "coordinator: <namespace>/<name>[/<listener>] of a Gateway with a TLS-passthrough "
+          "listener; each job with site tenants gets a TLSRoute from it to its aggregator, "
+          "matching the aggregator's certificate name (default: none, route them yourself)");
 ABSL_FLAG(std::string, coordinator_name, "braid-coordinator",
           "coordinator: its name in invitations");
 ABSL_FLAG(absl::Duration, federation_keepalive, absl::Seconds(30),
@@ -244,6 +248,16 @@ int Main() {
     options.reconciler.site_aggregator_address_template =
         absl::GetFlag(FLAGS_site_aggregator_address_template);
     options.reconciler.coordinator_name = absl::GetFlag(FLAGS_coordinator_name);
+    if (const std::string gateway = absl::GetFlag(FLAGS_site_aggregator_gateway);
+        !gateway.empty()) {
+      absl::StatusOr<op::JobObjectsContext::GatewayRef> ref = op::ParseGatewayRef(gateway);
+      if (!ref.ok()) {
+        std::cerr << "braid-operator: --site-aggregator-gateway: " << ref.status().message()
+                  << "\n";
+        return 2;
+      }
+      options.reconciler.site_aggregator_gateway = *std::move(ref);
+    }
   }
   if (role == "site") {
     op::SiteAgentOptions a;

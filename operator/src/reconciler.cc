@@ -33,6 +33,7 @@ const kube::ResourceRef* RefForKind(const std::string& kind) {
   if (kind == "Service") return &kube::kService;
   if (kind == "NetworkPolicy") return &kube::kNetworkPolicy;
   if (kind == "Deployment") return &kube::kDeployment;
+  if (kind == "TLSRoute") return &kube::kTlsRoute;
   return nullptr;
 }
 const kube::ResourceRef* const kOwnedKinds[] = {&kube::kDeployment, &kube::kService,
@@ -320,7 +321,10 @@ absl::StatusOr<absl::Duration> Reconciler::Finalize(const json& job) {
   if (!HasFinalizer(job)) return absl::InfiniteDuration();
   // Everything labelled with the job's uid, in every namespace: the
   // tenants' objects have no owner reference to collect them.
-  for (const kube::ResourceRef* ref : kOwnedKinds) {
+  std::vector<const kube::ResourceRef*> kinds(std::begin(kOwnedKinds), std::end(kOwnedKinds));
+  // Listed only when made: without the Gateway API's CRDs the kind is unknown.
+  if (options_.site_aggregator_gateway.has_value()) kinds.push_back(&kube::kTlsRoute);
+  for (const kube::ResourceRef* ref : kinds) {
     kube::ListOptions list_options;
     list_options.label_selector = JobSelector(uid);
     BRAID_ASSIGN_OR_RETURN(json list, client_->List(*ref, "", list_options));
@@ -484,6 +488,7 @@ absl::StatusOr<absl::Duration> Reconciler::Reconcile(const std::string& ns,
       if (has_site_tenants) {
         context.federation_ca_secret = ObjectName(spec, ns, "federation-ca");
         context.site_admission_json = json{{"sites", admitted_sites}}.dump();
+        context.aggregator_gateway = options_.site_aggregator_gateway;
         const std::string ca_pem = options_.federation->CaPem();
         BRAID_RETURN_IF_ERROR(
             GetOrCreateSecret(

@@ -292,6 +292,8 @@ if render "${WORK}/coordinator.yaml" "${COORDINATOR_VALUES[@]}" \
     "${WORK}/coordinator.yaml" || fail "role coordinator does not pass --site-aggregator-address-template"
   grep -qxF -- '        - --federation-server-names=federation.example.org,10.0.0.7' \
     "${WORK}/coordinator.yaml" || fail "role coordinator does not pass coordinator.serverNames"
+  ! grep -qF -- 'tlsroutes' "${WORK}/coordinator.yaml" ||
+    fail "without coordinator.aggregatorGateway the operator may still manage TLSRoutes"
   grep -qF -- '- --role=coordinator' "${WORK}/coordinator.yaml" || fail "role coordinator does not pass --role=coordinator"
   grep -qF -- '- --federation-listen=0.0.0.0:9443' "${WORK}/coordinator.yaml" ||
     fail "role coordinator does not pass --federation-listen"
@@ -325,6 +327,17 @@ refused "a site without the federation CA" "site.coordinatorCaSecret is required
   --set site.enrollmentTokenSecret=t
 refused "an unknown role" "role" --set role=hub
 refused "a site name that is no label" "site/name" "${SITE_VALUES[@]}" --set site.name=St_Mary
+if render "${WORK}/gateway.yaml" "${COORDINATOR_VALUES[@]}" \
+  --set coordinator.aggregatorGateway=braid-system/federation/aggregators; then
+  grep -qxF -- '        - --site-aggregator-gateway=braid-system/federation/aggregators' \
+    "${WORK}/gateway.yaml" || fail "coordinator.aggregatorGateway is not passed"
+  grep -qF -- 'resources: [tlsroutes]' "${WORK}/gateway.yaml" ||
+    fail "with coordinator.aggregatorGateway the operator may not manage TLSRoutes"
+else
+  fail "helm template (aggregatorGateway): $(cat "${WORK}/gateway.yaml.err")"
+fi
+refused "a gateway that is no <namespace>/<name>" "aggregatorGateway" "${COORDINATOR_VALUES[@]}" \
+  --set coordinator.aggregatorGateway=federation
 pass "roles: coordinator and site lint clean, pass their flags; coordinator serves the federation Service"
 
 # --- values documented ---------------------------------------------------------

@@ -90,17 +90,20 @@ class MultiSiteFixture : public ::testing::Test {
 
   std::string AggregatorAddress() const { return absl::StrCat("127.0.0.1:", aggregator_port_); }
 
-  // The coordinator's operator; sites' workers are told to dial
-  // `site_aggregator_address` (default: the aggregator itself).
-  void StartCoordinator(const std::string& site_aggregator_address = "") {
+  // The coordinator's operator, with `extra_flags`; sites' workers are told
+  // to dial `site_aggregator_address` (default: the aggregator itself).
+  void StartCoordinator(const std::string& site_aggregator_address = "",
+                        const std::vector<std::string>& extra_flags = {}) {
     std::filesystem::create_directories(dir_ + "/coordinator");
-    absl::StatusOr<k8s::Operator> op = k8s::StartOperator(
-        coordinator_.kubeconfig, dir_ + "/coordinator",
-        {"--role=coordinator", "--federation-listen=127.0.0.1:0", "--federation-keepalive=2s",
-         "--federation-port-file=" + dir_ + "/federation.port",
-         "--site-aggregator-address-template=" +
-             (site_aggregator_address.empty() ? AggregatorAddress() : site_aggregator_address),
-         "--aggregator-address-template=" + AggregatorAddress()});
+    std::vector<std::string> flags = {
+        "--role=coordinator", "--federation-listen=127.0.0.1:0", "--federation-keepalive=2s",
+        "--federation-port-file=" + dir_ + "/federation.port",
+        "--site-aggregator-address-template=" +
+            (site_aggregator_address.empty() ? AggregatorAddress() : site_aggregator_address),
+        "--aggregator-address-template=" + AggregatorAddress()};
+    flags.insert(flags.end(), extra_flags.begin(), extra_flags.end());
+    absl::StatusOr<k8s::Operator> op =
+        k8s::StartOperator(coordinator_.kubeconfig, dir_ + "/coordinator", flags);
     ASSERT_TRUE(op.ok()) << op.status();
     coordinator_op_ = std::make_unique<k8s::Operator>(*std::move(op));
     ASSERT_TRUE(k8s::WaitUntil(absl::Seconds(30), [&] {

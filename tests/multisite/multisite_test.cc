@@ -170,6 +170,51 @@ TEST_F(MultiSiteTest, ARevokedSiteIsRefusedAtItsNextCall) {
   })) << Job("revoked")["status"].dump();
 }
 
+// With --site-aggregator-gateway, the coordinator attaches each job's
+// aggregator to the Gateway with a TLSRoute (the Gateway API's CRD, as a
+// cluster with a Gateway controller has it; no controller runs here, so
+// this checks what the API server stores, not traffic), gone with the job.
+class MultiSiteGatewayTest : public MultiSiteFixture {
+ protected:
+  MultiSiteGatewayTest() : MultiSiteFixture("fl-gateway", "multisite-gateway") {}
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(MultiSiteFixture::SetUp());
+    // scripts/gateway-api-crds.sh fetched it (make test's k8s-tools step).
+    ASSERT_TRUE(fs::exists(BRAID_GATEWAY_API_TLSROUTE_CRD))
+        << BRAID_GATEWAY_API_TLSROUTE_CRD << " is missing: run make k8s-tools";
+    CommandResult r = coordinator_.Kubectl(
+        {"apply", "--server-side", "--force-conflicts", "-f", BRAID_GATEWAY_API_TLSROUTE_CRD});
+    ASSERT_EQ(r.code, 0) << r.err;
+    r = coordinator_.Kubectl({"wait", "--for=condition=Established", "--timeout=60s",
+                              "crd/tlsroutes.gateway.networking.k8s.io"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    ASSERT_NO_FATAL_FAILURE(
+        StartCoordinator("", {"--site-aggregator-gateway=braid-system/federation/aggregators"}));
+  }
+};
+
+TEST_F(MultiSiteGatewayTest, EachJobsAggregatorGetsATlsRouteGoneWithTheJob) {
+  for (Site& s : sites_) ASSERT_NO_FATAL_FAILURE(EnrollSite(s, json::object()));
+  ASSERT_EQ(coordinator_.Apply(JobYaml("routed", JobShape{})).code, 0);
+  std::optional<json> route;
+  ASSERT_TRUE(WaitUntil(absl::Seconds(60), [&] {
+    route = coordinator_.Get({"tlsroute", "-n", job_ns_, "routed-aggregator"});
+    return route.has_value();
+  })) << Job("routed")["status"].dump() << "\n" << e2e::ReadFile(coordinator_op_->log);
+  EXPECT_EQ((*route)["spec"]["hostnames"], json::array({"routed-aggregator." + job_ns_ + ".svc"}));
+  EXPECT_EQ((*route)["spec"]["parentRefs"][0]["name"], "federation");
+  EXPECT_EQ((*route)["spec"]["parentRefs"][0]["namespace"], "braid-system");
+  EXPECT_EQ((*route)["spec"]["parentRefs"][0]["sectionName"], "aggregators");
+  EXPECT_EQ((*route)["spec"]["rules"][0]["backendRefs"][0]["name"], "routed-aggregator");
+  EXPECT_EQ((*route)["spec"]["rules"][0]["backendRefs"][0]["port"], 7070);
+
+  CommandResult r = coordinator_.Kubectl({"delete", "fedjob", "-n", job_ns_, "routed", "--wait=true"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(WaitUntil(absl::Seconds(30), [&] {
+    return !coordinator_.Get({"tlsroute", "-n", job_ns_, "routed-aggregator"}).has_value();
+  }));
+}
+
 // A Site deleted and made again under the same name is a new Site: the
 // certificate the institution holds from the old one is refused (it names
 // the old Site's uid), and the new Site's token enrolls it afresh.

@@ -36,6 +36,8 @@ inline const ResourceRef kServiceAccount{"v1", "ServiceAccount", "serviceaccount
 inline const ResourceRef kDeployment{"apps/v1", "Deployment", "deployments", true};
 inline const ResourceRef kNetworkPolicy{"networking.k8s.io/v1", "NetworkPolicy",
                                         "networkpolicies", true};
+inline const ResourceRef kTlsRoute{"gateway.networking.k8s.io/v1", "TLSRoute", "tlsroutes",
+                                   true};
 inline const ResourceRef kLease{"coordination.k8s.io/v1", "Lease", "leases", true};
 inline const ResourceRef kFederatedJob{"braid.dev/v1alpha1", "FederatedJob", "federatedjobs",
                                        true};

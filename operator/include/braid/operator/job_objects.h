@@ -25,6 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/status/statusor.h"
 #include "braid/control/desired_set.h"
 #include "braid/core/spec.h"
 
@@ -69,6 +70,16 @@ struct JobObjectsContext {
   // in the running pod.
   std::string federation_ca_secret;
   std::string site_admission_json = R"({"sites":{}})";
+  // With federation_ca_secret: when set, a Gateway API TLSRoute
+  // "<job>-aggregator" attaches the aggregator's Service to this Gateway's
+  // TLS-passthrough listener, routed on the aggregator's certificate name
+  // (the SNI the sites' workers send).
+  struct GatewayRef {
+    std::string namespace_;
+    std::string name;
+    std::string section;  // the listener (sectionName); "" for every one
+  };
+  std::optional<GatewayRef> aggregator_gateway;
 
   // At a site (--role site): the job's aggregator runs in the coordinator's
   // cluster. Only the workers' objects are rendered, for the tenants in
@@ -86,6 +97,10 @@ struct JobObjectsContext {
   // namespace, so deleting it removes the workers).
   nlohmann::json owner_reference;
 };
+
+// "<namespace>/<name>[/<listener>]" (--site-aggregator-gateway) as a
+// GatewayRef; InvalidArgument saying which part is wrong.
+absl::StatusOr<JobObjectsContext::GatewayRef> ParseGatewayRef(const std::string& text);
 
 // A DNS-1123 label made from `base`: unchanged when it is one already;
 // otherwise lowercased, other characters made '-', prefixed "b-" unless it

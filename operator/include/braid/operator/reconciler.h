@@ -59,6 +59,10 @@ struct ReconcilerOptions {
   // "{namespace}" replaced), e.g. "{name}.{namespace}.fl.example.org:443"
   // behind a TLS-passthrough Ingress. Required with `federation`.
   std::string site_aggregator_address_template;
+  // When set, each job with tenants at sites gets a TLSRoute attaching its
+  // aggregator's Service to this Gateway (JobObjectsContext), deleted with
+  // the job.
+  std::optional<JobObjectsContext::GatewayRef> site_aggregator_gateway;
   // The coordinator's name in invitations (what sites show and audit).
   std::string coordinator_name = "braid-coordinator";
   // Time for re-apply and TLS intervals and the status' transition times.
