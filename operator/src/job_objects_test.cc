@@ -567,16 +567,22 @@ TEST(JobObjects, SameJobNameInTwoNamespacesDoesNotCollideInASharedTenantNamespac
 namespace braid::op {
 namespace {
 
+// kJobYaml with tenant alpha at site st-alpha (dataset notes).
+std::string SiteJobYaml() {
+  std::string yaml = kJobYaml;
+  const std::string ns = "    namespace: tenant-a\n";
+  yaml.replace(yaml.find(ns), ns.size(), "    site: st-alpha\n");
+  const std::string data =
+      "    data: {persistentVolumeClaim: {claimName: alpha-data, subPath: train/alpha.csv}}";
+  yaml.replace(yaml.find(data), data.size(), "    dataset: notes");
+  return yaml;
+}
+
 TEST(JobObjectsMultiSite, TheCoordinatorRendersNoObjectsForSiteTenantsAndOpensTheGrpcPort) {
   JobObjectsContext c = Context();
   c.tenant_namespaces.erase("alpha");
   c.federation_ca_secret = "train-federation-ca";
-  std::string yaml = kJobYaml;
-  yaml.replace(yaml.find("    namespace: tenant-a\n"), std::string("    namespace: tenant-a\n").size(),
-               "    site: st-alpha\n");
-  yaml.replace(yaml.find("    data: {persistentVolumeClaim: {claimName: alpha-data, subPath: train/alpha.csv}}"),
-               std::string("    data: {persistentVolumeClaim: {claimName: alpha-data, subPath: train/alpha.csv}}").size(),
-               "    dataset: notes");
+  const std::string yaml = SiteJobYaml();
   const std::vector<json> objects = DesiredObjects(ParseJob(yaml), c);
   for (const json& o : objects) {
     EXPECT_NE(Label(o, "braid.dev/tenant"), "alpha") << Name(o);
@@ -603,12 +609,7 @@ TEST(JobObjectsMultiSite, WithAGatewayEachJobsAggregatorGetsATlsRouteOnItsCertif
   JobObjectsContext c = Context();
   c.tenant_namespaces.erase("alpha");
   c.federation_ca_secret = "train-federation-ca";
-  std::string yaml = kJobYaml;
-  yaml.replace(yaml.find("    namespace: tenant-a\n"), std::string("    namespace: tenant-a\n").size(),
-               "    site: st-alpha\n");
-  yaml.replace(yaml.find("    data: {persistentVolumeClaim: {claimName: alpha-data, subPath: train/alpha.csv}}"),
-               std::string("    data: {persistentVolumeClaim: {claimName: alpha-data, subPath: train/alpha.csv}}").size(),
-               "    dataset: notes");
+  const std::string yaml = SiteJobYaml();
   EXPECT_TRUE(OfKind(DesiredObjects(ParseJob(yaml), c), "TLSRoute").empty()) << "none unasked";
 
   c.aggregator_gateway = JobObjectsContext::GatewayRef{"braid-system", "federation", "aggregators"};
