@@ -32,7 +32,8 @@ class SyncStream final : public grpc::ServerBidiReactor<v1::SiteReport, v1::Invi
              InvitationBoard* board, Clock* clock);
 
   // The hub's periodic and on-change look, with whether the site is a
-  // member now that admits this stream's certificate: ends the stream if not or if the certificate has expired,
+  // member now that admits this stream's certificate (SiteRecord::Admits):
+  // ends the stream if not or if the certificate has expired,
   // sends a new snapshot or a keepalive marker when due, resumes reading
   // when the report interval has passed. The hub holds its lock.
   void Tick(absl::Time now, bool member);
