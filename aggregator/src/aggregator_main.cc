@@ -233,10 +233,12 @@ int RunAggregator(const StrategyDecorator& decorate) {
     options.secagg.stage_timeout = absl::Seconds(sa.stage_timeout_seconds);
   }
   options.strategy = job->strategy.name;
+  options.server_optimizer = job->strategy.server;
   options.audit = audit_log->get();
   options.audit_job = audit_job;
   StrategyOptions strategy_options;
   strategy_options.name = options.strategy;
+  strategy_options.server = options.server_optimizer;
   strategy_options.dp = options.dp;
   strategy_options.secure_aggregation = options.secagg.enabled;
   absl::StatusOr<std::unique_ptr<AggregationStrategy>> strategy =

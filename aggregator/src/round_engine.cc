@@ -26,6 +26,7 @@ std::string PhaseName(bool finished, bool failed, bool started) {
 StrategyOptions StrategyOptionsOf(const EngineOptions& options) {
   StrategyOptions s;
   s.name = options.strategy;
+  s.server = options.server_optimizer;
   s.dp = options.dp;
   s.secure_aggregation = options.secagg.enabled;
   return s;

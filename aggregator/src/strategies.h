@@ -4,6 +4,10 @@
 #define BRAID_AGGREGATOR_SRC_STRATEGIES_H_
 
 #include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "braid/core/spec.h"
 
 #include "braid/aggregator/dp_options.h"
 #include "braid/aggregator/strategy.h"
@@ -26,6 +30,13 @@ std::unique_ptr<AggregationStrategy> NewDpFedAvgStrategy(const DpOptions& dp);
 // (with dp.enabled: by the number sampled, and noised first when
 // dp.central_noise).
 std::unique_ptr<AggregationStrategy> NewSecAggSumStrategy(const DpOptions& dp);
+
+// A server optimizer (server_optimizer_strategy.cc) named `name` (fedavgm,
+// fedadam, fedyogi, fedadagrad) applied to the average `inner` makes each
+// round; InvalidArgument for another name.
+absl::StatusOr<std::unique_ptr<AggregationStrategy>> NewServerOptimizerStrategy(
+    const std::string& name, const spec::ServerOptimizer& options,
+    std::unique_ptr<AggregationStrategy> inner);
 
 }  // namespace braid::aggregator
 

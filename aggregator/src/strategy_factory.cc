@@ -7,13 +7,23 @@ namespace braid::aggregator {
 
 absl::StatusOr<std::unique_ptr<AggregationStrategy>> CreateStrategy(
     const StrategyOptions& options) {
-  if (options.name != "fedavg") {
-    return absl::InvalidArgumentError(absl::StrCat("spec.strategy.name: unknown strategy '",
-                                                   options.name, "'; use fedavg"));
+  std::unique_ptr<AggregationStrategy> average;
+  if (options.secure_aggregation) {
+    average = NewSecAggSumStrategy(options.dp);
+  } else if (options.dp.enabled) {
+    average = NewDpFedAvgStrategy(options.dp);
+  } else {
+    average = NewFedAvgStrategy();
   }
-  if (options.secure_aggregation) return NewSecAggSumStrategy(options.dp);
-  if (options.dp.enabled) return NewDpFedAvgStrategy(options.dp);
-  return NewFedAvgStrategy();
+  if (options.name == "fedavg") return average;
+  absl::StatusOr<std::unique_ptr<AggregationStrategy>> optimized =
+      NewServerOptimizerStrategy(options.name, options.server, std::move(average));
+  if (!optimized.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.strategy.name: unknown strategy '", options.name,
+                     "'; use fedavg, fedavgm, fedadam, fedyogi or fedadagrad"));
+  }
+  return optimized;
 }
 
 }  // namespace braid::aggregator

@@ -50,7 +50,14 @@ TEST(StrategyFactoryTest, TheJobSpecChoosesTheStrategy) {
   options.secure_aggregation = true;
   EXPECT_EQ((*CreateStrategy(options))->name(), "secagg-sum");
   EXPECT_TRUE((*CreateStrategy(options))->masked_input());
-  options.name = "fedyogi";
+  for (const char* name : {"fedavgm", "fedadam", "fedyogi", "fedadagrad"}) {
+    options.name = name;
+    absl::StatusOr<std::unique_ptr<AggregationStrategy>> s = CreateStrategy(options);
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_EQ((*s)->name(), name);
+    EXPECT_TRUE((*s)->masked_input()) << "over the secure-aggregation sum";
+  }
+  options.name = "fedprox";
   absl::StatusOr<std::unique_ptr<AggregationStrategy>> unknown = CreateStrategy(options);
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(unknown.status().message()), HasSubstr("spec.strategy.name"));
@@ -174,6 +181,82 @@ TEST(StrategyTest, AFailedReadOfTheOldGlobalKeepsTheReadersReason) {
   EXPECT_EQ(global.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(ReasonOf(global.status(), "x"), "CheckpointFailed");
   EXPECT_EQ(ReasonOf(absl::InternalError("y"), "Fallback"), "Fallback");
+}
+
+// One round of `s` from `global`: the updates (deltas) with their examples.
+std::vector<float> RunRound(AggregationStrategy& s, int round, const std::vector<float>& global,
+                            const std::vector<std::pair<std::vector<float>, int64_t>>& updates) {
+  EXPECT_TRUE(s.BeginRound({round, static_cast<int>(updates.size()), global.size(), nullptr}).ok());
+  for (const auto& [delta, examples] : updates) {
+    TestUpload u(delta, examples);
+    EXPECT_TRUE(s.Fold(*u.upload).ok());
+  }
+  absl::StatusOr<absl::Span<const float>> next = s.Finish(ReaderOf(global));
+  EXPECT_TRUE(next.ok()) << next.status();
+  return next.ok() ? std::vector<float>(next->begin(), next->end()) : std::vector<float>();
+}
+
+std::unique_ptr<AggregationStrategy> Make(const std::string& name, spec::ServerOptimizer server) {
+  StrategyOptions options;
+  options.name = name;
+  options.server = server;
+  absl::StatusOr<std::unique_ptr<AggregationStrategy>> s = CreateStrategy(options);
+  EXPECT_TRUE(s.ok()) << s.status();
+  return s.ok() ? *std::move(s) : nullptr;
+}
+
+TEST(ServerOptimizerTest, FedAvgMAddsMomentumToTheAverageStep) {
+  std::unique_ptr<AggregationStrategy> s = Make("fedavgm", {0.5, 0.9, 0, 0, 0});
+  // Round 1: the average delta is (1*10 + 3*30) / 40 = 2.5; m = 2.5.
+  std::vector<float> g = RunRound(*s, 1, {1}, {{{1}, 10}, {{3}, 30}});
+  ASSERT_EQ(g.size(), 1u);
+  EXPECT_FLOAT_EQ(g[0], 1 + 0.5f * 2.5f);
+  // Round 2: delta 1; m = 0.9 * 2.5 + 1.
+  g = RunRound(*s, 2, g, {{{1}, 5}});
+  EXPECT_FLOAT_EQ(g[0], 2.25f + 0.5f * (0.9f * 2.5f + 1));
+}
+
+TEST(ServerOptimizerTest, FedAdamTakesABiasCorrectedAdaptiveStep) {
+  const spec::ServerOptimizer o{0.1, 0, 0.9, 0.99, 1e-9};
+  std::unique_ptr<AggregationStrategy> s = Make("fedadam", o);
+  const std::vector<float> g = RunRound(*s, 1, {0, 0}, {{{2, -4}, 1}});
+  // m = 0.1 d, v = 0.01 d^2: the step is the sign of d times the
+  // bias-corrected rate (Flower uses t = round + 1).
+  const double lr = 0.1 * std::sqrt(1 - std::pow(0.99, 2)) / (1 - std::pow(0.9, 2));
+  const double step = lr * 0.1 / std::sqrt(0.01);
+  EXPECT_NEAR(g[0], step, 1e-6);
+  EXPECT_NEAR(g[1], -step, 1e-6);
+}
+
+TEST(ServerOptimizerTest, ARestartResumesWithTheSameMoments) {
+  for (const char* name : {"fedavgm", "fedadam", "fedyogi", "fedadagrad"}) {
+    SCOPED_TRACE(name);
+    const spec::ServerOptimizer o{0.1, 0.9, 0.9, 0.99, 1e-3};
+    std::unique_ptr<AggregationStrategy> a = Make(name, o);
+    std::vector<float> g = RunRound(*a, 1, {1, 2, 3}, {{{0.5f, -1, 2}, 3}});
+    const std::string state = a->SaveState();
+    ASSERT_FALSE(state.empty());
+    // The same round 2 on the strategy that ran round 1 and on a new one
+    // restored from its saved state.
+    std::unique_ptr<AggregationStrategy> b = Make(name, o);
+    ASSERT_TRUE(b->RestoreState(state).ok());
+    const std::vector<std::pair<std::vector<float>, int64_t>> round2 = {{{1, 1, -1}, 2}};
+    EXPECT_EQ(RunRound(*a, 2, g, round2), RunRound(*b, 2, g, round2));
+    // Another strategy's state, or a damaged one, is refused.
+    EXPECT_EQ(Make(name == std::string("fedadam") ? "fedyogi" : "fedadam", o)
+                  ->RestoreState(state)
+                  .code(),
+              absl::StatusCode::kDataLoss);
+    EXPECT_EQ(Make(name, o)->RestoreState(state.substr(0, state.size() - 3)).code(),
+              absl::StatusCode::kDataLoss);
+    // A model of another size does not take the saved moments.
+    std::unique_ptr<AggregationStrategy> c = Make(name, o);
+    ASSERT_TRUE(c->RestoreState(state).ok());
+    ASSERT_TRUE(c->BeginRound({2, 1, 2, nullptr}).ok());
+    TestUpload u({1, 1}, 1);
+    ASSERT_TRUE(c->Fold(*u.upload).ok());
+    EXPECT_EQ(c->Finish(ReaderOf({0, 0})).status().code(), absl::StatusCode::kDataLoss);
+  }
 }
 
 }  // namespace

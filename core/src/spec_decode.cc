@@ -303,16 +303,57 @@ void DecodeData(const YAML::Node& node, const Model& model, bool kind_known,
   }
 }
 
+// The server optimizer's fields of spec.strategy: Flower's defaults for the
+// strategy, then what the file gives, each refused when the strategy does
+// not use it.
+void DecodeServerOptimizer(const MapReader& m, Strategy* strategy, Errors* errors) {
+  ServerOptimizer& o = strategy->server;
+  const std::string& name = strategy->name;
+  // Flower 1.42's defaults (flwr.server.strategy): FedAvgM(server_learning_rate=1.0,
+  // server_momentum=0.0), FedAdam(eta=0.1, beta_1=0.9, beta_2=0.99, tau=1e-9),
+  // FedYogi(eta=0.01, beta_1=0.9, beta_2=0.99, tau=1e-3), FedAdagrad(eta=0.1, tau=1e-9).
+  if (name == "fedadam") o = {0.1, 0, 0.9, 0.99, 1e-9};
+  if (name == "fedyogi") o = {0.01, 0, 0.9, 0.99, 1e-3};
+  if (name == "fedadagrad") o = {0.1, 0, 0, 0, 1e-9};
+  const bool momentum = name == "fedavgm";
+  const bool adaptive = name == "fedadam" || name == "fedyogi" || name == "fedadagrad";
+  struct Field {
+    const char* key;
+    bool used;
+    NumberRange range;
+    double* out;
+  };
+  const Field fields[] = {
+      {"serverLearningRate", momentum || adaptive, {0, true, 100, false}, &o.learning_rate},
+      {"serverMomentum", momentum, {0, false, 1, true}, &o.momentum},
+      {"beta1", adaptive, {0, false, 1, true}, &o.beta1},
+      {"beta2", name == "fedadam" || name == "fedyogi", {0, false, 1, true}, &o.beta2},
+      {"tau", adaptive, {0, true, 1, false}, &o.tau},
+  };
+  for (const Field& f : fields) {
+    const YAML::Node* n = m.Find(f.key);
+    if (n == nullptr) continue;
+    if (!f.used) {
+      errors->Add(m.Path(f.key), "is not a parameter of strategy " + Quote(name));
+      continue;
+    }
+    ReadNumber(*n, m.Path(f.key), f.range, errors, f.out);
+  }
+}
+
 // Returns true when minClients is valid (given or default).
 bool DecodeStrategy(const YAML::Node& node, Strategy* strategy, Errors* errors) {
   MapReader m(node, "spec.strategy",
               {"name", "rounds", "minClients", "minTenants", "fractionFit", "roundTimeout",
-               "maxUpdateNorm", "weighting"},
+               "maxUpdateNorm", "weighting", "serverLearningRate", "serverMomentum", "beta1",
+               "beta2", "tau"},
               errors);
   if (!m.ok()) return false;
   if (const YAML::Node* n = m.Find("name")) {
-    ReadEnum(*n, m.Path("name"), {"fedavg"}, errors, &strategy->name);
+    ReadEnum(*n, m.Path("name"), {"fedavg", "fedavgm", "fedadam", "fedyogi", "fedadagrad"},
+             errors, &strategy->name);
   }
+  DecodeServerOptimizer(m, strategy, errors);
   if (const YAML::Node* n = m.Find("rounds")) {
     ReadInt(*n, m.Path("rounds"), 1, kMaxRounds, errors, &strategy->rounds);
   }

@@ -295,6 +295,42 @@ TEST(ParseJobFileTest, QuotedStringsAndRangeEdgesAreAccepted) {
   EXPECT_EQ(job->tenants[0].replicas, 1000);
 }
 
+TEST(ParseJobYamlTest, ServerOptimizersTakeFlowersDefaultsUnlessGiven) {
+  struct Case {
+    const char* name;
+    ServerOptimizer want;
+  };
+  // flwr 1.42: FedAvgM(server_learning_rate=1.0, server_momentum=0.0),
+  // FedAdam(eta=0.1, beta_1=0.9, beta_2=0.99, tau=1e-9),
+  // FedYogi(eta=0.01, beta_1=0.9, beta_2=0.99, tau=1e-3), FedAdagrad(eta=0.1, tau=1e-9).
+  for (const Case& c : {Case{"fedavgm", {1.0, 0, 0, 0, 0}}, Case{"fedadam", {0.1, 0, 0.9, 0.99, 1e-9}},
+                        Case{"fedyogi", {0.01, 0, 0.9, 0.99, 1e-3}},
+                        Case{"fedadagrad", {0.1, 0, 0, 0, 1e-9}}}) {
+    absl::StatusOr<JobSpec> job =
+        ParseJobYaml(Job(absl::StrCat("  strategy: {name: ", c.name, "}\n")), kGoodDir);
+    ASSERT_TRUE(job.ok()) << c.name << ": " << job.status();
+    EXPECT_EQ(job->strategy.name, c.name);
+    EXPECT_DOUBLE_EQ(job->strategy.server.learning_rate, c.want.learning_rate) << c.name;
+    EXPECT_DOUBLE_EQ(job->strategy.server.momentum, c.want.momentum) << c.name;
+    EXPECT_DOUBLE_EQ(job->strategy.server.beta1, c.want.beta1) << c.name;
+    EXPECT_DOUBLE_EQ(job->strategy.server.beta2, c.want.beta2) << c.name;
+    EXPECT_DOUBLE_EQ(job->strategy.server.tau, c.want.tau) << c.name;
+  }
+  absl::StatusOr<JobSpec> given = ParseJobYaml(
+      Job("  strategy: {name: fedavgm, serverLearningRate: 0.5, serverMomentum: 0.9}\n"),
+      kGoodDir);
+  ASSERT_TRUE(given.ok()) << given.status();
+  EXPECT_DOUBLE_EQ(given->strategy.server.learning_rate, 0.5);
+  EXPECT_DOUBLE_EQ(given->strategy.server.momentum, 0.9);
+  given = ParseJobYaml(Job("  strategy: {name: fedyogi, beta1: 0, beta2: 0.5, tau: 0.1}\n"),
+                       kGoodDir);
+  ASSERT_TRUE(given.ok()) << given.status();
+  EXPECT_DOUBLE_EQ(given->strategy.server.learning_rate, 0.01);
+  EXPECT_DOUBLE_EQ(given->strategy.server.beta1, 0);
+  EXPECT_DOUBLE_EQ(given->strategy.server.beta2, 0.5);
+  EXPECT_DOUBLE_EQ(given->strategy.server.tau, 0.1);
+}
+
 TEST(ParseJobFileTest, WeightingAndMaxExamples) {
   absl::StatusOr<JobSpec> job = ParseJobFile(kGoodDir + "/weighting.yaml");
   ASSERT_TRUE(job.ok()) << job.status();

@@ -44,6 +44,7 @@
 #include "braid/core/audit_log.h"
 #include "braid/core/clock.h"
 #include "braid/core/file_io.h"
+#include "braid/core/spec.h"
 
 namespace braid::aggregator {
 
@@ -102,6 +103,7 @@ struct EngineOptions {
   // spec.strategy.name: which AggregationStrategy CreateStrategy makes
   // (with dp and secagg below), unless the engine is given one.
   std::string strategy = "fedavg";
+  spec::ServerOptimizer server_optimizer;  // spec.strategy's, for those strategies
   // Where completed rounds and the job's end are recorded (round_completed,
   // job_finished); not owned, may be null. audit_job names the job in the
   // entries ("<namespace>/<name>"). An append that fails is logged

@@ -8,13 +8,16 @@
 #include "absl/status/statusor.h"
 #include "braid/aggregator/dp_options.h"
 #include "braid/aggregator/strategy.h"
+#include "braid/core/spec.h"
 
 namespace braid::aggregator {
 
 // What of the job spec chooses and configures the strategy.
 struct StrategyOptions {
-  // spec.strategy.name; only "fedavg" so far.
+  // spec.strategy.name: fedavg, or a server optimizer (fedavgm, fedadam,
+  // fedyogi, fedadagrad) with its parameters in `server`.
   std::string name = "fedavg";
+  spec::ServerOptimizer server;
   // spec.privacy.differentialPrivacy; off by default.
   DpOptions dp;
   // spec.privacy.secureAggregation: updates arrive masked and are summed in
@@ -29,6 +32,9 @@ struct StrategyOptions {
 //                                   survivors' public weights (with DP:
 //                                   over the number sampled, noised when
 //                                   the mode is central)
+//   fedavgm, fedadam, fedyogi,      the server optimizer of that name over
+//   fedadagrad                      what fedavg (with its privacy settings)
+//                                   makes of the round
 // InvalidArgument naming spec.strategy.name for an unknown name.
 absl::StatusOr<std::unique_ptr<AggregationStrategy>> CreateStrategy(
     const StrategyOptions& options);

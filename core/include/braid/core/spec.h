@@ -109,8 +109,26 @@ struct DataSchema {
                                        // (false: one padded example per row)
 };
 
+// A server-side optimizer over the round's averaged update (the
+// "pseudo-gradient"), as Flower's FedAvgM and FedOpt strategies apply it
+// (Reddi et al. 2021, "Adaptive Federated Optimization"; Hsu et al. 2019
+// for FedAvgM). Fields a strategy does not use are refused in the job file;
+// those not given take Flower's defaults for the strategy (the parser sets
+// them, so the values here are always the ones in force).
+struct ServerOptimizer {
+  // fedavgm: server_learning_rate; fedadam, fedyogi, fedadagrad: eta.
+  double learning_rate = 1.0;
+  double momentum = 0;  // fedavgm: server_momentum, [0, 1)
+  double beta1 = 0;     // fedadam, fedyogi, fedadagrad: [0, 1)
+  double beta2 = 0;     // fedadam, fedyogi: [0, 1)
+  double tau = 0;       // fedadam, fedyogi, fedadagrad: adaptivity, (0, 1]
+};
+
 struct Strategy {
-  std::string name = "fedavg";   // only "fedavg"
+  // fedavg (default); with a server optimizer: fedavgm, fedadam, fedyogi,
+  // fedadagrad.
+  std::string name = "fedavg";
+  ServerOptimizer server;  // meaningful for the server-optimizer strategies
   int rounds = 10;               // 1..100000
   int min_clients = 1;           // >= 1; <= total replicas
   // strategy.minTenants: distinct tenants whose updates a round needs; a
