@@ -43,6 +43,7 @@ k8s-tools:
 # compare against, in a venv cached outside the repo.
 pyref:
 	@bash scripts/pyref.sh >/dev/null
+	@bash scripts/flower-ref.sh >/dev/null
 
 $(BUILD_DIR)/build.ninja: | deps
 	cmake -S . -B $(BUILD_DIR) -G Ninja $(CMAKE_FLAGS)

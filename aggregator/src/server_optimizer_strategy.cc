@@ -2,8 +2,11 @@
 // (flwr.server.strategy FedAvgM, FedAdam, FedYogi, FedAdagrad; Reddi et al.
 // 2021, "Adaptive Federated Optimization"; Hsu et al. 2019 for FedAvgM).
 // The inner strategy (FedAvg, DP-FedAvg or the secure-aggregation sum)
-// makes the round's average x_avg; with x the old global and
-// d = x_avg - x (the "pseudo-gradient" with an update's sign):
+// makes the round's average update d = x_avg - x, with x the old global
+// (the "pseudo-gradient" with an update's sign). Each of those makes its new
+// global as the old one plus that average, so given a reader of zeros for
+// the old global its Finish returns d itself, without the float32 rounding
+// of x_avg - x. Then:
 //   fedavgm     m = d in the first round, else momentum * m + d;
 //               x' = x + lr * m
 //   fedadam     m = b1 m + (1 - b1) d;  v = b2 v + (1 - b2) d^2;
@@ -55,11 +58,15 @@ class ServerOptimizerStrategy final : public AggregationStrategy {
   absl::StatusOr<FoldResult> Fold(Upload& update) override { return inner_->Fold(update); }
 
   absl::StatusOr<absl::Span<const float>> Finish(const GlobalReader& old_global) override {
-    absl::StatusOr<absl::Span<const float>> average = inner_->Finish(old_global);
+    const GlobalReader zeros = [](uint64_t, void* out, uint64_t len) {
+      std::memset(out, 0, len);
+      return absl::OkStatus();
+    };
+    absl::StatusOr<absl::Span<const float>> average = inner_->Finish(zeros);
     if (!average.ok()) return average.status();
     if (average->size() != floats_) {
-      return absl::InternalError(absl::StrCat(name_, ": the average holds ", average->size(),
-                                              " values, the model ", floats_));
+      return absl::InternalError(absl::StrCat(name_, ": the average update holds ",
+                                              average->size(), " values, the model ", floats_));
     }
     if (!started_) {
       m_.assign(floats_, 0.0f);
@@ -137,13 +144,14 @@ class ServerOptimizerStrategy final : public AggregationStrategy {
     return true;
   }
 
-  // One piece: old global `x`, average `avg`, `n` values from `at`.
+  // One piece: old global `x`, the average update `avg`, `n` values from
+  // `at`.
   void Step(const float* x, const float* avg, uint64_t at, uint64_t n) {
     float* m = m_.data() + at;
     float* out = out_.data() + at;
     if (rule_ == Rule::kMomentum) {
       for (uint64_t i = 0; i < n; ++i) {
-        const double d = static_cast<double>(avg[i]) - x[i];
+        const double d = avg[i];
         const double mi = started_ ? o_.momentum * m[i] + d : d;
         m[i] = static_cast<float>(mi);
         out[i] = static_cast<float>(x[i] + o_.learning_rate * mi);
@@ -157,7 +165,7 @@ class ServerOptimizerStrategy final : public AggregationStrategy {
       lr *= std::sqrt(1 - std::pow(o_.beta2, t)) / (1 - std::pow(o_.beta1, t));
     }
     for (uint64_t i = 0; i < n; ++i) {
-      const double d = static_cast<double>(avg[i]) - x[i];
+      const double d = avg[i];
       const double d2 = d * d;
       const double mi = o_.beta1 * m[i] + (1 - o_.beta1) * d;
       double vi = v[i];

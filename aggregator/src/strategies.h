@@ -32,8 +32,10 @@ std::unique_ptr<AggregationStrategy> NewDpFedAvgStrategy(const DpOptions& dp);
 std::unique_ptr<AggregationStrategy> NewSecAggSumStrategy(const DpOptions& dp);
 
 // A server optimizer (server_optimizer_strategy.cc) named `name` (fedavgm,
-// fedadam, fedyogi, fedadagrad) applied to the average `inner` makes each
-// round; InvalidArgument for another name.
+// fedadam, fedyogi, fedadagrad) applied to the average update `inner` makes
+// each round. `inner` must make its new global as the old one plus that
+// average (as the three above do): the optimizer reads the average by
+// giving it an old global of zeros. InvalidArgument for another name.
 absl::StatusOr<std::unique_ptr<AggregationStrategy>> NewServerOptimizerStrategy(
     const std::string& name, const spec::ServerOptimizer& options,
     std::unique_ptr<AggregationStrategy> inner);

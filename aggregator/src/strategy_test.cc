@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "braid/aggregator/testing/test_upload.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -17,29 +18,6 @@ namespace braid::aggregator {
 namespace {
 
 using ::testing::HasSubstr;
-
-// An upload of `values` from a one-slot pool, complete.
-struct TestUpload {
-  explicit TestUpload(const std::vector<float>& values, int64_t examples)
-      : pool(1, values.size()) {
-    pool.Reserve();
-    absl::StatusOr<UploadPool::Held> slot = pool.Acquire(absl::ZeroDuration());
-    EXPECT_TRUE(slot.ok()) << slot.status();
-    upload = std::make_unique<Upload>(&pool, *slot, "t/0#1", 1, examples);
-    upload->set_weight(static_cast<double>(examples));  // as the engine would, unnormalized
-    EXPECT_TRUE(upload->Write(0, values.data(), values.size() * sizeof(float)).ok());
-    upload->HandOver();
-  }
-  UploadPool pool;
-  std::unique_ptr<Upload> upload;
-};
-
-GlobalReader ReaderOf(const std::vector<float>& global) {
-  return [global](uint64_t offset, void* out, uint64_t len) {
-    std::memcpy(out, reinterpret_cast<const char*>(global.data()) + offset, len);
-    return absl::OkStatus();
-  };
-}
 
 TEST(StrategyFactoryTest, TheJobSpecChoosesTheStrategy) {
   StrategyOptions options;

@@ -326,7 +326,7 @@ void DecodeServerOptimizer(const MapReader& m, Strategy* strategy, Errors* error
   const Field fields[] = {
       {"serverLearningRate", momentum || adaptive, {0, true, 100, false}, &o.learning_rate},
       {"serverMomentum", momentum, {0, false, 1, true}, &o.momentum},
-      {"beta1", adaptive, {0, false, 1, true}, &o.beta1},
+      {"beta1", name == "fedadam" || name == "fedyogi", {0, false, 1, true}, &o.beta1},
       {"beta2", name == "fedadam" || name == "fedyogi", {0, false, 1, true}, &o.beta2},
       {"tau", adaptive, {0, true, 1, false}, &o.tau},
   };

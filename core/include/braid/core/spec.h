@@ -119,7 +119,7 @@ struct ServerOptimizer {
   // fedavgm: server_learning_rate; fedadam, fedyogi, fedadagrad: eta.
   double learning_rate = 1.0;
   double momentum = 0;  // fedavgm: server_momentum, [0, 1)
-  double beta1 = 0;     // fedadam, fedyogi, fedadagrad: [0, 1)
+  double beta1 = 0;     // fedadam, fedyogi: [0, 1); fedadagrad: 0 (as Flower)
   double beta2 = 0;     // fedadam, fedyogi: [0, 1)
   double tau = 0;       // fedadam, fedyogi, fedadagrad: adaptivity, (0, 1]
 };
