@@ -61,6 +61,11 @@ std::string Join(const std::vector<FieldError>& errors) {
 
 }  // namespace
 
+bool IsRobustAggregation(const std::string& name) {
+  return name == "median" || name == "trimmedmean" || name == "krum" || name == "multikrum" ||
+         name == "bulyan";
+}
+
 int JobSpec::TotalReplicas() const {
   int total = 0;
   for (const Tenant& tenant : tenants) total += tenant.replicas;

@@ -341,19 +341,54 @@ void DecodeServerOptimizer(const MapReader& m, Strategy* strategy, Errors* error
   }
 }
 
+// The robust aggregations' fields of spec.strategy, each refused when the
+// strategy does not use it; multikrum needs keepClients.
+void DecodeRobustAggregation(const MapReader& m, Strategy* strategy, Errors* errors) {
+  RobustAggregation& r = strategy->robust;
+  const std::string& name = strategy->name;
+  const bool krum = name == "krum" || name == "multikrum" || name == "bulyan";
+  if (const YAML::Node* n = m.Find("byzantineClients")) {
+    if (!krum) {
+      errors->Add(m.Path("byzantineClients"), "is not a parameter of strategy " + Quote(name));
+    } else {
+      ReadInt(*n, m.Path("byzantineClients"), 0, kMaxMinClients, errors, &r.byzantine_clients);
+    }
+  }
+  if (const YAML::Node* n = m.Find("keepClients")) {
+    if (name != "multikrum") {
+      errors->Add(m.Path("keepClients"), "is not a parameter of strategy " + Quote(name));
+    } else {
+      ReadInt(*n, m.Path("keepClients"), 1, kMaxMinClients, errors, &r.keep_clients);
+    }
+  } else if (name == "multikrum") {
+    errors->Add(m.Path("keepClients"),
+                "required with multikrum: how many of the best-scored updates to average");
+  }
+  if (const YAML::Node* n = m.Find("trimFraction")) {
+    if (name != "trimmedmean") {
+      errors->Add(m.Path("trimFraction"), "is not a parameter of strategy " + Quote(name));
+    } else {
+      ReadNumber(*n, m.Path("trimFraction"), {0, false, 0.5, true}, errors, &r.trim_fraction);
+    }
+  }
+}
+
 // Returns true when minClients is valid (given or default).
 bool DecodeStrategy(const YAML::Node& node, Strategy* strategy, Errors* errors) {
   MapReader m(node, "spec.strategy",
               {"name", "rounds", "minClients", "minTenants", "fractionFit", "roundTimeout",
                "maxUpdateNorm", "weighting", "serverLearningRate", "serverMomentum", "beta1",
-               "beta2", "tau"},
+               "beta2", "tau", "byzantineClients", "keepClients", "trimFraction"},
               errors);
   if (!m.ok()) return false;
   if (const YAML::Node* n = m.Find("name")) {
-    ReadEnum(*n, m.Path("name"), {"fedavg", "fedavgm", "fedadam", "fedyogi", "fedadagrad"},
+    ReadEnum(*n, m.Path("name"),
+             {"fedavg", "fedavgm", "fedadam", "fedyogi", "fedadagrad", "median", "trimmedmean",
+              "krum", "multikrum", "bulyan"},
              errors, &strategy->name);
   }
   DecodeServerOptimizer(m, strategy, errors);
+  DecodeRobustAggregation(m, strategy, errors);
   if (const YAML::Node* n = m.Find("rounds")) {
     ReadInt(*n, m.Path("rounds"), 1, kMaxRounds, errors, &strategy->rounds);
   }
@@ -593,6 +628,28 @@ void DecodeSpec(const YAML::Node& node, const ParseOptions& options, JobSpec* jo
                 "cannot be checked on masked updates with spec.privacy.secureAggregation: true; "
                 "bound each element with secureAggregationSettings.quantizationRange (and the "
                 "update with differentialPrivacy.clipNorm) instead");
+  }
+  if (IsRobustAggregation(job->strategy.name)) {
+    const std::string why = " needs every single update, which ";
+    if (job->privacy.secure_aggregation) {
+      errors->Add("spec.strategy.name", Quote(job->strategy.name) + why +
+                                            "secure aggregation hides (spec.privacy."
+                                            "secureAggregation: true); use fedavg or a server "
+                                            "optimizer");
+    }
+    if (job->privacy.differential_privacy) {
+      errors->Add("spec.strategy.name",
+                  Quote(job->strategy.name) + why +
+                      "differential privacy's clipped, noised sum does not keep; use fedavg or a "
+                      "server optimizer with spec.privacy.differentialPrivacy");
+    }
+    const int f = job->strategy.robust.byzantine_clients;
+    if (min_clients_ok && job->strategy.name == "bulyan" &&
+        job->strategy.min_clients < 4 * f + 3) {
+      errors->Add("spec.strategy.minClients",
+                  absl::StrCat("must be at least 4 * byzantineClients + 3 (", 4 * f + 3,
+                               ") with bulyan, got ", job->strategy.min_clients));
+    }
   }
   if (min_clients_ok && job->privacy.secure_aggregation && job->strategy.min_clients < 2) {
     errors->Add("spec.strategy.minClients",

@@ -124,11 +124,27 @@ struct ServerOptimizer {
   double tau = 0;       // fedadam, fedyogi, fedadagrad: adaptivity, (0, 1]
 };
 
+// Robust aggregation, as Flower's FedMedian, FedTrimmedAvg, Krum and Bulyan:
+// each round's updates are all kept (spilled to disk) and combined
+// coordinate-wise or by pairwise distances, so that a few outlying (e.g.
+// poisoned) updates cannot move the model far. They need every single
+// update, so neither secure aggregation nor differential privacy.
+struct RobustAggregation {
+  int byzantine_clients = 0;  // krum, multikrum, bulyan: f (num_malicious_clients)
+  int keep_clients = 0;       // multikrum: updates averaged (num_clients_to_keep), >= 1
+  double trim_fraction = 0.2;  // trimmedmean: cut from each end (beta), [0, 0.5)
+};
+
+// Whether `name` is a robust aggregation (median, trimmedmean, krum,
+// multikrum, bulyan).
+bool IsRobustAggregation(const std::string& name);
+
 struct Strategy {
   // fedavg (default); with a server optimizer: fedavgm, fedadam, fedyogi,
-  // fedadagrad.
+  // fedadagrad; robust: median, trimmedmean, krum, multikrum, bulyan.
   std::string name = "fedavg";
   ServerOptimizer server;  // meaningful for the server-optimizer strategies
+  RobustAggregation robust;  // meaningful for the robust ones
   int rounds = 10;               // 1..100000
   int min_clients = 1;           // >= 1; <= total replicas
   // strategy.minTenants: distinct tenants whose updates a round needs; a
