@@ -27,6 +27,8 @@ StrategyOptions StrategyOptionsOf(const EngineOptions& options) {
   StrategyOptions s;
   s.name = options.strategy;
   s.server = options.server_optimizer;
+  s.robust = options.robust_aggregation;
+  s.spill_dir = options.spill_dir;
   s.dp = options.dp;
   s.secure_aggregation = options.secagg.enabled;
   return s;

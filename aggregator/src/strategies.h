@@ -40,6 +40,13 @@ absl::StatusOr<std::unique_ptr<AggregationStrategy>> NewServerOptimizerStrategy(
     const std::string& name, const spec::ServerOptimizer& options,
     std::unique_ptr<AggregationStrategy> inner);
 
+// A robust aggregation (robust_strategy.cc) named `name` (median,
+// trimmedmean, krum, multikrum, bulyan), keeping each round's updates in a
+// file under `spill_dir`; InvalidArgument for another name or no directory.
+absl::StatusOr<std::unique_ptr<AggregationStrategy>> NewRobustStrategy(
+    const std::string& name, const spec::RobustAggregation& options,
+    const std::string& spill_dir);
+
 }  // namespace braid::aggregator
 
 #endif  // BRAID_AGGREGATOR_SRC_STRATEGIES_H_

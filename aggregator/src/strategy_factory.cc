@@ -7,6 +7,15 @@ namespace braid::aggregator {
 
 absl::StatusOr<std::unique_ptr<AggregationStrategy>> CreateStrategy(
     const StrategyOptions& options) {
+  if (spec::IsRobustAggregation(options.name)) {
+    if (options.secure_aggregation || options.dp.enabled) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "spec.strategy.name: ", options.name,
+          " needs every single update, which secure aggregation and differential privacy do "
+          "not keep"));
+    }
+    return NewRobustStrategy(options.name, options.robust, options.spill_dir);
+  }
   std::unique_ptr<AggregationStrategy> average;
   if (options.secure_aggregation) {
     average = NewSecAggSumStrategy(options.dp);
@@ -21,7 +30,8 @@ absl::StatusOr<std::unique_ptr<AggregationStrategy>> CreateStrategy(
   if (!optimized.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("spec.strategy.name: unknown strategy '", options.name,
-                     "'; use fedavg, fedavgm, fedadam, fedyogi or fedadagrad"));
+                     "'; use fedavg, fedavgm, fedadam, fedyogi, fedadagrad, median, "
+                     "trimmedmean, krum, multikrum or bulyan"));
   }
   return optimized;
 }

@@ -4,7 +4,8 @@ weights Flower makes after each round.
 
 Input (argv[1]):
   {"strategy": "fedadam", "learning_rate": .., "momentum": .., "beta1": ..,
-   "beta2": .., "tau": .., "initial": [floats],
+   "beta2": .., "tau": .., "byzantine": f, "keep": n, "trim": beta,
+   "initial": [floats],
    "rounds": [[{"delta": [floats], "examples": n}, ...], ...]}
 Each client's parameters are the current global plus its delta, in float64,
 so that Flower computes the exact arithmetic the float32 implementation is
@@ -15,7 +16,8 @@ import sys
 
 import numpy as np
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
-from flwr.server.strategy import FedAdagrad, FedAdam, FedAvgM, FedYogi
+from flwr.server.strategy import (Bulyan, FedAdagrad, FedAdam, FedAvgM, FedMedian,
+                                  FedTrimmedAvg, FedYogi, Krum)
 
 
 def make_strategy(spec, initial):
@@ -32,6 +34,18 @@ def make_strategy(spec, initial):
                        beta_1=spec["beta1"], beta_2=spec["beta2"], tau=spec["tau"])
     if name == "fedadagrad":
         return FedAdagrad(initial_parameters=params, eta=spec["learning_rate"], tau=spec["tau"])
+    if name == "median":
+        return FedMedian()
+    if name == "trimmedmean":
+        return FedTrimmedAvg(beta=spec["trim"])
+    if name == "krum":
+        return Krum(num_malicious_clients=spec["byzantine"], num_clients_to_keep=0)
+    if name == "multikrum":
+        return Krum(num_malicious_clients=spec["byzantine"], num_clients_to_keep=spec["keep"])
+    if name == "bulyan":
+        # Bulyan passes its extra arguments to its first rule, Krum: to_keep=0 is
+        # plain Krum, as in the paper.
+        return Bulyan(num_malicious_clients=spec["byzantine"], to_keep=0)
     raise SystemExit(f"unknown strategy {name}")
 
 

@@ -2,7 +2,9 @@
 // strategy_reference.py in scripts/flower-ref.sh's interpreter): the same
 // rounds of updates with the same example counts must give the same global
 // weights after every round, within 1e-6 of the weights' scale. Flower
-// computes in float64 here; Braid keeps float32 weights and moments.
+// computes in float64 here; Braid keeps float32 weights and moments. One
+// client of each round sends an update ten times larger, as a poisoner
+// would, so that the robust rules have something to leave out.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -30,6 +32,7 @@ using nlohmann::json;
 
 constexpr size_t kFloats = 300;  // more than one piece of nothing; odd on purpose
 constexpr int kRounds = 6;
+constexpr int kClients = 8;  // Bulyan with f = 1 needs 4f + 3 = 7
 
 std::string Slurp(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -58,15 +61,16 @@ struct Client {
   int64_t examples;
 };
 
-// Deterministic rounds: 3 clients of 10..100 examples, deltas ~ N(0, 0.1).
+// Deterministic rounds: kClients clients of 10..100 examples, deltas
+// ~ N(0, 0.1), the first one's times 10.
 std::vector<std::vector<Client>> MakeRounds(std::mt19937* rng) {
   std::normal_distribution<float> noise(0, 0.1f);
   std::uniform_int_distribution<int64_t> examples(10, 100);
   std::vector<std::vector<Client>> rounds(kRounds);
   for (auto& round : rounds) {
-    for (int c = 0; c < 3; ++c) {
+    for (int c = 0; c < kClients; ++c) {
       Client client{std::vector<float>(kFloats), examples(*rng)};
-      for (float& v : client.delta) v = noise(*rng);
+      for (float& v : client.delta) v = noise(*rng) * (c == 0 ? 10 : 1);
       round.push_back(std::move(client));
     }
   }
@@ -76,6 +80,7 @@ std::vector<std::vector<Client>> MakeRounds(std::mt19937* rng) {
 struct Case {
   std::string name;
   spec::ServerOptimizer o;  // learning_rate, momentum, beta1, beta2, tau
+  spec::RobustAggregation robust = {};  // byzantine_clients, keep_clients, trim_fraction
 };
 
 class FlowerReferenceTest : public ::testing::TestWithParam<Case> {};
@@ -97,6 +102,8 @@ TEST_P(FlowerReferenceTest, EveryRoundGivesFlowersGlobalWeights) {
   json input = {{"strategy", c.name},     {"learning_rate", c.o.learning_rate},
                 {"momentum", c.o.momentum}, {"beta1", c.o.beta1},
                 {"beta2", c.o.beta2},     {"tau", c.o.tau},
+                {"byzantine", c.robust.byzantine_clients}, {"keep", c.robust.keep_clients},
+                {"trim", c.robust.trim_fraction},
                 {"initial", global},      {"rounds", json::array()}};
   for (const auto& round : rounds) {
     json clients = json::array();
@@ -118,12 +125,14 @@ TEST_P(FlowerReferenceTest, EveryRoundGivesFlowersGlobalWeights) {
   StrategyOptions options;
   options.name = c.name;
   options.server = c.o;
+  options.robust = c.robust;
+  options.spill_dir = (dir / "spill").string();
   absl::StatusOr<std::unique_ptr<AggregationStrategy>> made = CreateStrategy(options);
   ASSERT_TRUE(made.ok()) << made.status();
   std::unique_ptr<AggregationStrategy> braid = *std::move(made);
   double worst = 0;
   for (int r = 0; r < kRounds; ++r) {
-    ASSERT_TRUE(braid->BeginRound({r + 1, 3, kFloats, nullptr}).ok());
+    ASSERT_TRUE(braid->BeginRound({r + 1, kClients, kFloats, nullptr}).ok());
     for (const Client& client : rounds[r]) {
       TestUpload u(client.delta, client.examples);
       ASSERT_TRUE(braid->Fold(*u.upload).ok());
@@ -158,7 +167,11 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"fedyogi", {0.01, 0, 0.9, 0.99, 1e-3}},
                       Case{"fedyogi", {0.03, 0, 0.5, 0.9, 1e-2}},
                       Case{"fedadagrad", {0.1, 0, 0, 0, 1e-9}},
-                      Case{"fedadagrad", {0.2, 0, 0, 0, 1e-4}}),
+                      Case{"fedadagrad", {0.2, 0, 0, 0, 1e-4}},
+                      Case{"median", {}}, Case{"trimmedmean", {}, {0, 0, 0.2}},
+                      Case{"trimmedmean", {}, {0, 0, 0.3}}, Case{"krum", {}, {0, 0, 0}},
+                      Case{"krum", {}, {2, 0, 0}}, Case{"multikrum", {}, {1, 3, 0}},
+                      Case{"bulyan", {}, {1, 0, 0}}),
     [](const ::testing::TestParamInfo<Case>& info) {
       return absl::StrCat(info.param.name, info.index);
     });

@@ -104,6 +104,8 @@ struct EngineOptions {
   // (with dp and secagg below), unless the engine is given one.
   std::string strategy = "fedavg";
   spec::ServerOptimizer server_optimizer;  // spec.strategy's, for those strategies
+  spec::RobustAggregation robust_aggregation;  // likewise
+  std::string spill_dir;  // where a robust aggregation keeps a round's updates
   // Where completed rounds and the job's end are recorded (round_completed,
   // job_finished); not owned, may be null. audit_job names the job in the
   // entries ("<namespace>/<name>"). An append that fails is logged

@@ -18,6 +18,11 @@ struct StrategyOptions {
   // fedyogi, fedadagrad) with its parameters in `server`.
   std::string name = "fedavg";
   spec::ServerOptimizer server;
+  // Robust aggregations (median, trimmedmean, krum, multikrum, bulyan):
+  // their parameters, and the directory each round's updates are kept in
+  // (braid-aggregator: <checkpoint-dir>/spill).
+  spec::RobustAggregation robust;
+  std::string spill_dir;
   // spec.privacy.differentialPrivacy; off by default.
   DpOptions dp;
   // spec.privacy.secureAggregation: updates arrive masked and are summed in
@@ -35,6 +40,10 @@ struct StrategyOptions {
 //   fedavgm, fedadam, fedyogi,      the server optimizer of that name over
 //   fedadagrad                      what fedavg (with its privacy settings)
 //                                   makes of the round
+//   median, trimmedmean, krum,      robust aggregation of the round's
+//   multikrum, bulyan               updates, kept whole in spill_dir (no
+//                                   secure aggregation, no DP: core/spec
+//                                   refuses those, and so does this)
 // InvalidArgument naming spec.strategy.name for an unknown name.
 absl::StatusOr<std::unique_ptr<AggregationStrategy>> CreateStrategy(
     const StrategyOptions& options);
