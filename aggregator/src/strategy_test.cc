@@ -5,6 +5,7 @@
 #include "braid/aggregator/strategy_factory.h"
 
 #include <cmath>
+#include <filesystem>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -235,6 +236,82 @@ TEST(ServerOptimizerTest, ARestartResumesWithTheSameMoments) {
     ASSERT_TRUE(c->Fold(*u.upload).ok());
     EXPECT_EQ(c->Finish(ReaderOf({0, 0})).status().code(), absl::StatusCode::kDataLoss);
   }
+}
+
+std::unique_ptr<AggregationStrategy> Robust(const std::string& name,
+                                            spec::RobustAggregation robust,
+                                            const std::string& dir) {
+  StrategyOptions options;
+  options.name = name;
+  options.robust = robust;
+  options.spill_dir = dir;
+  absl::StatusOr<std::unique_ptr<AggregationStrategy>> s = CreateStrategy(options);
+  EXPECT_TRUE(s.ok()) << s.status();
+  return s.ok() ? *std::move(s) : nullptr;
+}
+
+TEST(RobustAggregationTest, OnePoisonedUpdateDoesNotMoveTheModel) {
+  const std::string dir = ::testing::TempDir() + "/robust_poison";
+  // Six honest updates near 1 and one poisoned at -100, which drags FedAvg
+  // below -13.
+  const std::vector<std::pair<std::vector<float>, int64_t>> updates = {
+      {{1.0f}, 10}, {{1.1f}, 10}, {{0.9f}, 10}, {{1.05f}, 10},
+      {{0.95f}, 10}, {{1.02f}, 10}, {{-100}, 10}};
+  EXPECT_LT(RunRound(*Make("fedavg", {}), 1, {0}, updates)[0], -13);
+  for (const auto& [name, robust] : std::vector<std::pair<std::string, spec::RobustAggregation>>{
+           {"median", {}},
+           {"trimmedmean", {0, 0, 0.2}},
+           {"krum", {1, 0, 0}},
+           {"multikrum", {1, 3, 0}},
+           {"bulyan", {1, 0, 0}}}) {
+    SCOPED_TRACE(name);
+    std::unique_ptr<AggregationStrategy> s = Robust(name, robust, dir);
+    const std::vector<float> g = RunRound(*s, 1, {0}, updates);
+    ASSERT_EQ(g.size(), 1u);
+    EXPECT_GT(g[0], 0.85f);
+    EXPECT_LT(g[0], 1.15f);
+  }
+}
+
+TEST(RobustAggregationTest, RoundsKeepNoStateAndTheSpillGoesWithTheStrategy) {
+  const std::string dir = ::testing::TempDir() + "/robust_spill";
+  {
+    std::unique_ptr<AggregationStrategy> s = Robust("median", {}, dir);
+    EXPECT_EQ(RunRound(*s, 1, {10, 10}, {{{1, 2}, 1}, {{3, 4}, 1}, {{5, -6}, 1}}),
+              (std::vector<float>{13, 12}));
+    // A new round starts empty: the median of its one update is that update.
+    EXPECT_EQ(RunRound(*s, 2, {0, 0}, {{{7, 8}, 1}}), (std::vector<float>{7, 8}));
+    EXPECT_EQ(s->SaveState(), "");
+    EXPECT_TRUE(std::filesystem::exists(dir + "/round-updates.spill"));
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/round-updates.spill"));
+}
+
+TEST(RobustAggregationTest, BulyanWithTooFewUpdatesFailsTheRoundSayingWhy) {
+  std::unique_ptr<AggregationStrategy> s =
+      Robust("bulyan", {1, 0, 0}, ::testing::TempDir() + "/robust_bulyan");
+  ASSERT_TRUE(s->BeginRound({1, 3, 1, nullptr}).ok());
+  for (float v : {1.0f, 2.0f, 3.0f}) {
+    TestUpload u({v}, 1);
+    ASSERT_TRUE(s->Fold(*u.upload).ok());
+  }
+  absl::StatusOr<absl::Span<const float>> g = s->Finish(ReaderOf({0}));
+  EXPECT_EQ(ReasonOf(g.status(), ""), "TooFewUpdates");
+  EXPECT_THAT(std::string(g.status().message()), HasSubstr("4 * byzantineClients + 3 (7)"));
+}
+
+TEST(RobustAggregationTest, NeitherSecureAggregationNorDpNorNoDirectory) {
+  StrategyOptions options;
+  options.name = "krum";
+  EXPECT_EQ(CreateStrategy(options).status().code(), absl::StatusCode::kInvalidArgument)
+      << "no spill directory";
+  options.spill_dir = ::testing::TempDir();
+  EXPECT_TRUE(CreateStrategy(options).ok());
+  options.secure_aggregation = true;
+  EXPECT_EQ(CreateStrategy(options).status().code(), absl::StatusCode::kInvalidArgument);
+  options.secure_aggregation = false;
+  options.dp.enabled = true;
+  EXPECT_EQ(CreateStrategy(options).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
