@@ -177,6 +177,33 @@ includes round 1 itself (tens of milliseconds).
 |---:|---:|---:|---:|---:|---:|
 TEXT
   bash bench/job_fixed_cost.sh "$build" 10 5
+  cat <<'TEXT'
+
+## (g) Aggregation strategies: one round's time and peak memory
+
+Question: what does each strategy cost the aggregator at 10 and 50
+clients x 10M parameters, and does the robust ones' memory stay bounded
+when they need every update?
+Target: peak RSS <= 4x one model's bytes at 50 clients x 10M parameters.
+
+command: `./bin/braid_strategy_bench --strategy=S --clients=N --params=10000000`
+
+One process per line, so its peak is that configuration's. Updates are
+written into one upload slot a piece at a time, as from the network. The old
+global is read from a file, as from the checkpoint. krum and multikrum run
+with f = 2 and keepClients = N/2; bulyan with the largest f that N admits.
+fold_s is the time spent in Fold, including writing the robust strategies'
+spill file; finish_s is the time spent in Finish.
+
+| strategy | clients | fold s | finish s | peak RSS MiB | x model |
+|---|---:|---:|---:|---:|---:|
+TEXT
+  for clients in 10 50; do
+    for s in fedavg fedadam median trimmedmean krum multikrum bulyan; do
+      "$bin/braid_strategy_bench" --strategy="$s" --clients="$clients" --params=10000000 |
+        sed -E 's/strategy=([^ ]+) clients=([^ ]+) params=[^ ]+ fold_s=([^ ]+) finish_s=([^ ]+) peak_rss_mib=([^ ]+) model_mib=[^ ]+ ratio=([^ ]+)/| \1 | \2 | \3 | \4 | \5 | \6 |/'
+    done
+  done
 } > "$tmp"
 
 # Keep the hand-written analysis below the marker, if any.

@@ -39,10 +39,14 @@ constexpr uint64_t kMaxBlockFloats = 1 << 16;
 
 enum class Rule { kMedian, kTrimmedMean, kKrum, kMultiKrum, kBulyan };
 
+// The median of `v` (reordered): its middle value, or the mean of the two
+// middle values for an even count, as numpy.median.
 double Median(std::vector<double>& v) {
   const size_t n = v.size();
-  std::sort(v.begin(), v.end());
-  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  const auto mid = v.begin() + n / 2;
+  std::nth_element(v.begin(), mid, v.end());
+  if (n % 2 == 1) return *mid;
+  return (*std::max_element(v.begin(), mid) + *mid) / 2;
 }
 
 class RobustStrategy final : public AggregationStrategy {
@@ -139,14 +143,19 @@ class RobustStrategy final : public AggregationStrategy {
         for (size_t k = 0; k < m; ++k) v[k] = blocks_[k * block_ + i];
         double value;
         if (rule_ == Rule::kTrimmedMean) {
-          std::sort(v.begin(), v.end());
+          // The cut smallest to the front, the cut largest to the back.
+          if (cut > 0) {
+            std::nth_element(v.begin(), v.begin() + cut, v.end());
+            std::nth_element(v.begin() + cut, v.end() - cut, v.end());
+          }
           value = std::accumulate(v.begin() + cut, v.end() - cut, 0.0) /
                   static_cast<double>(m - 2 * cut);
         } else if (bulyan_beta > 0) {
           const double median = Median(v);
-          std::sort(v.begin(), v.end(), [median](double a, double b) {
-            return std::abs(a - median) < std::abs(b - median);
-          });
+          std::nth_element(v.begin(), v.begin() + (bulyan_beta - 1), v.end(),
+                           [median](double a, double b) {
+                             return std::abs(a - median) < std::abs(b - median);
+                           });
           value = std::accumulate(v.begin(), v.begin() + bulyan_beta, 0.0) / bulyan_beta;
         } else {
           value = Median(v);
