@@ -272,7 +272,7 @@ TEST_F(RoundEngineTest, TheStrategysStateIsKeptInTheCheckpoint) {
 
 TEST_F(RoundEngineTest, AnUnknownStrategyFailsTheJob) {
   EngineOptions options = Options(1, 1, 1);
-  options.strategy = "fedprox";
+  options.strategy = "scaffold";
   engine_ = std::make_unique<RoundEngine>(options, checkpoint_.get(), &metrics_, &clock_);
   ASSERT_TRUE(engine_->Finished());
   EXPECT_EQ(engine_->Status().reason, "InvalidStrategy");

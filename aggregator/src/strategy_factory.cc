@@ -24,13 +24,14 @@ absl::StatusOr<std::unique_ptr<AggregationStrategy>> CreateStrategy(
   } else {
     average = NewFedAvgStrategy();
   }
-  if (options.name == "fedavg") return average;
+  // FedProx's difference is in the workers' loss; the server averages.
+  if (options.name == "fedavg" || options.name == "fedprox") return average;
   absl::StatusOr<std::unique_ptr<AggregationStrategy>> optimized =
       NewServerOptimizerStrategy(options.name, options.server, std::move(average));
   if (!optimized.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("spec.strategy.name: unknown strategy '", options.name,
-                     "'; use fedavg, fedavgm, fedadam, fedyogi, fedadagrad, median, "
+                     "'; use fedavg, fedprox, fedavgm, fedadam, fedyogi, fedadagrad, median, "
                      "trimmedmean, krum, multikrum or bulyan"));
   }
   return optimized;

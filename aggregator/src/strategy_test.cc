@@ -36,7 +36,10 @@ TEST(StrategyFactoryTest, TheJobSpecChoosesTheStrategy) {
     EXPECT_EQ((*s)->name(), name);
     EXPECT_TRUE((*s)->masked_input()) << "over the secure-aggregation sum";
   }
+  // FedProx's server averages; its difference is in the workers.
   options.name = "fedprox";
+  EXPECT_EQ((*CreateStrategy(options))->name(), "secagg-sum");
+  options.name = "scaffold";
   absl::StatusOr<std::unique_ptr<AggregationStrategy>> unknown = CreateStrategy(options);
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(unknown.status().message()), HasSubstr("spec.strategy.name"));

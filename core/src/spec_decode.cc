@@ -378,17 +378,29 @@ bool DecodeStrategy(const YAML::Node& node, Strategy* strategy, Errors* errors) 
   MapReader m(node, "spec.strategy",
               {"name", "rounds", "minClients", "minTenants", "fractionFit", "roundTimeout",
                "maxUpdateNorm", "weighting", "serverLearningRate", "serverMomentum", "beta1",
-               "beta2", "tau", "byzantineClients", "keepClients", "trimFraction"},
+               "beta2", "tau", "byzantineClients", "keepClients", "trimFraction", "proximalMu"},
               errors);
   if (!m.ok()) return false;
   if (const YAML::Node* n = m.Find("name")) {
     ReadEnum(*n, m.Path("name"),
-             {"fedavg", "fedavgm", "fedadam", "fedyogi", "fedadagrad", "median", "trimmedmean",
-              "krum", "multikrum", "bulyan"},
+             {"fedavg", "fedprox", "fedavgm", "fedadam", "fedyogi", "fedadagrad", "median",
+              "trimmedmean", "krum", "multikrum", "bulyan"},
              errors, &strategy->name);
   }
   DecodeServerOptimizer(m, strategy, errors);
   DecodeRobustAggregation(m, strategy, errors);
+  if (const YAML::Node* n = m.Find("proximalMu")) {
+    if (strategy->name != "fedprox") {
+      errors->Add(m.Path("proximalMu"), "is not a parameter of strategy " + Quote(strategy->name));
+    } else {
+      ReadNumber(*n, m.Path("proximalMu"), {0, false, 1000, false}, errors,
+                 &strategy->proximal_mu);
+    }
+  } else if (strategy->name == "fedprox") {
+    errors->Add(m.Path("proximalMu"),
+                "required with fedprox: the weight of the proximal term, e.g. 0.01 (Flower's "
+                "proximal_mu has no default either)");
+  }
   if (const YAML::Node* n = m.Find("rounds")) {
     ReadInt(*n, m.Path("rounds"), 1, kMaxRounds, errors, &strategy->rounds);
   }

@@ -81,7 +81,8 @@ TEST(BraidRun, EveryStrategyTrainsTheExampleJob) {
   const std::string job = ReadFile(SourcePath("examples/tabular.yaml"));
   const std::string data_dir = SourcePath("examples/data");
   for (const std::string& strategy :
-       {std::string("fedavgm, serverLearningRate: 0.5, serverMomentum: 0.5"),
+       {std::string("fedprox, proximalMu: 0.01"),
+        std::string("fedavgm, serverLearningRate: 0.5, serverMomentum: 0.5"),
         std::string("fedadam"), std::string("fedyogi"), std::string("fedadagrad"),
         std::string("median"), std::string("trimmedmean, trimFraction: 0.34"),
         std::string("krum"), std::string("multikrum, keepClients: 2"),

@@ -16,6 +16,7 @@
 #include "braid/worker/lora.h"
 #include "braid/worker/tabular_data.h"
 #include "braid/worker/tokenizer.h"
+#include "proximal_term.h"
 #include "seeded_random.h"
 
 namespace braid::worker {
@@ -107,6 +108,15 @@ class LoraJobTrainer final : public JobTrainer {
     if (train_.empty() || epochs <= 0) return result;
     const TensorList before = Weights();
     try {
+      // Under fedprox, the proximal term's anchors: the adapter the round
+      // began with.
+      const double mu = ProximalMu(job_);
+      std::vector<torch::Tensor> anchors;
+      if (mu > 0) {
+        for (const torch::Tensor& p : lora_->AdapterParameters()) {
+          anchors.push_back(p.detach().clone());
+        }
+      }
       std::unique_ptr<torch::optim::Optimizer> opt;
       if (job_.training.optimizer == "adam") {
         opt = std::make_unique<torch::optim::AdamW>(
@@ -136,7 +146,11 @@ class LoraJobTrainer final : public JobTrainer {
               lora_->Loss(ToTensor(b.input_ids, b.rows, b.cols),
                           ToTensor(b.attention_mask, b.rows, b.cols), labels);
           opt->zero_grad();
-          loss.backward();
+          if (mu > 0) {
+            (loss + ProximalTerm(lora_->AdapterParameters(), anchors, mu)).backward();
+          } else {
+            loss.backward();
+          }
           opt->step();
           loss_sum += loss.item<double>() * static_cast<double>(n);
           tokens += n;

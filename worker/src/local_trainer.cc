@@ -17,6 +17,7 @@
 #include "braid/core/status_macros.h"
 #include "braid/worker/mlp.h"
 #include "precondition.h"
+#include "proximal_term.h"
 #include "seeded_random.h"
 
 // braid::Tensor bytes are little-endian; parameters are copied byte for byte.
@@ -48,6 +49,7 @@ class MlpTrainer final : public LocalTrainer {
  public:
   MlpTrainer(const spec::JobSpec& job, int num_features, Mlp model)
       : training_(job.training),
+        proximal_mu_(ProximalMu(job)),
         num_features_(num_features),
         num_classes_(job.model.mlp.num_classes),
         model_(std::move(model)) {
@@ -136,7 +138,7 @@ class MlpTrainer final : public LocalTrainer {
     std::vector<torch::Tensor> before;
     try {
       for (const auto& p : params_) before.push_back(p.detach().clone());
-      absl::Status status = Train(train, epochs, shuffle_seed, &result.loss);
+      absl::Status status = Train(train, epochs, shuffle_seed, before, &result.loss);
       if (!status.ok()) {
         Restore(before);
         return status;
@@ -182,10 +184,12 @@ class MlpTrainer final : public LocalTrainer {
   }
 
  private:
-  // One local training run; `last_loss` gets the last epoch's mean loss.
-  // May throw c10::Error (Fit catches it).
+  // One local training run from the parameters `global` (under fedprox,
+  // the anchors of the proximal term); `last_loss` gets the last epoch's
+  // mean data loss (without the term). May throw c10::Error (Fit catches
+  // it).
   absl::Status Train(const TabularData& train, int epochs, int64_t shuffle_seed,
-                     double* last_loss) {
+                     const std::vector<torch::Tensor>& global, double* last_loss) {
     const int64_t n = train.size();
     std::unique_ptr<torch::optim::Optimizer> optimizer;
     if (training_.optimizer == "adam") {
@@ -216,6 +220,7 @@ class MlpTrainer final : public LocalTrainer {
               "..", start + len - 1, "); lower the learning rate (now ", training_.learning_rate,
               ") or scale the features"));
         }
+        if (proximal_mu_ > 0) loss = loss + ProximalTerm(params_, global, proximal_mu_);
         loss.backward();
         optimizer->step();
         loss_sum += value * static_cast<double>(len);
@@ -282,6 +287,7 @@ class MlpTrainer final : public LocalTrainer {
   }
 
   const spec::Training training_;
+  const double proximal_mu_;  // fedprox's mu; 0: no proximal term
   const int64_t num_features_;
   const int64_t num_classes_;
   Mlp model_;

@@ -140,9 +140,13 @@ struct RobustAggregation {
 bool IsRobustAggregation(const std::string& name);
 
 struct Strategy {
-  // fedavg (default); with a server optimizer: fedavgm, fedadam, fedyogi,
-  // fedadagrad; robust: median, trimmedmean, krum, multikrum, bulyan.
+  // fedavg (default); fedprox (FedAvg with a proximal term in the workers'
+  // loss); with a server optimizer: fedavgm, fedadam, fedyogi, fedadagrad;
+  // robust: median, trimmedmean, krum, multikrum, bulyan.
   std::string name = "fedavg";
+  // fedprox: mu of the proximal term mu/2 * ||w - w_global||^2 each worker
+  // adds to its training loss (Li et al. 2020; Flower's proximal_mu), [0, 1000].
+  double proximal_mu = 0;
   ServerOptimizer server;  // meaningful for the server-optimizer strategies
   RobustAggregation robust;  // meaningful for the robust ones
   int rounds = 10;               // 1..100000
