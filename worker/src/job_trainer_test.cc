@@ -293,6 +293,37 @@ TEST_F(JobTrainerTest, FitChangesOnlyTheAdapterAndLeavesTheBaseBitForBit) {
   EXPECT_EQ(reset->loss, before->loss);
 }
 
+// Under fedprox the adapter's proximal term pulls local training back
+// towards the adapter the round began with: from the same start, on the same
+// data, it ends nearer to it than without the term.
+TEST_F(JobTrainerTest, FedProxKeepsTheAdapterNearerToWhereTheRoundBegan) {
+  spec::JobSpec prox_job = Job();
+  prox_job.strategy.name = "fedprox";
+  prox_job.strategy.proximal_mu = 50;
+  auto plain = Make(Job());
+  auto prox = Make(prox_job);
+  ASSERT_NE(plain, nullptr);
+  ASSERT_NE(prox, nullptr);
+  const TensorList initial = plain->Weights();
+  ASSERT_TRUE(prox->SetWeights(initial).ok());
+  ASSERT_TRUE(plain->Fit(3, 0).ok());
+  ASSERT_TRUE(prox->Fit(3, 0).ok());
+  auto distance = [&](const TensorList& w) {
+    double sq = 0;
+    for (size_t i = 0; i < w.size(); ++i) {
+      const float* a = reinterpret_cast<const float*>(w[i].data.data());
+      const float* b = reinterpret_cast<const float*>(initial[i].data.data());
+      for (int64_t j = 0; j < w[i].NumElements(); ++j) sq += (a[j] - b[j]) * (a[j] - b[j]);
+    }
+    return std::sqrt(sq);
+  };
+  const double plain_moved = distance(plain->Weights());
+  const double prox_moved = distance(prox->Weights());
+  EXPECT_GT(plain_moved, 0);
+  std::cout << "moved: fedprox " << prox_moved << ", fedavg " << plain_moved << "\n";
+  EXPECT_LT(prox_moved, 0.9 * plain_moved) << "fedprox " << prox_moved << ", fedavg " << plain_moved;
+}
+
 TEST_F(JobTrainerTest, EvaluationLossIsOnResponseTokensOnlyAndPerplexityIsItsExp) {
   auto trainer = Make(Job(), /*with_data=*/true, /*evaluate_only=*/true);
   ASSERT_NE(trainer, nullptr);
