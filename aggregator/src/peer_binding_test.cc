@@ -4,6 +4,8 @@
 // with mTLS, as braid-aggregator --tls-client-ca-extra serves it.
 #include "braid/aggregator/peer_binding.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -90,7 +92,10 @@ std::string AdmissionList(const std::map<std::string, std::string>& sites) {
 class PeerBindingTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    admission_path_ = ::testing::TempDir() + "/peer_binding_sites.json";
+    // One file per test and process: ctest runs the tests in parallel.
+    admission_path_ = absl::StrCat(
+        ::testing::TempDir(), "/peer_binding_sites_",
+        ::testing::UnitTest::GetInstance()->current_test_info()->name(), "_", getpid(), ".json");
     ASSERT_NO_FATAL_FAILURE(Publish(admission_path_, AdmissionList(uid_)));
     absl::StatusOr<std::unique_ptr<SiteAdmission>> admission =
         SiteAdmission::Open(admission_path_);

@@ -96,8 +96,11 @@ class ServerOptimizerStrategy final : public AggregationStrategy {
     AppendU64(&state, started_ ? m_.size() : 0);
     AppendU64(&state, started_ ? v_.size() : 0);
     if (started_) {
-      state.append(reinterpret_cast<const char*>(m_.data()), m_.size() * sizeof(float));
-      state.append(reinterpret_cast<const char*>(v_.data()), v_.size() * sizeof(float));
+      for (const std::vector<float>* moments : {&m_, &v_}) {
+        if (moments->empty()) continue;  // fedavgm's v
+        state.append(reinterpret_cast<const char*>(moments->data()),
+                     moments->size() * sizeof(float));
+      }
     }
     const std::string inner = inner_->SaveState();
     AppendU64(&state, inner.size());
@@ -121,10 +124,13 @@ class ServerOptimizerStrategy final : public AggregationStrategy {
       return absl::DataLossError(absl::StrCat("the saved ", name_, " state holds ", m,
                                               " first and ", v, " second moments"));
     }
+    // Copied, not cast: the bytes need not be aligned for floats. fedavgm
+    // keeps no v, and an empty vector's data() may be null, which memcpy
+    // may not be given even for 0 bytes.
     m_.resize(m);
     v_.resize(v);
-    std::memcpy(m_.data(), state.data(), m * sizeof(float));
-    std::memcpy(v_.data(), state.data() + m * sizeof(float), v * sizeof(float));
+    if (m > 0) std::memcpy(m_.data(), state.data(), m * sizeof(float));
+    if (v > 0) std::memcpy(v_.data(), state.data() + m * sizeof(float), v * sizeof(float));
     state.remove_prefix((m + v) * sizeof(float));
     if (!ReadU64(&state, &inner) || state.size() != inner) {
       return absl::DataLossError(absl::StrCat("the saved ", name_, " state is truncated"));
