@@ -238,15 +238,8 @@ int RunAggregator(const StrategyDecorator& decorate) {
   options.spill_dir = absl::GetFlag(FLAGS_checkpoint_dir) + "/spill";
   options.audit = audit_log->get();
   options.audit_job = audit_job;
-  StrategyOptions strategy_options;
-  strategy_options.name = options.strategy;
-  strategy_options.server = options.server_optimizer;
-  strategy_options.robust = options.robust_aggregation;
-  strategy_options.spill_dir = options.spill_dir;
-  strategy_options.dp = options.dp;
-  strategy_options.secure_aggregation = options.secagg.enabled;
   absl::StatusOr<std::unique_ptr<AggregationStrategy>> strategy =
-      CreateStrategy(strategy_options);
+      CreateStrategy(StrategyOptionsOf(options));
   if (strategy.ok() && decorate) strategy = decorate(*std::move(strategy));
   if (!strategy.ok()) {
     std::cerr << "braid-aggregator: " << job_file << ": " << strategy.status().message() << "\n";

@@ -68,13 +68,10 @@ class RobustStrategy final : public AggregationStrategy {
   }
 
   absl::StatusOr<FoldResult> Fold(Upload& update) override {
-    double sq = 0;
-    const float* d = update.data();
-    for (uint64_t i = 0; i < floats_; ++i) sq += static_cast<double>(d[i]) * d[i];
     if (absl::Status s = spill_.Append(update); !s.ok()) return s;
     weights_.push_back(update.weight());
     FoldResult result;
-    result.norm = std::sqrt(sq);
+    result.norm = update.l2_norm();  // summed as the upload arrived
     return result;
   }
 

@@ -23,16 +23,6 @@ std::string PhaseName(bool finished, bool failed, bool started) {
   return started ? "Running" : "Pending";
 }
 
-StrategyOptions StrategyOptionsOf(const EngineOptions& options) {
-  StrategyOptions s;
-  s.name = options.strategy;
-  s.server = options.server_optimizer;
-  s.robust = options.robust_aggregation;
-  s.spill_dir = options.spill_dir;
-  s.dp = options.dp;
-  s.secure_aggregation = options.secagg.enabled;
-  return s;
-}
 
 // The given strategy, else the one the options ask for (null, with *error
 // set, if there is none).
@@ -70,6 +60,17 @@ std::optional<std::string> FirstNonFinite(absl::Span<const float> weights,
 }
 
 }  // namespace
+
+StrategyOptions StrategyOptionsOf(const EngineOptions& options) {
+  StrategyOptions s;
+  s.name = options.strategy;
+  s.server = options.server_optimizer;
+  s.robust = options.robust_aggregation;
+  s.spill_dir = options.spill_dir;
+  s.dp = options.dp;
+  s.secure_aggregation = options.secagg.enabled;
+  return s;
+}
 
 RoundEngine::RoundEngine(EngineOptions options, Checkpoint* checkpoint,
                          AggregatorMetrics* metrics, Clock* clock,

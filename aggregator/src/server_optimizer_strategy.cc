@@ -68,7 +68,7 @@ class ServerOptimizerStrategy final : public AggregationStrategy {
       return absl::InternalError(absl::StrCat(name_, ": the average update holds ",
                                               average->size(), " values, the model ", floats_));
     }
-    if (!started_) {
+    if (m_.empty()) {  // the first round: moments start at 0
       m_.assign(floats_, 0.0f);
       v_.assign(rule_ == Rule::kMomentum ? 0 : floats_, 0.0f);
     } else if (m_.size() != floats_) {
@@ -84,7 +84,6 @@ class ServerOptimizerStrategy final : public AggregationStrategy {
       }
       Step(old.data(), average->data() + at, at, n);
     }
-    started_ = true;
     return absl::Span<const float>(out_);
   }
 
@@ -93,14 +92,12 @@ class ServerOptimizerStrategy final : public AggregationStrategy {
     state.push_back('\0');
     state += name_;
     state.push_back('\0');
-    AppendU64(&state, started_ ? m_.size() : 0);
-    AppendU64(&state, started_ ? v_.size() : 0);
-    if (started_) {
-      for (const std::vector<float>* moments : {&m_, &v_}) {
-        if (moments->empty()) continue;  // fedavgm's v
-        state.append(reinterpret_cast<const char*>(moments->data()),
-                     moments->size() * sizeof(float));
-      }
+    AppendU64(&state, m_.size());
+    AppendU64(&state, v_.size());
+    for (const std::vector<float>* moments : {&m_, &v_}) {
+      if (moments->empty()) continue;  // before the first round; fedavgm's v
+      state.append(reinterpret_cast<const char*>(moments->data()),
+                   moments->size() * sizeof(float));
     }
     const std::string inner = inner_->SaveState();
     AppendU64(&state, inner.size());
@@ -135,7 +132,6 @@ class ServerOptimizerStrategy final : public AggregationStrategy {
     if (!ReadU64(&state, &inner) || state.size() != inner) {
       return absl::DataLossError(absl::StrCat("the saved ", name_, " state is truncated"));
     }
-    started_ = m > 0;
     return inner_->RestoreState(state);
   }
 
@@ -158,7 +154,7 @@ class ServerOptimizerStrategy final : public AggregationStrategy {
     if (rule_ == Rule::kMomentum) {
       for (uint64_t i = 0; i < n; ++i) {
         const double d = avg[i];
-        const double mi = started_ ? o_.momentum * m[i] + d : d;
+        const double mi = o_.momentum * m[i] + d;  // m = d in the first round (m = 0)
         m[i] = static_cast<float>(mi);
         out[i] = static_cast<float>(x[i] + o_.learning_rate * mi);
       }
@@ -193,7 +189,6 @@ class ServerOptimizerStrategy final : public AggregationStrategy {
   const std::unique_ptr<AggregationStrategy> inner_;
   int round_ = 0;
   uint64_t floats_ = 0;
-  bool started_ = false;  // m_ (and v_) hold the state of an earlier round
   std::vector<float> m_, v_, out_;
 };
 

@@ -40,6 +40,7 @@
 #include "braid/aggregator/privacy_budget.h"
 #include "braid/aggregator/secagg_round.h"
 #include "braid/aggregator/strategy.h"
+#include "braid/aggregator/strategy_factory.h"
 #include "braid/aggregator/upload.h"
 #include "braid/core/audit_log.h"
 #include "braid/core/clock.h"
@@ -179,6 +180,10 @@ struct EngineStatus {
   std::vector<RoundRecord> history;
   PrivacyStatus privacy;
 };
+
+// What CreateStrategy (strategy_factory.h) needs of `options`: the strategy's
+// name and parameters, its spill directory, and the privacy settings.
+StrategyOptions StrategyOptionsOf(const EngineOptions& options);
 
 class RoundEngine {
  public:
